@@ -1,0 +1,105 @@
+"""loadmodule: find a module package by Kamailio name and keep the loaded set in order.
+
+Runs in: the master, at configuration load (and in tests). Only this file imports `modules.*`.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+from typing import Iterator, Optional
+
+from sipcore.errors import ModuleError
+from sipcore.mod import FuncExport, Module
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def module_name_from_spec(spec: str) -> str:
+    """`"tm.so"`, `"tm"`, `"/usr/lib/kamailio/modules/tm.so"` -> `"tm"`."""
+    base = os.path.basename(spec.strip())
+    if base.endswith(".so"):
+        base = base[:-3]
+    return base
+
+
+def import_module_decl(name: str) -> Module:
+    """Import `modules.<name>` and return its `mod` declaration, or raise ModuleError."""
+    if not _NAME_RE.match(name):
+        raise ModuleError(f"invalid module name \"{name}\"")
+    if importlib.util.find_spec(f"modules.{name}") is None:
+        raise ModuleError(f"module \"{name}\" not found (no modules/{name} package)")
+    pkg = importlib.import_module(f"modules.{name}")  # errors inside the module propagate
+    mod = getattr(pkg, "mod", None)
+    if not isinstance(mod, Module):
+        raise ModuleError(f"modules/{name} does not declare `mod = Module(...)`")
+    return mod
+
+
+def available_modules() -> list[str]:
+    import modules
+
+    base = os.path.dirname(modules.__file__)
+    return sorted(d for d in os.listdir(base)
+                  if os.path.isfile(os.path.join(base, d, "__init__.py")))
+
+
+class ModuleRegistry:
+    """The modules loaded by one configuration, in load order, plus the core function table."""
+
+    def __init__(self) -> None:
+        self._mods: dict[str, Module] = {}
+        from sipcore.core.funcs import core_module  # core functions: forward, setflag, ...
+
+        self.core: Module = core_module
+
+    def load(self, spec: str) -> Module:
+        name = module_name_from_spec(spec)
+        if name in self._mods:
+            return self._mods[name]
+        mod = import_module_decl(name)
+        mod.reset_params()
+        self._mods[name] = mod
+        return mod
+
+    def get(self, name: str) -> Optional[Module]:
+        return self._mods.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._mods
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._mods.values())
+
+    def names(self) -> list[str]:
+        return list(self._mods)
+
+    def match(self, pattern: str) -> list[Module]:
+        """modparam module names are regular expressions ("usrloc|registrar")."""
+        if pattern in self._mods:
+            return [self._mods[pattern]]
+        try:
+            rx = re.compile(f"^(?:{pattern})$")
+        except re.error:
+            return []
+        return [m for n, m in self._mods.items() if rx.match(n)]
+
+    def find_function(self, name: str) -> list[FuncExport]:
+        """Every overload of cfg function NAME: core first, then modules in load order."""
+        out = list(self.core.functions.get(name, ()))
+        for m in self._mods.values():
+            out.extend(m.functions.get(name, ()))
+        return out
+
+    def find_pv(self, name: str):
+        for m in self._mods.values():
+            if name in m.pvs:
+                return m.pvs[name]
+        return None
+
+    def find_transform(self, name: str):
+        for m in self._mods.values():
+            if name in m.transforms:
+                return m.transforms[name]
+        return None

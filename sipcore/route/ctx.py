@@ -1,0 +1,93 @@
+"""Per-message routing state: what the compiled routes, PVs and module functions work on.
+
+Runs in: SIP workers (and the timer process for failure routes later). One RouteCtx per
+received message and route run; it never lives in shm (tm copies what it needs).
+
+Kamailio keeps most of this on `struct sip_msg` (flags, new_uri, dst_uri, force_send_socket);
+we keep the parsed message immutable-plus-edit-list (`SipMsg`) and the routing state here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+from sipcore.mod.exports import RouteType
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sipcore.msg.msg import SipMsg
+    from sipcore.route.core_api import CoreApi
+
+
+@dataclass(slots=True)
+class RecvInfo:
+    """Where a message came from and on which local socket (Kamailio `receive_info`)."""
+
+    proto: str = "udp"          # udp | tcp | tls | ws | wss | sctp (lowercase)
+    src_ip: str = "127.0.0.1"
+    src_port: int = 5060
+    dst_ip: str = "127.0.0.1"
+    dst_port: int = 5060
+    af: int = 4                 # 4 or 6
+    conn_id: int = 0            # TCP/TLS connection id, 0 for UDP
+    sock: Any = None            # sipcore.net socket info of the receiving socket, when known
+
+
+@dataclass(slots=True)
+class Branch:
+    """An additional destination (dset): append_branch / lookup add these."""
+
+    uri: str
+    dst_uri: Optional[str] = None
+    path: Optional[str] = None
+    q: int = -1                 # -1 = Q_UNSPECIFIED, else 0..1000
+    bflags: int = 0
+    force_socket: Any = None
+    instance: Optional[str] = None
+    ruid: Optional[str] = None
+    location_ua: Optional[str] = None
+
+
+class ScriptExit(Exception):
+    """Raised by `exit`, `drop` and `return(0)` to stop the script (caught by the runner)."""
+
+    __slots__ = ("drop",)
+
+    def __init__(self, drop: bool = False) -> None:
+        self.drop = drop
+
+
+@dataclass(slots=True, eq=False)
+class RouteCtx:
+    """State of one message going through the routing script."""
+
+    msg: "SipMsg"
+    rcv: RecvInfo
+    core: "CoreApi"
+    route_type: RouteType = RouteType.REQUEST
+    flags: int = 0              # message flags ($mf), 0..31
+    sflags: int = 0             # script flags ($sf)
+    bflags: int = 0             # branch flags of branch 0 ($bf)
+    xflags: int = 0             # corex extended flags, 0..63
+    dst_uri: Optional[str] = None       # $du
+    branches: list[Branch] = field(default_factory=list)
+    force_socket: Any = None            # $fs / force_send_socket()
+    advertised_address: Optional[str] = None
+    advertised_port: Optional[int] = None
+    force_rport: bool = False           # force_rport(): add rport/received to Via on reply
+    local_rport: bool = False           # add_local_rport(): ;rport in our Via
+    reply_no_connect: bool = False
+    forward_no_connect: bool = False
+    reply_lumps: list[str] = field(default_factory=list)  # append_to_reply(): header lines
+    avps: Any = None                    # sipcore.pv.vars.AvpList, created on first use
+    xavps: Any = None                   # sipcore.pv.vars.XavpStore, created on first use
+    rc: int = 1                         # $rc / $retcode: last function or route return
+    dropped: bool = False
+    replied: bool = False               # a stateless reply was sent for this request
+    route_name: str = ""                # name of the current route block (for logs, $cfg(route))
+    cfg_line: int = 0                   # line of the statement being run ($cfg(line))
+    level: int = 0                      # route() recursion depth
+    branch_index: int = 0               # $T_branch_idx / branch_route
+    extra: dict[str, Any] = field(default_factory=dict)  # per-message data modules need
+
+    def isflagset(self, f: int) -> bool:
+        return bool(self.flags & (1 << f))
