@@ -1,0 +1,3 @@
+from sipcore.cli.server import main
+
+main()

@@ -1,0 +1,146 @@
+"""`pykam`: the server command line, with Kamailio's options.
+
+Runs in: the master process (before anything is forked).
+`pykam -c -f FILE [-A DEF[=VAL]]...` checks a configuration and exits 0 (valid) or 1 (errors
+printed as `file:line:col: message` with the offending line).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Optional
+
+import click
+
+from sipcore import KAMAILIO_COMPAT, __version__
+from sipcore import log as klog
+from sipcore.errors import ConfigError, ConfigErrors, ModuleError
+
+
+def parse_defines(items: tuple[str, ...]) -> dict[str, Optional[str]]:
+    """-A NAME, -A NAME=VALUE, -A 'NAME="str"' -> {NAME: VALUE or None}."""
+    out: dict[str, Optional[str]] = {}
+    for it in items:
+        name, eq, value = it.partition("=")
+        name = name.strip()
+        if not name:
+            raise click.BadParameter(f"bad define \"{it}\"", param_hint="-A")
+        out[name] = value if eq else None
+    return out
+
+
+def _load(cfg_file: str, defines: dict[str, Optional[str]]):
+    from sipcore.cfg import load_config
+
+    return load_config(cfg_file, defines=defines)
+
+
+def _print_errors(exc: Exception) -> None:
+    if isinstance(exc, (ConfigError, ConfigErrors)):
+        click.echo(exc.render(), err=True)
+    else:
+        click.echo(f"error: {exc}", err=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "cfg_file", default="etc/pykam.cfg", show_default=True,
+              help="Configuration file.")
+@click.option("-c", "check_only", is_flag=True, help="Check the configuration file and exit.")
+@click.option("-A", "defines", multiple=True, metavar="DEF[=VAL]",
+              help="Add a #!define (repeatable).")
+@click.option("-D", "no_daemon", count=True,
+              help="Do not daemonize (-DD also keeps the master in the foreground).")
+@click.option("-E", "log_stderr", is_flag=True, help="Log to stderr.")
+@click.option("-e", "log_color", is_flag=True, help="Colour the stderr log.")
+@click.option("-l", "listen", multiple=True, metavar="ADDRESS",
+              help="Listen on ADDRESS, e.g. udp:127.0.0.1:5060 (repeatable; replaces listen=).")
+@click.option("-n", "children", type=int, default=None, help="Number of children per socket.")
+@click.option("-m", "shm_mb", type=int, default=None, help="Shared memory size in MB.")
+@click.option("-P", "pidfile", default=None, help="Write the master PID to this file.")
+@click.option("-Y", "rundir", default=None, help="Runtime directory.")
+@click.option("-d", "debug_inc", count=True, help="Increase the debug level.")
+@click.option("-V", "show_version", is_flag=True, help="Print the version and exit.")
+@click.option("-v", "show_version2", is_flag=True, hidden=True)
+def main(cfg_file: str, check_only: bool, defines: tuple[str, ...], no_daemon: int,
+         log_stderr: bool, log_color: bool, listen: tuple[str, ...], children: Optional[int],
+         shm_mb: Optional[int], pidfile: Optional[str], rundir: Optional[str], debug_inc: int,
+         show_version: bool, show_version2: bool) -> None:
+    """PyKam SIP server (Kamailio-compatible)."""
+    if show_version or show_version2:
+        click.echo(f"version: pykam {__version__} (kamailio {KAMAILIO_COMPAT} compatible)")
+        return
+    klog.configure(to_stderr=True, color=log_color)
+    try:
+        cfg = _load(cfg_file, parse_defines(defines))
+    except (ConfigError, ConfigErrors, ModuleError) as exc:
+        _print_errors(exc)
+        if check_only:
+            click.echo(f"config file {cfg_file}: check failed", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot read {cfg_file}: {exc.strerror}", err=True)
+        sys.exit(1)
+    if check_only:
+        click.echo(f"config file {cfg_file} ok, exiting...", err=True)
+        return
+    sys.exit(run_server(cfg, listen, log_stderr, log_color, debug_inc, pidfile))
+
+
+def run_server(cfg, listen: tuple[str, ...], log_stderr: bool, log_color: bool,
+               debug_inc: int, pidfile: Optional[str]) -> int:
+    from sipcore.runtime import UdpCore, core_from_config, serve
+
+    pending = [m for m in cfg.modules if not m.implemented]
+    if pending:
+        for m in pending:
+            click.echo(f"error: module {m.name} is declared (its config surface checks) but not "
+                       f"implemented yet{': ' + m.pending_note if m.pending_note else ''}",
+                       err=True)
+        click.echo("the server cannot run this configuration; `pykam -c` checks it", err=True)
+        return 1
+    g = cfg.globals
+    klog.configure(debug=int(g.get("debug", 0) or 0) + debug_inc,
+                   to_stderr=bool(log_stderr or g.get("log_stderror")), color=log_color,
+                   facility=g.get("log_facility") or "LOG_DAEMON")
+    core = core_from_config(cfg, UdpCore, listen)
+    try:
+        core.bind(int(g.get("maxbuffer", 262144) or 262144))
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    for m in cfg.modules:
+        for hook in m.init_hooks:
+            hook(cfg)
+        for hook in m.child_init_hooks:
+            hook(1)
+    if pidfile:
+        with open(pidfile, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+    stopping = {"v": False}
+
+    def _stop(signo, frame):  # only flags; the loop notices within 0.5 s
+        stopping["v"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    for s in core.sockets:
+        klog.emit(klog.L_NOTICE, f"listening on {s}")
+    try:
+        serve(cfg, core, lambda: stopping["v"])
+    finally:
+        core.close()
+        for m in cfg.modules:
+            for hook in m.destroy_hooks:
+                hook(cfg)
+        if pidfile:
+            try:
+                os.unlink(pidfile)
+            except OSError:
+                pass
+    klog.emit(klog.L_NOTICE, "pykam stopped")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,92 @@
+"""receive_msg(): the single entry for every received SIP message (Kamailio receive.c).
+
+Runs in: SIP workers (UDP now; TCP readers later) and the in-process test harness.
+Parses, checks the mandatory headers, runs request_route / reply_route, and forwards replies
+that no module took statelessly by their Via. Bad input never escapes as an exception: it is
+answered with a 400 when a reply can be built, otherwise dropped and counted.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from sipcore import log as klog
+from sipcore import stats
+from sipcore.errors import ParseError
+from sipcore.mod.exports import RouteType
+from sipcore.route.ctx import RecvInfo, RouteCtx
+
+
+def _check_mandatory(msg: Any) -> None:
+    """Via, From, To, Call-ID and CSeq must be present and parse (RFC 3261 8.1.1)."""
+    if msg.via1 is None:
+        raise ParseError("missing Via header")
+    msg.from_
+    msg.to
+    if not msg.callid:
+        raise ParseError("missing Call-ID header")
+    cseq = msg.cseq
+    if msg.is_request and cseq.method != msg.method and msg.method != "ACK" \
+            and msg.method != "CANCEL":
+        raise ParseError("CSeq method does not match the request method")
+
+
+def _reject(cfg: Any, core: Any, msg: Any, rcv: RecvInfo, exc: ParseError) -> None:
+    """Answer a broken request with exc.status_hint when a reply can still be built."""
+    from sipcore.route.reply import send_stateless_reply
+
+    if msg is None or not msg.is_request or msg.method == "ACK":
+        return
+    try:
+        ctx = RouteCtx(msg=msg, rcv=rcv, core=core)
+        reason = "Bad Request" if exc.status_hint == 400 else "Bad Request"
+        send_stateless_reply(ctx, exc.status_hint, reason,
+                             extra_headers=(f"Warning: 399 pykam \"{_warn_text(exc.reason)}\"",))
+    except ParseError:
+        pass  # not even the Via stack is usable: nothing can be sent back
+
+
+def _warn_text(s: str) -> str:
+    return s.replace("\\", "").replace('"', "'")[:120]
+
+
+def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[RouteCtx]:
+    """Process one message; returns the RouteCtx it ran with (None when it was dropped early)."""
+    from sipcore.msg import parse_msg
+
+    stats.inc("core:rcv_msgs")
+    try:
+        msg = parse_msg(buf)
+    except ParseError as exc:
+        stats.inc("core:err_msgs")
+        stats.inc("core:drop_msgs")
+        klog.emit(klog.L_WARN, f"receive_msg: dropping unparsable message from "
+                  f"{rcv.src_ip}:{rcv.src_port}/{rcv.proto}: {exc.reason}")
+        return None
+    try:
+        _check_mandatory(msg)
+    except ParseError as exc:
+        stats.inc("core:err_msgs")
+        klog.emit(klog.L_WARN, f"receive_msg: bad message from {rcv.src_ip}:{rcv.src_port}/"
+                  f"{rcv.proto}: {exc.reason}")
+        _reject(cfg, core, msg, rcv, exc)
+        return None
+
+    ctx = RouteCtx(msg=msg, rcv=rcv, core=core)
+    if msg.is_request:
+        stats.inc("core:rcv_requests")
+        ctx.route_type = RouteType.REQUEST
+        cfg.run("request", None, ctx)
+        return ctx
+
+    stats.inc("core:rcv_replies")
+    ctx.route_type = RouteType.ONREPLY
+    if cfg.has_route("reply", None):
+        cfg.run("reply", None, ctx)
+        if ctx.dropped and msg.status < 300:
+            return ctx
+    # no transaction layer took it: relay statelessly by the Via stack (Kamailio core)
+    if not ctx.extra.get("reply_handled"):
+        from sipcore.forward import forward_reply
+
+        forward_reply(ctx)
+    return ctx

@@ -1,0 +1,58 @@
+"""Stateless local replies (what sl_send_reply and the core's 400s send).
+
+Runs in: SIP workers. Builds the reply from the request with sipcore.msg.builder, adds the
+headers queued by append_to_reply(), the Server header (server_signature/server_header) and
+sends it where RFC 3261 18.2.2 / RFC 3581 say (sipcore.forward.reply_dest).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from sipcore import stats
+from sipcore.route.ctx import RouteCtx
+
+DEFAULT_SERVER_HEADER = "Server: pykam (0.1.0 (python))"
+
+
+def server_header(ctx: RouteCtx) -> Optional[str]:
+    g = ctx.core.globals
+    if not g.get("server_signature", 1):
+        return None
+    return g.get("server_header") or DEFAULT_SERVER_HEADER
+
+
+def send_stateless_reply(ctx: RouteCtx, code: int, reason: str, *,
+                         extra_headers: Iterable[str] = (), body: bytes = b"",
+                         content_type: Optional[str] = None) -> bool:
+    """Build and send a reply to ctx.msg; False when it cannot be sent (or MSG is an ACK)."""
+    from sipcore.forward import reply_dest
+    from sipcore.msg.builder import build_reply, gen_to_tag
+
+    msg = ctx.msg
+    if not msg.is_request or msg.method == "ACK":
+        return False
+    to_tag = None
+    if code > 100 and not msg.to_tag:
+        to_tag = gen_to_tag(msg)
+    headers = list(extra_headers) + list(ctx.reply_lumps)
+    rcv = ctx.rcv
+    via = msg.via1
+    received = rcv.src_ip if via is not None and _needs_received(via.host, rcv.src_ip) else None
+    rport = rcv.src_port if via is not None and (via.rport is not None or ctx.force_rport) \
+        else None
+    buf = build_reply(msg, code, reason, to_tag=to_tag, extra_headers=headers, body=body,
+                      content_type=content_type, server_header=server_header(ctx),
+                      via_received=received, via_rport=rport)
+    ok = ctx.core.send(reply_dest(msg, rcv, ctx.force_rport), buf)
+    if ok:
+        ctx.replied = True
+        stats.inc("core:fwd_replies")
+    else:
+        stats.inc("core:err_replies")
+    return ok
+
+
+def _needs_received(via_host: str, src_ip: str) -> bool:
+    """RFC 3261 18.2.1: add received= when the sent-by host differs from the source IP."""
+    h = via_host[1:-1] if via_host.startswith("[") else via_host
+    return h.lower() != src_ip.lower()

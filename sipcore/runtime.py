@@ -1,0 +1,196 @@
+"""Runtime glue: listen sockets from the cfg, the socket-backed CoreApi, the UDP receive loop.
+
+Runs in: the server process. This is the single-process runtime of the first milestone: one
+process binds the UDP listen sockets and runs receive_msg() for every datagram. The prefork
+master (children per socket, timer and ctl processes, shm) replaces serve() in the runtime
+milestone without changing receive_msg() or the routes.
+"""
+from __future__ import annotations
+
+import re
+import selectors
+import socket
+from typing import Any, Callable, Iterable, Optional
+
+from sipcore import log as klog
+from sipcore.errors import ConfigError
+from sipcore.route.core_api import CoreApi, Dest, SocketInfo
+from sipcore.route.ctx import RecvInfo
+
+_LISTEN_RE = re.compile(
+    r"^(?:(?P<proto>udp|tcp|tls|sctp|ws|wss|any):)?"
+    r"(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]+)"
+    r"(?::(?P<port>\d+))?$", re.IGNORECASE)
+
+
+def parse_listen(spec: str, default_port: int = 5060) -> list[SocketInfo]:
+    """`udp:127.0.0.1:5060 advertise 1.2.3.4:5080` -> SocketInfo list ("any" gives udp+tcp)."""
+    parts = spec.split()
+    adv_host: Optional[str] = None
+    adv_port: Optional[int] = None
+    name = None
+    if "advertise" in parts:
+        i = parts.index("advertise")
+        if i + 1 >= len(parts):
+            raise ValueError(f"listen \"{spec}\": advertise needs an address")
+        a = parts[i + 1]
+        m = re.match(r"^(\[[^\]]+\]|[^:]+)(?::(\d+))?$", a)
+        if not m:
+            raise ValueError(f"listen \"{spec}\": bad advertise address \"{a}\"")
+        adv_host = m.group(1).strip("[]")
+        adv_port = int(m.group(2)) if m.group(2) else None
+    if "name" in parts:
+        i = parts.index("name")
+        if i + 1 < len(parts):
+            name = parts[i + 1].strip('"')
+    m = _LISTEN_RE.match(parts[0])
+    if not m:
+        raise ValueError(f"bad listen address \"{spec}\"")
+    proto = (m.group("proto") or "udp").lower()
+    host = m.group("host").strip("[]")
+    port = int(m.group("port")) if m.group("port") else (5061 if proto == "tls" else default_port)
+    if not 0 < port < 65536:
+        raise ValueError(f"listen \"{spec}\": port out of range")
+    protos = ["udp", "tcp"] if proto == "any" else [proto]
+    return [SocketInfo(p, host, port, adv_host, adv_port, name) for p in protos]
+
+
+def _as_specs(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [v if isinstance(v, str) else str(v) for v in value]
+    return [str(value)]
+
+
+def sockets_from_config(cfg: Any, extra_listen: Iterable[str] = ()) -> list[SocketInfo]:
+    """listen= globals (or -l options, which replace them, as in Kamailio)."""
+    g = cfg.globals
+    port = int(g.get("port", 5060) or 5060)
+    specs = list(extra_listen) or _as_specs(g.get("listen"))
+    out: list[SocketInfo] = []
+    for s in specs:
+        for si in (s if isinstance(s, list) else parse_listen(s, port)):
+            out.append(si)
+    if not out:
+        out.append(SocketInfo("udp", "127.0.0.1", port))
+    return out
+
+
+def aliases_from_config(cfg: Any) -> list[tuple[str, Optional[int], Optional[str]]]:
+    out = []
+    for a in _as_specs(cfg.globals.get("alias")):
+        a = a.strip().strip('"')
+        proto = None
+        m = re.match(r"^(udp|tcp|tls|sctp|ws|wss):(.*)$", a, re.IGNORECASE)
+        if m:
+            proto, a = m.group(1).lower(), m.group(2)
+        m2 = re.match(r"^(\[[^\]]+\]|[^:]+)(?::(\d+))?$", a)
+        if m2:
+            out.append((m2.group(1).strip("[]"), int(m2.group(2)) if m2.group(2) else None,
+                        proto))
+    return out
+
+
+def core_from_config(cfg: Any, cls: Callable[..., CoreApi] = CoreApi,
+                     extra_listen: Iterable[str] = ()) -> CoreApi:
+    core = cls(sockets=sockets_from_config(cfg, extra_listen))
+    core.aliases = aliases_from_config(cfg)
+    core.globals = dict(cfg.globals)
+    core.routes = cfg
+    return core
+
+
+class UdpCore(CoreApi):
+    """CoreApi over real UDP sockets bound by this process."""
+
+    def __init__(self, sockets: list[SocketInfo], **kw: Any) -> None:
+        super().__init__(sockets=sockets, **kw)
+        self.fds: dict[int, tuple[socket.socket, SocketInfo]] = {}
+
+    def bind(self, maxbuffer: int = 262144) -> None:
+        for si in self.sockets:
+            if si.proto != "udp":
+                klog.emit(klog.L_WARN, f"listen {si}: only UDP is served in this version; "
+                          "skipped")
+                continue
+            fam = socket.AF_INET6 if si.af == 6 else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_DGRAM)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, maxbuffer)
+            except OSError:
+                pass
+            try:
+                s.bind((si.ip, si.port))
+            except OSError as exc:
+                s.close()
+                raise ConfigError(f"cannot bind {si}: {exc.strerror}") from None
+            if si.port == 0:
+                si.port = s.getsockname()[1]
+            self.fds[s.fileno()] = (s, si)
+
+    def _sock_for(self, dest: Dest) -> Optional[socket.socket]:
+        want = dest.sock
+        fam6 = ":" in dest.ip
+        fallback = None
+        for s, si in self.fds.values():
+            if want is not None and si is want:
+                return s
+            if (si.af == 6) == fam6:
+                fallback = fallback or s
+        return fallback
+
+    def send(self, dest: Dest, data: bytes) -> bool:
+        if dest.proto != "udp":
+            klog.emit(klog.L_ERR, f"send to {dest.proto}:{dest.ip}:{dest.port}: transport not "
+                      "available in this version")
+            return False
+        s = self._sock_for(dest)
+        if s is None:
+            klog.emit(klog.L_ERR, f"no socket to send to {dest.ip}:{dest.port}")
+            return False
+        try:
+            s.sendto(data, (dest.ip, dest.port))
+            return True
+        except OSError as exc:
+            klog.emit(klog.L_ERR, f"sendto {dest.ip}:{dest.port} failed: {exc.strerror}")
+            return False
+
+    def close(self) -> None:
+        for s, _ in self.fds.values():
+            s.close()
+        self.fds.clear()
+
+
+def serve(cfg: Any, core: UdpCore, should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Receive loop: every datagram goes through receive_msg(); nothing escapes it."""
+    from sipcore.receive import receive_msg
+
+    sel = selectors.DefaultSelector()
+    for s, si in core.fds.values():
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, si)
+    bufsize = 65535
+    while not should_stop():
+        for key, _ in sel.select(timeout=0.5):
+            s: socket.socket = key.fileobj  # type: ignore[assignment]
+            si: SocketInfo = key.data
+            while True:
+                try:
+                    data, addr = s.recvfrom(bufsize)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    klog.emit(klog.L_ERR, f"recvfrom on {si}: {exc.strerror}")
+                    break
+                rcv = RecvInfo("udp", addr[0], addr[1], si.ip, si.port,
+                               6 if si.af == 6 else 4, 0, si)
+                try:
+                    receive_msg(cfg, core, data, rcv)
+                except Exception as exc:  # a bug in a route/module must not kill the worker
+                    klog.emit(klog.L_CRIT, f"BUG: unhandled {type(exc).__name__} while "
+                              f"processing a message from {addr[0]}:{addr[1]}: {exc}")
+                    import traceback
+
+                    klog.emit(klog.L_ERR, traceback.format_exc())
+    sel.close()
