@@ -1,0 +1,399 @@
+"""sl: stateless replies, their statistics, and filtering of ACKs to our own local replies.
+
+Runs in: SIP workers (functions, ACK filter). Shared state: the `sl:*` counters in
+`sipcore.stats` (process-local for now; the runtime moves them to shm without changing callers).
+
+Kamailio equivalent: modules/sl (sl.c, sl_funcs.c, sl_stats.c). Our replies get a to-tag from
+`sipcore.msg.builder.gen_to_tag()`, a hash of From-tag, Call-ID and top Via branch; an ACK for a
+non-2xx reply carries the same three values (RFC 3261 17.1.1.3), so recomputing the tag from the
+ACK and comparing it with its To-tag is the signature check (`SlApi.filter_ack`).
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from sipcore import log as klog
+from sipcore import stats
+from sipcore.mod import ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx
+from sipcore.mod import Module
+from sipcore.route.core_api import Dest
+from sipcore.route.ctx import RouteCtx
+
+from . import sl_stats
+
+mod = Module("sl", summary="Stateless replies, sl statistics and local-ACK filtering.")
+
+mod.param("default_code", int, 500, doc="Reply code used by sl_reply_error() when the last "
+          "internal error does not map to a SIP code.")
+mod.param("default_reason", str, "Internal Server Error",
+          doc="Reason phrase used with default_code.")
+mod.param("bind_tm", int, 1, doc="1: send_reply() replies statefully when tm registered a "
+          "stateful replier and a transaction exists; 0: always stateless.")
+mod.param("rich_redirect", int, 0,
+          validator=lambda v: _check_range("rich_redirect", v, 0, 3),
+          doc="For 3xx replies built from the destination set: 1 = add the branch flags as "
+          "';flags=N' Contact param, 2 = add the path as '?Route=' URI header; additive.")
+mod.param("event_callback_fl_ack", str, "",
+          doc="KEMI function run instead of event_route[sl:filtered-ack].")
+mod.param("event_callback_lres_sent", str, "",
+          doc="KEMI function run instead of event_route[sl:local-response].")
+
+mod.event_routes.extend(["sl:filtered-ack", "sl:local-response"])
+
+
+def _check_range(name: str, v: int, lo: int, hi: int) -> int:
+    if not lo <= v <= hi:
+        raise ValueError(f"sl parameter {name} must be between {lo} and {hi}, got {v}")
+    return v
+
+
+# ---- reply code / reason validation (fixups) -------------------------------------------------
+
+def check_code(code: int) -> Optional[str]:
+    """An error message when CODE cannot be a reply status, else None."""
+    if code < 100 or code > 699:
+        return f"invalid reply code {code} (must be 100..699)"
+    return None
+
+
+def _reply_dset_contacts(ctx: RouteCtx) -> Optional[str]:
+    """The 'Contact:' line for a 3xx reply: the rewritten R-URI plus every appended branch
+    (Kamailio print_dset()), or None when the destination set is empty."""
+    rich = mod.p.rich_redirect
+    items: list[str] = []
+    msg = ctx.msg
+    if msg.ruri != msg.orig_ruri or ctx.extra.get("ruri_is_new"):
+        items.append(_dset_item(msg.ruri, ctx.extra.get("ruri_q", -1), ctx.bflags,
+                                ctx.extra.get("ruri_path"), rich))
+    for b in ctx.branches:
+        items.append(_dset_item(b.uri, b.q, b.bflags, b.path, rich))
+    if not items:
+        return None
+    return "Contact: " + ", ".join(items)
+
+
+def _q_text(q: int) -> str:
+    if q >= 1000:
+        return "1"
+    return "0." + f"{q:03d}".rstrip("0") if q > 0 else "0"
+
+
+def _dset_item(uri: str, q: int, bflags: int, path: Optional[str], rich: int) -> str:
+    inner = uri
+    if rich & 2 and path:
+        from urllib.parse import quote
+
+        inner += "?Route=" + quote(path, safe="")
+    out = f"<{inner}>"
+    if q is not None and q >= 0:
+        out += ";q=" + _q_text(q)
+    if rich & 1:
+        out += f";flags={bflags}"
+    return out
+
+
+# ---- the reply path used by every sl function ------------------------------------------------
+
+def sl_reply(ctx: RouteCtx, code: int, reason: str, *, extra_headers: tuple[str, ...] = ()
+             ) -> int:
+    """Send a stateless reply to ctx.msg and count it. 1 on success, -1 on failure.
+
+    Adds the destination set as Contact for 3xx, and a body set by textops set_reply_body()
+    (kept in ctx.extra["reply_body"] as (bytes, content_type)).
+    """
+    from sipcore.route.reply import send_stateless_reply
+
+    msg = ctx.msg
+    if not msg.is_request or msg.method == "ACK":
+        # never reply to ACKs or to replies (Kamailio sl_reply_helper)
+        sl_stats.failure()
+        return -1
+    headers = list(extra_headers)
+    if 300 <= code < 400:
+        contact = _reply_dset_contacts(ctx)
+        if contact is not None:
+            headers.append(contact)
+    body, ctype = ctx.extra.get("reply_body", (b"", None))
+    if not send_stateless_reply(ctx, code, reason, extra_headers=headers, body=body,
+                                content_type=ctype):
+        sl_stats.failure()
+        return -1
+    sl_stats.sent(code)
+    return 1
+
+
+# ---- API for other modules (tm, sanity, siputils, the core pre-script hook) -------------------
+
+StatefulReplier = Callable[[RouteCtx, int, str], Optional[int]]
+
+
+@dataclass
+class SlApi:
+    """What other modules may use (Kamailio sl_api_t)."""
+
+    #: tm registers this: returns None when no transaction exists for ctx, else t_reply()'s rc.
+    stateful_replier: Optional[StatefulReplier] = None
+
+    def zreply(self, ctx: RouteCtx, code: int, reason: str) -> int:
+        return sl_reply(ctx, code, reason)
+
+    def freply(self, ctx: RouteCtx, code: int, reason: str) -> int:
+        """send_reply(): stateful when tm has a transaction for ctx, else stateless."""
+        return ki_send_reply(ctx, code, reason)
+
+    def filter_ack(self, ctx: RouteCtx) -> bool:
+        return filter_ack(ctx)
+
+    def stats(self) -> dict[str, int]:
+        return sl_stats.snapshot()
+
+
+api = SlApi()
+mod.provides_api(api)
+
+
+def filter_ack(ctx: RouteCtx) -> bool:
+    """Pre-script check (Kamailio sl_filter_ACK): True when ctx.msg is an ACK to a local
+    stateless reply; the caller then drops it. Counts `sl:received_ACKs`."""
+    from sipcore.msg.builder import gen_to_tag
+
+    msg = ctx.msg
+    if not msg.is_request or msg.method != "ACK":
+        return False
+    try:
+        tag = msg.to_tag
+        if not tag or tag != gen_to_tag(msg):
+            return False
+    except Exception as exc:  # noqa: BLE001 - a malformed ACK is simply not ours
+        klog.dbg(f"sl: ACK not checked for local to-tag: {exc}", ctx)
+        return False
+    sl_stats.filtered_ack()
+    klog.dbg("sl: local ACK found -> dropping it", ctx)
+    return True
+
+
+# ---- cfg functions ---------------------------------------------------------------------------
+
+@mod.function("sl_send_reply", args=(Fx.IGP, Fx.SPVE),
+              routes=REQUEST_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE)
+def ki_sl_send_reply(ctx: RouteCtx, code: int, reason: str) -> int:
+    """Send a stateless reply CODE REASON. 1 sent, -1 error (bad code, ACK, send failure)."""
+    err = check_code(code)
+    if err is not None:
+        klog.err(f"sl_send_reply: {err}", ctx)
+        return -1
+    return sl_reply(ctx, code, reason)
+
+
+@mod.function("send_reply", args=(Fx.IGP, Fx.SPVE),
+              routes=REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE | BRANCH_ROUTE)
+def ki_send_reply(ctx: RouteCtx, code: int, reason: str) -> int:
+    """Reply statefully if tm has a transaction for this request, else statelessly."""
+    err = check_code(code)
+    if err is not None:
+        klog.err(f"send_reply: {err}", ctx)
+        return -1
+    if mod.p.bind_tm and api.stateful_replier is not None:
+        rc = api.stateful_replier(ctx, code, reason)
+        if rc is not None:
+            return rc
+    if not ctx.msg.is_request:
+        klog.err("send_reply: no transaction and the message is not a request", ctx)
+        return -1
+    return sl_reply(ctx, code, reason)
+
+
+SEND_REPLY_NO_CONNECT = 1
+SEND_REPLY_CLOSE = 2
+
+
+@mod.function("send_reply_mode", args=(Fx.IGP, Fx.SPVE, Fx.IGP),
+              routes=REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE | BRANCH_ROUTE)
+def ki_send_reply_mode(ctx: RouteCtx, code: int, reason: str, mode: int) -> int:
+    """send_reply() with connection flags: 1 = do not open a new connection, 2 = close it
+    after sending (recorded in ctx for the TCP layer)."""
+    if mode & SEND_REPLY_NO_CONNECT:
+        ctx.reply_no_connect = True
+    if mode & SEND_REPLY_CLOSE:
+        ctx.extra["reply_close_conn"] = True
+    return ki_send_reply(ctx, code, reason)
+
+
+# err2reason_phrase() of Kamailio's core error.c: internal error -> (SIP code, text)
+_ERR_TEXT: dict[int, tuple[Optional[int], str]] = {
+    -477: (None, "Unfortunately error on sending to next hop occurred"),   # E_SEND
+    -478: (None, "Unresolvable destination"),                              # E_BAD_ADDRESS
+    -400: (None, "Bad Request"),                                           # E_BAD_REQ
+    -401: (400, "Regretfully, we were not able to process the URI"),      # E_BAD_URI
+    -9: (400, "Transaction tuple incomplete"),                             # E_BAD_TUPEL
+    -13: (400, "Bad To"),                                                  # E_BAD_TO
+    -11: (500, "Error in external logic"),                                 # E_EXEC
+    -12: (500, "Forking capacity exceeded"),                               # E_TOO_MANY_BRANCHES
+}
+
+
+def reply_for_error(err: object, default_code: int, default_reason: str) -> tuple[int, str]:
+    """Map ctx.extra["last_error"] to a reply: a (code, reason) pair is used as is; a
+    Kamailio E_* int is translated like err2reason_phrase(); anything else gives the default."""
+    if isinstance(err, tuple) and len(err) == 2 and isinstance(err[0], int):
+        code, reason = err
+        if 300 <= code <= 699:
+            return code, str(reason)
+        return default_code, default_reason
+    if isinstance(err, int) and err in _ERR_TEXT:
+        code, text = _ERR_TEXT[err]
+        code = code if code is not None else -err
+        return code, f"{text} ({-err}/SL)"
+    return default_code, default_reason
+
+
+@mod.function("sl_reply_error", args=(), routes=REQUEST_ROUTE)
+def ki_sl_reply_error(ctx: RouteCtx) -> int:
+    """Reply with the code/reason of the last internal error (or default_code/reason)."""
+    code, reason = reply_for_error(ctx.extra.get("last_error"), mod.p.default_code,
+                                   mod.p.default_reason)
+    return sl_reply(ctx, code, reason)
+
+
+def _status_line_span(buf: bytes) -> tuple[int, int]:
+    """Offsets of 'CODE REASON' in a reply's first line (after 'SIP/2.0 ')."""
+    eol = buf.find(b"\r\n")
+    if eol < 0:
+        eol = buf.find(b"\n")
+    sp = buf.find(b" ", 0, eol)
+    return sp + 1, eol
+
+
+def _forward_dest(ctx: RouteCtx) -> Optional[Dest]:
+    """Where a stateless proxy forwards a reply: the second Via (received/rport honoured)."""
+    via = ctx.msg.via2
+    if via is None:
+        return None
+    host = via.received or via.host
+    host = host[1:-1] if host.startswith("[") else host
+    port = via.port or 5060
+    if via.rport:
+        try:
+            port = int(via.rport)
+        except ValueError:
+            pass
+    try:
+        ip = str(ipaddress.ip_address(host))
+    except ValueError:
+        try:
+            ip = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0]
+        except OSError:
+            return None
+    proto = (via.transport or "udp").lower()
+    return Dest(proto, ip, port, ctx.core.choose_socket(proto, ip))
+
+
+def _without_top_via(ctx: RouteCtx) -> None:
+    """Record the removal of our own (top) Via value as an edit of ctx.msg."""
+    from sipcore.msg import HdrType
+
+    msg = ctx.msg
+    h = msg.header(HdrType.VIA)
+    if h is None:
+        return
+    vals = _split_top_level(msg.buf[h.value_start:h.value_end])
+    if len(vals) <= 1:
+        msg.remove_header(h)
+    else:
+        # drop "value1," and the blank after it, keeping the rest of the line
+        cut = h.value_start + vals[0]
+        end = cut + 1
+        while end < h.value_end and msg.buf[end:end + 1] in (b" ", b"\t"):
+            end += 1
+        msg.delete_range(h.value_start, end)
+
+
+def _split_top_level(value: bytes) -> list[int]:
+    """Offsets (relative) of the commas separating header values (quote and <> aware)."""
+    out: list[int] = []
+    quoted = False
+    angle = 0
+    i = 0
+    while i < len(value):
+        c = value[i:i + 1]
+        if quoted:
+            if c == b"\\":
+                i += 1
+            elif c == b'"':
+                quoted = False
+        elif c == b'"':
+            quoted = True
+        elif c == b"<":
+            angle += 1
+        elif c == b">":
+            angle = max(0, angle - 1)
+        elif c == b"," and angle == 0:
+            out.append(i)
+        i += 1
+    return out + [len(value)]
+
+
+def _forward_reply(ctx: RouteCtx, code: Optional[int], reason: Optional[str]) -> int:
+    msg = ctx.msg
+    if not msg.is_reply:
+        klog.err("sl_forward_reply: not a reply", ctx)
+        return -1
+    if code is not None:
+        if check_code(code) is not None or code // 100 != msg.status // 100:
+            klog.err(f"sl_forward_reply: code {code} is not in the class of {msg.status}", ctx)
+            return -1
+        start, end = _status_line_span(msg.buf)
+        msg.delete_range(start, end)
+        msg.insert_before(start, f"{code} {reason if reason else msg.reason}".encode())
+    dest = _forward_dest(ctx)
+    if dest is None:
+        klog.err("sl_forward_reply: no second Via to forward the reply to", ctx)
+        return -1
+    _without_top_via(ctx)
+    if not ctx.core.send(dest, msg.build()):
+        return -1
+    stats.inc("core:fwd_replies")
+    return 1
+
+
+@mod.function("sl_forward_reply", args=(), routes=ONREPLY_ROUTE)
+def ki_sl_forward_reply(ctx: RouteCtx) -> int:
+    """Forward the received reply statelessly to the address of its second Via."""
+    return _forward_reply(ctx, None, None)
+
+
+@mod.function("sl_forward_reply", args=(Fx.SPVE,), routes=ONREPLY_ROUTE)
+def ki_sl_forward_reply_code(ctx: RouteCtx, code: str) -> int:
+    """Forward the reply with its status code changed (same class)."""
+    try:
+        icode = int(code.strip())
+    except ValueError:
+        klog.err(f"sl_forward_reply: invalid code \"{code}\"", ctx)
+        return -1
+    return _forward_reply(ctx, icode, None)
+
+
+@mod.function("sl_forward_reply", args=(Fx.SPVE, Fx.SPVE), routes=ONREPLY_ROUTE)
+def ki_sl_forward_reply_code_reason(ctx: RouteCtx, code: str, reason: str) -> int:
+    """Forward the reply with its status code (same class) and reason changed."""
+    try:
+        icode = int(code.strip())
+    except ValueError:
+        klog.err(f"sl_forward_reply: invalid code \"{code}\"", ctx)
+        return -1
+    return _forward_reply(ctx, icode, reason)
+
+
+# ---- RPC -------------------------------------------------------------------------------------
+
+def rpc_stats(*_args: object) -> dict[str, int]:
+    """sl.stats: the reply counters of this module."""
+    return sl_stats.snapshot()
+
+
+mod.rpc("sl.stats", rpc_stats, doc="Counters of stateless replies sent by sl.")
+
+__all__ = ["mod", "api", "SlApi", "sl_reply", "filter_ack", "reply_for_error", "ANY_ROUTE"]

@@ -1,0 +1,382 @@
+"""Checker and compiler: globals, loadmodule/modparam, route tables, then code generation.
+
+Runs in: the master at configuration load (and `pykam -c`). It loads module *declarations*
+(no mod_init) and sets their parameters; CompiledConfig is what the workers run.
+
+Errors are collected across the whole pass (preprocessor, lexer, parser, checker) and raised
+together as ConfigErrors, sorted by position.
+"""
+from __future__ import annotations
+
+import linecache
+import logging
+from collections import deque
+from typing import Any, Callable, Optional
+
+from sipcore.cfg import ast as A
+from sipcore.cfg import globals as G
+from sipcore.cfg.codegen import CodeGen, RouteInfo
+from sipcore.cfg.pos import Pos
+from sipcore.errors import ConfigError, ConfigErrors, ModuleError
+from sipcore.mod.exports import RouteType
+from sipcore.route import runtime as RT
+from sipcore.route.ctx import RouteCtx, ScriptExit
+
+log = logging.getLogger("pykam.cfg")
+
+KINDS = ("request", "route", "failure", "branch", "onreply", "reply", "onsend", "event")
+
+_KIND_MASK = {
+    "request": RouteType.REQUEST, "route": RouteType.REQUEST, "failure": RouteType.FAILURE,
+    "branch": RouteType.BRANCH, "onreply": RouteType.ONREPLY, "reply": RouteType.ONREPLY,
+    "onsend": RouteType.ONSEND, "event": RouteType.EVENT,
+}
+
+
+def event_route_type(name: str) -> RouteType:
+    """ctx.route_type while running event_route[NAME]."""
+    if name == "tm:local-request":
+        return RouteType.LOCAL
+    if name.startswith("tm:branch-failure"):
+        return RouteType.BRANCH_FAILURE
+    return RouteType.EVENT
+
+
+def _runtime_namespace() -> dict[str, Any]:
+    ns: dict[str, Any] = {"ScriptExit": ScriptExit}
+    for name in ("to_int", "to_str", "plus", "eq", "idiv", "imod", "rx_search", "callv",
+                 "route_call", "route_dynamic", "ret_value", "while_runaway", "kw_uri",
+                 "kw_status", "kw_from_uri", "kw_to_uri", "kw_snd_ip", "kw_snd_port",
+                 "kw_to_ip", "kw_to_port", "kw_snd_proto", "kw_snd_af", "ip_in", "myself_uri",
+                 "myself_ip"):
+        ns[name] = getattr(RT, name)
+    ns["ROUTES"] = {}
+    return ns
+
+
+class CompiledConfig:
+    """A checked, compiled configuration: typed globals, loaded modules, route functions."""
+
+    def __init__(self, globals_: dict[str, Any], modules: Any, engine: str,
+                 routes: dict[str, dict[Optional[str], RouteInfo]], ns: dict[str, Any],
+                 flags: dict[str, int], cfg_vars: dict[str, tuple[Any, str]],
+                 defines: dict[str, Optional[str]], module_paths: list[str]) -> None:
+        self.globals = globals_
+        self.modules = modules
+        self.engine = engine
+        self.flags = flags                  # named flags (flags NAME:n declarations)
+        self.cfg_vars = cfg_vars            # "group.var" -> (value, desc)
+        self.defines = defines              # final #!define table
+        self.module_paths = module_paths    # loadpath / mpath values
+        self._routes = routes
+        self._ns = ns
+        self._entries: dict[tuple[str, Optional[str]], tuple[Callable[[RouteCtx], int],
+                                                             RouteType]] = {}
+        self._by_file: dict[str, RouteInfo] = {}
+        for kind, tbl in routes.items():
+            for name, ri in tbl.items():
+                self._entries[(kind, name)] = (ns[ri.pyname], ri.runtime_type)
+                self._by_file[ri.filename] = ri
+
+    @staticmethod
+    def _key(kind: str, name: Optional[str]) -> tuple[str, Optional[str]]:
+        if kind == "onreply" and name is None:
+            return "reply", None
+        if kind == "route" and name in (None, "0"):
+            return "request", None
+        if kind not in KINDS:
+            raise ValueError(f"unknown route kind \"{kind}\" (expected one of {', '.join(KINDS)})")
+        return kind, name
+
+    def has_route(self, kind: str, name: Optional[str] = None) -> bool:
+        return self._key(kind, name) in self._entries
+
+    def route_names(self, kind: str) -> list[Any]:
+        return list(self._routes.get(kind, {}))
+
+    def python_source(self, kind: str, name: Optional[str] = None) -> str:
+        k, n = self._key(kind, name)
+        return self._routes[k][n].source
+
+    def route_function(self, kind: str, name: Optional[str] = None
+                       ) -> Optional[Callable[[RouteCtx], int]]:
+        e = self._entries.get(self._key(kind, name))
+        return e[0] if e else None
+
+    def run(self, kind: str, name: Optional[str], ctx: RouteCtx) -> int:
+        """Run a route block on CTX: the block's return value, 0 after exit/drop/return(0).
+        A route the config does not define returns 1 (nothing to do)."""
+        entry = self._entries.get(self._key(kind, name))
+        if entry is None:
+            return 1
+        fn, rtype = entry
+        ctx.route_type = rtype
+        ctx.route_name = name or kind
+        try:
+            return fn(ctx)
+        except ScriptExit as e:
+            if e.drop:
+                ctx.dropped = True
+            return 0
+        except Exception as e:
+            pos = self.error_pos(e)
+            if pos is not None:
+                e.add_note(f"while running the configuration at {pos}")
+            raise
+
+    def cfg_pos(self, filename: str, lineno: int) -> Optional[Pos]:
+        """Map a line of generated code back to the cfg file:line:col it came from."""
+        ri = self._by_file.get(filename)
+        if ri is None or not 1 <= lineno <= len(ri.linemap):
+            return None
+        return ri.linemap[lineno - 1]
+
+    def error_pos(self, exc: BaseException) -> Optional[Pos]:
+        """The cfg position of the innermost generated-code frame in EXC's traceback."""
+        tb = exc.__traceback__
+        found: Optional[Pos] = None
+        while tb is not None:
+            p = self.cfg_pos(tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+            if p is not None:
+                found = p
+            tb = tb.tb_next
+        return found
+
+
+class Compiler:
+    def __init__(self, cfg: A.Config, registry: Any, errors: list[ConfigError],
+                 defines: dict[str, Optional[str]]) -> None:
+        self.cfg = cfg
+        self.registry = registry
+        self.errors = errors
+        self.defines = defines
+        self.gb = G.GlobalsBuilder()
+        self.engine = "native"
+        self.flags: dict[str, int] = {}
+        self.cfg_vars: dict[str, tuple[Any, str]] = {}
+        self.module_paths: list[str] = []
+        self.routes: dict[str, dict[Optional[str], RouteInfo]] = {k: {} for k in KINDS}
+        self._blocks: list[A.RouteBlock] = []
+        self._loaded_at: dict[str, Pos] = {}
+
+    def err(self, msg: str, pos: Pos) -> None:
+        self.errors.append(ConfigError(msg, pos))
+
+    def compile(self) -> CompiledConfig:
+        for item in self.cfg.items:
+            self.top_item(item)
+        self.check_depends()
+        self.build_route_table()
+        ns = _runtime_namespace()
+        gen = CodeGen(self.registry, self.routes, self.flags, self.gb.values, ns, self.errors)
+        for kind in KINDS:
+            for ri in self.routes[kind].values():
+                gen.gen_route(ri)
+        if self.errors:
+            raise_errors(self.errors)
+        for kind in KINDS:
+            for ri in self.routes[kind].values():
+                self._exec(ri, ns)
+        ns["ROUTES"].update({n: ns[ri.pyname] for n, ri in self.routes["route"].items()})
+        return CompiledConfig(self.gb.values, self.registry, self.engine, self.routes, ns,
+                              self.flags, self.cfg_vars, self.defines, self.module_paths)
+
+    @staticmethod
+    def _exec(ri: RouteInfo, ns: dict[str, Any]) -> None:
+        ri.filename = f"<cfg {ri.kind}[{ri.name or ''}] {ri.block.pos}>"
+        code = compile(ri.source, ri.filename, "exec")
+        lines = ri.source.splitlines(keepends=True)
+        linecache.cache[ri.filename] = (len(ri.source), None, lines, ri.filename)
+        exec(code, ns)  # noqa: S102 - our own generated route function
+
+    # ---- top-level items ----------------------------------------------------------------
+    def top_item(self, item: A.TopItem) -> None:
+        if isinstance(item, A.GlobalParam):
+            cp = G.lookup(item.name)
+            if cp is None:
+                self.err(f"unknown core parameter \"{item.name}\"", item.pos)
+                return
+            try:
+                self.gb.set(cp, item.value, item.is_string, item.extra)
+            except ValueError as e:
+                self.err(str(e), item.pos)
+        elif isinstance(item, A.CfgVar):
+            full = f"{item.group}.{item.name}"
+            cp = G.lookup(full)
+            if cp is not None:
+                try:
+                    self.gb.set(cp, item.value, isinstance(item.value, str))
+                except ValueError as e:
+                    self.err(str(e), item.pos)
+                return
+            if full in self.cfg_vars:
+                self.err(f"cfg variable \"{full}\" declared twice", item.pos)
+            self.cfg_vars[full] = (item.value, item.desc)
+        elif isinstance(item, A.FlagsDecl):
+            self.flags_decl(item)
+        elif isinstance(item, A.LoadPath):
+            self.module_paths.append(item.path)
+        elif isinstance(item, A.LoadModule):
+            try:
+                mod = self.registry.load(item.spec)
+            except ModuleError as e:
+                self.err(f"loadmodule \"{item.spec}\": {e}", item.pos)
+                return
+            self._loaded_at.setdefault(mod.name, item.pos)
+        elif isinstance(item, A.ModParam):
+            self.modparam(item)
+        elif isinstance(item, A.CfgEngine):
+            self.engine = item.name
+        elif isinstance(item, A.RouteBlock):
+            self._blocks.append(item)
+
+    def flags_decl(self, item: A.FlagsDecl) -> None:
+        used = set(self.flags.values())
+        for name, num, pos in item.flags:
+            if name in self.flags:
+                self.err(f"flag \"{name}\" declared twice", pos)
+                continue
+            if num is None:
+                num = next((i for i in range(32) if i not in used), -1)
+                if num < 0:
+                    self.err("no free flag left (0..31)", pos)
+                    continue
+            elif not 0 <= num <= 31:
+                self.err(f"flag number {num} out of range (0..31)", pos)
+                continue
+            elif num in used:
+                self.err(f"flag number {num} already used by another named flag", pos)
+                continue
+            self.flags[name] = num
+            used.add(num)
+
+    def modparam(self, item: A.ModParam) -> None:
+        mods = self.registry.match(item.module)
+        if not mods:
+            self.err(f"modparam: no loaded module matches \"{item.module}\" (missing "
+                     "loadmodule before modparam?)", item.pos)
+            return
+        having = [m for m in mods if item.param in m.params]
+        if not having:
+            names = ", ".join(m.name for m in mods)
+            self.err(f"modparam: unknown parameter \"{item.param}\" for module {names}",
+                     item.pos)
+            return
+        for m in having:
+            try:
+                m.set_param(item.param, item.value)
+            except (ValueError, TypeError) as e:
+                self.err(f"modparam(\"{m.name}\", \"{item.param}\"): {e}", item.value_pos)
+
+    def check_depends(self) -> None:
+        for mod in self.registry:
+            for dep in getattr(mod, "depends", ()):
+                if dep not in self.registry:
+                    pos = self._loaded_at.get(mod.name)
+                    if pos is not None:
+                        self.err(f"module \"{mod.name}\" needs loadmodule \"{dep}\"", pos)
+
+    # ---- routes -------------------------------------------------------------------------
+    def build_route_table(self) -> None:
+        counter = 0
+        for b in self._blocks:
+            tbl = self.routes[b.kind]
+            if b.name in tbl:
+                label = b.kind + (f"[{b.name}]" if b.name is not None else "")
+                self.err(f"route block {label} defined twice (first at "
+                         f"{tbl[b.name].block.pos})", b.pos)
+                continue
+            counter += 1
+            safe = "".join(ch if ch.isalnum() else "_" for ch in (b.name or ""))
+            pyname = f"r_{b.kind}_{safe}_{counter}" if b.name is not None else f"r_{b.kind}"
+            rtype = (event_route_type(b.name or "") if b.kind == "event"
+                     else _KIND_MASK[b.kind])
+            mask = _KIND_MASK[b.kind] | rtype
+            tbl[b.name] = RouteInfo(b.kind, b.name, b, pyname, mask, rtype)
+        self._propagate_masks()
+
+    def _propagate_masks(self) -> None:
+        """route[X] blocks: functions must be allowed in request_route (Kamailio parses them as
+        REQUEST_ROUTE) or in one of the route types that call X."""
+        subs = self.routes["route"]
+        callers: dict[str, RouteType] = {n: RouteType(0) for n in subs}
+        queue: deque[tuple[A.RouteBlock, RouteType]] = deque()
+        for kind, tbl in self.routes.items():
+            if kind != "route":
+                for ri in tbl.values():
+                    queue.append((ri.block, ri.mask))
+        seen: set[tuple[str, int]] = set()
+        while queue:
+            block, mask = queue.popleft()
+            for name in _called_routes(block.body):
+                sub = subs.get(name)
+                if sub is None or (name, int(mask)) in seen:
+                    continue
+                seen.add((name, int(mask)))
+                callers[name] |= mask
+                queue.append((sub.block, mask))
+        for name, ri in subs.items():
+            ri.mask = RouteType.REQUEST | callers[name]
+
+
+def _called_routes(body: tuple[A.Stmt, ...]) -> list[str]:
+    out: list[str] = []
+
+    def expr(e: Any) -> None:
+        if isinstance(e, A.RouteCall):
+            t = e.target
+            if isinstance(t, (A.Const, A.Word)):
+                out.append(str(t.value if isinstance(t, A.Const) else t.text))
+        elif isinstance(e, A.Unary):
+            expr(e.operand)
+        elif isinstance(e, A.Binary):
+            expr(e.left)
+            expr(e.right)
+        elif isinstance(e, (A.Call, A.Builtin)):
+            for a in e.args:
+                expr(a)
+
+    def stmts(ss: tuple[A.Stmt, ...]) -> None:
+        for s in ss:
+            if isinstance(s, A.CallStmt):
+                expr(s.call)
+            elif isinstance(s, A.Assign):
+                expr(s.value)
+            elif isinstance(s, A.If):
+                expr(s.cond)
+                stmts(s.then)
+                stmts(s.orelse or ())
+            elif isinstance(s, A.While):
+                expr(s.cond)
+                stmts(s.body)
+            elif isinstance(s, A.Switch):
+                expr(s.expr)
+                for c in s.cases:
+                    stmts(c.body)
+            elif isinstance(s, (A.Return, A.Exit, A.Drop)) and s.value is not None:
+                expr(s.value)
+
+    stmts(body)
+    return out
+
+
+def raise_errors(errors: list[ConfigError]) -> None:
+    seen: set[tuple[str, str]] = set()
+    uniq: list[ConfigError] = []
+    for e in errors:
+        key = (str(e.pos), e.message)
+        if key not in seen:
+            seen.add(key)
+            uniq.append(e)
+    files: dict[str, int] = {}
+    for e in uniq:
+        if e.pos is not None:
+            files.setdefault(e.pos.file, len(files))
+
+    def order(e: ConfigError) -> tuple[int, int, int]:
+        if e.pos is None:
+            return (-1, 0, 0)
+        return (files[e.pos.file], e.pos.line, e.pos.col)
+
+    uniq.sort(key=order)
+    raise ConfigErrors(uniq)

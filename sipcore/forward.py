@@ -1,0 +1,413 @@
+"""Stateless forwarding (Kamailio forward.c + the Via parts of msg_translator.c).
+
+Runs in: SIP workers. Shared state: none (sockets and aliases are read through CoreApi; the
+forwarded/error counters go through sipcore.stats).
+
+* `forward_request(ctx, ...)`: the core `forward()` family. Destination = the given host, else
+  `$du`, else the R-URI (transport param, maddr, sips -> TLS, default ports 5060/5061). Our Via
+  goes on top with a stateless branch (RFC 3261 16.11); the sender's Via gets `received=` and
+  `rport=` (RFC 3261 18.2.1, RFC 3581); the script's edits (lumps) are applied once.
+* `forward_reply(ctx)`: a reply that is not ours to absorb: our Via is removed and the reply
+  goes to the next Via (received/rport/maddr/sent-by, Kamailio update_sock_struct_from_via).
+* `reply_dest(msg, rcv)`: where a reply to a request we received goes (RFC 3261 18.2.2,
+  RFC 3581), as Kamailio's sl/tm do with the default `reply_to_via=0`.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+from sipcore import log, stats
+from sipcore.core import errcodes as E
+from sipcore.errors import ParseError
+from sipcore.route.core_api import Dest, SocketInfo
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sipcore.msg import SipMsg
+    from sipcore.route.ctx import RecvInfo, RouteCtx
+
+SIP_PORT = 5060
+SIPS_PORT = 5061
+_RELIABLE = frozenset({"tcp", "tls", "ws", "wss", "sctp"})
+_KNOWN_PROTOS = frozenset({"udp", "tcp", "tls", "sctp", "ws", "wss"})
+
+
+def default_port(proto: str, secure: bool = False) -> int:
+    """Port used when a URI or Via has none: 5061 for sips:/TLS/WSS, 5060 otherwise."""
+    return SIPS_PORT if secure or proto in ("tls", "wss") else SIP_PORT
+
+
+def reply_dest(msg: "SipMsg", rcv: "RecvInfo", force_rport: bool = False) -> Dest:
+    """Destination of a reply to request MSG received as RCV.
+
+    Reliable transports answer on the same connection (RFC 3261 18.2.2). Over UDP the reply
+    goes to the source IP (the `received` address of RFC 3261 18.2.2: a Via whose sent-by
+    equals the source IP has no received= and the two are the same), and to the source port
+    when the top Via carries `;rport` (RFC 3581 section 4) or `force_rport()` was called, else
+    to the sent-by port (default 5060, 5061 for TLS). Like Kamailio with reply_to_via=0, a
+    `maddr` in the top Via is not honoured for replies to received requests.
+    """
+    proto = rcv.proto
+    if proto in _RELIABLE:
+        return Dest(proto, rcv.src_ip, rcv.src_port, rcv.sock, rcv.conn_id)
+    via = msg.via1
+    if via is None:
+        port = rcv.src_port
+    elif force_rport or via.rport is not None:
+        port = rcv.src_port
+    else:
+        port = via.port or default_port(proto)
+    return Dest(proto, rcv.src_ip, port, rcv.sock, rcv.conn_id)
+
+
+# ---- destinations ---------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class NextHop:
+    """A destination before name resolution."""
+
+    host: str                   # without IPv6 brackets
+    port: Optional[int]         # None: not given (default port / SRV decide)
+    proto: Optional[str]        # None: not given (NAPTR would decide; UDP otherwise)
+    secure: bool = False        # sips: URI
+
+
+class ForwardError(Exception):
+    """A destination or socket problem; `code` is the Kamailio error code for $rc."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def strip_brackets(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(strip_brackets(host))
+    except ValueError:
+        return False
+    return True
+
+
+def same_ip(a: str, b: str) -> bool:
+    """True if A and B are the same IP address (text forms may differ, e.g. IPv6 zeros)."""
+    try:
+        return ipaddress.ip_address(strip_brackets(a)) == ipaddress.ip_address(strip_brackets(b))
+    except ValueError:
+        return False
+
+
+def uri_next_hop(uri_text: str) -> NextHop:
+    """Next hop named by a SIP URI: maddr, else host; port; transport param; sips."""
+    from sipcore.msg import parse_uri
+
+    try:
+        uri = parse_uri(uri_text)
+    except ParseError as exc:
+        raise ForwardError(E.E_BAD_URI, f"bad URI \"{uri_text}\": {exc}") from None
+    scheme = (uri.scheme or "sip").lower()
+    if scheme not in ("sip", "sips"):
+        raise ForwardError(E.E_BAD_URI, f"cannot forward to a {scheme}: URI")
+    secure = scheme == "sips"
+    transport = (uri.transport or "").lower() or None
+    if transport is not None and transport not in _KNOWN_PROTOS:
+        raise ForwardError(E.E_BAD_URI, f"unsupported transport \"{transport}\" in {uri_text}")
+    if secure and transport == "udp":
+        raise ForwardError(E.E_BAD_URI, f"secure URI with transport=udp: {uri_text}")
+    if secure and transport in (None, "tcp"):
+        transport = "tls"
+    maddr = uri.param("maddr")
+    host = maddr if maddr else uri.host
+    if not host:
+        raise ForwardError(E.E_BAD_URI, f"no host in URI {uri_text}")
+    return NextHop(strip_brackets(host), uri.port, transport, secure)
+
+
+def resolve(hop: NextHop) -> tuple[str, int, str]:
+    """(ip, port, proto) of HOP. Numeric hosts are used as they are; names via getaddrinfo.
+
+    RFC 3263 NAPTR/SRV selection belongs here (a name without port/transport); until the DNS
+    resolver exists, names resolve with A/AAAA and the default port of the transport.
+    """
+    proto = hop.proto or ("tls" if hop.secure else "udp")
+    port = hop.port or default_port(proto, hop.secure)
+    host = hop.host
+    if is_ip(host):
+        return str(ipaddress.ip_address(host)), port, proto
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ForwardError(E.E_BAD_ADDRESS, f"cannot resolve \"{host}\": {exc}") from None
+    v4 = [i for i in infos if i[0] == socket.AF_INET]
+    chosen = (v4 or infos)[0]
+    return str(chosen[4][0]), port, proto
+
+
+def choose_send_socket(ctx: "RouteCtx", proto: str, ip: str) -> SocketInfo:
+    """Outgoing socket: the forced one (same address, matching proto) or CoreApi's choice.
+
+    Kamailio get_send_socket2(): a forced socket of another protocol is swapped for the
+    listen socket with the same address and the wanted protocol; if there is none the forced
+    socket is ignored with a warning.
+    """
+    forced: Optional[SocketInfo] = ctx.force_socket
+    if forced is not None:
+        if forced.proto == proto:
+            return forced
+        for s in ctx.core.sockets:
+            if s.proto == proto and same_ip(s.ip, forced.ip) and s.port == forced.port:
+                return s
+        for s in ctx.core.sockets:
+            if s.proto == proto and same_ip(s.ip, forced.ip):
+                return s
+        log.warn(f"protocol mismatch: forced socket {forced}, destination {proto}:{ip}", ctx)
+    sock = ctx.core.choose_socket(proto, ip)
+    if sock is None:
+        raise ForwardError(E.E_NO_SOCKET, f"no {proto} socket to send to {ip}")
+    return sock
+
+
+# ---- Via handling ---------------------------------------------------------------------------
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def via_sent_by(ctx: "RouteCtx", sock: SocketInfo) -> tuple[str, int]:
+    """Host and port for our Via: set_advertised_* > global advertised_* > socket advertise."""
+    host = ctx.advertised_address or ctx.core.get_global("advertised_address") or None
+    port = ctx.advertised_port or ctx.core.get_global("advertised_port") or None
+    return (_bracket(host) if host else sock.via_host(),
+            int(port) if port else sock.via_port())
+
+
+def build_via_value(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) -> str:
+    host, port = via_sent_by(ctx, sock)
+    value = f"SIP/2.0/{proto.upper()} {host}:{port};branch={branch}"
+    if ctx.local_rport:
+        value += ";rport"
+    if ctx.extra.get("via_add_srvid"):      # corex via_add_srvid(1)
+        value += f";srvid={int(ctx.core.get_global('server_id', 0) or 0)}"
+    return value
+
+
+def _via1_value_span(msg: "SipMsg") -> tuple[object, int, int]:
+    """(header, start, end) of the first Via *value* in msg.buf (end before any comma/LWS)."""
+    from sipcore.msg import HdrType
+
+    h = msg.header(HdrType.VIA)
+    if h is None:
+        raise ForwardError(E.E_BAD_VIA, "no Via header")
+    buf = msg.buf
+    i, end, quoted = h.value_start, h.value_end, False
+    while i < end:
+        c = buf[i]
+        if quoted and c == 0x5C:            # backslash escape inside a quoted string
+            i += 2
+            continue
+        if c == 0x22:
+            quoted = not quoted
+        elif c == 0x2C and not quoted:      # ',' ends the first value
+            break
+        i += 1
+    vend = i
+    while vend > h.value_start and buf[vend - 1] in b" \t\r\n":
+        vend -= 1
+    return h, h.value_start, vend
+
+
+def _param_spans(buf: bytes, start: int, end: int) -> list[tuple[str, int, int]]:
+    """(lowercase name, start, end) of each ";name[=value]" of a Via value in buf[start:end]
+    (start of the ';' to the end of the value), quotes respected."""
+    out: list[tuple[str, int, int]] = []
+    i, quoted, cur = start, False, -1
+    while i < end:
+        c = buf[i]
+        if quoted and c == 0x5C:
+            i += 2
+            continue
+        if c == 0x22:
+            quoted = not quoted
+        elif c == 0x3B and not quoted:      # ';'
+            if cur >= 0:
+                out.append((_pname(buf, cur, i), cur, i))
+            cur = i
+        i += 1
+    if cur >= 0:
+        out.append((_pname(buf, cur, end), cur, end))
+    return out
+
+
+def _pname(buf: bytes, s: int, e: int) -> str:
+    return buf[s + 1:e].split(b"=", 1)[0].strip().decode("latin-1").lower()
+
+
+def add_via1_received_rport(ctx: "RouteCtx") -> None:
+    """RFC 3261 18.2.1 / RFC 3581 on the request's top Via, as Kamailio does when forwarding:
+    received=<src ip> when the sent-by host is not the source IP (or received= was already
+    there: it is rewritten); rport=<src port> when the Via had ;rport or force_rport() ran.
+    The old received/rport params are deleted and the new ones appended after the others."""
+    msg, rcv = ctx.msg, ctx.rcv
+    if ctx.extra.get("via1_rcv_params_added"):
+        return          # already edited for an earlier forward of this message
+    via = msg.via1
+    if via is None:
+        raise ForwardError(E.E_BAD_VIA, "no Via header")
+    add_received = via.received is not None or not same_ip(via.host, rcv.src_ip)
+    add_rport = ctx.force_rport or via.rport is not None
+    if not (add_received or add_rport):
+        return
+    _h, vstart, vend = _via1_value_span(msg)
+    spans = _param_spans(msg.buf, vstart, vend)
+    for name, s, e in spans:
+        if (name == "received" and add_received) or (name == "rport" and add_rport):
+            msg.delete_range(s, e)
+    extra = ""
+    if add_received:
+        extra += f";received={rcv.src_ip}"
+    if add_rport:
+        extra += f";rport={rcv.src_port}"
+    msg.insert_before(vend, extra.encode("ascii"))
+    ctx.extra["via1_rcv_params_added"] = True
+
+
+# ---- requests -------------------------------------------------------------------------------
+
+def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[int] = None,
+                    proto: Optional[str] = None, uri_port: bool = True) -> int:
+    """Forward ctx.msg statelessly; 1 on success, a negative Kamailio error code otherwise.
+
+    HOST None: next hop from $du if set, else from the R-URI (with its port when URI_PORT,
+    else the default port), PORT overriding the port. PROTO forces the transport.
+    """
+    from sipcore.msg.builder import build_request, make_branch
+
+    msg = ctx.msg
+    try:
+        if host is None:
+            target = ctx.dst_uri or msg.ruri
+            hop = uri_next_hop(target)
+            if not uri_port:
+                hop.port = None
+        else:
+            hop = NextHop(strip_brackets(host), None, None)
+        if port is not None:
+            hop.port = port
+        if proto is not None:
+            if hop.secure and proto == "udp":
+                raise ForwardError(E.E_BAD_URI, "secure URI forwarded over UDP")
+            hop.proto = proto
+        ip, dport, dproto = resolve(hop)
+        sock = choose_send_socket(ctx, dproto, ip)
+        add_via1_received_rport(ctx)
+        branch = make_branch(msg)
+        buf = build_request(msg, via=build_via_value(ctx, sock, dproto, branch))
+        mtu = int(ctx.core.get_global("udp_mtu", 0) or 0)
+        try_proto = ctx.extra.get("udp_mtu_try_proto") or ctx.core.get_global("udp_mtu_try_proto")
+        if dproto == "udp" and mtu and len(buf) > mtu and try_proto and try_proto != "udp":
+            # Kamailio forward_request(): too big for UDP, rebuild for the fallback transport
+            dproto = str(try_proto).lower()
+            sock = choose_send_socket(ctx, dproto, ip)
+            buf = build_request(msg, via=build_via_value(ctx, sock, dproto, branch))
+    except ForwardError as exc:
+        log.err(f"forward: {exc.reason}", ctx)
+        stats.inc("core:err_requests")
+        return exc.code
+    except ParseError as exc:
+        log.err(f"forward: cannot build request: {exc}", ctx)
+        stats.inc("core:err_requests")
+        return E.E_BAD_REQ
+    if not ctx.core.send(Dest(dproto, ip, dport, sock), buf):
+        log.err(f"forward: send to {dproto}:{_bracket(ip)}:{dport} failed", ctx)
+        stats.inc("core:err_requests")
+        return E.E_SEND
+    stats.inc("core:fwd_requests")
+    return 1
+
+
+# ---- replies --------------------------------------------------------------------------------
+
+def via_reply_hop(via: object) -> NextHop:
+    """Kamailio update_sock_struct_from_via() for a Via below ours: rport value, then maddr,
+    received or the sent-by host; port from rport, else the Via port, else the default."""
+    rport = _port_value(getattr(via, "rport", None))
+    maddr = getattr(via, "maddr", None)
+    received = getattr(via, "received", None)
+    if maddr:
+        host = maddr
+    elif received:
+        host = received
+    else:
+        host = via.host  # type: ignore[attr-defined]
+    port = rport or via.port or None  # type: ignore[attr-defined]
+    return NextHop(strip_brackets(host), port, (via.transport or "udp").lower())  # type: ignore[attr-defined]
+
+
+def remove_via1(msg: "SipMsg") -> None:
+    """Delete our Via: the whole header line if it holds one value, else value and comma."""
+    h, vstart, vend = _via1_value_span(msg)
+    buf = msg.buf
+    if vend >= h.value_end or buf[vend:h.value_end].strip() == b"":  # type: ignore[attr-defined]
+        msg.remove_header(h)
+        return
+    i = vend
+    while i < h.value_end and buf[i] in b" \t\r\n":  # type: ignore[attr-defined]
+        i += 1
+    if i < h.value_end and buf[i] == 0x2C:  # type: ignore[attr-defined]
+        i += 1
+    while i < h.value_end and buf[i] in b" \t\r\n":  # type: ignore[attr-defined]
+        i += 1
+    msg.delete_range(vstart, i)
+
+
+def forward_reply(ctx: "RouteCtx") -> int:
+    """Forward a received reply statelessly to the next Via; 1 or a negative error code."""
+    msg = ctx.msg
+    via1 = msg.via1
+    if via1 is None:
+        log.err("forward_reply: reply without Via", ctx)
+        stats.inc("core:err_replies")
+        return E.E_BAD_VIA
+    v1proto = (via1.transport or "udp").lower()
+    if not ctx.core.is_myself(via1.host, via1.port or default_port(v1proto), v1proto):
+        log.err(f"forward_reply: host in first Via is not me: {via1.host}:{via1.port or ''} "
+                "- reply dropped", ctx)
+        ctx.dropped = True
+        stats.inc("core:drop_replies")
+        return E.E_BAD_VIA
+    via2 = msg.via2
+    if via2 is None:
+        log.dbg("reply cannot be forwarded - no 2nd Via", ctx)
+        stats.inc("core:drop_replies")
+        return E.E_BAD_VIA
+    try:
+        ip, port, proto = resolve(via_reply_hop(via2))
+        sock = choose_send_socket(ctx, proto, ip)
+        remove_via1(msg)
+        buf = msg.build()
+    except ForwardError as exc:
+        log.err(f"forward_reply: {exc.reason}", ctx)
+        stats.inc("core:err_replies")
+        return exc.code
+    if not ctx.core.send(Dest(proto, ip, port, sock), buf):
+        log.err(f"forward_reply: send to {proto}:{_bracket(ip)}:{port} failed", ctx)
+        stats.inc("core:err_replies")
+        return E.E_SEND
+    stats.inc("core:fwd_replies")
+    return 1
+
+
+def _port_value(value: Optional[str]) -> Optional[int]:
+    if not value:
+        return None
+    try:
+        port = int(value)
+    except ValueError:
+        return None
+    return port if 0 < port < 65536 else None

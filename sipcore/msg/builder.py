@@ -1,0 +1,111 @@
+"""Builders: replies from requests, forwarded requests, stateless branches and to-tags.
+
+Runs in: SIP workers (sl_send_reply, t_reply, forward, t_relay), the timer process (local
+replies/CANCELs it builds on timeout), tests. Touches no shared state.
+Header lines from the request are copied byte for byte (never re-serialized); only the lines we
+add are rendered here.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from sipcore.msg import scandefs as sd
+from sipcore.msg.headers import HdrType
+from sipcore.msg.msg import METHOD_INVITE, METHOD_REFER, METHOD_SUBSCRIBE, SipMsg
+
+DEFAULT_SERVER_HEADER = "Server: pykam"
+# RFC 3261 12.1.1 (INVITE), RFC 6665 4.1.2.2 (SUBSCRIBE), RFC 3515 (REFER: implicit subscription)
+_DIALOG_CREATING = METHOD_INVITE | METHOD_SUBSCRIBE | METHOD_REFER
+_CRLF = b"\r\n"
+
+
+def _text_line(text: str) -> bytes:
+    b = text.encode("utf-8", "surrogateescape").rstrip(b"\r\n")
+    if b":" not in b or b"\n" in b or b"\r" in b:
+        raise ValueError(f"not a single header line: {text!r}")
+    return b + _CRLF
+
+
+def gen_to_tag(msg: SipMsg) -> str:
+    """Stateless to-tag: a hash of From-tag, Call-ID, CSeq number and top Via branch.
+
+    Stable for retransmissions of the same request (same inputs), different per request.
+    """
+    return msg.hash_key()
+
+
+def make_branch(msg: SipMsg) -> str:
+    """Stateless branch for forwarding (RFC 3261 16.11): derived from the request so that a
+    retransmission, and the CANCEL of the request (same top branch, same CSeq number), get the
+    same branch. Starts with the magic cookie "z9hG4bK"."""
+    h = hashlib.md5(("sl\x00" + msg.hash_key() + "\x00" + msg.orig_ruri).encode(
+        "utf-8", "surrogateescape")).hexdigest()
+    return "z9hG4bK" + h[:24] + ".0"
+
+
+def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = None,
+                extra_headers: list[str] | tuple[str, ...] = (), body: bytes = b"",
+                content_type: str | None = None,
+                server_header: str | None = DEFAULT_SERVER_HEADER) -> bytes:
+    """Build a reply to `req` (RFC 3261 8.2.6): Via stack, From, To (+tag), Call-ID, CSeq
+    copied from the request as received; Record-Route copied for 101-299 replies to
+    dialog-creating requests (RFC 3261 12.1.1); extra headers; Content-Length."""
+    if not req.is_request:
+        raise ValueError("build_reply needs a request")
+    if not 100 <= code <= 699:
+        raise ValueError(f"bad status code {code}")
+    if any(c in reason for c in "\r\n"):
+        raise ValueError("reason phrase with CR/LF")
+    buf = req.buf
+    out = [b"SIP/2.0 %d " % code + reason.encode("utf-8") + _CRLF]
+    copy_rr = 100 < code < 300 and bool(req.method_id & _DIALOG_CREATING)
+    for h in req.headers:
+        t = h.type
+        if t == HdrType.VIA or t == HdrType.FROM or t == HdrType.CALLID or t == HdrType.CSEQ:
+            out.append(buf[h.start : h.end])
+        elif t == HdrType.TO:
+            if code > 100 and req.to.tag is None:
+                tag = to_tag if to_tag is not None else gen_to_tag(req)
+                out.append(buf[h.start : h.value_end] + b";tag=" + tag.encode()
+                           + buf[h.value_end : h.end])
+            else:
+                out.append(buf[h.start : h.end])
+        elif t == HdrType.RECORDROUTE and copy_rr:
+            out.append(buf[h.start : h.end])
+    for line in extra_headers:
+        out.append(_text_line(line))
+    if server_header:
+        out.append(_text_line(server_header))
+    if content_type is not None:
+        out.append(_text_line("Content-Type: " + content_type))
+    out.append(b"Content-Length: %d\r\n\r\n" % len(body))
+    out.append(body)
+    return b"".join(out)
+
+
+def build_request(msg: SipMsg, *, via: str | None, extra_headers: list[str] | tuple[str, ...] = (),
+                  decrement_max_forwards: bool = False) -> bytes:
+    """The request with its edits applied and `via` (a Via value, or a whole "Via: ..." line)
+    prepended as the first header; extra_headers appended after the last header.
+    decrement_max_forwards: rewrite Max-Forwards to value-1 (or add "Max-Forwards: 70" when
+    absent, RFC 3261 16.6 step 3) - the caller checks for 0 before forwarding."""
+    if not msg.is_request:
+        raise ValueError("build_request needs a request")
+    sc = msg._sc  # noqa: SLF001 - builder is part of the message layer
+    extra: list[tuple[int, int, int, int, bytes]] = []
+    seq = -(1 << 40)
+    if via is not None:
+        line = via if via.split(":", 1)[0].strip().lower() in ("via", "v") and ":" in via \
+            else "Via: " + via
+        extra.append((sc[sd.S_FL_END], 0, seq, sc[sd.S_FL_END], _text_line(line)))
+    for i, line in enumerate(extra_headers):
+        extra.append((sc[sd.S_HDR_END], 0, (1 << 39) + i, sc[sd.S_HDR_END], _text_line(line)))
+    if decrement_max_forwards:
+        mf = msg.header(HdrType.MAXFORWARDS)
+        if mf is None:
+            extra.append((sc[sd.S_HDR_END], 0, 1 << 38, sc[sd.S_HDR_END],
+                          b"Max-Forwards: 70\r\n"))
+        else:
+            value = msg.max_forwards or 0
+            extra.append((mf.value_start, 1, seq, mf.value_end, b"%d" % max(value - 1, 0)))
+    return msg.build(extra)

@@ -1,0 +1,127 @@
+"""Integration fixtures: a real pykam process on a free 127.0.0.1 port, and a tiny SIP UA.
+
+Every process started here is stopped (SIGTERM, then SIGKILL) and reaped by PID on teardown.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_udp_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class UA:
+    """A UDP SIP endpoint on 127.0.0.1 for tests: send raw messages, receive with a timeout."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, data: bytes | str, port: int, host: str = "127.0.0.1") -> None:
+        if isinstance(data, str):
+            data = data.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        self.sock.sendto(data, (host, port))
+
+    def recv(self, timeout: float = 3.0) -> Optional[bytes]:
+        self.sock.settimeout(timeout)
+        try:
+            data, _ = self.sock.recvfrom(65535)
+            return data
+        except socket.timeout:
+            return None
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def options(ua: UA, server_port: int, ruri: Optional[str] = None, extra: str = "") -> str:
+    cid = uuid.uuid4().hex
+    ruri = ruri or f"sip:127.0.0.1:{server_port}"
+    return (f"OPTIONS {ruri} SIP/2.0\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{ua.port};branch=z9hG4bK{cid[:10]};rport\n"
+            f"Max-Forwards: 70\n"
+            f"From: <sip:tester@127.0.0.1>;tag={cid[:6]}\n"
+            f"To: <sip:127.0.0.1>\n"
+            f"Call-ID: {cid}\n"
+            f"CSeq: 1 OPTIONS\n"
+            f"{extra}"
+            f"Content-Length: 0\n\n")
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def _pykam_cmd() -> list[str]:
+    return [sys.executable, "-m", "sipcore"]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator:
+    """start_server(cfg_text_with_{port}) -> Server, ready to answer OPTIONS."""
+    started: list[Server] = []
+
+    def _start(cfg_text: str, ready_check: bool = True) -> Server:
+        port = free_udp_port()
+        cfg = tmp_path / f"pykam-{port}.cfg"
+        cfg.write_text(cfg_text.replace("{port}", str(port)))
+        log_path = tmp_path / f"pykam-{port}.log"
+        logf = open(log_path, "wb")
+        proc = subprocess.Popen(_pykam_cmd() + ["-DD", "-E", "-f", str(cfg)], cwd=ROOT,
+                                stdout=logf, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        srv = Server(proc, port, log_path)
+        started.append(srv)
+        if ready_check:
+            ua = UA()
+            try:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline:
+                    if proc.poll() is not None:
+                        raise AssertionError(f"pykam exited with {proc.returncode}:\n{srv.log()}")
+                    ua.send(options(ua, port), port)
+                    if ua.recv(0.3) is not None:
+                        break
+                else:
+                    raise AssertionError(f"pykam did not answer on {port}:\n{srv.log()}")
+            finally:
+                ua.close()
+        return srv
+
+    yield _start
+    for srv in started:
+        if srv.proc.poll() is None:
+            srv.proc.send_signal(signal.SIGTERM)
+            try:
+                srv.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                srv.proc.kill()
+                srv.proc.wait(5)
