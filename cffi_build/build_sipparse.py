@@ -137,5 +137,12 @@ if __name__ == "__main__":
     built = make_builder(ROOT + os.sep).compile(tmpdir=os.path.join(ROOT, "build", "cffi"),
                                                 verbose=True)
     dest = os.path.join("sipcore", os.path.basename(built))
+    # an older build under another ABI tag (e.g. _csipparse.abi3.so from `pip install -e .`)
+    # would be imported instead of, or beside, this one: remove it
+    for name in os.listdir("sipcore"):
+        if name.startswith("_csipparse.") and name.endswith((".so", ".pyd")) and \
+                name != os.path.basename(built):
+            os.remove(os.path.join("sipcore", name))
+            print("removed stale", os.path.join("sipcore", name))
     shutil.copy2(built, dest)
     print("installed", dest)

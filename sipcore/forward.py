@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Optional
 
 from sipcore import log, stats
 from sipcore.core import errcodes as E
-from sipcore.errors import ParseError
+from sipcore.core import sendlumps
+from sipcore.errors import ParseError, PykamError
 from sipcore.route.core_api import Dest, SocketInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sipcore.msg import SipMsg
+    from sipcore.msg import Header, SipMsg, Via
     from sipcore.route.ctx import RecvInfo, RouteCtx
 
 SIP_PORT = 5060
@@ -74,7 +75,7 @@ class NextHop:
     secure: bool = False        # sips: URI
 
 
-class ForwardError(Exception):
+class ForwardError(PykamError):
     """A destination or socket problem; `code` is the Kamailio error code for $rc."""
 
     def __init__(self, code: int, reason: str) -> None:
@@ -170,6 +171,8 @@ def choose_send_socket(ctx: "RouteCtx", proto: str, ip: str) -> SocketInfo:
     sock = ctx.core.choose_socket(proto, ip)
     if sock is None:
         raise ForwardError(E.E_NO_SOCKET, f"no {proto} socket to send to {ip}")
+    if is_ip(ip) and sock.af != (6 if ":" in ip else 4):
+        raise ForwardError(E.E_NO_SOCKET, f"no {proto} socket of the address family of {ip}")
     return sock
 
 
@@ -197,7 +200,7 @@ def build_via_value(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) 
     return value
 
 
-def _via1_value_span(msg: "SipMsg") -> tuple[object, int, int]:
+def _via1_value_span(msg: "SipMsg") -> tuple["Header", int, int]:
     """(header, start, end) of the first Via *value* in msg.buf (end before any comma/LWS)."""
     from sipcore.msg import HdrType
 
@@ -277,6 +280,29 @@ def add_via1_received_rport(ctx: "RouteCtx") -> None:
     ctx.extra["via1_rcv_params_added"] = True
 
 
+def build_forwarded(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) -> bytes:
+    """The request as it leaves by SOCK: send-time lines (Record-Route), our Via, the
+    message's edits. The send-time lines are rendered for this socket and not stored."""
+    from sipcore.msg.builder import build_request
+
+    msg = ctx.msg
+    via = build_via_value(ctx, sock, proto, branch)
+    top = sendlumps.render(ctx, sock)
+    if not top:
+        return build_request(msg, via=via)
+    pos = msg.headers[0].start
+    ops = [(pos, 0, -(1 << 42) + i, pos, _crlf_line(line)) for i, line in enumerate(top)]
+    ops.append((pos, 0, -(1 << 41), pos, _crlf_line("Via: " + via)))
+    return msg.build(ops)
+
+
+def _crlf_line(text: str) -> bytes:
+    b = text.encode("utf-8", "surrogateescape").rstrip(b"\r\n")
+    if b"\r" in b or b"\n" in b:
+        raise ParseError(f"header line with CR/LF: {text!r}")
+    return b + b"\r\n"
+
+
 # ---- requests -------------------------------------------------------------------------------
 
 def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[int] = None,
@@ -286,7 +312,7 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
     HOST None: next hop from $du if set, else from the R-URI (with its port when URI_PORT,
     else the default port), PORT overriding the port. PROTO forces the transport.
     """
-    from sipcore.msg.builder import build_request, make_branch
+    from sipcore.msg.builder import make_branch
 
     msg = ctx.msg
     try:
@@ -307,20 +333,21 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
         sock = choose_send_socket(ctx, dproto, ip)
         add_via1_received_rport(ctx)
         branch = make_branch(msg)
-        buf = build_request(msg, via=build_via_value(ctx, sock, dproto, branch))
+        buf = build_forwarded(ctx, sock, dproto, branch)
         mtu = int(ctx.core.get_global("udp_mtu", 0) or 0)
-        try_proto = ctx.extra.get("udp_mtu_try_proto") or ctx.core.get_global("udp_mtu_try_proto")
+        try_proto = (ctx.extra.get("udp_mtu_try_proto")
+                     or ctx.core.get_global("udp_mtu_try_proto"))
         if dproto == "udp" and mtu and len(buf) > mtu and try_proto and try_proto != "udp":
             # Kamailio forward_request(): too big for UDP, rebuild for the fallback transport
             dproto = str(try_proto).lower()
             sock = choose_send_socket(ctx, dproto, ip)
-            buf = build_request(msg, via=build_via_value(ctx, sock, dproto, branch))
+            buf = build_forwarded(ctx, sock, dproto, branch)
     except ForwardError as exc:
         log.err(f"forward: {exc.reason}", ctx)
         stats.inc("core:err_requests")
         return exc.code
-    except ParseError as exc:
-        log.err(f"forward: cannot build request: {exc}", ctx)
+    except (ParseError, ValueError) as exc:
+        log.err(f"forward: cannot build the request: {exc}", ctx)
         stats.inc("core:err_requests")
         return E.E_BAD_REQ
     if not ctx.core.send(Dest(dproto, ip, dport, sock), buf):
@@ -333,35 +360,27 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
 
 # ---- replies --------------------------------------------------------------------------------
 
-def via_reply_hop(via: object) -> NextHop:
-    """Kamailio update_sock_struct_from_via() for a Via below ours: rport value, then maddr,
-    received or the sent-by host; port from rport, else the Via port, else the default."""
-    rport = _port_value(getattr(via, "rport", None))
-    maddr = getattr(via, "maddr", None)
-    received = getattr(via, "received", None)
-    if maddr:
-        host = maddr
-    elif received:
-        host = received
-    else:
-        host = via.host  # type: ignore[attr-defined]
-    port = rport or via.port or None  # type: ignore[attr-defined]
-    return NextHop(strip_brackets(host), port, (via.transport or "udp").lower())  # type: ignore[attr-defined]
+def via_reply_hop(via: "Via") -> NextHop:
+    """Kamailio update_sock_struct_from_via() for a Via below ours: host from maddr, else
+    received, else the sent-by host; port from rport=, else the Via port, else the default."""
+    host = via.maddr or via.received or via.host
+    port = _port_value(via.rport) or via.port or None
+    return NextHop(strip_brackets(host), port, (via.transport or "udp").lower())
 
 
 def remove_via1(msg: "SipMsg") -> None:
     """Delete our Via: the whole header line if it holds one value, else value and comma."""
     h, vstart, vend = _via1_value_span(msg)
     buf = msg.buf
-    if vend >= h.value_end or buf[vend:h.value_end].strip() == b"":  # type: ignore[attr-defined]
+    if buf[vend:h.value_end].strip() == b"":
         msg.remove_header(h)
         return
     i = vend
-    while i < h.value_end and buf[i] in b" \t\r\n":  # type: ignore[attr-defined]
+    while i < h.value_end and buf[i] in b" \t\r\n":
         i += 1
-    if i < h.value_end and buf[i] == 0x2C:  # type: ignore[attr-defined]
+    if i < h.value_end and buf[i] == 0x2C:          # the comma after our value
         i += 1
-    while i < h.value_end and buf[i] in b" \t\r\n":  # type: ignore[attr-defined]
+    while i < h.value_end and buf[i] in b" \t\r\n":
         i += 1
     msg.delete_range(vstart, i)
 

@@ -7,7 +7,7 @@
  * sp_scan() mirrors sipcore/msg/pyparser.py rule for rule (same checks in the same order, same
  * error codes and offsets); tests run the corpus and a mutation fuzzer through both.
  * After a successful scan it fills the "hot" slots (From/To tag, top Via branch, CSeq, Contact
- * URI) when those headers are in their common, simple form; anything unusual is left at -1 and
+ * URI, Call-ID) when those headers are in their common, simple form; anything unusual is left at -1 and
  * the Python parsers handle it, so the hot slots never disagree with the Python parsers.
  */
 #include "sipparse.h"
@@ -140,26 +140,45 @@ static int has_scheme(const unsigned char *b, size_t i, size_t e)
     return i < e && b[i] == ':';
 }
 
-/* name-addr / addr-spec with params, value [s, e) not folded, printable ASCII only, no '"' */
+/* name-addr / addr-spec with params, value [s, e) not folded. The display name may be a
+ * quoted-string (any bytes, quoted-pairs); everything after it must be printable ASCII
+ * without '"' (a quoted parameter value defers to Python). */
 static int hot_nameaddr(const unsigned char *b, size_t s, size_t e, int32_t *tag_s,
                         int32_t *tag_e, int32_t *uri_s, int32_t *uri_e)
 {
-    size_t i, lt = e;
-    for (i = s; i < e; i++) {
-        unsigned char c = b[i];
-        if (c < 0x20 || c >= 0x7f || c == '"')
-            return 0;
-        if (c == '<' && lt == e)
-            lt = i;
-    }
-    i = skip_ws(b, s, e);
+    size_t i = skip_ws(b, s, e), rest, lt = e;
+    int quoted = 0;
     if (i >= e)
         return 0;
-    if (lt < e) {
-        /* display tokens before '<' */
-        for (size_t k = i; k < lt; k++)
-            if (!TOK(b[k]) && !IS_WS(b[k]))
+    if (b[i] == '"') {
+        size_t j = i + 1;
+        for (;;) {
+            if (j >= e)
                 return 0;
+            if (b[j] == '"')
+                break;
+            j += (b[j] == '\\') ? 2 : 1;
+        }
+        lt = skip_ws(b, j + 1, e);
+        if (lt >= e || b[lt] != '<')
+            return 0;
+        quoted = 1;
+        rest = lt;
+    } else {
+        rest = i;
+    }
+    for (size_t k = rest; k < e; k++) {
+        unsigned char c = b[k];
+        if (c < 0x20 || c >= 0x7f || c == '"')
+            return 0;
+        if (!quoted && c == '<' && lt == e)
+            lt = k;
+    }
+    if (lt < e) {
+        if (!quoted) /* display tokens before '<' */
+            for (size_t k = i; k < lt; k++)
+                if (!TOK(b[k]) && !IS_WS(b[k]))
+                    return 0;
         size_t gt = lt + 1;
         while (gt < e && b[gt] != '>')
             gt++;
@@ -352,6 +371,12 @@ static void fill_hot(const unsigned char *b, int32_t *out, int32_t nh)
             out[SP_S_CSEQ_M_S] = ts;
             out[SP_S_CSEQ_M_E] = te;
         }
+    }
+    if (first[SP_HDR_CALLID] < 0) {
+        out[SP_S_CALLID_S] = out[SP_S_CALLID_E] = -2;
+    } else if (!HDR(first[SP_HDR_CALLID])[SP_H_FOLDED]) {
+        out[SP_S_CALLID_S] = HDR(first[SP_HDR_CALLID])[SP_H_VS];
+        out[SP_S_CALLID_E] = HDR(first[SP_HDR_CALLID])[SP_H_VE];
     }
     if (ncontact == 0) {
         out[SP_S_CONTACT_S] = out[SP_S_CONTACT_E] = -2;

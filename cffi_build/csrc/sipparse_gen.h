@@ -24,6 +24,8 @@
 #define SP_S_BODY 13
 #define SP_S_BRANCH_E 22
 #define SP_S_BRANCH_S 21
+#define SP_S_CALLID_E 29
+#define SP_S_CALLID_S 28
 #define SP_S_CLEN 15
 #define SP_S_CONTACT_E 27
 #define SP_S_CONTACT_S 26

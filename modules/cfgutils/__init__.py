@@ -281,16 +281,17 @@ def _routes(ctx: RouteCtx) -> Any:
 @mod.function("check_route_exists", args=(Fx.SPVE,))
 def ki_check_route_exists(ctx: RouteCtx, name: str) -> int:
     """1 if request route block `route[NAME]` exists, else -1."""
-    return 1 if _routes(ctx).has_route(name) else -1
+    return 1 if _routes(ctx).has_route("route", name) else -1
 
 
 @mod.function("route_if_exists", args=(Fx.SPVE,))
 def ki_route_if_exists(ctx: RouteCtx, name: str) -> int:
-    """Run `route[NAME]` if it exists: its return code (0 after exit), else -1."""
-    routes = _routes(ctx)
-    if not routes.has_route(name):
+    """Run `route[NAME]` if it exists, as route(NAME) would: its return code (an `exit` in it
+    stops the script), else -1."""
+    fn = _routes(ctx).route_function("route", name)
+    if fn is None:
         return -1
-    return routes.run_route(name, ctx)
+    return fn(ctx)
 
 
 # ---- RPC ----------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from typing import Any, Optional
 
 from sipcore import log as klog
 from sipcore.core.sockets import find_socket, find_socket_by_name, parse_socket_spec
-from sipcore.errors import ParseError, RpcFault
-from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore.errors import RpcFault
+from sipcore.mod import FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module
 from sipcore.route.core_api import Dest
 from sipcore.route.ctx import Branch, RouteCtx
 

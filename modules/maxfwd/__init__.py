@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Optional
 
 from sipcore import log as klog
-from sipcore.mod import Custom, Fx, Module, REQUEST_ROUTE
+from sipcore.mod import Custom, Module, REQUEST_ROUTE
 from sipcore.route.ctx import RouteCtx
 
 mod = Module("maxfwd", summary="Max-Forwards header processing.")

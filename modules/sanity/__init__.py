@@ -4,8 +4,8 @@ Proxy-Require, URIs, digest credentials, duplicate tags, first Via).
 Runs in: SIP workers. Shared state: none (the pending reply of a failed check, for
 sanity_reply() with noreply=1, is kept in the message's RouteCtx).
 Kamailio equivalent: modules/sanity. Return codes as Kamailio's w_sanity_check(): 1 passed;
-on failure 0 (stop the script) with autodrop=1, else -1. A failed check replies (via a
-stateless reply) unless noreply=1 or the message is an ACK or a reply.
+on failure 0 (stop the script) with autodrop=1, else -1. A failed check replies through sl's
+API unless noreply=1 or the message is an ACK or a reply.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any, Callable, Optional
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
-from sipcore.mod import ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore.mod import ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module, bind_api
 from sipcore.route.ctx import RouteCtx
 
-mod = Module("sanity", summary="Sanity checks of received requests.")
+mod = Module("sanity", summary="Sanity checks of received requests.", depends=("sl",))
 
 # check bits (msg_checks)
 RURI_SIP_VERSION = 1
@@ -228,8 +228,11 @@ def _digest_only(msg: Any) -> Optional[str]:
     from sipcore.msg import HdrType
 
     for t in (HdrType.AUTHORIZATION, HdrType.PROXYAUTH):
-        if msg.header(t) is None:
+        hs = msg.header_all(t)
+        if not hs:
             continue
+        if any(h.value.split(None, 1)[0].lower() != "digest" for h in hs if h.value):
+            return NOT_APPLICABLE          # Kamailio parse_credentials() == 1: not digest
         try:
             creds = msg.auth_credentials(t)
         except ParseError:
@@ -307,10 +310,30 @@ def run_checks(msg: Any, msg_checks: int, uri_checks: int) -> None:
         check_duptags(msg)
 
 
+#: sl's API, bound in mod_init (Kamailio sanity binds the SL API too)
+_sl: Any = None
+
+
+@mod.on_init
+def mod_init(cfg: Any) -> None:
+    """Master: bind sl (loaded, as `depends` makes sure)."""
+    global _sl
+    _sl = bind_api(cfg.modules, "sl", "sanity")
+
+
 def _send(ctx: RouteCtx, code: int, reason: str, headers: tuple[str, ...]) -> bool:
+    """Reply through sl (counted in sl's statistics). Extra headers go to the reply lumps as
+    Kamailio's add_lump_rpl() does. Without mod_init (unit tests) the core reply path is used."""
+    ctx.reply_lumps.extend(headers)
+    if _sl is not None:
+        return _sl.zreply(ctx, code, reason) > 0
     from sipcore.route.reply import send_stateless_reply
 
-    return send_stateless_reply(ctx, code, reason, extra_headers=headers)
+    try:
+        return send_stateless_reply(ctx, code, reason)
+    except ParseError as exc:       # the request is too broken to build a reply to it
+        klog.warn(f"sanity: cannot build the {code} reply: {exc}", ctx)
+        return False
 
 
 def _can_reply(ctx: RouteCtx) -> bool:

@@ -2,8 +2,7 @@
 encodings, RPID, GRUU, P-Charging-Vector.
 
 Runs in: SIP workers (functions, $pcv) and the master (fixups, parameter checks).
-Shared state: none. Kamailio equivalent: modules/siputils. Local replies go through
-sipcore.route.reply (as sl does).
+Shared state: none. Kamailio equivalent: modules/siputils. Local replies go through sl's API.
 """
 from __future__ import annotations
 
@@ -16,13 +15,23 @@ from typing import Any, Optional
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import (ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, LOCAL_ROUTE, ONREPLY_ROUTE,
-                         REQUEST_ROUTE, Custom, Fx, Module)
+                         REQUEST_ROUTE, Custom, Fx, Module, bind_api)
 from sipcore.route.ctx import RouteCtx
 
 from . import contact_enc
 
 mod = Module("siputils", summary="SIP helpers: options_reply, URI/number checks, contact "
-             "encoding, RPID, GRUU, P-Charging-Vector.")
+             "encoding, RPID, GRUU, P-Charging-Vector.", depends=("sl",))
+
+#: sl's API, bound in mod_init (options_reply() answers through it, as Kamailio's siputils)
+_sl: Any = None
+
+
+@mod.on_init
+def mod_init(cfg: Any) -> None:
+    """Master: bind sl (loaded, as `depends` makes sure)."""
+    global _sl
+    _sl = bind_api(cfg.modules, "sl", "siputils")
 
 
 def _sep(v: str) -> str:
@@ -53,9 +62,14 @@ RO = REQUEST_ROUTE | ONREPLY_ROUTE
 
 
 def _reply(ctx: RouteCtx, code: int, reason: str, headers: list[str]) -> int:
+    """send_reply() through sl (stateful when tm has a transaction); HEADERS go to the reply
+    lumps like Kamailio's add_lump_rpl(). Without mod_init (unit tests) the core path is used."""
+    ctx.reply_lumps.extend(headers)
+    if _sl is not None:
+        return _sl.freply(ctx, code, reason)
     from sipcore.route.reply import send_stateless_reply
 
-    return 1 if send_stateless_reply(ctx, code, reason, extra_headers=headers) else -1
+    return 1 if send_stateless_reply(ctx, code, reason) else -1
 
 
 # ---- OPTIONS ---------------------------------------------------------------------------------
@@ -165,7 +179,15 @@ def _rebuild_ruri(ctx: RouteCtx, change: Any) -> int:
     parts = UriParts.from_uri(u)
     if change(parts) is False:
         return -1
-    ctx.msg.set_ruri(parts.text())
+    return _set_ruri(ctx, parts.text())
+
+
+def _set_ruri(ctx: RouteCtx, uri: str) -> int:
+    try:
+        ctx.msg.set_ruri(uri)
+    except ValueError as exc:
+        klog.err(f"siputils: cannot set the R-URI to {uri!r}: {exc}", ctx)
+        return -1
     return 1
 
 
@@ -374,7 +396,11 @@ def _append_rpid(ctx: RouteCtx, prefix: str, suffix: str) -> int:
     if rpid is None:
         klog.dbg("append_rpid_hf: no RPID value", ctx)
         return -1
-    ctx.msg.add_header(f"Remote-Party-ID: {prefix}{rpid}{suffix}")
+    try:
+        ctx.msg.add_header(f"Remote-Party-ID: {prefix}{rpid}{suffix}")
+    except ValueError as exc:
+        klog.err(f"append_rpid_hf: {exc}", ctx)
+        return -1
     return 1
 
 
@@ -610,8 +636,7 @@ def ki_decode_contact(ctx: RouteCtx) -> int:
         return -1
     if new is None:
         return -1
-    msg.set_ruri(new)
-    return 1
+    return _set_ruri(ctx, new)
 
 
 @mod.function("decode_contact_header", args=(), routes=RO)
@@ -646,8 +671,7 @@ def _decode_ruri(ctx: RouteCtx, pname: str) -> int:
         return -1
     if not new:
         return -1
-    msg.set_ruri(new)
-    return 1
+    return _set_ruri(ctx, new)
 
 
 @mod.function("contact_param_decode_uri", args=(Fx.SPVE,), routes=REQUEST_ROUTE)

@@ -4,9 +4,10 @@ Runs in: SIP workers (functions, ACK filter). Shared state: the `sl:*` counters 
 `sipcore.stats` (process-local for now; the runtime moves them to shm without changing callers).
 
 Kamailio equivalent: modules/sl (sl.c, sl_funcs.c, sl_stats.c). Our replies get a to-tag from
-`sipcore.msg.builder.gen_to_tag()`, a hash of From-tag, Call-ID and top Via branch; an ACK for a
-non-2xx reply carries the same three values (RFC 3261 17.1.1.3), so recomputing the tag from the
-ACK and comparing it with its To-tag is the signature check (`SlApi.filter_ack`).
+`sipcore.msg.builder.gen_to_tag()`, a hash of Call-ID, CSeq number, From-tag and top Via
+branch; an ACK for a non-2xx reply carries the same values (RFC 3261 17.1.1.3), so recomputing
+the tag from the ACK and comparing it with its To-tag is the signature check
+(`SlApi.filter_ack`).
 """
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from typing import Callable, Optional
 
 from sipcore import log as klog
 from sipcore import stats
-from sipcore.mod import ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx
-from sipcore.mod import Module
+from sipcore.errors import ParseError
+from sipcore.forward import default_port
+from sipcore.mod import (BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx,
+                         Module)
 from sipcore.route.core_api import Dest
 from sipcore.route.ctx import RouteCtx
 
@@ -50,7 +53,7 @@ def _check_range(name: str, v: int, lo: int, hi: int) -> int:
     return v
 
 
-# ---- reply code / reason validation (fixups) -------------------------------------------------
+# ---- reply code validation -------------------------------------------------------------------
 
 def check_code(code: int) -> Optional[str]:
     """An error message when CODE cannot be a reply status, else None."""
@@ -59,15 +62,32 @@ def check_code(code: int) -> Optional[str]:
     return None
 
 
+def parse_code(text: str) -> int:
+    """Fixup of the code argument: checked at config load when static, per call with PVs."""
+    try:
+        code = int(text.strip())
+    except ValueError:
+        raise ValueError(f"invalid reply code \"{text}\"") from None
+    err = check_code(code)
+    if err is not None:
+        raise ValueError(err)
+    return code
+
+
+CODE = Custom(parse_code, dynamic=True, name="reply-code")
+
+
 def _reply_dset_contacts(ctx: RouteCtx) -> Optional[str]:
     """The 'Contact:' line for a 3xx reply: the rewritten R-URI plus every appended branch
     (Kamailio print_dset()), or None when the destination set is empty."""
     rich = mod.p.rich_redirect
     items: list[str] = []
     msg = ctx.msg
-    if msg.ruri != msg.orig_ruri or ctx.extra.get("ruri_is_new"):
+    # the R-URI counts when rewritten and not already moved into a branch (Kamailio
+    # ruri_is_new; corex/append_branch mark the move with ctx.extra["ruri_consumed"])
+    if msg.ruri != msg.orig_ruri and not ctx.extra.get("ruri_consumed"):
         items.append(_dset_item(msg.ruri, ctx.extra.get("ruri_q", -1), ctx.bflags,
-                                ctx.extra.get("ruri_path"), rich))
+                                ctx.extra.get("path_vec"), rich))
     for b in ctx.branches:
         items.append(_dset_item(b.uri, b.q, b.bflags, b.path, rich))
     if not items:
@@ -117,8 +137,13 @@ def sl_reply(ctx: RouteCtx, code: int, reason: str, *, extra_headers: tuple[str,
         if contact is not None:
             headers.append(contact)
     body, ctype = ctx.extra.get("reply_body", (b"", None))
-    if not send_stateless_reply(ctx, code, reason, extra_headers=headers, body=body,
-                                content_type=ctype):
+    try:
+        ok = send_stateless_reply(ctx, code, reason, extra_headers=headers, body=body,
+                                  content_type=ctype)
+    except ParseError as exc:       # too broken to build a reply (e.g. unparseable CSeq)
+        klog.err(f"sl: cannot build the {code} reply: {exc}", ctx)
+        ok = False
+    if not ok:
         sl_stats.failure()
         return -1
     sl_stats.sent(code)
@@ -167,17 +192,26 @@ def filter_ack(ctx: RouteCtx) -> bool:
         tag = msg.to_tag
         if not tag or tag != gen_to_tag(msg):
             return False
-    except Exception as exc:  # noqa: BLE001 - a malformed ACK is simply not ours
+    except ParseError as exc:       # a malformed ACK is simply not ours
         klog.dbg(f"sl: ACK not checked for local to-tag: {exc}", ctx)
         return False
     sl_stats.filtered_ack()
     klog.dbg("sl: local ACK found -> dropping it", ctx)
+    _run_event_route(ctx, "sl:filtered-ack")
     return True
+
+
+def _run_event_route(ctx: RouteCtx, name: str) -> None:
+    """Run event_route[NAME] on ctx when the config defines it (the ACK is dropped anyway,
+    so the route works on the message's own context)."""
+    routes = ctx.core.routes
+    if routes is not None and routes.has_route("event", name):
+        routes.run("event", name, ctx)
 
 
 # ---- cfg functions ---------------------------------------------------------------------------
 
-@mod.function("sl_send_reply", args=(Fx.IGP, Fx.SPVE),
+@mod.function("sl_send_reply", args=(CODE, Fx.SPVE),
               routes=REQUEST_ROUTE | FAILURE_ROUTE | BRANCH_ROUTE)
 def ki_sl_send_reply(ctx: RouteCtx, code: int, reason: str) -> int:
     """Send a stateless reply CODE REASON. 1 sent, -1 error (bad code, ACK, send failure)."""
@@ -188,8 +222,8 @@ def ki_sl_send_reply(ctx: RouteCtx, code: int, reason: str) -> int:
     return sl_reply(ctx, code, reason)
 
 
-@mod.function("send_reply", args=(Fx.IGP, Fx.SPVE),
-              routes=REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE | BRANCH_ROUTE)
+@mod.function("send_reply", args=(CODE, Fx.SPVE),
+              routes=REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE)
 def ki_send_reply(ctx: RouteCtx, code: int, reason: str) -> int:
     """Reply statefully if tm has a transaction for this request, else statelessly."""
     err = check_code(code)
@@ -210,15 +244,15 @@ SEND_REPLY_NO_CONNECT = 1
 SEND_REPLY_CLOSE = 2
 
 
-@mod.function("send_reply_mode", args=(Fx.IGP, Fx.SPVE, Fx.IGP),
-              routes=REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE | BRANCH_ROUTE)
+@mod.function("send_reply_mode", args=(CODE, Fx.SPVE, Fx.IGP),
+              routes=REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE)
 def ki_send_reply_mode(ctx: RouteCtx, code: int, reason: str, mode: int) -> int:
     """send_reply() with connection flags: 1 = do not open a new connection, 2 = close it
     after sending (recorded in ctx for the TCP layer)."""
     if mode & SEND_REPLY_NO_CONNECT:
         ctx.reply_no_connect = True
     if mode & SEND_REPLY_CLOSE:
-        ctx.extra["reply_close_conn"] = True
+        ctx.extra["reply_close"] = True   # as core set_reply_close()
     return ki_send_reply(ctx, code, reason)
 
 
@@ -274,7 +308,8 @@ def _forward_dest(ctx: RouteCtx) -> Optional[Dest]:
         return None
     host = via.received or via.host
     host = host[1:-1] if host.startswith("[") else host
-    port = via.port or 5060
+    proto = (via.transport or "udp").lower()
+    port = via.port or default_port(proto)
     if via.rport:
         try:
             port = int(via.rport)
@@ -287,7 +322,6 @@ def _forward_dest(ctx: RouteCtx) -> Optional[Dest]:
             ip = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][4][0]
         except OSError:
             return None
-    proto = (via.transport or "udp").lower()
     return Dest(proto, ip, port, ctx.core.choose_socket(proto, ip))
 
 
@@ -396,4 +430,4 @@ def rpc_stats(*_args: object) -> dict[str, int]:
 
 mod.rpc("sl.stats", rpc_stats, doc="Counters of stateless replies sent by sl.")
 
-__all__ = ["mod", "api", "SlApi", "sl_reply", "filter_ack", "reply_for_error", "ANY_ROUTE"]
+__all__ = ["mod", "api", "SlApi", "sl_reply", "filter_ack", "reply_for_error"]

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from sipcore import log as klog
 from sipcore.cfg.regex import compile_posix
+from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE
 from sipcore.mod import Custom, Fx, Module
 from sipcore.route.ctx import RouteCtx
@@ -334,15 +335,13 @@ def ki_subst_uri(ctx: RouteCtx, se: SubstExpr) -> int:
     new = se.apply_str(msg.ruri, ctx)
     if new is None:
         return -1
-    msg.set_ruri(new)
-    return 1
+    return set_ruri(ctx, new)
 
 
 @mod.function("subst_user", args=(SUBST,), routes=RFBO)
 def ki_subst_user(ctx: RouteCtx, se: SubstExpr) -> int:
     """Substitution on the R-URI user part (empty string when the URI has none). 1 / -1."""
     from sipcore.core.ruri import UriParts
-    from sipcore.errors import ParseError
 
     msg = ctx.msg
     if not msg.is_request:
@@ -356,8 +355,7 @@ def ki_subst_user(ctx: RouteCtx, se: SubstExpr) -> int:
     if new is None:
         return -1
     parts.user = new
-    msg.set_ruri(parts.text())
-    return 1
+    return set_ruri(ctx, parts.text())
 
 
 @mod.function("subst_body", args=(SUBST,), routes=ANY_ROUTE)
@@ -651,6 +649,25 @@ def ki_remove_body_part(ctx: RouteCtx, ctype: str) -> int:
 
 # ---- headers ---------------------------------------------------------------------------------
 
+def add_hf(ctx: RouteCtx, text: str, **where: Any) -> int:
+    """msg.add_header() for script-supplied text: 1, or -1 (logged) when it is no header."""
+    try:
+        ctx.msg.add_header(text, **where)
+    except ValueError as exc:
+        klog.err(f"textops: cannot add header {text!r}: {exc}", ctx)
+        return -1
+    return 1
+
+
+def set_ruri(ctx: RouteCtx, uri: str) -> int:
+    try:
+        ctx.msg.set_ruri(uri)
+    except ValueError as exc:
+        klog.err(f"textops: cannot set the R-URI to {uri!r}: {exc}", ctx)
+        return -1
+    return 1
+
+
 @mod.function("append_to_reply", args=(Fx.SPVE,), routes=RFB)
 def ki_append_to_reply(ctx: RouteCtx, txt: str) -> int:
     """Queue header line(s) TXT for the next local reply (sl/tm). 1 / -1."""
@@ -667,8 +684,7 @@ def ki_append_hf(ctx: RouteCtx, txt: str) -> int:
     """Append header TXT after the last header. 1 / -1."""
     if not txt.strip():
         return -1
-    ctx.msg.add_header(txt)
-    return 1
+    return add_hf(ctx, txt)
 
 
 @mod.function("append_hf", args=(Fx.SPVE, HNAME), routes=ANY_ROUTE)
@@ -677,8 +693,7 @@ def ki_append_hf_after(ctx: RouteCtx, txt: str, hname: str) -> int:
     hs = ctx.msg.header_all(hname)
     if not hs or not txt.strip():
         return -1
-    ctx.msg.add_header(txt, after=hs[-1])
-    return 1
+    return add_hf(ctx, txt, after=hs[-1])
 
 
 @mod.function("insert_hf", args=(Fx.SPVE,), routes=ANY_ROUTE)
@@ -686,8 +701,7 @@ def ki_insert_hf(ctx: RouteCtx, txt: str) -> int:
     """Insert header TXT before the first header. 1 / -1."""
     if not txt.strip():
         return -1
-    ctx.msg.add_header(txt, first=True)
-    return 1
+    return add_hf(ctx, txt, first=True)
 
 
 @mod.function("insert_hf", args=(Fx.SPVE, HNAME), routes=ANY_ROUTE)
@@ -696,8 +710,7 @@ def ki_insert_hf_before(ctx: RouteCtx, txt: str, hname: str) -> int:
     h = ctx.msg.header(hname)
     if h is None or not txt.strip():
         return -1
-    ctx.msg.add_header(txt, before=h)
-    return 1
+    return add_hf(ctx, txt, before=h)
 
 
 @mod.function("append_urihf", args=(Fx.STR, Fx.STR), routes=RFB)
@@ -705,8 +718,7 @@ def ki_append_urihf(ctx: RouteCtx, prefix: str, suffix: str) -> int:
     """Append the header PREFIX + original R-URI + SUFFIX (include ':' and CRLF). 1 / -1."""
     if not ctx.msg.is_request:
         return -1
-    ctx.msg.add_header(prefix + ctx.msg.orig_ruri + suffix)
-    return 1
+    return add_hf(ctx, prefix + ctx.msg.orig_ruri + suffix)
 
 
 @mod.function("is_present_hf", args=(HNAME,), routes=ANY_ROUTE)
@@ -763,7 +775,7 @@ def ki_is_method(ctx: RouteCtx, methods: frozenset[str]) -> int:
     """Request method (CSeq method for replies) is one of 'A|B|C': 1, else -1."""
     try:
         m = ctx.msg.method
-    except Exception as exc:  # noqa: BLE001 - reply without parseable CSeq
+    except ParseError as exc:       # a reply without a parseable CSeq
         klog.dbg(f"is_method: no method: {exc}", ctx)
         return -1
     return 1 if m.upper() in methods else -1

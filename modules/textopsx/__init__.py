@@ -200,12 +200,12 @@ def _new_header(ctx: RouteCtx, name: str, value: str, first: bool) -> None:
         ctx.msg.add_header(line)
 
 
-def _hv_add(ctx: RouteCtx, spec: HfSpec, val: str, append: bool, split: bool) -> int:
+def _hv_add(ctx: RouteCtx, spec: HfSpec, val: str, append: bool) -> int:
     if spec.param:
         klog.err(f"{'append' if append else 'insert'}_hf_value: a param is not allowed "
                  f"in \"{spec}\"", ctx)
         return -1
-    spans = value_spans(ctx.msg, spec.name, split)
+    spans = value_spans(ctx.msg, spec.name)
     if not spec.has_idx or not spans:
         _new_header(ctx, spec.name, val, first=not append)
         return 1
@@ -214,35 +214,25 @@ def _hv_add(ctx: RouteCtx, spec: HfSpec, val: str, append: bool, split: bool) ->
         return -1
     v = targets[0]
     data = val.encode("utf-8")
-    if not split:
-        _new_header_near(ctx, v.hdr, spec.name, val, append)
-    elif append:
+    if append:
         ctx.msg.insert_before(v.end, b", " + data)
     else:
         ctx.msg.insert_before(v.start, data + b", ")
     return 1
 
 
-def _new_header_near(ctx: RouteCtx, h: Any, name: str, val: str, after: bool) -> None:
-    line = f"{name}: {val}"
-    if after:
-        ctx.msg.add_header(line, after=h)
-    else:
-        ctx.msg.add_header(line, before=h)
-
-
 @mod.function("append_hf_value", args=(HF, Fx.SPVE), routes=ANY_ROUTE)
 def ki_append_hf_value(ctx: RouteCtx, spec: HfSpec, val: str) -> int:
     """'NAME': add a new NAME header after the existing ones; 'NAME[i]': add VAL after
     value i (-1: the last). 1 / -1."""
-    return _hv_add(ctx, spec, val, True, True)
+    return _hv_add(ctx, spec, val, True)
 
 
 @mod.function("insert_hf_value", args=(HF, Fx.SPVE), routes=ANY_ROUTE)
 def ki_insert_hf_value(ctx: RouteCtx, spec: HfSpec, val: str) -> int:
     """'NAME': add a new NAME header before the existing ones; 'NAME[i]': insert VAL before
     value i. 1 / -1."""
-    return _hv_add(ctx, spec, val, False, True)
+    return _hv_add(ctx, spec, val, False)
 
 
 def _hv_remove(ctx: RouteCtx, spec: HfSpec, split: bool) -> int:
@@ -406,6 +396,15 @@ def _it_get(ctx: RouteCtx, key: str, name: str, create: bool) -> Any:
     return its[name]
 
 
+def _add_text(ctx: RouteCtx, text: str, **where: Any) -> int:
+    try:
+        ctx.msg.add_header(text, **where)
+    except ValueError as exc:
+        klog.err(f"textopsx: cannot add header {text!r}: {exc}", ctx)
+        return -1
+    return 1
+
+
 def _hf_cur(ctx: RouteCtx, name: str) -> Any:
     it = _it_get(ctx, "hfit", name, False)
     if it is None or not 0 <= it.pos < len(ctx.msg.headers):
@@ -468,8 +467,7 @@ def ki_hf_iterator_append(ctx: RouteCtx, name: str, text: str) -> int:
     h = _hf_cur(ctx, name)
     if h is None or not text.strip():
         return -1
-    ctx.msg.add_header(text, after=h)
-    return 1
+    return _add_text(ctx, text, after=h)
 
 
 @mod.function("hf_iterator_insert", args=(INAME, Fx.SPVE), routes=ANY_ROUTE)
@@ -478,8 +476,7 @@ def ki_hf_iterator_insert(ctx: RouteCtx, name: str, text: str) -> int:
     h = _hf_cur(ctx, name)
     if h is None or not text.strip():
         return -1
-    ctx.msg.add_header(text, before=h)
-    return 1
+    return _add_text(ctx, text, before=h)
 
 
 def _body_bounds(msg: Any) -> tuple[int, int]:

@@ -14,8 +14,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-ALL = None      # index meaning "every value"
-
 _SPEC_RE = re.compile(r"^\s*([A-Za-z0-9!%*_+`'~.\-]+?)\s*(?:\[\s*(\*|-?\d+)\s*\])?"
                       r"(?:\.([A-Za-z0-9!%*_+`'~\-]+))?\s*$")
 

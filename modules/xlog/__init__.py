@@ -1,9 +1,10 @@
 """xlog: formatted logging with pseudo-variables.
 
 Runs in: every process that runs routes. Shared state: none (log output only).
-Kamailio equivalent: modules/xlog. Format strings are compiled once at config load with
-`sipcore.pv.parse_format()`; per message only `Format.eval(ctx)` runs, and only when the level
-is enabled (`debug` global).
+Kamailio equivalent: modules/xlog. The format argument is an Fx.SPVE: the cfg compiler
+compiles it once (with every loaded module's PVs) and the function gets the evaluated text.
+Unlike Kamailio the text is evaluated even when the level is disabled, because a Custom fixup
+(which could keep the compiled Format for a lazy eval) cannot see module PVs yet.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from sipcore import log as klog
-from sipcore.mod import ANY_ROUTE, Custom, Module
+from sipcore.errors import ParseError
+from sipcore.mod import ANY_ROUTE, Custom, Fx, Module
 from sipcore.route.ctx import RouteCtx
 
 mod = Module("xlog", summary="Formatted logging with pseudo-variables.")
@@ -64,7 +66,7 @@ mod.param("methods_filter", int, -1,
 # ---- compile-time fixups ---------------------------------------------------------------------
 
 def parse_fmt(text: str) -> Any:
-    """The message: a PV format compiled once."""
+    """A PV format compiled once (the prefix with prefix_mode=1; core PVs only)."""
     from sipcore.pv import parse_format
 
     return parse_format(text)
@@ -79,7 +81,7 @@ def parse_facility(text: str) -> int:
     return klog.facility_from_name(text)
 
 
-FMT = Custom(parse_fmt, name="xlog-format")
+FMT = Fx.SPVE
 LEVEL = Custom(parse_level, dynamic=True, name="log-level")
 FACILITY = Custom(parse_facility, name="log-facility")
 
@@ -87,6 +89,7 @@ FACILITY = Custom(parse_facility, name="log-facility")
 @dataclass
 class _Prefix:
     text: str
+    mode: int
     fmt: Any = None
 
 
@@ -95,10 +98,11 @@ _prefix_cache: Optional[_Prefix] = None
 
 def _prefix(ctx: RouteCtx) -> str:
     global _prefix_cache
-    p = mod.p.prefix
-    if _prefix_cache is None or _prefix_cache.text != p:
-        fmt = parse_fmt(p) if mod.p.prefix_mode == 1 and "$" in p else None
-        _prefix_cache = _Prefix(p, fmt)
+    p, mode = mod.p.prefix, mod.p.prefix_mode
+    if _prefix_cache is None or _prefix_cache.text != p or _prefix_cache.mode != mode:
+        # compiled once per (prefix, prefix_mode): modparam values are fixed after startup
+        fmt = parse_fmt(p) if mode == 1 and "$" in p else None
+        _prefix_cache = _Prefix(p, mode, fmt)
     if _prefix_cache.fmt is not None:
         return _prefix_cache.fmt.eval(ctx)
     return p
@@ -109,12 +113,11 @@ def _default_facility() -> Optional[int]:
     return klog.facility_from_name(f) if f else None
 
 
-def xlog_emit(ctx: RouteCtx, level: int, fmt: Any, facility: Optional[int] = None,
+def xlog_emit(ctx: RouteCtx, level: int, text: str, facility: Optional[int] = None,
               line_prefix: bool = False) -> int:
-    """Evaluate FMT and log it at LEVEL; always 1 (Kamailio: logging never fails the script)."""
+    """Log TEXT at LEVEL; always 1 (Kamailio: logging never fails the script)."""
     if not klog.enabled(level):
         return 1
-    text = fmt.eval(ctx)
     if line_prefix:
         if mod.p.long_format == 1:
             text = f"{ctx.extra.get('cfg_file', '')}:{ctx.cfg_line}:{text}"
@@ -132,26 +135,26 @@ def xlog_emit(ctx: RouteCtx, level: int, fmt: Any, facility: Optional[int] = Non
 # ---- functions -------------------------------------------------------------------------------
 
 @mod.function("xlog", args=(FMT,), routes=ANY_ROUTE)
-def ki_xlog(ctx: RouteCtx, fmt: Any) -> int:
-    """Log FMT at L_ERR."""
-    return xlog_emit(ctx, klog.L_ERR, fmt)
+def ki_xlog(ctx: RouteCtx, text: str) -> int:
+    """Log the text at L_ERR."""
+    return xlog_emit(ctx, klog.L_ERR, text)
 
 
 @mod.function("xlog", args=(LEVEL, FMT), routes=ANY_ROUTE)
-def ki_xlog_level(ctx: RouteCtx, level: int, fmt: Any) -> int:
-    """Log FMT at LEVEL ("L_INFO" or a PV holding an integer)."""
-    return xlog_emit(ctx, level, fmt)
+def ki_xlog_level(ctx: RouteCtx, level: int, text: str) -> int:
+    """Log the text at LEVEL ("L_INFO" or a PV holding an integer)."""
+    return xlog_emit(ctx, level, text)
 
 
 @mod.function("xlog", args=(FACILITY, LEVEL, FMT), routes=ANY_ROUTE)
-def ki_xlog_facility(ctx: RouteCtx, facility: int, level: int, fmt: Any) -> int:
-    """Log FMT at LEVEL to syslog FACILITY ("LOG_LOCAL0")."""
-    return xlog_emit(ctx, level, fmt, facility)
+def ki_xlog_facility(ctx: RouteCtx, facility: int, level: int, text: str) -> int:
+    """Log the text at LEVEL to syslog FACILITY ("LOG_LOCAL0")."""
+    return xlog_emit(ctx, level, text, facility)
 
 
 def _fixed(name: str, level: int, doc: str) -> None:
-    def impl(ctx: RouteCtx, fmt: Any) -> int:
-        return xlog_emit(ctx, level, fmt)
+    def impl(ctx: RouteCtx, text: str) -> int:
+        return xlog_emit(ctx, level, text)
 
     impl.__name__ = f"ki_{name}"
     impl.__doc__ = doc
@@ -159,48 +162,48 @@ def _fixed(name: str, level: int, doc: str) -> None:
     mod.function(name, args=(FMT,), routes=ANY_ROUTE)(impl)
 
 
-_fixed("xdbg", klog.L_DBG, "Log FMT at L_DBG.")
-_fixed("xinfo", klog.L_INFO, "Log FMT at L_INFO.")
-_fixed("xnotice", klog.L_NOTICE, "Log FMT at L_NOTICE.")
-_fixed("xwarn", klog.L_WARN, "Log FMT at L_WARN.")
-_fixed("xerr", klog.L_ERR, "Log FMT at L_ERR.")
-_fixed("xbug", klog.L_BUG, "Log FMT at L_BUG.")
-_fixed("xcrit", klog.L_CRIT, "Log FMT at L_CRIT.")
-_fixed("xalert", klog.L_ALERT, "Log FMT at L_ALERT.")
+_fixed("xdbg", klog.L_DBG, "Log the text at L_DBG.")
+_fixed("xinfo", klog.L_INFO, "Log the text at L_INFO.")
+_fixed("xnotice", klog.L_NOTICE, "Log the text at L_NOTICE.")
+_fixed("xwarn", klog.L_WARN, "Log the text at L_WARN.")
+_fixed("xerr", klog.L_ERR, "Log the text at L_ERR.")
+_fixed("xbug", klog.L_BUG, "Log the text at L_BUG.")
+_fixed("xcrit", klog.L_CRIT, "Log the text at L_CRIT.")
+_fixed("xalert", klog.L_ALERT, "Log the text at L_ALERT.")
 
 
 @mod.function("xlogl", args=(FMT,), routes=ANY_ROUTE)
-def ki_xlogl(ctx: RouteCtx, fmt: Any) -> int:
-    """xlog(FMT) with the config line ('file:line' with long_format) before the text."""
-    return xlog_emit(ctx, klog.L_ERR, fmt, line_prefix=True)
+def ki_xlogl(ctx: RouteCtx, text: str) -> int:
+    """xlog(TEXT) with the config line ('file:line' with long_format) before the text."""
+    return xlog_emit(ctx, klog.L_ERR, text, line_prefix=True)
 
 
 @mod.function("xlogl", args=(LEVEL, FMT), routes=ANY_ROUTE)
-def ki_xlogl_level(ctx: RouteCtx, level: int, fmt: Any) -> int:
-    """xlog(LEVEL, FMT) with the config line before the text."""
-    return xlog_emit(ctx, level, fmt, line_prefix=True)
+def ki_xlogl_level(ctx: RouteCtx, level: int, text: str) -> int:
+    """xlog(LEVEL, TEXT) with the config line before the text."""
+    return xlog_emit(ctx, level, text, line_prefix=True)
 
 
 @mod.function("xlogl", args=(FACILITY, LEVEL, FMT), routes=ANY_ROUTE)
-def ki_xlogl_facility(ctx: RouteCtx, facility: int, level: int, fmt: Any) -> int:
-    """xlog(FACILITY, LEVEL, FMT) with the config line before the text."""
-    return xlog_emit(ctx, level, fmt, facility, line_prefix=True)
+def ki_xlogl_facility(ctx: RouteCtx, facility: int, level: int, text: str) -> int:
+    """xlog(FACILITY, LEVEL, TEXT) with the config line before the text."""
+    return xlog_emit(ctx, level, text, facility, line_prefix=True)
 
 
 @mod.function("xdbgl", args=(FMT,), routes=ANY_ROUTE)
-def ki_xdbgl(ctx: RouteCtx, fmt: Any) -> int:
-    """xdbg(FMT) with the config line before the text."""
-    return xlog_emit(ctx, klog.L_DBG, fmt, line_prefix=True)
+def ki_xdbgl(ctx: RouteCtx, text: str) -> int:
+    """xdbg(TEXT) with the config line before the text."""
+    return xlog_emit(ctx, klog.L_DBG, text, line_prefix=True)
 
 
 @mod.function("xlogm", args=(LEVEL, FMT), routes=ANY_ROUTE)
-def ki_xlogm(ctx: RouteCtx, level: int, fmt: Any) -> int:
-    """xlog(LEVEL, FMT) unless the message's method id is in methods_filter (then 1, silent)."""
+def ki_xlogm(ctx: RouteCtx, level: int, text: str) -> int:
+    """xlog(LEVEL, TEXT) unless the message's method id is in methods_filter (then 1, silent)."""
     try:
         mid = ctx.msg.method_id
-    except Exception as exc:  # noqa: BLE001 - a reply without a parseable CSeq is logged
+    except ParseError as exc:       # a reply without a parseable CSeq is logged
         klog.dbg(f"xlogm: no method id: {exc}", ctx)
         mid = 0
     if mid & mod.p.methods_filter:
         return 1
-    return xlog_emit(ctx, level, fmt)
+    return xlog_emit(ctx, level, text)

@@ -205,6 +205,7 @@ class FlagsDecl:
 class LoadModule:
     pos: Pos
     spec: str
+    expand: bool = False     # loadmodulex: $env(NAME) / $def(NAME) are substituted
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +221,7 @@ class ModParam:
     param: str
     value: Union[int, str]
     value_pos: Pos
+    expand: bool = False     # modparamx: $env(NAME) / $def(NAME) are substituted
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,8 +168,10 @@ class CodeGen:
         label = KIND_LABEL[ri.kind] + (f"[{ri.name}]" if ri.name is not None else "")
         self._out.emit(0, f"def {ri.pyname}(ctx):", ri.block.pos)
         self._out.emit(1, f"# {label} at {ri.block.pos}", ri.block.pos)
-        self.stmts(ri.block.body, 1)
-        self._out.emit(1, "return 1", ri.block.pos)
+        self.stmts(ri.block.body, 1, tail=True)
+        last = self._out.lines[-1]
+        if not (last.startswith("    return ") or last.startswith("    raise ")):
+            self._out.emit(1, "return 1", ri.block.pos)
         ri.source = "\n".join(self._out.lines) + "\n"
         ri.linemap = list(self._out.poss)
         return ri.source
@@ -178,21 +180,38 @@ class CodeGen:
         self._out.emit(ind, text, pos)
 
     # ---- statements ---------------------------------------------------------------------
-    def stmts(self, body: tuple[A.Stmt, ...], ind: int) -> None:
+    def stmts(self, body: tuple[A.Stmt, ...], ind: int, tail: bool = False) -> None:
+        """TAIL: BODY ends the route block, so (as in Kamailio, where a block's value is its
+        last action's) a trailing call's return code becomes the route's return value."""
         n0 = len(self._out.lines)
-        for s in body:
-            self.stmt(s, ind)
+        for i, s in enumerate(body):
+            self.stmt(s, ind, tail and i == len(body) - 1)
         if len(self._out.lines) == n0 or all(
                 ln.strip().startswith("#") for ln in self._out.lines[n0:]):
             self.emit(ind, "pass", body[0].pos if body else None)
 
-    def stmt(self, s: A.Stmt, ind: int) -> None:
+    def stmt(self, s: A.Stmt, ind: int, tail: bool = False) -> None:
+        # $cfg(line) and module log lines: the cfg line of the call being made (one int store,
+        # only before statements that call functions)
+        head: Optional[A.Expr] = None
+        if isinstance(s, A.CallStmt):
+            head = s.call
+        elif isinstance(s, A.Assign):
+            head = s.value
+        elif isinstance(s, (A.If, A.While)):
+            head = s.cond
+        elif isinstance(s, A.Switch):
+            head = s.expr
+        elif isinstance(s, (A.Return, A.Exit, A.Drop)):
+            head = s.value
+        if head is not None and _has_call(head):
+            self.emit(ind, f"ctx.cfg_line = {s.pos.line}", s.pos)
         if isinstance(s, A.CallStmt):
             c = s.call
             if isinstance(c, A.RouteCall):
                 src = self.route_call(c)
                 if src:
-                    self.emit(ind, src, s.pos)
+                    self.emit(ind, f"return {src}" if tail else src, s.pos)
                 return
             fn = self.resolve_call(c)
             if fn is None:
@@ -200,10 +219,12 @@ class CodeGen:
             self.emit(ind, f"rc = ctx.rc = {fn}", s.pos)
             self.emit(ind, "if rc == 0:", s.pos)
             self.emit(ind + 1, "raise ScriptExit()", s.pos)
+            if tail:
+                self.emit(ind, "return rc", s.pos)
         elif isinstance(s, A.Assign):
             self.assign(s, ind)
         elif isinstance(s, A.If):
-            self.if_stmt(s, ind, "if")
+            self.if_stmt(s, ind, "if", tail)
         elif isinstance(s, A.Switch):
             self.switch(s, ind)
         elif isinstance(s, A.While):
@@ -224,17 +245,17 @@ class CodeGen:
         else:  # pragma: no cover - parser produces only the kinds above
             raise TypeError(f"unknown statement {s!r}")
 
-    def if_stmt(self, s: A.If, ind: int, kw: str) -> None:
+    def if_stmt(self, s: A.If, ind: int, kw: str, tail: bool = False) -> None:
         cond = self.pos_truth(*self.ex(s.cond)[:2])
         self.emit(ind, f"{kw} {cond}:", s.pos)
-        self.stmts(s.then, ind + 1)
+        self.stmts(s.then, ind + 1, tail)
         if s.orelse is None:
             return
         if len(s.orelse) == 1 and isinstance(s.orelse[0], A.If):
-            self.if_stmt(s.orelse[0], ind, "elif")
+            self.if_stmt(s.orelse[0], ind, "elif", tail)
             return
         self.emit(ind, "else:", s.pos)
-        self.stmts(s.orelse, ind + 1)
+        self.stmts(s.orelse, ind + 1, tail)
 
     def while_stmt(self, s: A.While, ind: int) -> None:
         cond = self.pos_truth(*self.ex(s.cond)[:2])
@@ -265,6 +286,10 @@ class CodeGen:
                 if rx is not None:
                     conds.append((idx, f"{rx}.search({{sv}}) is not None"))
                 continue
+            if isinstance(c.label, A.Word):
+                self.err(f"unknown identifier \"{c.label.text}\" as case label (missing "
+                         "#!define?)", c.label.pos)
+                continue
             ok, val = self.static_value(c.label)
             if not ok:
                 self.err("case label must be a constant (int or string)", c.label.pos)
@@ -294,8 +319,9 @@ class CodeGen:
             self.emit(ind, f"{m} = {default_idx}", s.pos)
         self.emit(ind, "while True:", s.pos)   # a loop so that `break` leaves the switch
         for idx, c in enumerate(s.cases):
-            self.emit(ind + 1, f"if {m} <= {idx}:", c.pos)
-            self.stmts(c.body, ind + 2)
+            if c.body:   # an empty case just falls through to the next one
+                self.emit(ind + 1, f"if {m} <= {idx}:", c.pos)
+                self.stmts(c.body, ind + 2)
         self.emit(ind + 1, "break", s.pos)
 
     def return_stmt(self, s: A.Return, ind: int) -> None:
@@ -400,14 +426,14 @@ class CodeGen:
         ok, val = self.static_value(arg)
         if isinstance(fx, Custom):
             if ok:
+                if fx.dynamic and isinstance(val, str) and "$" in val:
+                    fmt = self.format(val, arg.pos)
+                    return (fmt or "''"), fx.parse
                 try:
                     parsed = fx.parse(str(val))
                 except ValueError as e:
                     self.err(f"bad {where}: {e}", arg.pos)
                     return bad
-                if fx.dynamic and isinstance(val, str) and "$" in val:
-                    fmt = self.format(val, arg.pos)
-                    return (fmt or "''"), fx.parse
                 return self.bind(parsed, "K"), None
             if not fx.dynamic:
                 self.err(f"{where} must be a constant ({fx.name})", arg.pos)
@@ -541,7 +567,9 @@ class CodeGen:
         try:
             spec = pvmod.parse_pv(node.text, self.registry)
         except ValueError as e:   # PvError is a ValueError
-            self.err(f"unknown or bad pseudo-variable {node.text}: {e}", node.pos)
+            msg = str(e)
+            self.err(msg if node.text in msg else f"bad pseudo-variable {node.text}: {msg}",
+                     node.pos)
             spec = None
         self._pv_cache[node.text] = spec
         return spec
@@ -840,3 +868,15 @@ class CodeGen:
         if lt == "s":
             return f"({ls} == {self.as_str(rs, rt)})", c
         return f"eq({ls}, {self.val(rs, rt)})", c
+
+
+def _has_call(e: A.Expr) -> bool:
+    if isinstance(e, (A.Call, A.RouteCall)):
+        return True
+    if isinstance(e, A.Unary):
+        return _has_call(e.operand)
+    if isinstance(e, A.Binary):
+        return _has_call(e.left) or _has_call(e.right)
+    if isinstance(e, A.Builtin):
+        return any(_has_call(a) for a in e.args)
+    return False

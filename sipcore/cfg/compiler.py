@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import linecache
 import logging
+import os
+import re
 from collections import deque
 from typing import Any, Callable, Optional
 
@@ -176,7 +178,15 @@ class Compiler:
             raise_errors(self.errors)
         for kind in KINDS:
             for ri in self.routes[kind].values():
-                self._exec(ri, ns)
+                try:
+                    self._exec(ri, ns)
+                except (SyntaxError, RecursionError) as e:
+                    # e.g. more than 20 nested while/switch blocks (a CPython limit)
+                    pos = ri.linemap[e.lineno - 1] if isinstance(e, SyntaxError) and \
+                        e.lineno and e.lineno <= len(ri.linemap) else ri.block.pos
+                    self.err(f"route block too complex to compile: {e}", pos or ri.block.pos)
+        if self.errors:
+            raise_errors(self.errors)
         ns["ROUTES"].update({n: ns[ri.pyname] for n, ri in self.routes["route"].items()})
         return CompiledConfig(self.gb.values, self.registry, self.engine, self.routes, ns,
                               self.flags, self.cfg_vars, self.defines, self.module_paths)
@@ -217,8 +227,9 @@ class Compiler:
         elif isinstance(item, A.LoadPath):
             self.module_paths.append(item.path)
         elif isinstance(item, A.LoadModule):
+            spec = self.expand(item.spec, item.pos) if item.expand else item.spec
             try:
-                mod = self.registry.load(item.spec)
+                mod = self.registry.load(spec)
             except ModuleError as e:
                 self.err(f"loadmodule \"{item.spec}\": {e}", item.pos)
                 return
@@ -250,7 +261,21 @@ class Compiler:
             self.flags[name] = num
             used.add(num)
 
+    def expand(self, text: str, pos: Pos) -> str:
+        """loadmodulex/modparamx: substitute $env(NAME) and $def(NAME) in a string."""
+        def sub(m: re.Match[str]) -> str:
+            kind, name = m.group(1), m.group(2)
+            value = os.environ.get(name) if kind == "env" else self.defines.get(name)
+            if value is None:
+                self.err(f"${kind}({name}) is not set", pos)
+                return ""
+            return value.strip('"') if kind == "def" else value
+        return re.sub(r"\$(env|def)\(([^)]*)\)", sub, text)
+
     def modparam(self, item: A.ModParam) -> None:
+        if item.expand and isinstance(item.value, str):
+            item = A.ModParam(item.pos, item.module, item.param,
+                              self.expand(item.value, item.value_pos), item.value_pos)
         mods = self.registry.match(item.module)
         if not mods:
             self.err(f"modparam: no loaded module matches \"{item.module}\" (missing "

@@ -169,6 +169,8 @@ class Lexer:
             src = self._stack[-1]
             text, n = src.text, len(src.text)
             i = src.i
+            if i == 0:
+                ws = True
             if i >= n:
                 if self.directives:
                     self.pp.check_balanced(src.cond_depth)

@@ -55,6 +55,7 @@ class Parser:
         self.i = 0
         self.errors: list[ConfigError] = []
         self._loop_depth = 0
+        self._route_kind = ""
 
     # ---- token helpers ------------------------------------------------------------------
     @property
@@ -151,7 +152,7 @@ class Parser:
             self.advance()
             spec = self.strings()
             self.accept_op(";")
-            return A.LoadModule(t.pos, spec)
+            return A.LoadModule(t.pos, spec, name == "loadmodulex")
         if name in ("loadpath", "mpath"):
             self.advance()
             self.accept_op("=")
@@ -183,7 +184,7 @@ class Parser:
         value = self.param_value()
         self.expect_op(")")
         self.accept_op(";")
-        return A.ModParam(t.pos, module, param, value, vpos)
+        return A.ModParam(t.pos, module, param, value, vpos, t.text == "modparamx")
 
     def param_value(self) -> Union[int, str]:
         t = self.tok
@@ -288,7 +289,8 @@ class Parser:
             while not self.tok.is_op("]"):
                 if self.tok.kind == EOF or self.tok.is_op("{"):
                     raise self.fail("syntax error: missing ']' after route name")
-                parts.append(str(self.advance().value))
+                nt = self.advance()
+                parts.append(nt.value if nt.kind == STR else nt.text)
             self.advance()
             name = "".join(parts)
             if not name:
@@ -381,7 +383,10 @@ class Parser:
         if w in ("return", "exit", "drop"):
             self.advance()
             value: Optional[A.Expr] = None
-            if not self.tok.is_op(";", "}"):
+            if self.tok.is_op("(") and self.peek().is_op(")"):
+                self.advance()
+                self.advance()
+            elif not self.tok.is_op(";", "}"):
                 value = self.expr()
             self.end_stmt()
             cls = {"return": A.Return, "exit": A.Exit, "drop": A.Drop}[w]
@@ -605,9 +610,13 @@ class Parser:
             self.advance()
             self.advance()
             return A.Keyword(t.pos, "msg:len")
+        nxt = self.peek()
+        if nxt.is_op(":") and not nxt.ws and not self.peek(2).ws \
+                and self.peek(2).kind in (ID, INT, IP4, IP6):
+            return A.Word(t.pos, self.word())      # uri:host, udp:1.2.3.4:5060
         if name in KEYWORDS:
             self.advance()
-            if name in ONSEND_ONLY and getattr(self, "_route_kind", "") != "onsend":
+            if name in ONSEND_ONLY and self._route_kind != "onsend":
                 raise self.fail(f"'{name}' is allowed only in onsend_route", t.pos)
             return A.Keyword(t.pos, name)
         if name == "myself":
@@ -619,7 +628,22 @@ class Parser:
         if name in AF_CONSTS:
             self.advance()
             return A.Const(t.pos, AF_CONSTS[name])
-        return A.Word(t.pos, self.glued())
+        return A.Word(t.pos, self.word())
+
+    def word(self) -> str:
+        """A bare identifier plus adjacent `:x` / `.x` parts (`uri:host`, `udp:1.2.3.4:5060`);
+        a trailing `:` (a case label) is not part of it."""
+        parts = [self.advance().text]
+        while not self.tok.ws:
+            t = self.tok
+            if t.kind in (ID, INT, IP4, IP6):
+                parts.append(self.advance().text)
+            elif t.is_op(":", ".") and not self.peek().ws and (
+                    self.peek().kind in (ID, INT, IP4, IP6)):
+                parts.append(self.advance().text)
+            else:
+                break
+        return "".join(parts)
 
     def argument(self) -> A.Expr:
         return self.expr()

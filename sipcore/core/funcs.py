@@ -64,7 +64,7 @@ def _forward(ctx: RouteCtx, host: Optional[str], port: Optional[str], proto: Opt
         except ParseError as exc:
             log.err(f"forward: bad request URI: {exc}", ctx)
             return E.E_BAD_URI
-    if use_uri_host:
+    if host is None or use_uri_host:
         # forward() and forward(uri:host, uri:port) keep the URI port; forward(uri:host)
         # alone uses the default port (Kamailio: port 0).
         keep = host is None or use_uri_port
@@ -144,10 +144,13 @@ def _rewrite(ctx: RouteCtx, what: str, op: Callable[[ruri.UriParts], None]) -> i
     try:
         parts = ruri.UriParts.from_uri(msg.parsed_ruri)
         op(parts)
+        msg.set_ruri(parts.text())
     except ParseError as exc:
         log.err(f"{what}: bad request URI: {exc}", ctx)
         return E.E_UNSPEC
-    msg.set_ruri(parts.text())
+    except ValueError as exc:           # the new URI is not a valid Request-URI
+        log.err(f"{what}: {exc}", ctx)
+        return E.E_UNSPEC
     return 1
 
 
@@ -161,7 +164,11 @@ def ki_rewriteuri(ctx: RouteCtx, uri: str) -> int:
     if not ctx.msg.is_request:
         log.err("rewriteuri: not a request", ctx)
         return E.E_UNSPEC
-    ctx.msg.set_ruri(uri)
+    try:
+        ctx.msg.set_ruri(uri)
+    except ValueError as exc:
+        log.err(f"rewriteuri: {exc}", ctx)
+        return E.E_UNSPEC
     return 1
 
 

@@ -62,19 +62,26 @@ def _new_buffers() -> tuple[array, object, object]:
     return arr, ffi.from_buffer("int32_t[]", arr), ffi.new("int32_t *")
 
 
+_pop = _pool.pop
+_push = _pool.append
+
+
 def scan(buf: bytes) -> "array[int]":
     """C twin of sipcore.msg.pyparser.scan: the same ints (as an array('i')), same ScanError."""
     try:
-        arr, out, err = _pool.pop()
+        entry = _pop()
     except IndexError:
-        arr, out, err = _new_buffers()
-    try:
-        nh = _scan(buf, len(buf), out, err)
-        if nh < 0:
-            raise ScanError(nh, err[0])
-        return arr[: _FIXED + _STRIDE * nh]
-    finally:
-        _pool.append((arr, out, err))
+        entry = _new_buffers()
+    arr, out, err = entry
+    # (if sp_scan raised - only for a non-bytes argument - the entry is simply not reused)
+    nh = _scan(buf, len(buf), out, err)
+    if nh < 0:
+        off = err[0]
+        _push(entry)
+        raise ScanError(nh, off)
+    res = arr[: _FIXED + _STRIDE * nh]
+    _push(entry)
+    return res
 
 
 def hdr_type(name: bytes) -> int:

@@ -8,10 +8,15 @@ add are rendered here.
 from __future__ import annotations
 
 import hashlib
+import re
+from typing import Iterable
+
+from sipcore.errors import ParseError
 
 from sipcore.msg import scandefs as sd
 from sipcore.msg.headers import HdrType
 from sipcore.msg.msg import METHOD_INVITE, METHOD_REFER, METHOD_SUBSCRIBE, SipMsg
+from sipcore.msg.params import read_quoted
 
 DEFAULT_SERVER_HEADER = "Server: pykam"
 # RFC 3261 12.1.1 (INVITE), RFC 6665 4.1.2.2 (SUBSCRIBE), RFC 3515 (REFER: implicit subscription)
@@ -43,13 +48,54 @@ def make_branch(msg: SipMsg) -> str:
     return "z9hG4bK" + h[:24] + ".0"
 
 
+# a valueless rport parameter in the first via-parm (RFC 3581 "rport" without "=port")
+_RPORT_EMPTY_RE = re.compile(r";[ \t]*rport(?=[ \t]*(?:;|,|$))", re.I)
+
+
+def _first_via_parm_end(value: str) -> int:
+    """End of the first via-parm in a Via value (first comma outside quotes)."""
+    i = 0
+    n = len(value)
+    while i < n:
+        c = value[i]
+        if c == '"':
+            try:
+                i = read_quoted(value, i)
+            except ParseError:
+                return n
+            continue
+        if c == ",":
+            return i
+        i += 1
+    return n
+
+
+def via_with_received(value: str, received: str | None, rport: int | None) -> str:
+    """The Via value with `received=` / `rport=` set on its first via-parm (RFC 3261 18.2.1,
+    RFC 3581 4): a valueless rport gets the port, else rport=port is appended."""
+    end = _first_via_parm_end(value)
+    seg, rest = value[:end].rstrip(" \t"), value[end:]
+    if rport is not None:
+        m = _RPORT_EMPTY_RE.search(seg)
+        if m is not None:
+            seg = seg[: m.end()] + f"={rport}" + seg[m.end() :]
+        else:
+            seg += f";rport={rport}"
+    if received is not None:
+        seg += f";received={received}"
+    return seg + rest
+
+
 def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = None,
-                extra_headers: list[str] | tuple[str, ...] = (), body: bytes = b"",
+                extra_headers: Iterable[str] = (), body: bytes = b"",
                 content_type: str | None = None,
-                server_header: str | None = DEFAULT_SERVER_HEADER) -> bytes:
+                server_header: str | None = DEFAULT_SERVER_HEADER,
+                via_received: str | None = None, via_rport: int | None = None) -> bytes:
     """Build a reply to `req` (RFC 3261 8.2.6): Via stack, From, To (+tag), Call-ID, CSeq
     copied from the request as received; Record-Route copied for 101-299 replies to
-    dialog-creating requests (RFC 3261 12.1.1); extra headers; Content-Length."""
+    dialog-creating requests (RFC 3261 12.1.1); extra headers; Content-Length.
+    via_received / via_rport: the transport's source address, added to the top Via value as
+    received= / rport= (RFC 3261 18.2.1, RFC 3581); the caller decides when they apply."""
     if not req.is_request:
         raise ValueError("build_reply needs a request")
     if not 100 <= code <= 699:
@@ -59,9 +105,15 @@ def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = Non
     buf = req.buf
     out = [b"SIP/2.0 %d " % code + reason.encode("utf-8") + _CRLF]
     copy_rr = 100 < code < 300 and bool(req.method_id & _DIALOG_CREATING)
+    first_via = via_received is not None or via_rport is not None
     for h in req.headers:
         t = h.type
-        if t == HdrType.VIA or t == HdrType.FROM or t == HdrType.CALLID or t == HdrType.CSEQ:
+        if t == HdrType.VIA and first_via:
+            first_via = False
+            value = via_with_received(h.value, via_received, via_rport)
+            out.append(buf[h.start : h.value_start] + value.encode("utf-8", "surrogateescape")
+                       + buf[h.value_end : h.end])
+        elif t == HdrType.VIA or t == HdrType.FROM or t == HdrType.CALLID or t == HdrType.CSEQ:
             out.append(buf[h.start : h.end])
         elif t == HdrType.TO:
             if code > 100 and req.to.tag is None:
@@ -83,7 +135,7 @@ def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = Non
     return b"".join(out)
 
 
-def build_request(msg: SipMsg, *, via: str | None, extra_headers: list[str] | tuple[str, ...] = (),
+def build_request(msg: SipMsg, *, via: str | None, extra_headers: Iterable[str] = (),
                   decrement_max_forwards: bool = False) -> bytes:
     """The request with its edits applied and `via` (a Via value, or a whole "Via: ..." line)
     prepended as the first header; extra_headers appended after the last header.

@@ -15,7 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Union
+from typing import Iterable, Sequence, Union
 
 from sipcore.errors import ParseError
 from sipcore.msg import scandefs as sd
@@ -67,6 +67,7 @@ _HOT_FROMTAG = sd.S_FROMTAG_S
 _HOT_TOTAG = sd.S_TOTAG_S
 _HOT_BRANCH = sd.S_BRANCH_S
 _HOT_CONTACT = sd.S_CONTACT_S
+_HOT_CALLID = sd.S_CALLID_S
 _FIXED = sd.FIXED
 _STRIDE = sd.HDR_STRIDE
 _T_VIA = int(HdrType.VIA)
@@ -100,15 +101,16 @@ def _check_uri_of(na: NameAddr) -> None:
 class SipMsg:
     """One SIP request or reply. Build with sipcore.msg.parse_msg(buf)."""
 
-    __slots__ = ("buf", "_sc", "_types", "_hdrs", "_c", "_lumps", "_new_ruri", "_new_body",
-                 "_new_ctype", "_built", "scanner")
+    __slots__ = ("buf", "_sc", "_tcache", "_hdrs", "_c", "_cseq", "_lumps", "_new_ruri",
+                 "_new_body", "_new_ctype", "_built", "scanner")
 
-    def __init__(self, buf: bytes, sc: list[int], scanner: str = "py") -> None:
+    def __init__(self, buf: bytes, sc: Sequence[int], scanner: str = "py") -> None:
         self.buf = buf
         self._sc = sc
-        self._types: list[int] = sc[_FIXED::_STRIDE]
+        self._tcache: Sequence[int] | None = None  # header type ids, see _types
         self._hdrs: list[Header | None] | None = None  # Header objects, built on demand
-        self._c: dict[str, object] = {}
+        self._c: dict[str, object] = {}  # cache of parsed views
+        self._cseq: CSeq | None = None
         self._lumps: LumpList | None = None
         self._new_ruri: str | None = None
         self._new_body: bytes | None = None
@@ -186,6 +188,14 @@ class SipMsg:
         return self._span(sc[sd.S_FL_START], sc[sd.S_FL_END]).rstrip("\r\n")
 
     # ---------------------------------------------------------------- headers
+    @property
+    def _types(self) -> Sequence[int]:
+        """Type id of every header line, in order (a slice of the scan list, made on demand)."""
+        t = self._tcache
+        if t is None:
+            t = self._tcache = self._sc[_FIXED::_STRIDE]
+        return t
+
     def _hdr(self, i: int) -> Header:
         hdrs = self._hdrs
         if hdrs is None:
@@ -277,28 +287,29 @@ class SipMsg:
     @property
     def callid(self) -> str:
         """Call-ID value; "" when the header is missing (logging and $ci never raise)."""
-        if _T_CALLID not in self._types:
-            return ""
-        i = self._types.index(_T_CALLID)
-        b = _FIXED + _STRIDE * i
         sc = self._sc
-        if sc[b + 1]:  # folded: let Header join the lines
-            return self._hdr(i).value
-        return self.buf[sc[b + 4] : sc[b + 5]].decode("utf-8", "surrogateescape")
+        s = sc[_HOT_CALLID]
+        if s >= 0:
+            return self.buf[s : sc[_HOT_CALLID + 1]].decode("utf-8", "surrogateescape")
+        if s == -2:
+            return ""
+        h = self.header(_T_CALLID)
+        return h.value if h is not None else ""
 
     @property
     def cseq(self) -> CSeq:
-        v = self._c.get("cseq")
+        v = self._cseq
         if v is None:
             sc = self._sc
-            if sc[sd.S_CSEQ_NUM] >= 0:
-                v = CSeq(sc[sd.S_CSEQ_NUM], self._span(sc[sd.S_CSEQ_M_S], sc[sd.S_CSEQ_M_E]))
+            num = sc[sd.S_CSEQ_NUM]
+            if num >= 0:
+                v = CSeq(num, self.buf[sc[sd.S_CSEQ_M_S] : sc[sd.S_CSEQ_M_E]].decode("ascii"))
             else:
                 h = self._required(_T_CSEQ, "CSeq")
                 if h.parsed is None:
                     h.parsed = parse_cseq(h.value)
-                v = h.parsed
-            self._c["cseq"] = v
+                v = h.parsed  # type: ignore[assignment]
+            self._cseq = v
         return v  # type: ignore[return-value]
 
     @property
@@ -664,13 +675,15 @@ class SipMsg:
             body = apply_ops(buf, bops, body_off, msg_end)
         big = 1 << 40
         if self._new_body is not None or bops:
-            cl = self.header(_T_CL)
+            # every Content-Length copy gets the new value (the scanner accepts equal copies)
+            cls = self.header_all(_T_CL)
             clen = str(len(body)).encode()
-            if cl is None:
+            if not cls:
                 hops.append((sc[sd.S_HDR_END], 0, big, sc[sd.S_HDR_END],
                              b"Content-Length: " + clen + b"\r\n"))
-            elif not any(o[0] < cl.end and o[3] > cl.start for o in hops):
-                hops.append((cl.value_start, 1, big, cl.value_end, clen))
+            for cl in cls:
+                if not any(o[0] < cl.end and o[3] > cl.start for o in hops):
+                    hops.append((cl.value_start, 1, big, cl.value_end, clen))
         if self._new_ctype is not None:
             ct = self.header(_T_CT)
             line = self._line("Content-Type: " + self._new_ctype)

@@ -153,8 +153,6 @@ def parse_hostport(s: str, off: int = 0) -> tuple[str, int | None]:
 
 def _parse_uri_params(s: str, off: int) -> list[tuple[str, str | None]]:
     params: list[tuple[str, str | None]] = []
-    if not s:
-        return params
     pos = off
     for item in s.split(";"):
         name, eq, value = item.partition("=")

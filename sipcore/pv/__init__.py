@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from sipcore.pv import miscpv, msgpv, netpv, transforms, vars  # noqa: F401  (register classes)
 from sipcore.pv.errors import PvError
+from sipcore.pv.miscpv import set_defines_provider
 from sipcore.pv.parser import NULL_TEXT, Format, parse_format, parse_pv, scan_pv
 from sipcore.pv.spec import ALL, ConstPv, FuncPv, Index, PvSpec, PvValue
 
 __all__ = [
     "ALL", "ConstPv", "Format", "FuncPv", "Index", "NULL_TEXT", "PvError", "PvSpec", "PvValue",
-    "parse_format", "parse_pv", "scan_pv",
+    "parse_format", "parse_pv", "scan_pv", "set_defines_provider",
 ]

@@ -166,10 +166,16 @@ def _def_factory(numeric: bool) -> Callable[..., PvSpec]:
 registry.register("def", _def_factory(False), Inner.REQUIRED, doc="cfg define as string")
 registry.register("defn", _def_factory(True), Inner.REQUIRED, doc="cfg define as number")
 
+def _cfg_file(ctx: "RouteCtx") -> PvValue:
+    """The file of the statement being run (ctx.extra['cfg_file'], set by the runtime), else
+    the main config file (cfg global "cfg_file")."""
+    return ctx.extra.get("cfg_file") or ctx.core.get_global("cfg_file", "") or None
+
+
 reg_attrs("cfg", {
     "line": lambda ctx: ctx.cfg_line,
-    "name": lambda ctx: ctx.core.get_global("cfg_file", "") or None,
-    "file": lambda ctx: ctx.core.get_global("cfg_file", "") or None,
+    "name": _cfg_file,
+    "file": _cfg_file,
     "route": lambda ctx: ctx.route_name or None,
 }, doc="current cfg line / file / route name")
 

@@ -25,6 +25,15 @@ from sipcore.pv.spec import ALL, FuncPv, Getter, Index, PvSpec, PvValue, Setter,
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.route.ctx import RouteCtx
 
+_NAME_MAP = name_map()
+
+
+def _hkey(name: str) -> Any:
+    """Lookup key for msg.header(): the type id of a known header (no per-call name mapping),
+    else the name as written."""
+    return _NAME_MAP.get(name.lower(), 0) or name
+
+
 # Kamailio proto ids (ip_addr.h PROTO_*), used by $prid, $nh(i), $via0(protoid), $K(...)
 PROTO_IDS = {"udp": 1, "tcp": 2, "tls": 3, "sctp": 4, "ws": 5, "wss": 6}
 
@@ -100,7 +109,8 @@ def _uri_getters(src: Callable[["RouteCtx"], Optional[SipURI]]) -> dict[str, Get
 
     def proto(ctx: "RouteCtx") -> PvValue:
         u = src(ctx)
-        return (u.transport or "udp") if u is not None else None
+        # the transport param as written; "UDP" when absent (Kamailio pv_get_udp)
+        return (u.param("transport") or "UDP") if u is not None else None
 
     def scheme(ctx: "RouteCtx") -> PvValue:
         u = src(ctx)
@@ -378,6 +388,16 @@ def _to(ctx: "RouteCtx") -> Optional[NameAddr]:
         return None
 
 
+def _display_of(key: str) -> Getter:
+    """Display name of the first KEY header value, as written (Kamailio to_body.display)."""
+    hkey = _hkey(key)
+
+    def get(ctx: "RouteCtx") -> PvValue:
+        vals = ctx.msg.header_values(hkey)
+        return raw_display(vals[0]) if vals else None
+    return get
+
+
 def _na_getters(src: Callable[["RouteCtx"], Optional[NameAddr]]) -> dict[str, Getter]:
     def puri(ctx: "RouteCtx") -> Optional[SipURI]:
         na = src(ctx)
@@ -400,9 +420,6 @@ def _na_getters(src: Callable[["RouteCtx"], Optional[NameAddr]]) -> dict[str, Ge
         u = puri(ctx)
         return (u.host or None) if u is not None else None
 
-    def display(ctx: "RouteCtx") -> PvValue:
-        na = src(ctx)
-        return (na.display or None) if na is not None else None
 
     def tag(ctx: "RouteCtx") -> PvValue:
         na = src(ctx)
@@ -412,8 +429,17 @@ def _na_getters(src: Callable[["RouteCtx"], Optional[NameAddr]]) -> dict[str, Ge
         u = puri(ctx)
         return len(u.user) if u is not None else 0
 
-    return {"uri": uri, "user": user, "host": host, "display": display, "tag": tag,
-            "ulen": ulen}
+    return {"uri": uri, "user": user, "host": host, "tag": tag, "ulen": ulen}
+
+
+def raw_display(value: str) -> Optional[str]:
+    """The display name of a name-addr value exactly as written ('"Bob B"', 'Bob')."""
+    from sipcore.pv.transforms import TrFail, raw_nameaddr
+
+    try:
+        return raw_nameaddr(value).name or None
+    except TrFail:
+        return None
 
 
 def rewrite_nameaddr_header(ctx: "RouteCtx", hdr_name: str, *, uri: Optional[str] = None,
@@ -484,13 +510,13 @@ _TS = _uri_setters("To", _to, "t")
 reg("fu", _F["uri"], _FS["uri"], aliases=("from",), doc="From URI")
 reg("fU", _F["user"], _FS["user"], aliases=("from.user",), doc="From user")
 reg("fd", _F["host"], _FS["host"], aliases=("from.domain",), doc="From host")
-reg("fn", _F["display"], _FS["display"], doc="From display name (unquoted)")
+reg("fn", _display_of("From"), _FS["display"], doc="From display name as written")
 reg("ft", _F["tag"], doc="From tag")
 reg("fUl", _F["ulen"], doc="length of the From user")
 reg("tu", _T["uri"], _TS["uri"], aliases=("to",), doc="To URI")
 reg("tU", _T["user"], _TS["user"], aliases=("to.user",), doc="To user")
 reg("td", _T["host"], _TS["host"], aliases=("to.domain",), doc="To host")
-reg("tn", _T["display"], _TS["display"], doc="To display name (unquoted)")
+reg("tn", _display_of("To"), _TS["display"], doc="To display name as written")
 reg("tt", _T["tag"], doc="To tag ($null if none)")
 reg("tUl", _T["ulen"], doc="length of the To user")
 
@@ -498,15 +524,12 @@ reg("tUl", _T["ulen"], doc="length of the To user")
 # ---- first line, CSeq, Call-ID, well-known headers ------------------------------------------
 
 def _hval(name: str) -> Getter:
+    key = _hkey(name)
+
     def get(ctx: "RouteCtx") -> PvValue:
-        h = ctx.msg.header(name)
+        h = ctx.msg.header(key)
         return h.value if h is not None else None
     return get
-
-
-def _get_ci(ctx: "RouteCtx") -> PvValue:
-    h = ctx.msg.header("Call-ID")
-    return h.value if h is not None else None
 
 
 def _get_cs(ctx: "RouteCtx") -> PvValue:
@@ -610,28 +633,18 @@ def _get_mt(ctx: "RouteCtx") -> PvValue:
 
 
 def _get_mts(ctx: "RouteCtx") -> PvValue:
-    return "request" if ctx.msg.is_request else "reply"
+    return "rq" if ctx.msg.is_request else "rp"
 
 
-def _get_ct(ctx: "RouteCtx") -> PvValue:
-    h = ctx.msg.header("Contact")
-    return h.value if h is not None else None
-
-
-def _get_ua(ctx: "RouteCtx") -> PvValue:
-    h = ctx.msg.header("User-Agent")
-    return h.value if h is not None else None
-
-
-reg("ci", _get_ci, doc="Call-ID")
+reg("ci", _hval("Call-ID"), doc="Call-ID")
 reg("cs", _get_cs, doc="CSeq number")
 reg("csb", _hval("CSeq"), doc="CSeq body")
 reg("rm", _get_rm, doc="method (from CSeq for replies)")
 reg("rmid", _get_rmid, doc="method id bit")
-reg("ct", _get_ct, doc="body of the first Contact header")
+reg("ct", _hval("Contact"), doc="body of the first Contact header")
 reg("cT", _hval("Content-Type"), doc="Content-Type")
 reg("cl", _get_cl, doc="Content-Length")
-reg("ua", _get_ua, doc="User-Agent")
+reg("ua", _hval("User-Agent"), doc="User-Agent")
 reg("rs", _get_rs, _set_rs, doc="reply status code")
 reg("rr", _get_rr, _set_rr, doc="reply reason phrase")
 reg("rv", _get_rv, doc="SIP version")
@@ -645,8 +658,10 @@ reg("mts", _get_mts, doc="message type as text")
 
 
 def _first_nameaddr(name: str) -> Callable[["RouteCtx"], Optional[NameAddr]]:
+    key = _hkey(name)
+
     def get(ctx: "RouteCtx") -> Optional[NameAddr]:
-        vals = ctx.msg.header_values(name)
+        vals = ctx.msg.header_values(key)
         if not vals:
             return None
         try:
@@ -673,13 +688,16 @@ reg("ai", _PAI["uri"], doc="P-Asserted-Identity URI")
 reg("pu", _PPI["uri"], doc="P-Preferred-Identity URI")
 reg("pU", _PPI["user"], doc="P-Preferred-Identity user")
 reg("pd", _PPI["host"], doc="P-Preferred-Identity host")
-reg("pn", _PPI["display"], doc="P-Preferred-Identity display name")
+reg("pn", _display_of("P-Preferred-Identity"), doc="P-Preferred-Identity display name")
 reg("re", _RPID["uri"], doc="Remote-Party-ID URI")
 reg("di", _DIV["uri"], doc="Diversion URI")
 reg("dir", _na_param(_DIV_SRC, "reason"), doc="Diversion reason")
 reg("dip", _na_param(_DIV_SRC, "privacy"), doc="Diversion privacy")
 reg("dic", _na_param(_DIV_SRC, "counter"), doc="Diversion counter")
 reg("rt", _REFER["uri"], doc="Refer-To URI")
+
+
+_CONTACT = _hkey("Contact")
 
 
 def _expires(pick_fn: Callable[[list[int]], int]) -> Getter:
@@ -691,7 +709,7 @@ def _expires(pick_fn: Callable[[list[int]], int]) -> Getter:
         except ParseError:
             hexp = None
         try:
-            contacts = list(msg.contacts) if msg.header("Contact") is not None else []
+            contacts = list(msg.contacts) if msg.header(_CONTACT) is not None else []
         except ParseError:
             contacts = []
         for c in contacts:
@@ -712,11 +730,8 @@ reg_attrs("expires", {"min": _expires(min), "max": _expires(max)},
 
 # ---- $hdr / $hdrc / $hfl / $hflc ----------------------------------------------------------------
 
-_NAME_MAP = name_map()
 # Headers whose values are comma-separated lists of items that $hfl walks one by one.
-_LIST_TYPES = frozenset(_NAME_MAP[n] for n in ("via", "contact", "route", "record-route",
-                                                "path", "p-asserted-identity",
-                                                "p-preferred-identity", "diversion"))
+_LIST_TYPES = frozenset(_NAME_MAP[n] for n in ("via", "contact", "route", "record-route"))
 
 
 def canonical_header_name(name: str) -> tuple[str, int]:
@@ -747,11 +762,11 @@ class HdrPv(PvSpec):
         spec.text = self.text
         return spec
 
-    def _values(self, ctx: "RouteCtx") -> list[str]:
+    def _values(self, ctx: "RouteCtx", items: bool) -> list[str]:
         msg = ctx.msg
         if self.name == "*":
             return [h.value for h in msg.headers]
-        if self.items:
+        if items:
             return msg.header_values(self.key)
         return [h.value for h in msg.header_all(self.key)]
 
@@ -766,13 +781,14 @@ class HdrPv(PvSpec):
             h = ctx.msg.header(self.key)
             return h.value if h is not None else None
         idx = self.index.resolve(ctx)
-        vals = self._values(ctx)
         if idx == ALL:
+            # [*]: every header line joined with "," (also for $hfl, as in Kamailio)
+            vals = self._values(ctx, False)
             return ",".join(vals) if vals else None
-        return pick(vals, idx)
+        return pick(self._values(ctx, self.items), idx)
 
     def count(self, ctx: "RouteCtx") -> int:
-        return len(self._values(ctx))
+        return len(self._values(ctx, self.items))
 
 
 class HdrCountPv(PvSpec):
@@ -868,11 +884,14 @@ reg_attrs("msg", {
 
 # ---- credentials ($au ...) ---------------------------------------------------------------------
 
+_AUTH = _hkey("Authorization")
+_PROXY_AUTH = _hkey("Proxy-Authorization")
+
+
 def _creds(ctx: "RouteCtx") -> Any:
     msg = ctx.msg
     # Kamailio: REGISTER/PUBLISH carry Authorization, everything else Proxy-Authorization.
-    name = "Authorization" if msg.method in ("REGISTER", "PUBLISH") else "Proxy-Authorization"
-    h = msg.header(name)
+    h = msg.header(_AUTH if msg.method in ("REGISTER", "PUBLISH") else _PROXY_AUTH)
     if h is None:
         return None
     from sipcore.msg.digest import parse_digest

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from sipcore.core.sockets import find_socket, find_socket_by_name, parse_socket_spec
 from sipcore.pv import registry
 from sipcore.pv.errors import PvError
-from sipcore.pv.msgpv import PROTO_IDS, reg, reg_attrs
+from sipcore.pv.msgpv import PROTO_IDS, reg
 from sipcore.pv.registry import Inner
 from sipcore.pv.spec import ConstPv, FuncPv, PvSpec, PvValue, to_str
 
@@ -262,7 +262,7 @@ def _flags_pvs(attr: str, pv: str) -> None:
         return getattr(ctx, attr)
 
     def get_hex(ctx: "RouteCtx") -> PvValue:
-        return "%08X" % getattr(ctx, attr)
+        return "%08x" % getattr(ctx, attr)
 
     def set_(ctx: "RouteCtx", value: PvValue) -> None:
         setattr(ctx, attr, _flag_value(value, "$" + pv))

@@ -236,35 +236,48 @@ def _u(b: bytes) -> str:
 
 
 def _substr(s: str, off: int, length: int) -> str:
+    """Kamailio TR_S_SUBSTR: length 0 (or past the end) = to the end; negative length is an
+    error; a negative offset counts from the end."""
     n = len(s)
-    if off < 0:
-        if n + off < 0:
-            raise TrFail("offset out of range")
-        off += n
-    elif off >= n:
-        raise TrFail("offset out of range")
     if length < 0:
-        if n + length < off:
-            raise TrFail("length out of range")
-        length = n + length - off
-    elif length == 0:
-        length = n - off
-    return s[off:off + length]
+        raise TrFail("negative length")
+    if off >= 0:
+        if off >= n:
+            raise TrFail("offset out of range")
+        if off + length >= n:
+            length = 0
+        return s[off:] if length == 0 else s[off:off + length]
+    back = -off
+    if back > n:
+        raise TrFail("offset out of range")
+    if back < length:
+        length = 0
+    return s[n - back:] if length == 0 else s[n - back:n - back + length]
+
+
+_SELECT_ESCAPES = {"\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\s": "", "\\w": " "}
 
 
 def _select(s: str, idx: int, sep: str) -> str:
-    if len(sep) != 1:
-        raise TrFail("separator must be one character")
-    fields = s.split(sep)
+    """Kamailio TR_S_SELECT: field IDX (negative from the end) split at one char; "\\s" means
+    any whitespace; an index past the fields gives ""."""
+    if len(sep) > 1:
+        if sep not in _SELECT_ESCAPES:
+            raise TrFail(f"invalid select separator {sep!r}")
+        sep = _SELECT_ESCAPES[sep]
+    if not sep:
+        fields = re.split(r"[ \t\r\n]", s)
+    else:
+        fields = s.split(sep)
     if idx < 0:
         idx += len(fields)
     if not 0 <= idx < len(fields):
-        raise TrFail("index out of range")
+        return ""
     return fields[idx]
 
 
 def _prefixes(s: str, n: int = 0, quoted: bool = False) -> str:
-    top = len(s) if n <= 0 else min(n, len(s))
+    top = n if 0 < n < len(s) else len(s)
     q = "'" if quoted else ""
     return ",".join(f"{q}{s[:i]}{q}" for i in range(1, top + 1))
 
@@ -397,29 +410,42 @@ def _ftime(v: int, fmt: str) -> str:
     return time.strftime(fmt, time.localtime(v))
 
 
+# before/after/stripto/count look for the FIRST CHARACTER of their argument (Kamailio).
+# Not found: before/rbefore keep the whole value, after/rafter/stripto give "".
+
 def _before(s: str, x: str) -> str:
-    i = s.find(x)
+    i = s.find(x[:1]) if x else -1
     return s if i < 0 else s[:i]
 
 
 def _after(s: str, x: str) -> str:
-    i = s.find(x)
-    return s if i < 0 else s[i + len(x):]
+    i = s.find(x[:1]) if x else -1
+    return "" if i < 0 else s[i + 1:]
 
 
 def _rbefore(s: str, x: str) -> str:
-    i = s.rfind(x)
+    i = s.rfind(x[:1]) if x else -1
     return s if i < 0 else s[:i]
 
 
 def _rafter(s: str, x: str) -> str:
-    i = s.rfind(x)
-    return s if i < 0 else s[i + len(x):]
+    i = s.rfind(x[:1]) if x else -1
+    return "" if i < 0 else s[i + 1:]
 
 
 def _stripto(s: str, c: str) -> str:
-    i = s.find(c) if c else -1
-    return s if i < 0 else s[i:]
+    i = s.find(c[:1]) if c else -1
+    return "" if i < 0 else s[i:]
+
+
+_RM_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
+
+
+def _rm(s: str, x: str) -> str:
+    """Remove every occurrence of X; X may use \\n \\r \\t \\\\ escapes."""
+    if "\\" in x:
+        x = re.sub(r"\\(.)", lambda m: _RM_ESCAPES.get(m.group(1), m.group(1)), x)
+    return s.replace(x, "") if x else s
 
 
 def _unquote(s: str) -> str:
@@ -428,8 +454,11 @@ def _unquote(s: str) -> str:
     return s
 
 
+_BRACKETS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+
+
 def _unbracket(s: str) -> str:
-    if len(s) >= 2 and s[0] == "<" and s[-1] == ">":
+    if len(s) >= 2 and _BRACKETS.get(s[0]) == s[-1]:
         return s[1:-1]
     return s
 
@@ -449,7 +478,7 @@ S_OPS: dict[str, Op] = {
     "sha256": Op(_hash("sha256")),
     "sha384": Op(_hash("sha384")),
     "sha512": Op(_hash("sha512")),
-    "corehash": Op(core_hash, "i", optional=1),
+    "corehash": Op(lambda s, n=0: str(core_hash(s, n)), "i", optional=1),
     "tolower": Op(str.lower),
     "toupper": Op(str.upper),
     "substr": Op(_substr, "ii"),
@@ -460,14 +489,14 @@ S_OPS: dict[str, Op] = {
     "prefixes": Op(_prefixes, "i", optional=1),
     "prefixes.quoted": Op(lambda s, n=0: _prefixes(s, n, True), "i", optional=1),
     "replace": Op(lambda s, a, b: s.replace(a, b) if a else s, "ss"),
-    "rm": Op(lambda s, x: s.replace(x, "") if x else s, "s"),
+    "rm": Op(_rm, "s"),
     "trim": Op(lambda s: s.strip(_WS)),
     "rtrim": Op(lambda s: s.rstrip(_WS)),
     "ltrim": Op(lambda s: s.lstrip(_WS)),
     "rmws": Op(lambda s: "".join(c for c in s if c not in _WS)),
     "unquote": Op(_unquote),
     "unbracket": Op(_unbracket),
-    "count": Op(lambda s, c: s.count(c) if c else 0, "s"),
+    "count": Op(lambda s, c: s.count(c[:1]) if c else 0, "s"),
     "before": Op(_before, "s"),
     "after": Op(_after, "s"),
     "rbefore": Op(_rbefore, "s"),
@@ -501,7 +530,12 @@ register_class("s", _table_parser("s", S_OPS))
 # ---- {uri.*} ---------------------------------------------------------------------------------
 
 def _puri(s: str) -> Any:
-    return parse_uri(s.strip())
+    t = s.strip()
+    if not t:
+        raise TrFail("empty URI")
+    if len(t) > 4 and t[-1] == ";":        # Kamailio tolerates one trailing ';'
+        t = t[:-1]
+    return parse_uri(t)
 
 
 def _uri_param(name: str) -> Callable[[str], str]:
@@ -522,22 +556,20 @@ def _uri_tosocket(s: str) -> str:
     return f"{u.transport or 'udp'}:{u.host}:{u.port or 5060}"
 
 
-def _uri_duri(s: str) -> str:
+def _uri_simple(s: str, user: bool, port_transport: bool) -> str:
+    """Kamailio duri/saor/suri: scheme:[user@]host[:port][;transport=x]."""
     u = _puri(s)
-    out = f"{u.scheme}:{u.host_port}"
-    t = u.param("transport")
-    return out + (f";transport={t}" if t else "")
-
-
-def _uri_saor(s: str) -> str:
-    u = _puri(s)
-    return f"{u.user}@{u.host}" if u.user else u.host
-
-
-def _uri_suri(s: str) -> str:
-    u = _puri(s)
-    user = f"{u.user}@" if u.user else ""
-    return f"{u.scheme}:{user}{u.host_port}"
+    out = [u.scheme, ":"]
+    if user and u.user:
+        out += (u.user, "@")
+    out.append(u.host)
+    if port_transport:
+        if u.port:
+            out.append(f":{u.port}")
+        t = u.param("transport")
+        if t:
+            out.append(f";transport={t}")
+    return "".join(out)
 
 
 URI_OPS: dict[str, Op] = {
@@ -559,9 +591,9 @@ URI_OPS: dict[str, Op] = {
     "gr": Op(_uri_param("gr")),
     "scheme": Op(lambda s: _puri(s).scheme),
     "tosocket": Op(_uri_tosocket),
-    "duri": Op(_uri_duri),
-    "saor": Op(_uri_saor),
-    "suri": Op(_uri_suri),
+    "duri": Op(lambda s: _uri_simple(s, False, True)),
+    "saor": Op(lambda s: _uri_simple(s, True, False)),
+    "suri": Op(lambda s: _uri_simple(s, True, True)),
 }
 register_class("uri", _table_parser("uri", URI_OPS))
 
@@ -569,9 +601,11 @@ register_class("uri", _table_parser("uri", URI_OPS))
 # ---- {param.*} -------------------------------------------------------------------------------
 
 def split_params(s: str, sep: str = ";") -> list[tuple[str, Optional[str]]]:
-    """"a=1;b;c=\"x;y\"" -> [(a, 1), (b, None), (c, "x;y" quoted as written)]."""
+    """"a=1;b;c=\"x;y\"" -> [(a, 1), (b, None), (c, x;y)] (quotes of a quoted value removed)."""
     if len(sep) != 1:
         raise TrFail("parameter separator must be one character")
+    if not s:
+        raise TrFail("empty parameter list")
     out: list[tuple[str, Optional[str]]] = []
     cur: list[str] = []
     quote = False
@@ -590,23 +624,32 @@ def split_params(s: str, sep: str = ";") -> list[tuple[str, Optional[str]]]:
         if not it:
             continue
         name, eq, val = it.partition("=")
-        out.append((name.strip(_WS), val.strip(_WS) if eq else None))
+        val = val.strip(_WS)
+        if len(val) >= 2 and val[0] == val[-1] == '"':
+            val = val[1:-1]
+        out.append((name.strip(_WS), val if eq else None))
     return out
 
 
-def _pl_value(s: str, name: str, sep: str = ";") -> PvValue:
+def _pl_find(s: str, name: str, sep: str) -> Optional[tuple[str, Optional[str]]]:
     low = name.strip().lower()
-    for n, v in split_params(s, sep):
-        if n.lower() == low:
-            return "" if v is None else v
+    for item in split_params(s, sep):
+        if item[0].lower() == low:
+            return item
     return None
+
+
+def _pl_value(s: str, name: str, sep: str = ";") -> str:
+    """Value of NAME; "" when absent or without value (Kamailio)."""
+    item = _pl_find(s, name, sep)
+    return (item[1] or "") if item is not None else ""
 
 
 def _pl_at(items: list[tuple[str, Optional[str]]], idx: int) -> tuple[str, Optional[str]]:
     if idx < 0:
         idx += len(items)
     if not 0 <= idx < len(items):
-        raise TrFail("parameter index out of range")
+        return ("", "")
     return items[idx]
 
 
@@ -615,7 +658,7 @@ PARAM_OPS: dict[str, Op] = {
     "valueat": Op(lambda s, i, sep=";": _pl_at(split_params(s, sep), i)[1] or "", "is",
                   optional=1),
     "name": Op(lambda s, i, sep=";": _pl_at(split_params(s, sep), i)[0], "is", optional=1),
-    "in": Op(lambda s, name, sep=";": 0 if _pl_value(s, name, sep) is None else 1, "ss",
+    "in": Op(lambda s, name, sep=";": 0 if _pl_find(s, name, sep) is None else 1, "ss",
              optional=1),
     "count": Op(lambda s, sep=";": len(split_params(s, sep)), "s", optional=1),
 }
@@ -624,8 +667,42 @@ register_class("param", _table_parser("param", PARAM_OPS))
 
 # ---- {nameaddr.*} and {tobody.*} ------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _RawNameAddr:
+    name: str       # display name as written (quotes kept), "" if none
+    uri: str
+    length: int     # length of the name-addr up to and including '>'
+    params: str     # text after '>' without the leading ';'
+
+
+def raw_nameaddr(s: str) -> _RawNameAddr:
+    """Kamailio parse_nameaddr(): the part before '<' is the name, the URI is inside <>; with
+    no '<' the whole text is the URI. Quotes are kept (use {s.unquote})."""
+    t = s.strip()
+    if not t:
+        raise TrFail("empty name-addr")
+    i = 0
+    n = len(t)
+    while i < n and t[i] != "<":
+        if t[i] == '"':
+            j = i + 1
+            while j < n and t[j] != '"':
+                j += 2 if t[j] == "\\" else 1
+            i = j
+        i += 1
+    if i >= n:
+        uri, _, params = t.partition(";")
+        return _RawNameAddr("", uri.strip(), n, params)
+    gt = t.find(">", i)
+    if gt < 0:
+        raise TrFail("missing '>' in name-addr")
+    rest = t[gt + 1:].strip()
+    return _RawNameAddr(t[:i].strip(), t[i + 1:gt].strip(), gt + 1,
+                        rest[1:] if rest.startswith(";") else rest)
+
+
 def _na(s: str) -> Any:
-    """The first name-addr of S (a Contact/Route value may hold a list, as in Kamailio)."""
+    """Parsed first name-addr of S (a Contact/Route value may hold a list, as in Kamailio)."""
     t = s.strip()
     try:
         return parse_nameaddr(t)
@@ -637,19 +714,19 @@ def _na(s: str) -> Any:
 
 
 NAMEADDR_OPS: dict[str, Op] = {
-    "name": Op(lambda s: _na(s).display),
-    "uri": Op(lambda s: _na(s).uri),
-    "len": Op(lambda s: len(s.strip())),
+    "name": Op(lambda s: raw_nameaddr(s).name),
+    "uri": Op(lambda s: raw_nameaddr(s).uri),
+    "len": Op(lambda s: raw_nameaddr(s).length),
 }
 register_class("nameaddr", _table_parser("nameaddr", NAMEADDR_OPS))
 
 TOBODY_OPS: dict[str, Op] = {
     "uri": Op(lambda s: _na(s).uri),
-    "display": Op(lambda s: _na(s).display),
-    "tag": Op(lambda s: _na(s).tag),
+    "display": Op(lambda s: raw_nameaddr(s).name),
+    "tag": Op(lambda s: _na(s).tag or ""),
     "user": Op(lambda s: _na(s).parsed_uri.user),
     "host": Op(lambda s: _na(s).parsed_uri.host),
-    "params": Op(lambda s: format_params(_na(s).params)[1:]),
+    "params": Op(lambda s: raw_nameaddr(s).params),
 }
 register_class("tobody", _table_parser("tobody", TOBODY_OPS))
 
@@ -657,27 +734,35 @@ register_class("tobody", _table_parser("tobody", TOBODY_OPS))
 # ---- {line.*} --------------------------------------------------------------------------------
 
 def _lines(s: str) -> list[str]:
-    return s.splitlines()
+    if not s:
+        raise TrFail("empty text")
+    return s.split("\n")[:-1] if s.endswith("\n") else s.split("\n")
+
+
+def _cr(line: str) -> str:
+    return line[:-1] if line.endswith("\r") else line
 
 
 def _line_at(s: str, n: int) -> str:
+    """Line N (negative from the end); "" when there is no such line."""
     lines = _lines(s)
     if n < 0:
         n += len(lines)
     if not 0 <= n < len(lines):
-        raise TrFail("line index out of range")
-    return lines[n]
+        return ""
+    return _cr(lines[n])
 
 
-def _line_sw(s: str, prefix: str) -> PvValue:
+def _line_sw(s: str, prefix: str) -> str:
+    """First line starting with PREFIX; "" when none does."""
     for ln in _lines(s):
         if ln.startswith(prefix):
-            return ln
-    return None
+            return _cr(ln)
+    return ""
 
 
 LINE_OPS: dict[str, Op] = {
-    "count": Op(lambda s: len(_lines(s))),
+    "count": Op(lambda s: s.count("\n") + (0 if s.endswith("\n") else 1) if s else 0),
     "at": Op(_line_at, "i"),
     "sw": Op(_line_sw, "s"),
 }

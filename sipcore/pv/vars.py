@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Optional, Union
 from sipcore.pv import registry, shv
 from sipcore.pv.errors import PvError
 from sipcore.pv.registry import Inner
-from sipcore.pv.spec import ALL, Index, PvSpec, PvValue, pick
+from sipcore.pv.spec import ALL, Index, PvSpec, PvValue, pick, to_str
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.route.ctx import RouteCtx
@@ -206,7 +206,7 @@ class AvpPv(PvSpec):
         if idx == ALL:
             if not vals:
                 return None
-            return ",".join("<null>" if v is None else str(v) for v in vals)
+            return ", ".join("<null>" if v is None else str(v) for v in vals)
         return pick(vals, idx)
 
     def set(self, ctx: "RouteCtx", value: PvValue) -> None:
@@ -384,7 +384,14 @@ class XavpPv(PvSpec):
             return xavp_render(r)
         if r is None or not isinstance(r.value, list):
             return None
-        fidx = 0 if p.fidx is None or p.fidx == ALL else p.fidx
+        if p.fidx == ALL:
+            # Kamailio joins every value of the field with ", "
+            vals = xavp_find_all(r.value, p.field, self.ci)
+            if not vals:
+                return None
+            return ", ".join(to_str(v) if (v := xavp_render(x)) is not None else "<null>"
+                             for x in vals)
+        fidx = 0 if p.fidx is None else p.fidx
         return xavp_render(xavp_get(r.value, p.field, fidx, self.ci))  # type: ignore[arg-type]
 
     def count(self, ctx: "RouteCtx") -> int:
@@ -399,61 +406,64 @@ class XavpPv(PvSpec):
             return 0
         return xavp_count(r.value, p.field, self.ci)
 
+    # Assignment rules follow Kamailio pv_set_xavp():
+    #   $xavp(r) = v          new root item r (at index 0)
+    #   $xavp(r[i]) = v       replace the value of item i (error if missing; [*] is an error)
+    #   $xavp(r=>f) = v       new root item r holding field f
+    #   $xavp(r[i]=>f) = v    add field f to item i (nothing happens if item i does not exist)
+    #   $xavp(r[i]=>f[j]) = v replace the j-th f of item i (nothing if missing)
+    #   = $null               removes the first match (or the indexed one, or all with [*])
     def set(self, ctx: "RouteCtx", value: PvValue) -> None:
         roots = xavps(ctx).roots(self.kind)
         p = self.path
         if p.field is None:
             self._set_root(roots, value)
-            return
-        if value is None:
-            r = self._root(ctx)
-            if r is not None and isinstance(r.value, list):
-                xavp_rm(r.value, p.field, ALL if p.fidx is None else p.fidx, self.ci)
-            return
-        if p.ridx is None:
-            # Kamailio: `$xavp(r=>f) = v` without a root index starts a new root item.
+        elif value is None:
+            self._rm_field(roots)
+        elif p.ridx is None:
             xavp_add(roots, p.root, [Xavp(p.field, value)])
-            return
-        if p.ridx == ALL:
-            raise PvError(f"{self.text}: cannot assign a field of every root item")
-        r = xavp_get(roots, p.root, p.ridx, self.ci)  # type: ignore[arg-type]
-        if r is None:
-            if p.ridx in (0, -1) and not xavp_find_all(roots, p.root, self.ci):
-                xavp_add(roots, p.root, [Xavp(p.field, value)])
-                return
-            raise PvError(f"{self.text}: no root item at index {p.ridx}")
-        if not isinstance(r.value, list):
-            r.value = []
-        children: list[Xavp] = r.value
-        if p.fidx is None:
-            xavp_add(children, p.field, value)
-        elif p.fidx == ALL:
-            xavp_rm(children, p.field, ALL, self.ci)
-            xavp_add(children, p.field, value)
+        elif p.ridx == ALL:
+            return                                   # Kamailio ignores it
         else:
-            f = xavp_get(children, p.field, p.fidx, self.ci)  # type: ignore[arg-type]
-            if f is not None:
-                f.value = value
-            elif p.fidx in (0, -1) and not xavp_find_all(children, p.field, self.ci):
-                xavp_add(children, p.field, value)
-            else:
-                raise PvError(f"{self.text}: no field at index {p.fidx}")
+            r = xavp_get(roots, p.root, p.ridx, self.ci)  # type: ignore[arg-type]
+            if r is None:
+                return
+            if not isinstance(r.value, list):
+                raise PvError(f"{self.text}: item {p.ridx} of {p.root} holds a value, "
+                              f"not fields")
+            if p.fidx is None:
+                xavp_add(r.value, p.field, value)
+            elif p.fidx != ALL:
+                f = xavp_get(r.value, p.field, p.fidx, self.ci)  # type: ignore[arg-type]
+                if f is not None:
+                    f.value = value
+
+    def _rm_field(self, roots: list[Xavp]) -> None:
+        p = self.path
+        assert p.field is not None
+        if p.ridx == ALL:
+            items = xavp_find_all(roots, p.root, self.ci)
+        else:
+            one = xavp_get(roots, p.root, p.ridx or 0, self.ci)  # type: ignore[arg-type]
+            items = [one] if one is not None else []
+        for r in items:
+            if isinstance(r.value, list):
+                xavp_rm(r.value, p.field, 0 if p.fidx is None else p.fidx, self.ci)
 
     def _set_root(self, roots: list[Xavp], value: PvValue) -> None:
         p = self.path
         if value is None:
-            xavp_rm(roots, p.root, ALL if p.ridx is None else p.ridx, self.ci)
+            xavp_rm(roots, p.root, 0 if p.ridx is None else p.ridx, self.ci)
             return
         if p.ridx is None:
             xavp_add(roots, p.root, value)
-        elif p.ridx == ALL:
-            xavp_rm(roots, p.root, ALL, self.ci)
-            xavp_add(roots, p.root, value)
-        else:
-            r = xavp_get(roots, p.root, p.ridx, self.ci)  # type: ignore[arg-type]
-            if r is None:
-                raise PvError(f"{self.text}: no root item at index {p.ridx}")
-            r.value = value
+            return
+        if p.ridx == ALL:
+            raise PvError(f"{self.text}: cannot assign every item at once")
+        r = xavp_get(roots, p.root, p.ridx, self.ci)  # type: ignore[arg-type]
+        if r is None:
+            raise PvError(f"{self.text}: no item at index {p.ridx}")
+        r.value = value
 
 
 class XavuPv(PvSpec):

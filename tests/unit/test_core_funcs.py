@@ -244,3 +244,34 @@ def test_every_section11_function_is_exported():
     for name, arities in expected.items():
         got = sorted(len(f.args) for f in core_module.functions[name])
         assert got == sorted(arities), name
+
+
+def test_core_functions_from_a_config():
+    from sipcore.testing import Harness
+
+    h = Harness.from_text(
+        '#!define FLT_ACC 3\n'
+        'loadmodule "kex"\n'
+        'loadmodule "corex"\n'
+        'request_route {\n'
+        '  setflag(FLT_ACC);\n'
+        '  if (!isflagset(FLT_ACC)) { drop; }\n'
+        '  force_rport();\n'
+        '  strip(2);\n'
+        '  prefix("+");\n'
+        '  sethostport("192.0.2.30:5090");\n'
+        '  setsflag(1);\n'
+        '  append_branch("sip:other@192.0.2.31");\n'
+        '  if (!forward()) { drop; }\n'
+        '  exit;\n'
+        '}\n')
+    r = h.request(REQ.format(ruri="sip:0049301234@gw.example").replace(
+        "branch=z9hG4bKabc", "branch=z9hG4bKabc;rport"), src=("192.0.2.5", 5099))
+    assert len(r.sent) == 1
+    dest, buf = r.sent[0]
+    out = parse_msg(buf)
+    assert (dest.ip, dest.port) == ("192.0.2.30", 5090)
+    assert out.ruri == "sip:+49301234@192.0.2.30:5090"
+    assert out.vias[1].rport == "5099" and out.vias[1].received == "192.0.2.5"
+    assert r.ctx.isflagset(3) and r.ctx.sflags == 2
+    assert [b.uri for b in r.ctx.branches] == ["sip:other@192.0.2.31"]

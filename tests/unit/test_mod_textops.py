@@ -491,3 +491,56 @@ def test_export_table_shape():
                  "remove_hf_pv", "remove_hf_re_pv", "remove_hf_exp_pv", "is_present_hf_re_pv",
                  "search_append_body"):
         assert name in f, name
+
+
+# ---- through the cfg compiler ---------------------------------------------------------------
+
+CFG = r"""
+loadmodule "textops"
+loadmodule "textopsx"
+request_route {
+    if (!is_method("INVITE|BYE")) { exit; }
+    if (search("^X-Foo: (one|two)")) { append_hf("X-Seen: yes\r\n"); }
+    subst('/^X-Foo: one/X-Foo: $rU/');
+    remove_hf("P-Asserted-Identity");
+    msg_apply_changes();
+    if (is_present_hf("X-Seen") && has_body("application/sdp")) {
+        replace_body_all("PCMU", "PCMA");
+        append_to_reply("X-Why: test\r\n");
+    }
+    exit;
+}
+"""
+
+
+def test_textops_from_cfg():
+    from sipcore.testing import Harness
+
+    h = Harness.from_text(CFG)
+    r = h.request(INVITE)
+    m = parse_msg(r.ctx.msg.build())
+    assert m.header("X-Seen").value == "yes"
+    assert [x.value for x in m.header_all("X-Foo")] == ["bob", "two"]
+    assert m.header("P-Asserted-Identity") is None
+    assert b"a=rtpmap:0 PCMA/8000" in m.body
+    assert r.ctx.reply_lumps == ["X-Why: test"]
+
+
+def test_cfg_errors_are_located():
+    from sipcore.errors import ConfigErrors
+    from sipcore.testing import Harness
+
+    for bad, msg in (('is_method("INVITE||BYE");', "invalid method list"),
+                     ("subst('/a(/b/');", "bad regex"),
+                     ('is_privacy("nobody");', "bad privacy type"),
+                     ('in_list("a", "a,b", ",;");', "separator")):
+        with pytest.raises(ConfigErrors) as ei:
+            Harness.from_text('loadmodule "textops"\nrequest_route {\n' + bad + '\n}\n')
+        assert "<test>:3:" in str(ei.value) and msg in str(ei.value)
+
+
+def test_bad_script_text_is_refused_not_raised(ctx):
+    assert t.ki_append_hf(ctx, "no colon here") == -1
+    assert t.ki_insert_hf(ctx, "still none") == -1
+    assert t.ki_subst_uri(ctx, t.parse_subst("/bob/b o b/")) == -1    # would break the line
+    assert ctx.msg.ruri == "sip:bob@example.com;transport=udp"

@@ -85,12 +85,12 @@ def test_avp_stack_semantics() -> None:
     assert parse_pv("$(avp(x)[1])").get(c) == 2
     assert parse_pv("$(avp(x)[-1])").get(c) == "first"
     assert parse_pv("$(avp(x)[3])").get(c) is None
-    assert parse_pv("$(avp(x)[*])").get(c) == "third,2,first"
+    assert parse_pv("$(avp(x)[*])").get(c) == "third, 2, first"
     assert parse_pv("$cnt($avp(x))").get(c) == 3
     parse_pv("$(avp(x)[1])").set(c, "two")                     # overwrite in place
-    assert parse_pv("$(avp(x)[*])").get(c) == "third,two,first"
+    assert parse_pv("$(avp(x)[*])").get(c) == "third, two, first"
     a.set(c, None)                                              # $null removes the top
-    assert parse_pv("$(avp(x)[*])").get(c) == "two,first"
+    assert parse_pv("$(avp(x)[*])").get(c) == "two, first"
     parse_pv("$(avp(x)[-1])").set(c, None)
     assert parse_pv("$(avp(x)[*])").get(c) == "two"
     parse_pv("$(avp(x)[*])").set(c, "only")                     # [*] = v: replace all
@@ -157,14 +157,21 @@ def test_xavp_roots_fields_and_indexes() -> None:
     assert parse_pv("$cnt($xavp(sf[0]=>fr_timer))").get(c) == 2
     parse_pv("$xavp(sf[0]=>fr_timer[1])").set(c, 21)            # overwrite by index
     assert parse_pv("$xavp(sf[0]=>fr_timer[1])").get(c) == 21
-    parse_pv("$xavp(sf[0]=>fr_timer)").set(c, None)             # remove the field(s)
+    assert parse_pv("$(xavp(sf[0]=>fr_timer[*]))").get(c) == "25, 21"
+    parse_pv("$xavp(sf[0]=>fr_timer)").set(c, None)             # removes the first one
+    assert parse_pv("$xavp(sf[0]=>fr_timer)").get(c) == 21
+    parse_pv("$xavp(sf[0]=>fr_timer[*])").set(c, None)          # removes them all
     assert parse_pv("$xavp(sf[0]=>fr_timer)").get(c) is None
     assert parse_pv("$xavp(sf[0]=>uri)").get(c) == "sip:10.0.0.2"
-    parse_pv("$xavp(sf[0])").set(c, None)                       # remove one root item
+    parse_pv("$xavp(sf[*]=>uri)").set(c, None)                  # field of every item
+    assert parse_pv("$xavp(sf[1]=>uri)").get(c) is None
+    assert parse_pv("$xavp(sf[1]=>fr_timer)").get(c) == 10
+    parse_pv("$xavp(sf)").set(c, None)                          # removes the first item
     assert parse_pv("$cnt($xavp(sf))").get(c) == 1
-    assert parse_pv("$xavp(sf=>uri)").get(c) == "sip:10.0.0.1"
-    parse_pv("$xavp(sf)").set(c, None)                          # remove the whole list
-    assert parse_pv("$xavp(sf=>uri)").get(c) is None
+    assert parse_pv("$xavp(sf=>fr_timer)").get(c) == 10
+    parse_pv("$xavp(sf=>a)").set(c, 1)
+    parse_pv("$xavp(sf[*])").set(c, None)                       # removes every item
+    assert parse_pv("$xavp(sf=>a)").get(c) is None
     assert parse_pv("$cnt($xavp(sf))").get(c) == 0
 
 
@@ -180,7 +187,11 @@ def test_xavp_simple_root_values_and_errors() -> None:
     with pytest.raises(PvError):
         parse_pv("$xavp(x[5])").set(c, 1)
     with pytest.raises(PvError):
-        parse_pv("$xavp(y[3]=>f)").set(c, 1)
+        parse_pv("$xavp(x[*])").set(c, 1)
+    parse_pv("$xavp(y[3]=>f)").set(c, 1)                       # no item 3: nothing happens
+    assert c.xavps.xavp and parse_pv("$cnt($xavp(y))").get(c) == 0
+    with pytest.raises(PvError):
+        parse_pv("$xavp(x[0]=>f)").set(c, 1)                   # item 0 is a plain value
     for bad in ("$xavp(a[z]=>b)", "$xavp(=>b)", "$xavp(a=>)"):
         with pytest.raises(PvError):
             parse_pv(bad)
