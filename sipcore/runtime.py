@@ -55,23 +55,24 @@ def parse_listen(spec: str, default_port: int = 5060) -> list[SocketInfo]:
     return [SocketInfo(p, host, port, adv_host, adv_port, name) for p in protos]
 
 
-def _as_specs(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [v if isinstance(v, str) else str(v) for v in value]
-    return [str(value)]
-
-
 def sockets_from_config(cfg: Any, extra_listen: Iterable[str] = ()) -> list[SocketInfo]:
     """listen= globals (or -l options, which replace them, as in Kamailio)."""
     g = cfg.globals
     port = int(g.get("port", 5060) or 5060)
-    specs = list(extra_listen) or _as_specs(g.get("listen"))
     out: list[SocketInfo] = []
-    for s in specs:
-        for si in (s if isinstance(s, list) else parse_listen(s, port)):
-            out.append(si)
+    if extra_listen:
+        for spec in extra_listen:
+            out.extend(parse_listen(spec, port))
+    else:
+        for la in g.get("listen") or ():
+            if isinstance(la, str):
+                out.extend(parse_listen(la, port))
+                continue
+            protos = [la.proto] if la.proto else ["udp", "tcp"]
+            for p in protos:
+                lport = la.port or (5061 if p == "tls" else port)
+                out.append(SocketInfo(p, la.host.strip("[]"), lport, la.advertise_host,
+                                      la.advertise_port, la.name))
     if not out:
         out.append(SocketInfo("udp", "127.0.0.1", port))
     return out
@@ -79,7 +80,10 @@ def sockets_from_config(cfg: Any, extra_listen: Iterable[str] = ()) -> list[Sock
 
 def aliases_from_config(cfg: Any) -> list[tuple[str, Optional[int], Optional[str]]]:
     out = []
-    for a in _as_specs(cfg.globals.get("alias")):
+    for a in cfg.globals.get("alias") or ():
+        if not isinstance(a, str):
+            out.append(a.as_tuple())
+            continue
         a = a.strip().strip('"')
         proto = None
         m = re.match(r"^(udp|tcp|tls|sctp|ws|wss):(.*)$", a, re.IGNORECASE)

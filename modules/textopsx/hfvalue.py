@@ -119,11 +119,16 @@ def param_span(buf: bytes, v: ValueSpan, param: str) -> Optional[tuple[int, int,
     pname = param.lower().encode("latin-1")
     i = 0
     quoted = False
+    angle = 0                       # ';' inside <...> belongs to the URI, not to the value
     while i < len(data):
         c = data[i:i + 1]
         if c == b'"':
             quoted = not quoted
-        elif c == b";" and not quoted:
+        elif c == b"<" and not quoted:
+            angle += 1
+        elif c == b">" and not quoted:
+            angle = max(0, angle - 1)
+        elif c == b";" and not quoted and angle == 0:
             j = i + 1
             while j < len(data) and data[j:j + 1] in (b" ", b"\t"):
                 j += 1

@@ -448,28 +448,52 @@ def rewrite_nameaddr_header(ctx: "RouteCtx", hdr_name: str, *, uri: Optional[str
 
     The header line is rebuilt as `Name: "display" <uri>;params` (params, including the tag,
     kept) and stored as an edit; reading the PV again returns the old value until the message
-    is rebuilt, exactly as in Kamailio.
+    is rebuilt, exactly as in Kamailio. Several writes to one header ($fU then $fd) combine:
+    each starts from the text of the previous write, whose edit it supersedes.
     """
     msg = ctx.msg
-    h = msg.header(hdr_name)
-    if h is None:
-        raise PvError(f"the message has no {hdr_name} header")
-    try:
-        na = parse_nameaddr(h.value)
-    except ParseError as e:
-        raise PvError(f"cannot rewrite a malformed {hdr_name} header: {e}") from None
+    h, na = current_nameaddr(ctx, hdr_name)
+    pending: dict[int, tuple[Any, str]] = ctx.extra.setdefault("_pv_hdr_edits", {})
+    prev = pending.get(h.start)
     new_uri = na.uri if uri is None else uri
     new_disp = "" if drop_display else (na.display if display is None else display)
     disp = (quote(new_disp) + " ") if new_disp else ""
-    msg.replace_header(h, f"{h.name}: {disp}<{new_uri}>{format_params(na.params)}")
+    new_value = f"{disp}<{new_uri}>{format_params(na.params)}"
+    if prev is not None:
+        _drop_edit(msg, prev[0])
+    msg.replace_header(h, f"{h.name}: {new_value}")
+    pending[h.start] = (_last_edit(msg), new_value)
+
+
+def current_nameaddr(ctx: "RouteCtx", hdr_name: str) -> tuple[Any, NameAddr]:
+    """(header, its name-addr) including our not-yet-applied writes to it."""
+    h = ctx.msg.header(hdr_name)
+    if h is None:
+        raise PvError(f"the message has no {hdr_name} header")
+    prev = ctx.extra.get("_pv_hdr_edits", {}).get(h.start)
+    try:
+        return h, parse_nameaddr(prev[1] if prev is not None else h.value)
+    except ParseError as e:
+        raise PvError(f"cannot rewrite a malformed {hdr_name} header: {e}") from None
+
+
+def _last_edit(msg: Any) -> Any:
+    """The edit just recorded by replace_header() (an entry of the message's lump list)."""
+    ops = getattr(getattr(msg, "lumps", None), "ops", None)
+    return ops[-1] if ops else None
+
+
+def _drop_edit(msg: Any, op: Any) -> None:
+    """Withdraw an earlier header replacement of ours, so two writes do not emit two lines."""
+    ops = getattr(getattr(msg, "lumps", None), "ops", None)
+    if op is not None and ops is not None and op in ops:
+        ops.remove(op)
 
 
 def _uri_setters(hdr: str, src: Callable[["RouteCtx"], Optional[NameAddr]], pv: str
                  ) -> dict[str, Setter]:
     def cur_parts(ctx: "RouteCtx") -> UriParts:
-        na = src(ctx)
-        if na is None:
-            raise PvError(f"the message has no valid {hdr} header")
+        _h, na = current_nameaddr(ctx, hdr)
         try:
             return UriParts.from_uri(na.parsed_uri)
         except ParseError as e:

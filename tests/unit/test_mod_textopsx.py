@@ -252,3 +252,10 @@ def test_pvs():
     assert x.mod.pvs["blitval"].factory("b").get(c) == "line one\r\n"
     with pytest.raises(ValueError):
         x.mod.pvs["hfitname"].factory(None)
+
+
+def test_hf_value_params_outside_the_uri():
+    c = make_ctx(sip(HEAD + "\nRecord-Route: <sip:p1;lr>;lr=x, <sip:p2;lr>", "x"))
+    assert x.ki_remove_hf_value(c, spec("Record-Route[1].lr")) == 1
+    assert reparsed(c).header("Record-Route").value == "<sip:p1;lr>, <sip:p2;lr>"
+    assert x.ki_remove_hf_value(c, spec("Record-Route[2].lr")) == -1
