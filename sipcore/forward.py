@@ -303,6 +303,28 @@ def _crlf_line(text: str) -> bytes:
     return b + b"\r\n"
 
 
+def run_onsend(ctx: "RouteCtx", dest: Dest, buf: bytes) -> bool:
+    """Kamailio run_onsend(): run onsend_route (if the config has one) with the destination
+    and buffer about to be sent (ctx.extra["send_dest"], ["send_buf"]: snd_ip, $snd...).
+    False when the route dropped the message. The route type, route name and the message's
+    dropped state are restored afterwards: `drop` there only cancels this send."""
+    routes = ctx.core.routes
+    if routes is None or not routes.has_route("onsend"):
+        return True
+    saved = (ctx.route_type, ctx.route_name, ctx.dropped)
+    ctx.extra["send_dest"] = dest
+    ctx.extra["send_buf"] = buf
+    ctx.dropped = False
+    try:
+        routes.run("onsend", None, ctx)
+        dropped = ctx.dropped
+    finally:
+        ctx.route_type, ctx.route_name, ctx.dropped = saved
+        ctx.extra.pop("send_dest", None)
+        ctx.extra.pop("send_buf", None)
+    return not dropped
+
+
 # ---- requests -------------------------------------------------------------------------------
 
 def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[int] = None,
@@ -350,7 +372,12 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
         log.err(f"forward: cannot build the request: {exc}", ctx)
         stats.inc("core:err_requests")
         return E.E_BAD_REQ
-    if not ctx.core.send(Dest(dproto, ip, dport, sock), buf):
+    dest = Dest(dproto, ip, dport, sock)
+    if not run_onsend(ctx, dest, buf):
+        log.info(f"request to {dproto}:{_bracket(ip)}:{dport} dropped by onsend_route", ctx)
+        stats.inc("core:drop_requests")
+        return E.E_UNSPEC
+    if not ctx.core.send(dest, buf):
         log.err(f"forward: send to {dproto}:{_bracket(ip)}:{dport} failed", ctx)
         stats.inc("core:err_requests")
         return E.E_SEND
@@ -414,7 +441,12 @@ def forward_reply(ctx: "RouteCtx") -> int:
         log.err(f"forward_reply: {exc.reason}", ctx)
         stats.inc("core:err_replies")
         return exc.code
-    if not ctx.core.send(Dest(proto, ip, port, sock), buf):
+    dest = Dest(proto, ip, port, sock)
+    if ctx.core.get_global("onsend_route_reply") and not run_onsend(ctx, dest, buf):
+        log.info(f"reply to {proto}:{_bracket(ip)}:{port} dropped by onsend_route", ctx)
+        stats.inc("core:drop_replies")
+        return E.E_UNSPEC
+    if not ctx.core.send(dest, buf):
         log.err(f"forward_reply: send to {proto}:{_bracket(ip)}:{port} failed", ctx)
         stats.inc("core:err_replies")
         return E.E_SEND

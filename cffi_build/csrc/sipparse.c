@@ -140,14 +140,14 @@ static int has_scheme(const unsigned char *b, size_t i, size_t e)
     return i < e && b[i] == ':';
 }
 
-/* name-addr / addr-spec with params, value [s, e) not folded. The display name may be a
- * quoted-string (any bytes, quoted-pairs); everything after it must be printable ASCII
- * without '"' (a quoted parameter value defers to Python). */
+/* name-addr / addr-spec with params, value [s, e) not folded; one pass, mirroring
+ * sipcore/msg/nameaddr.py _parse_one: a quoted display name (any bytes, quoted-pairs) or a run
+ * of tokens and SP/HT directly followed by '<' makes the name-addr form; otherwise addr-spec.
+ * URI bytes must be printable ASCII (else defer); a quoted parameter value defers too. */
 static int hot_nameaddr(const unsigned char *b, size_t s, size_t e, int32_t *tag_s,
                         int32_t *tag_e, int32_t *uri_s, int32_t *uri_e)
 {
-    size_t i = skip_ws(b, s, e), rest, lt = e;
-    int quoted = 0;
+    size_t i = skip_ws(b, s, e), lt;
     if (i >= e)
         return 0;
     if (b[i] == '"') {
@@ -162,43 +162,35 @@ static int hot_nameaddr(const unsigned char *b, size_t s, size_t e, int32_t *tag
         lt = skip_ws(b, j + 1, e);
         if (lt >= e || b[lt] != '<')
             return 0;
-        quoted = 1;
-        rest = lt;
     } else {
-        rest = i;
-    }
-    for (size_t k = rest; k < e; k++) {
-        unsigned char c = b[k];
-        if (c < 0x20 || c >= 0x7f || c == '"')
-            return 0;
-        if (!quoted && c == '<' && lt == e)
-            lt = k;
+        size_t k = i;
+        while (k < e && (TOK(b[k]) || IS_WS(b[k])))
+            k++;
+        lt = (k < e && b[k] == '<') ? k : e;
     }
     if (lt < e) {
-        if (!quoted) /* display tokens before '<' */
-            for (size_t k = i; k < lt; k++)
-                if (!TOK(b[k]) && !IS_WS(b[k]))
-                    return 0;
         size_t gt = lt + 1;
-        while (gt < e && b[gt] != '>')
+        while (gt < e && b[gt] != '>') {
+            unsigned char c = b[gt];
+            if (c <= 0x20 || c >= 0x7f || c == '"' || c == '<')
+                return 0;
             gt++;
+        }
         if (gt >= e || gt == lt + 1 || !has_scheme(b, lt + 1, gt))
             return 0;
-        for (size_t k = lt + 1; k < gt; k++)
-            if (IS_WS(b[k]) || b[k] == '<')
-                return 0;
         *uri_s = (int32_t)(lt + 1);
         *uri_e = (int32_t)gt;
         i = gt + 1;
     } else {
         size_t j = i;
-        while (j < e && b[j] != ';' && b[j] != ',' && !IS_WS(b[j]))
+        while (j < e && b[j] != ';' && b[j] != ',' && !IS_WS(b[j])) {
+            unsigned char c = b[j];
+            if (c < 0x20 || c >= 0x7f || c == '<' || c == '>' || c == '"' || c == '?')
+                return 0;
             j++;
+        }
         if (!has_scheme(b, i, j))
             return 0;
-        for (size_t k = i; k < j; k++)
-            if (b[k] == '>' || b[k] == '?')
-                return 0;
         *uri_s = (int32_t)i;
         *uri_e = (int32_t)j;
         i = j;
@@ -324,18 +316,26 @@ static int hot_cseq(const unsigned char *b, size_t s, size_t e, int32_t *num, in
 
 static void fill_hot(const unsigned char *b, int32_t *out, int32_t nh)
 {
-    int32_t first[SP_HDR_WARNING + 1];
+    int32_t f_from = -1, f_to = -1, f_via = -1, f_cseq = -1, f_callid = -1, f_contact = -1;
     int ncontact = 0;
-    for (int t = 0; t <= SP_HDR_WARNING; t++)
-        first[t] = -1;
-    for (int32_t k = 0; k < nh; k++) {
-        int32_t *h = out + SP_FIXED + SP_HDR_STRIDE * k;
-        int32_t t = h[SP_H_TYPE];
-        if (t > 0 && t <= SP_HDR_WARNING && first[t] < 0)
-            first[t] = k;
-        if (t == SP_HDR_CONTACT)
-            ncontact++;
+    for (int32_t k = nh - 1; k >= 0; k--) { /* backwards: the first header of a type wins */
+        switch (out[SP_FIXED + SP_HDR_STRIDE * k + SP_H_TYPE]) {
+        case SP_HDR_FROM: f_from = k; break;
+        case SP_HDR_TO: f_to = k; break;
+        case SP_HDR_VIA: f_via = k; break;
+        case SP_HDR_CSEQ: f_cseq = k; break;
+        case SP_HDR_CALLID: f_callid = k; break;
+        case SP_HDR_CONTACT: f_contact = k; ncontact++; break;
+        default: break;
+        }
     }
+    int32_t first[SP_HDR_WARNING + 1];
+    first[SP_HDR_FROM] = f_from;
+    first[SP_HDR_TO] = f_to;
+    first[SP_HDR_VIA] = f_via;
+    first[SP_HDR_CSEQ] = f_cseq;
+    first[SP_HDR_CALLID] = f_callid;
+    first[SP_HDR_CONTACT] = f_contact;
     for (int s = SP_HOT_FIRST; s < SP_FIXED; s++)
         out[s] = -1;
 #define HDR(k) (out + SP_FIXED + SP_HDR_STRIDE * (k))

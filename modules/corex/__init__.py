@@ -63,18 +63,40 @@ mod.param("evcb_reply_out", str, "", doc="KEMI callback for corex:reply-out.")
 mod.event_routes.extend(["network:msg", "corex:reply-out"])
 
 
+_subdomains: list[tuple[str, Optional[int], Optional[str]]] = []   # (domain, port, proto)
+
+
 @mod.on_init
-def _mod_init(ctx: Any) -> None:
-    """Publish alias_subdomains to the core (`myself` matching) through the globals table."""
-    core = getattr(ctx, "core", None)
-    if core is None:
-        return
-    subs = []
+def _mod_init(_cfg: Any) -> None:
+    """Master: parse alias_subdomains once (Kamailio corex_register_check_self)."""
+    _subdomains.clear()
     for spec in mod.p.alias_subdomains:
         s = parse_socket_spec(spec)
-        subs.append((s.host.lower(), s.port, s.proto))
-    if subs:
-        core.globals.setdefault("alias_subdomains", []).extend(subs)
+        _subdomains.append((s.host.lower().rstrip("."), s.port, s.proto))
+
+
+def check_self_subdomain(host: str, port: Optional[int], proto: Optional[str]) -> bool:
+    """True if HOST is an alias_subdomains domain or one of its sub-domains (and the port
+    and protocol match when both sides name them): corex's check_self callback."""
+    h = host.strip().lower().rstrip(".")
+    for dom, dport, dproto in _subdomains:
+        if not (h == dom or h.endswith("." + dom)):
+            continue
+        if dport and port and dport != port:
+            continue
+        if dproto and proto and dproto != proto:
+            continue
+        return True
+    return False
+
+
+class CorexApi:
+    """bind_api("corex"): the check_self callback the core consults for `myself`."""
+
+    check_self = staticmethod(check_self_subdomain)
+
+
+mod.provides_api(CorexApi())
 
 
 # ---- append_branch ------------------------------------------------------------------------------
@@ -143,10 +165,9 @@ def ki_append_branch_uri_q(ctx: RouteCtx, uri: str, q: str) -> int:
 
 # ---- raw sends (the message as received: no Via added, no lumps applied) ------------------------
 
-def _dest_from_hostport(text: str, proto: str) -> tuple[str, Optional[int]]:
+def _hostport(text: str) -> tuple[str, Optional[int]]:
+    """"host", "host:port", "[v6]:port" or a bare IPv6 address -> (host, port or None)."""
     t = text.strip()
-    if t.startswith(("sip:", "sips:")):
-        raise ValueError("URI")
     if t.startswith("["):
         end = t.find("]")
         if end < 0:
@@ -160,21 +181,16 @@ def _dest_from_hostport(text: str, proto: str) -> tuple[str, Optional[int]]:
 
 
 def corex_send(ctx: RouteCtx, target: Optional[str], proto: str) -> int:
-    """Send ctx.msg.buf unchanged to TARGET ("host[:port]") or to $du / the R-URI."""
+    """Send ctx.msg.buf unchanged to TARGET ("host[:port]" or a SIP URI) or to $du / the
+    R-URI, over PROTO."""
     from sipcore import forward
 
     try:
-        if target:
-            try:
-                host, port = _dest_from_hostport(target, proto)
-                hop = forward.NextHop(host, port, proto)
-            except ValueError as exc:
-                if str(exc) != "URI":
-                    raise
-                hop = forward.uri_next_hop(target)
-                hop.proto = proto
+        if target and not target.startswith(("sip:", "sips:")):
+            host, port = _hostport(target)
+            hop = forward.NextHop(host, port, proto)
         else:
-            hop = forward.uri_next_hop(ctx.dst_uri or ctx.msg.ruri)
+            hop = forward.uri_next_hop(target or ctx.dst_uri or ctx.msg.ruri)
             hop.proto = proto
         ip, port, p = forward.resolve(hop)
         sock = forward.choose_send_socket(ctx, p, ip)

@@ -21,7 +21,7 @@ core_module = Module("core", summary="Functions built into the configuration lan
 mod = core_module
 
 MAX_FLAG = 31
-_PROTO_NAMES = {"udp": "udp", "tcp": "tcp", "tls": "tls", "sctp": "sctp"}
+_PROTO_NAMES = frozenset({"udp", "tcp", "tls", "sctp"})
 
 
 def _parse_proto(text: str) -> str:
@@ -29,10 +29,6 @@ def _parse_proto(text: str) -> str:
     if p not in _PROTO_NAMES:
         raise ValueError(f"unknown protocol \"{text}\" (expected UDP, TCP, TLS or SCTP)")
     return p
-
-
-def _socket_fixup(text: str) -> SocketSpec:
-    return parse_socket_spec(text)
 
 
 # ---- forwarding ---------------------------------------------------------------------------
@@ -59,8 +55,10 @@ def _forward(ctx: RouteCtx, host: Optional[str], port: Optional[str], proto: Opt
             log.err(f"forward: port out of range \"{port}\"", ctx)
             return E.E_BAD_ADDRESS
     if use_uri_port and not use_uri_host:
+        from sipcore.msg import parse_uri
+
         try:
-            port_no = ctx.msg.parsed_ruri.port
+            port_no = (parse_uri(ctx.dst_uri) if ctx.dst_uri else ctx.msg.parsed_ruri).port
         except ParseError as exc:
             log.err(f"forward: bad request URI: {exc}", ctx)
             return E.E_BAD_URI
@@ -327,7 +325,7 @@ def force_socket(ctx: RouteCtx, spec: SocketSpec, what: str) -> int:
     return 1
 
 
-@mod.function("force_send_socket", args=(Custom(_socket_fixup, name="socket"),),
+@mod.function("force_send_socket", args=(Custom(parse_socket_spec, name="socket"),),
               routes=ANY_ROUTE)
 def ki_force_send_socket(ctx: RouteCtx, spec: SocketSpec) -> int:
     """Send through the listen socket [proto:]addr[:port]."""

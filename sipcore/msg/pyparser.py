@@ -24,11 +24,16 @@ from sipcore.msg.hdrdefs import name_map
 from sipcore.msg.limits import MAX_CL_DIGITS, MAX_HEADERS, MAX_MSG_SIZE
 
 _NAME_TYPE = name_map()
+_NAME_TYPE_B = {k.encode("ascii"): v for k, v in _NAME_TYPE.items()}
 _CL_TYPE = _NAME_TYPE["content-length"]
 _ERR_CODE = {name: -(i + 1) for i, (name, _r, _s) in enumerate(sd.ERRORS)}
 
 # RFC 3261 25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 _TOKEN = re.compile(rb"[A-Za-z0-9\-.!%*_+`'~]+")
+# header-name HCOLON: token *(SP/HT) ":"
+_NAME_COLON = re.compile(rb"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:")
+# a whole unfolded header line: name, value (trailing SP/HT stripped by the caller), CRLF or LF
+_SIMPLE_LINE = re.compile(rb"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*([^\r\n]*)\r?\n(?![ \t])")
 # bytes not allowed anywhere in the first line (CTL except HT; HT is refused too in the line)
 _FL_BAD = re.compile(rb"[\x00-\x1f\x7f]")
 _LWS_CHARS = b" \t\r\n"
@@ -130,38 +135,59 @@ def scan(buf: bytes) -> list[int]:
             raise _fail("BAD_EOL", p)
         if c == 32 or c == 9:
             raise _fail("BAD_HDR_LINE", p)
-        m = _TOKEN.match(buf, p)
+        m = _SIMPLE_LINE.match(buf, p)
+        val = m.group(2).rstrip(b" \t") if m is not None else b""
+        if val:
+            # common case: one physical line, non-empty value, no bare CR (same result as below)
+            if nh >= MAX_HEADERS:
+                raise _fail("TOO_MANY_HDRS", p)
+            vs = m.start(2)  # type: ignore[union-attr]
+            ve = vs + len(val)
+            htype = _NAME_TYPE_B.get(m.group(1).lower(), 0)  # type: ignore[union-attr]
+            if htype == _CL_TYPE:
+                if not val.isdigit() or len(val.lstrip(b"0")) > MAX_CL_DIGITS:
+                    raise _fail("BAD_CL", vs)
+                cl = int(val)
+                if clen >= 0 and cl != clen:
+                    raise _fail("MULTI_CL", p)
+                clen, cl_off = cl, vs
+            end = m.end()  # type: ignore[union-attr]
+            hv += (htype, 0, p, m.end(1), vs, ve, end)  # type: ignore[union-attr]
+            nh += 1
+            p = end
+            continue
+        m = _NAME_COLON.match(buf, p)
         if m is None:
-            raise _fail("BAD_HDR_NAME", p)
-        ne = q = m.end()
-        while q < n and buf[q] in (32, 9):
-            q += 1
-        if q >= n or buf[q] != 0x3A:
+            m = _TOKEN.match(buf, p)
+            if m is None:
+                raise _fail("BAD_HDR_NAME", p)
+            q = m.end()
+            while q < n and buf[q] in (32, 9):
+                q += 1
             raise _fail("BAD_HDR_NAME", q)
-        q += 1
+        ne = m.end(1)
+        q = m.end()
         lf = buf.find(b"\n", q)
         while lf >= 0 and lf + 1 < n and buf[lf + 1] in (32, 9):
             lf = buf.find(b"\n", lf + 1)
         if lf < 0:
             raise _fail("NO_HDR_END", n)
-        vs = q
-        while vs < lf and buf[vs] in _LWS_CHARS:
-            vs += 1
-        ve = lf
-        while ve > vs and buf[ve - 1] in _LWS_CHARS:
-            ve -= 1
+        # value span: [q, lf) without LWS at either end (bytes methods, no Python loops)
+        val = buf[q:lf].lstrip(_LWS_CHARS)
+        vs = lf - len(val)
+        val = val.rstrip(_LWS_CHARS)
+        ve = vs + len(val)
         if nh >= MAX_HEADERS:
             raise _fail("TOO_MANY_HDRS", p)
-        htype = _NAME_TYPE.get(buf[p:ne].decode("ascii").lower(), 0)
-        folded = 1 if buf.find(b"\n", vs, ve) >= 0 else 0
+        htype = _NAME_TYPE_B.get(m.group(1).lower(), 0)
+        folded = 1 if b"\n" in val else 0
         if htype == _CL_TYPE:
-            v = buf[vs:ve]
-            if not v or not v.isdigit() or len(v.lstrip(b"0")) > MAX_CL_DIGITS:
+            if not val or not val.isdigit() or len(val.lstrip(b"0")) > MAX_CL_DIGITS:
                 raise _fail("BAD_CL", vs)
-            val = int(v)
-            if clen >= 0 and val != clen:
+            cl = int(val)
+            if clen >= 0 and cl != clen:
                 raise _fail("MULTI_CL", p)
-            clen, cl_off = val, vs
+            clen, cl_off = cl, vs
         hv += (htype, folded, p, ne, vs, ve, lf + 1)
         nh += 1
         p = lf + 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import sipcore
@@ -178,6 +179,34 @@ reg_attrs("cfg", {
     "file": _cfg_file,
     "route": lambda ctx: ctx.route_name or None,
 }, doc="current cfg line / file / route name")
+
+
+# ---- $err.*: the last error (Kamailio err_info, set by parse errors / sl_reply_error) ----------
+
+@dataclass(slots=True)
+class ErrInfo:
+    """What `$err.class`... read; whoever records an error stores one in
+    ctx.extra["err_info"] (0 / $null when nothing was recorded)."""
+
+    eclass: int = 0
+    level: int = 0
+    info: Optional[str] = None
+    rcode: int = 0
+    rreason: Optional[str] = None
+
+
+def _err(attr: str, default: PvValue) -> Callable[["RouteCtx"], PvValue]:
+    def get(ctx: "RouteCtx") -> PvValue:
+        ei = ctx.extra.get("err_info")
+        return default if ei is None else getattr(ei, attr)
+    return get
+
+
+reg("err.class", _err("eclass", 0), doc="class of the last error")
+reg("err.level", _err("level", 0), doc="level of the last error")
+reg("err.info", _err("info", None), doc="text of the last error")
+reg("err.rcode", _err("rcode", 0), doc="reply code suggested by the last error")
+reg("err.rreason", _err("rreason", None), doc="reply reason suggested by the last error")
 
 
 # ---- message id, contact of lookup(), misc -----------------------------------------------------

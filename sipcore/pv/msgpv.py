@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from sipcore.core.ruri import UriParts
 from sipcore.errors import ParseError
 from sipcore.msg.hdrdefs import HDR_TABLE, name_map
-from sipcore.msg.nameaddr import NameAddr, parse_nameaddr
+from sipcore.msg import NameAddr, SipURI, parse_digest, parse_nameaddr, parse_uri
 from sipcore.msg.params import format_params, quote
-from sipcore.msg.uri import SipURI, parse_uri
 from sipcore.pv import registry
 from sipcore.pv.errors import PvError
 from sipcore.pv.registry import Inner
@@ -188,7 +187,7 @@ reg("ru", _get_ru, _set_ru, aliases=("ruri",), doc="request URI")
 reg("rU", _RU["user"], _set_rU, aliases=("ruri.user",), doc="R-URI user")
 reg("rd", _RU["host"], _set_rd, aliases=("ruri.domain",), doc="R-URI host")
 reg("rp", _RU["port"], _set_rp, doc="R-URI port (5060/5061 when absent)")
-reg("rP", _RU["proto"], doc="R-URI transport param (udp when absent)")
+reg("rP", _RU["proto"], doc="R-URI transport param (UDP when absent)")
 reg("rz", _RU["scheme"], doc="R-URI scheme")
 reg("rUl", _RU["ulen"], doc="length of the R-URI user")
 reg("ou", _get_ou, aliases=("ouri",), doc="original R-URI")
@@ -471,6 +470,8 @@ def current_nameaddr(ctx: "RouteCtx", hdr_name: str) -> tuple[Any, NameAddr]:
     if h is None:
         raise PvError(f"the message has no {hdr_name} header")
     prev = ctx.extra.get("_pv_hdr_edits", {}).get(h.start)
+    if prev is not None and not _edit_pending(ctx.msg, prev[0]):
+        prev = None                       # the edits were dropped (clear_lumps): start over
     try:
         return h, parse_nameaddr(prev[1] if prev is not None else h.value)
     except ParseError as e:
@@ -483,6 +484,11 @@ def _last_edit(msg: Any) -> Any:
     return ops[-1] if ops else None
 
 
+def _edit_pending(msg: Any, op: Any) -> bool:
+    ops = getattr(getattr(msg, "lumps", None), "ops", None)
+    return op is not None and ops is not None and op in ops
+
+
 def _drop_edit(msg: Any, op: Any) -> None:
     """Withdraw an earlier header replacement of ours, so two writes do not emit two lines."""
     ops = getattr(getattr(msg, "lumps", None), "ops", None)
@@ -490,8 +496,7 @@ def _drop_edit(msg: Any, op: Any) -> None:
         ops.remove(op)
 
 
-def _uri_setters(hdr: str, src: Callable[["RouteCtx"], Optional[NameAddr]], pv: str
-                 ) -> dict[str, Setter]:
+def _uri_setters(hdr: str, pv: str) -> dict[str, Setter]:
     def cur_parts(ctx: "RouteCtx") -> UriParts:
         _h, na = current_nameaddr(ctx, hdr)
         try:
@@ -528,9 +533,9 @@ def _uri_setters(hdr: str, src: Callable[["RouteCtx"], Optional[NameAddr]], pv: 
 
 
 _F = _na_getters(_from)
-_FS = _uri_setters("From", _from, "f")
+_FS = _uri_setters("From", "f")
 _T = _na_getters(_to)
-_TS = _uri_setters("To", _to, "t")
+_TS = _uri_setters("To", "t")
 reg("fu", _F["uri"], _FS["uri"], aliases=("from",), doc="From URI")
 reg("fU", _F["user"], _FS["user"], aliases=("from.user",), doc="From user")
 reg("fd", _F["host"], _FS["host"], aliases=("from.domain",), doc="From host")
@@ -613,7 +618,7 @@ def _set_rs(ctx: "RouteCtx", value: PvValue) -> None:
     if not 100 <= code <= 699:
         raise PvError(f"status code {code} out of range 100..699")
     cs, ce, _rs, _re = _status_line_span(ctx)
-    ctx.msg.replace_range(cs, ce, str(code).encode())
+    _replace_once(ctx, "_pv_rs_edit", cs, ce, str(code).encode())
 
 
 def _set_rr(ctx: "RouteCtx", value: PvValue) -> None:
@@ -624,7 +629,14 @@ def _set_rr(ctx: "RouteCtx", value: PvValue) -> None:
         raise PvError("a reason phrase cannot contain line breaks")
     _cs, ce, rs, re_ = _status_line_span(ctx)
     data = reason.encode("utf-8", "surrogateescape")
-    ctx.msg.replace_range(rs, re_, data if rs > ce else b" " + data)
+    _replace_once(ctx, "_pv_rr_edit", rs, re_, data if rs > ce else b" " + data)
+
+
+def _replace_once(ctx: "RouteCtx", key: str, start: int, end: int, data: bytes) -> None:
+    """replace_range() that supersedes our previous edit of the same span (KEY in ctx.extra)."""
+    _drop_edit(ctx.msg, ctx.extra.get(key))
+    ctx.msg.replace_range(start, end, data)
+    ctx.extra[key] = _last_edit(ctx.msg)
 
 
 def _get_rv(ctx: "RouteCtx") -> PvValue:
@@ -906,6 +918,38 @@ reg_attrs("msg", {
 }, doc="parts of the raw message")
 
 
+# ---- $msgbuf(i): one byte of the received buffer ----------------------------------------------
+
+class MsgBufPv(PvSpec):
+    """$msgbuf(i): the character at offset I; assigning replaces that one byte (an edit)."""
+
+    writable = True
+
+    def __init__(self, inner: Optional[str]) -> None:
+        try:
+            self.offset = int((inner or "").strip())
+        except ValueError:
+            raise PvError(f"$msgbuf needs a byte offset, got {inner!r}") from None
+        if self.offset < 0:
+            raise PvError("$msgbuf offset must not be negative")
+
+    def get(self, ctx: "RouteCtx") -> PvValue:
+        buf = ctx.msg.buf
+        return chr(buf[self.offset]) if self.offset < len(buf) else None
+
+    def set(self, ctx: "RouteCtx", value: PvValue) -> None:
+        data = _need_str(value, "$msgbuf").encode("utf-8", "surrogateescape")
+        if len(data) != 1:
+            raise PvError("$msgbuf takes exactly one character")
+        if self.offset >= len(ctx.msg.buf):
+            raise PvError(f"$msgbuf({self.offset}) is past the end of the message")
+        _replace_once(ctx, f"_pv_msgbuf_{self.offset}", self.offset, self.offset + 1, data)
+
+
+registry.register("msgbuf", lambda inner, _m: MsgBufPv(inner), Inner.REQUIRED,
+                  doc="one byte of the message buffer")
+
+
 # ---- credentials ($au ...) ---------------------------------------------------------------------
 
 _AUTH = _hkey("Authorization")
@@ -918,8 +962,6 @@ def _creds(ctx: "RouteCtx") -> Any:
     h = msg.header(_AUTH if msg.method in ("REGISTER", "PUBLISH") else _PROXY_AUTH)
     if h is None:
         return None
-    from sipcore.msg.digest import parse_digest
-
     try:
         return parse_digest(h.value)
     except ParseError:

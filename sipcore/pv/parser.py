@@ -11,11 +11,11 @@ braces in transformations are balanced. The short form never takes an index.
 """
 from __future__ import annotations
 
-import logging
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
+from sipcore import log as klog
 from sipcore.pv import registry
 from sipcore.pv.errors import PvError
 from sipcore.pv.registry import Inner, PvClass
@@ -24,8 +24,6 @@ from sipcore.pv.spec import ALL, Index, PvSpec, PvValue
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.pv.transforms import Transform
     from sipcore.route.ctx import RouteCtx
-
-log = logging.getLogger("pykam.pv")
 
 _NAME_START = frozenset(string.ascii_letters + "_")
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_")
@@ -148,6 +146,23 @@ def parse_pv(text: str, modreg: Any = None) -> PvSpec:
     return _build(tok, text, modreg)
 
 
+_PV_CACHE: dict[tuple[str, int], PvSpec] = {}
+_PV_CACHE_MAX = 1024
+
+
+def cached_pv(text: str, modreg: Any = None) -> PvSpec:
+    """parse_pv() with a bounded per-process cache, for names only known at run time
+    (KEMI `KSR.pv.get("$ru")`, pv_evalx). Kamailio keeps the same kind of cache."""
+    key = (text, id(modreg))
+    spec = _PV_CACHE.get(key)
+    if spec is None:
+        spec = parse_pv(text, modreg)
+        if len(_PV_CACHE) >= _PV_CACHE_MAX:
+            _PV_CACHE.clear()
+        _PV_CACHE[key] = spec
+    return spec
+
+
 def _build(tok: _Token, text: str, modreg: Any) -> PvSpec:
     cls = registry.lookup(tok.name, modreg)
     if cls is None:
@@ -239,7 +254,7 @@ class DynNamePv(PvSpec):
         try:
             spec = self._spec(ctx)
         except PvError as e:
-            log.error("%s: %s", self.text, e)
+            klog.err(f"{self.text}: {e}", ctx)
             return None
         return spec.get(ctx)
 

@@ -13,24 +13,21 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import logging
 import re
 import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from sipcore import log as klog
 from sipcore.errors import ParseError
-from sipcore.msg.nameaddr import parse_nameaddr
+from sipcore.msg import parse_nameaddr, parse_uri
 from sipcore.msg.params import format_params, split_commas
-from sipcore.msg.uri import parse_uri
 from sipcore.pv.errors import PvError
 from sipcore.pv.spec import PvSpec, PvValue, to_int, to_str
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.route.ctx import RouteCtx
-
-log = logging.getLogger("pykam.pv")
 
 
 class TrFail(Exception):
@@ -155,7 +152,8 @@ class OpTransform(Transform):
                 args = tuple(self._conv(k, a.eval(ctx)) for k, a in zip(self.kinds, self.args))
             return self.fn(value, *args)
         except (TrFail, ParseError, PvError, ValueError, IndexError, UnicodeError) as e:
-            log.debug("transformation {%s} failed: %s", self.text, e)
+            if klog.enabled(klog.L_DBG):
+                klog.dbg(f"transformation {{{self.text}}} failed: {e}", ctx)
             return None
 
 
@@ -827,7 +825,8 @@ class SubstTransform(Transform):
         try:
             return self.rx.sub(self.repl, s, count=self.count)
         except (re.error, IndexError) as e:
-            log.debug("{%s} failed: %s", self.text, e)
+            if klog.enabled(klog.L_DBG):
+                klog.dbg(f"transformation {{{self.text}}} failed: {e}", ctx)
             return None
 
 

@@ -245,3 +245,17 @@ def test_reply_dest_tcp_uses_connection():
     ctx.rcv.conn_id = 7
     d = reply_dest(ctx.msg, ctx.rcv)
     assert d == Dest("tcp", "192.0.2.5", 40000, None, 7)
+
+
+def test_onsend_route_sees_destination_and_can_drop():
+    from sipcore.testing import Harness
+
+    h = Harness.from_text(
+        'request_route { if (!forward()) { setflag(1); } exit; }\n'
+        'onsend_route {\n'
+        '  if (snd_ip == 127.0.0.1 && to_ip == 192.0.2.66) { drop; }\n'
+        '}\n')
+    r = h.request(invite(ruri="sip:bob@192.0.2.66"))
+    assert r.sent == [] and r.ctx.isflagset(1) and not r.ctx.dropped
+    r = h.request(invite(ruri="sip:bob@192.0.2.67"))
+    assert len(r.sent) == 1 and not r.ctx.isflagset(1)

@@ -169,3 +169,21 @@ def test_params_validate():
         corex.mod.set_param("dns_cache", "type=MX;name=x")
     corex.mod.set_param("dns_cache", "type=A;name=h.example;addr=192.0.2.1;ttl=60")
     corex.mod.reset_params()
+
+
+def test_alias_subdomains_check_self():
+    corex.mod.reset_params()
+    corex.mod.set_param("alias_subdomains", "example.com")
+    corex.mod.set_param("alias_subdomains", "udp:voip.example.net:5070")
+    for hook in corex.mod.init_hooks:
+        hook(None)
+    check = corex.mod.api.check_self
+    assert check("example.com", None, None) and check("a.b.Example.COM", 5060, "udp")
+    assert not check("badexample.com", None, None)
+    assert check("pbx.voip.example.net", 5070, "udp")
+    assert not check("pbx.voip.example.net", 5080, "udp")
+    assert not check("pbx.voip.example.net", 5070, "tcp")
+    corex.mod.reset_params()
+    for hook in corex.mod.init_hooks:
+        hook(None)
+    assert not check("example.com", None, None)

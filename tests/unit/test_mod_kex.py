@@ -133,3 +133,34 @@ def test_stats_rpcs():
         kex.rpc_reset_statistics()
     with pytest.raises(RpcFault):
         kex.mod.rpcs["pkg.stats"].handler()
+
+
+def test_stats_rpc_through_jsonrpc_exec():
+    """jsonrpcs.jsonrpc_exec runs an RPC of a loaded module; the reply lands in $jsonrpl."""
+    import json
+
+    from sipcore.cfg import compile_text
+
+    cfg = compile_text('loadmodule "kex"\nloadmodule "jsonrpcs"\n'
+                       'modparam("jsonrpcs", "pretty_format", 0)\n'
+                       'modparam("jsonrpcs", "transport", 7)\n'
+                       'request_route {\n'
+                       '  jsonrpc_exec("{\\"jsonrpc\\":\\"2.0\\",\\"method\\":\\"stats.fetch\\",'
+                       '\\"params\\":[\\"kexrpc:\\"],\\"id\\":3}");\n'
+                       '  exit;\n'
+                       '}\n')
+    stats.reset("kexrpc:hits")
+    stats.inc("kexrpc:hits", 5)
+    core = RecordingCore()
+    core.routes = cfg
+    ctx = make_ctx(REQ, core=core)
+    cfg.run("request", None, ctx)
+    jsonrpl = cfg.modules.find_pv("jsonrpl").factory
+    assert jsonrpl("code").get(ctx) == 200
+    body = json.loads(jsonrpl("body").get(ctx))
+    assert body == {"jsonrpc": "2.0", "result": {"kexrpc.hits": "5"}, "id": 3}
+
+    import modules.jsonrpcs as jsonrpcs
+    bad = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"no.such","id":5}')
+    assert json.loads(bad["body"])["error"] == {"code": 500, "message": "Method Not Found"}
+    assert jsonrpcs.execute(ctx, "not json")["code"] == 400

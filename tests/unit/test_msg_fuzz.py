@@ -18,7 +18,7 @@ from sipcore.msg.pyparser import ScanError
 
 TORTURE = Path("/work/shared/torture")
 SEED = 4475
-ROUNDS = 1500
+ROUNDS = 8000
 
 BASE = [
     b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"

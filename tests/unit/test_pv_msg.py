@@ -81,6 +81,7 @@ INVITE_CASES = [
     ("$rd", "example.com"), ("$ruri.domain", "example.com"),
     ("$rp", 5070), ("$rP", "tcp"), ("$rz", "sip"), ("$rUl", 5),
     ("$ou", "sip:alice@example.com:5070;transport=tcp"), ("$oU", "alice"),
+    ("$ouri", "sip:alice@example.com:5070;transport=tcp"), ("$duri", None),
     ("$od", "example.com"), ("$op", 5070), ("$oP", "tcp"), ("$oUl", 5),
     ("$du", None), ("$dd", None), ("$dp", None), ("$dP", None),
     ("$nh(u)", "sip:alice@example.com:5070;transport=tcp"), ("$nh(U)", "alice"),
@@ -89,6 +90,8 @@ INVITE_CASES = [
     ("$fu", "sip:bob@biloxi.com"), ("$from", "sip:bob@biloxi.com"), ("$fU", "bob"),
     ("$fd", "biloxi.com"), ("$fn", "Bob"), ("$ft", "1928301774"), ("$fUl", 3),
     ("$tu", "sip:alice@example.com"), ("$tU", "alice"), ("$td", "example.com"),
+    ("$to", "sip:alice@example.com"), ("$to.user", "alice"), ("$to.domain", "example.com"),
+    ("$from.domain", "biloxi.com"),
     ("$tn", "\"Alice A\""), ("$tt", None), ("$tUl", 5),
     ("$ci", "a84b4c76e66710@pc33.atlanta.com"), ("$cs", 314159), ("$csb", "314159 INVITE"),
     ("$rm", "INVITE"), ("$rmid", 1),
@@ -185,7 +188,8 @@ NET_CASES = [
     ("$Ri", "192.0.2.1"), ("$Rp", 5060), ("$Ru", "sip:192.0.2.1:5060;transport=tcp"),
     ("$Rut", "sip:192.0.2.1:5060;transport=tcp"), ("$Rn", "pub"),
     ("$Ras", "tcp:192.0.2.1:5060"), ("$RAi", "pub.example.com"), ("$RAp", 5080),
-    ("$RAu", "sip:pub.example.com:5080;transport=tcp"), ("$pr", "tcp"), ("$proto", "tcp"),
+    ("$RAu", "sip:pub.example.com:5080;transport=tcp"),
+    ("$RAut", "sip:pub.example.com:5080;transport=tcp"), ("$pr", "tcp"), ("$proto", "tcp"),
     ("$prid", 2), ("$af", 2), ("$af(id)", 2), ("$af(name)", "IPv4"), ("$conid", None),
     ("$K(UDP)", 1), ("$K(WSS)", 6), ("$K(IPv6)", 10), ("$fs", None), ("$fsn", None),
     ("$fsp", None),
@@ -401,8 +405,27 @@ def test_set_to_parts() -> None:
         parse_pv("$tu").set(ctx, "bad uri")
 
 
+def test_several_writes_to_one_header_combine() -> None:
+    ctx = ctx_of()
+    parse_pv("$fU").set(ctx, "anonymous")
+    parse_pv("$fd").set(ctx, "anonymous.invalid")
+    parse_pv("$fn").set(ctx, "Anonymous")
+    parse_pv("$tU").set(ctx, "x")
+    parse_pv("$tU").set(ctx, "alice2")
+    hdrs = ctx.msg.current_headers()
+    assert [v for n, v in hdrs if n == "From"] == [
+        "\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=1928301774"]
+    assert [v for n, v in hdrs if n == "To"] == ["\"Alice A\" <sip:alice2@example.com>"]
+    ctx.msg.clear_lumps()                          # edits dropped: the next write starts over
+    parse_pv("$fd").set(ctx, "d.example")
+    assert [v for n, v in ctx.msg.current_headers() if n == "From"] == [
+        "\"Bob\" <sip:bob@d.example>;tag=1928301774"]
+
+
 def test_set_reply_status() -> None:
     ctx = ctx_of(REPLY)
+    parse_pv("$rs").set(ctx, 500)
+    parse_pv("$rr").set(ctx, "Oops")
     parse_pv("$rs").set(ctx, 183)
     parse_pv("$rr").set(ctx, "Session Progress")
     assert ctx.msg.build().startswith(b"SIP/2.0 183 Session Progress\r\n")
@@ -436,6 +459,7 @@ def test_time_pvs() -> None:
     sn = get("$TV(Sn)", ctx)
     assert "." in sn and len(sn.split(".")[1]) == 6
     assert get("$Tf", ctx) == time.ctime(ts)
+    assert len(get("$TF", ctx)) == len(time.ctime())
     lt = time.localtime(ts)
     assert get("$time(year)", ctx) == lt.tm_year
     assert get("$time(mon)", ctx) == lt.tm_mon
@@ -498,8 +522,34 @@ def test_misc_pvs() -> None:
     assert get("$_s(x$du)", ctx) == "x<null>"
     assert get("$version(num)", ctx) == get("$ksr(ver)", ctx)
     assert isinstance(get("$ksr(verval)", ctx), int)
-    ctx.extra["ruid"] = "uloc-1"
+    ctx.extra["ruid"], ctx.extra["location_ua"] = "uloc-1", "Phone/2"
     assert get("$ruid", ctx) == "uloc-1"
+    assert get("$location_ua", ctx) == "Phone/2"
+
+
+def test_msgbuf() -> None:
+    ctx = ctx_of()
+    assert get("$msgbuf(0)", ctx) == "I"
+    assert get("$msgbuf(99999)", ctx) is None
+    parse_pv("$msgbuf(0)").set(ctx, "X")
+    parse_pv("$msgbuf(0)").set(ctx, "Y")
+    assert ctx.msg.build().startswith(b"YNVITE ")
+    with pytest.raises(PvError):
+        parse_pv("$msgbuf(1)").set(ctx, "ab")
+    with pytest.raises(PvError):
+        parse_pv("$msgbuf(x)")
+
+
+def test_err_info() -> None:
+    from sipcore.pv.miscpv import ErrInfo
+
+    ctx = ctx_of()
+    assert get("$err.class", ctx) == 0 and get("$err.info", ctx) is None
+    ctx.extra["err_info"] = ErrInfo(eclass=1, level=2, info="bad header", rcode=400,
+                                    rreason="Bad Request")
+    assert [get(f"$err.{a}", ctx) for a in ("class", "level", "info", "rcode", "rreason")] == \
+        [1, 2, "bad header", 400, "Bad Request"]
+    assert parse_format("$err.rcode $err.rreason").eval(ctx) == "400 Bad Request"
 
 
 def test_format_eval() -> None:

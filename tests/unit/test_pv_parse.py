@@ -69,6 +69,15 @@ def test_parse_errors(bad: str, msg: str) -> None:
         parse_pv(bad)
 
 
+def test_cached_pv() -> None:
+    from sipcore.pv import cached_pv
+
+    a = cached_pv("$(ru{s.len})")
+    assert cached_pv("$(ru{s.len})") is a
+    with pytest.raises(PvError):
+        cached_pv("$nope")
+
+
 def test_pv_error_is_value_error_with_offset() -> None:
     with pytest.raises(ValueError):
         parse_pv("$nope")

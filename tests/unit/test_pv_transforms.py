@@ -81,7 +81,7 @@ S_CASES = [
     ("hello?", "{s.encode.base64}", "aGVsbG8/"), ("aGVsbG8/", "{s.decode.base64}", "hello?"),
     ("ab", "{s.encode.base64t}", "YWI"), ("YWI", "{s.decode.base64t}", "ab"),
     ("hello?", "{s.encode.base64url}", "aGVsbG8_"), ("aGVsbG8_", "{s.decode.base64url}", "hello?"),
-    ("ab", "{s.encode.base64urlt}", "YWI"),
+    ("ab", "{s.encode.base64urlt}", "YWI"), ("YWI", "{s.decode.base64urlt}", "ab"),
     ("hello", "{s.encode.base58}", "Cn8eVZg"), ("Cn8eVZg", "{s.decode.base58}", "hello"),
     ("a'b\"c\\d", "{s.escape.common}", "a\\'b\\\"c\\\\d"),
     ("a\\'b\\\"c\\\\d", "{s.unescape.common}", "a'b\"c\\d"),
@@ -124,6 +124,7 @@ def test_uri_class(chain: str, expected: object) -> None:
 def test_uri_class_misc() -> None:
     assert tr("sip:a@b?subject=x&priority=urgent", "{uri.headers}") == "subject=x&priority=urgent"
     assert tr("sip:+49123@example.com;user=phone", "{uri.uparam}") == "phone"
+    assert tr("sip:a@example.com;gr=urn:uuid:1", "{uri.gr}") == "urn:uuid:1"
     assert tr("sip:example.com", "{uri.user}") == ""
     assert tr("sip:example.com", "{uri.port}") == ""
     assert tr("sip:example.com", "{uri.tosocket}") == "udp:example.com:5060"

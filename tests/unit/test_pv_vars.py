@@ -139,6 +139,22 @@ def test_dynamic_names() -> None:
     assert parse_pv("$avp(other)").get(c) is None
 
 
+def test_dynamic_name_that_is_invalid_reads_null_and_logs() -> None:
+    from sipcore import log as klog
+
+    c = ctx()
+    parse_pv("$var(h)").set(c, "bad name")
+    lines = klog.capture(True)
+    try:
+        assert parse_pv("$hdr($var(h))").get(c) is None
+    finally:
+        klog.capture(False)
+    assert any("invalid header name" in text for _lvl, text in lines)
+    parse_pv("$var(e)").set(c, "")
+    with pytest.raises(PvError):                           # a write to a bad name is an error
+        parse_pv("$var($var(e))").set(c, 1)
+
+
 def test_xavp_roots_fields_and_indexes() -> None:
     c = ctx()
     parse_pv("$xavp(sf=>uri)").set(c, "sip:10.0.0.1")          # new root item
