@@ -49,6 +49,15 @@ def _warn_text(s: str) -> str:
     return s.replace("\\", "").replace('"', "'")[:120]
 
 
+def _pre_script(cfg: Any) -> list:
+    """The loaded modules' request pre-script callbacks, computed once per config."""
+    cbs = getattr(cfg, "_pre_script_cbs", None)
+    if cbs is None:
+        cbs = cfg.modules.pre_script_callbacks()
+        cfg._pre_script_cbs = cbs
+    return cbs
+
+
 def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[RouteCtx]:
     """Process one message; returns the RouteCtx it ran with (None when it was dropped early)."""
     from sipcore.msg import parse_msg
@@ -75,6 +84,10 @@ def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[Rout
     if msg.is_request:
         stats.inc("core:rcv_requests")
         ctx.route_type = RouteType.REQUEST
+        for cb in _pre_script(cfg):
+            if not cb(ctx):
+                ctx.dropped = True
+                return ctx
         cfg.run("request", None, ctx)
         return ctx
 

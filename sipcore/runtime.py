@@ -198,3 +198,26 @@ def serve(cfg: Any, core: UdpCore, should_stop: Callable[[], bool] = lambda: Fal
 
                     klog.emit(klog.L_ERR, traceback.format_exc())
     sel.close()
+
+
+def init_process_state(cfg: Any, rank: int = 1, run_mod_init: bool = True) -> None:
+    """What every process needs before it handles messages: $def lookups, the log_prefix
+    evaluator, and the modules' hooks (mod_init in the master before forking, then
+    child_init(rank) in each process; the single-process runtime and the harness do both)."""
+    from sipcore.pv import parse_format
+    from sipcore.pv.miscpv import set_defines_provider
+
+    set_defines_provider(cfg.defines.get)
+    prefix = cfg.globals.get("log_prefix")
+    if prefix:
+        fmt = parse_format(str(prefix), cfg.modules)
+        klog.set_prefix(fmt.eval)
+    else:
+        klog.set_prefix(None)
+    if run_mod_init:
+        for m in cfg.modules:
+            for hook in m.init_hooks:
+                hook(cfg)
+    for m in cfg.modules:
+        for hook in m.child_init_hooks:
+            hook(rank)

@@ -85,11 +85,12 @@ class Harness:
     """A compiled config plus a RecordingCore; `request()`/`reply()` run one message each."""
 
     def __init__(self, cfg: Any, core: Optional[RecordingCore] = None) -> None:
-        from sipcore.runtime import core_from_config
+        from sipcore.runtime import core_from_config, init_process_state
 
         self.cfg = cfg
         self.core = core if core is not None else core_from_config(cfg, RecordingCore)
         self.core.routes = cfg
+        init_process_state(cfg, rank=1)
 
     @classmethod
     def from_text(cls, text: str, defines: Optional[dict[str, Optional[str]]] = None,

@@ -180,6 +180,12 @@ api = SlApi()
 mod.provides_api(api)
 
 
+@mod.pre_script
+def _absorb_local_acks(ctx: RouteCtx) -> bool:
+    """ACKs to our own stateless non-2xx replies end here (Kamailio sl_filter_ACK)."""
+    return not filter_ack(ctx)
+
+
 def filter_ack(ctx: RouteCtx) -> bool:
     """Pre-script check (Kamailio sl_filter_ACK): True when ctx.msg is an ACK to a local
     stateless reply; the caller then drops it. Counts `sl:received_ACKs`."""

@@ -89,7 +89,7 @@ def main(cfg_file: str, check_only: bool, defines: tuple[str, ...], no_daemon: i
 
 def run_server(cfg, listen: tuple[str, ...], log_stderr: bool, log_color: bool,
                debug_inc: int, pidfile: Optional[str]) -> int:
-    from sipcore.runtime import UdpCore, core_from_config, serve
+    from sipcore.runtime import UdpCore, core_from_config, init_process_state, serve
 
     pending = [m for m in cfg.modules if not m.implemented]
     if pending:
@@ -109,11 +109,7 @@ def run_server(cfg, listen: tuple[str, ...], log_stderr: bool, log_color: bool,
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    for m in cfg.modules:
-        for hook in m.init_hooks:
-            hook(cfg)
-        for hook in m.child_init_hooks:
-            hook(1)
+    init_process_state(cfg, rank=1)
     if pidfile:
         with open(pidfile, "w") as fh:
             fh.write(f"{os.getpid()}\n")

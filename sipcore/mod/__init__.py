@@ -79,6 +79,7 @@ class Module:
         self.init_hooks: list[Callable[[Any], None]] = []
         self.child_init_hooks: list[Callable[[int], None]] = []
         self.destroy_hooks: list[Callable[[Any], None]] = []
+        self.pre_script_cbs: list[Callable[[Any], bool]] = []
         self._values: dict[str, Any] = {}
         self.p = Params(self)
 
@@ -130,6 +131,13 @@ class Module:
     def on_child_init(self, fn: Callable[[int], None]) -> Callable[[int], None]:
         """Every process after fork (and rank PROC_INIT in the master)."""
         self.child_init_hooks.append(fn)
+        return fn
+
+    def pre_script(self, fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """Kamailio PRE_SCRIPT_CB|REQUEST_CB: fn(ctx) runs in a SIP worker on every received
+        request before request_route; returning False drops the request (e.g. sl's
+        absorption of ACKs to its own replies)."""
+        self.pre_script_cbs.append(fn)
         return fn
 
     def on_destroy(self, fn: Callable[[Any], None]) -> Callable[[Any], None]:

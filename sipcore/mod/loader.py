@@ -85,6 +85,10 @@ class ModuleRegistry:
             return []
         return [m for n, m in self._mods.items() if rx.match(n)]
 
+    def pre_script_callbacks(self) -> list:
+        """Request pre-script callbacks of every loaded module, in load order."""
+        return [cb for m in self._mods.values() for cb in m.pre_script_cbs]
+
     def find_function(self, name: str) -> list[FuncExport]:
         """Every overload of cfg function NAME: core first, then modules in load order."""
         out = list(self.core.functions.get(name, ()))
