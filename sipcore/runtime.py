@@ -166,8 +166,10 @@ class UdpCore(CoreApi):
         self.fds.clear()
 
 
-def serve(cfg: Any, core: UdpCore, should_stop: Callable[[], bool] = lambda: False) -> None:
-    """Receive loop: every datagram goes through receive_msg(); nothing escapes it."""
+def serve(cfg: Any, core: UdpCore, should_stop: Callable[[], bool] = lambda: False,
+          timers: Any = None) -> None:
+    """No-fork receive loop over every UDP socket (with -D); runs due timers between
+    messages. Every datagram goes through receive_msg(); nothing escapes it."""
     from sipcore.receive import receive_msg
 
     sel = selectors.DefaultSelector()
@@ -176,7 +178,10 @@ def serve(cfg: Any, core: UdpCore, should_stop: Callable[[], bool] = lambda: Fal
         sel.register(s, selectors.EVENT_READ, si)
     bufsize = 65535
     while not should_stop():
-        for key, _ in sel.select(timeout=0.5):
+        events = sel.select(timeout=timers.timeout(0.5) if timers is not None else 0.5)
+        if timers is not None:
+            timers.run_due()
+        for key, _ in events:
             s: socket.socket = key.fileobj  # type: ignore[assignment]
             si: SocketInfo = key.data
             while True:
@@ -200,10 +205,9 @@ def serve(cfg: Any, core: UdpCore, should_stop: Callable[[], bool] = lambda: Fal
     sel.close()
 
 
-def init_process_state(cfg: Any, rank: int = 1, run_mod_init: bool = True) -> None:
-    """What every process needs before it handles messages: $def lookups, the log_prefix
-    evaluator, and the modules' hooks (mod_init in the master before forking, then
-    child_init(rank) in each process; the single-process runtime and the harness do both)."""
+def setup_process(cfg: Any) -> None:
+    """Per-process script state: $def lookups and the log_prefix evaluator (before fork, so
+    every child inherits them)."""
     from sipcore.pv import parse_format
     from sipcore.pv.miscpv import set_defines_provider
 
@@ -214,10 +218,24 @@ def init_process_state(cfg: Any, rank: int = 1, run_mod_init: bool = True) -> No
         klog.set_prefix(fmt.eval)
     else:
         klog.set_prefix(None)
-    if run_mod_init:
-        for m in cfg.modules:
-            for hook in m.init_hooks:
-                hook(cfg)
+
+
+def run_mod_init(cfg: Any) -> None:
+    """Every module's mod_init, in loadmodule order (master, before fork)."""
+    for m in cfg.modules:
+        for hook in m.init_hooks:
+            hook(cfg)
+
+
+def run_child_init(cfg: Any, rank: int) -> None:
     for m in cfg.modules:
         for hook in m.child_init_hooks:
             hook(rank)
+
+
+def init_process_state(cfg: Any, rank: int = 1, run_mod_init_hooks: bool = True) -> None:
+    """Everything a single process needs to handle messages (the harness, no-fork mode)."""
+    setup_process(cfg)
+    if run_mod_init_hooks:
+        run_mod_init(cfg)
+    run_child_init(cfg, rank)

@@ -106,7 +106,7 @@ def _calibrate(fn: Callable[[bytes], object], buf: bytes, seconds: float) -> int
 
 
 def rates(fns: list[Callable[[bytes], object]], buf: bytes, seconds: float,
-          rounds: int = 5) -> list[float]:
+          rounds: int = 7) -> list[float]:
     """Messages per second of each fn: rounds interleave the fns (so load from other processes
     on a shared machine hits them alike) and the best round of each counts."""
     counts = [_calibrate(fn, buf, seconds / rounds) for fn in fns]

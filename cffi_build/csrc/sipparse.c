@@ -342,21 +342,21 @@ static void fill_hot(const unsigned char *b, int32_t *out, int32_t nh)
     int32_t us, ue, ts, te;
     if (first[SP_HDR_FROM] >= 0 && !HDR(first[SP_HDR_FROM])[SP_H_FOLDED]) {
         int32_t *h = HDR(first[SP_HDR_FROM]);
-        if (hot_nameaddr(b, h[SP_H_VS], h[SP_H_VE], &ts, &te, &us, &ue)) {
+        if (hot_nameaddr(b, (size_t)h[SP_H_VS], (size_t)h[SP_H_VE], &ts, &te, &us, &ue)) {
             out[SP_S_FROMTAG_S] = ts;
             out[SP_S_FROMTAG_E] = te;
         }
     }
     if (first[SP_HDR_TO] >= 0 && !HDR(first[SP_HDR_TO])[SP_H_FOLDED]) {
         int32_t *h = HDR(first[SP_HDR_TO]);
-        if (hot_nameaddr(b, h[SP_H_VS], h[SP_H_VE], &ts, &te, &us, &ue)) {
+        if (hot_nameaddr(b, (size_t)h[SP_H_VS], (size_t)h[SP_H_VE], &ts, &te, &us, &ue)) {
             out[SP_S_TOTAG_S] = ts;
             out[SP_S_TOTAG_E] = te;
         }
     }
     if (first[SP_HDR_VIA] >= 0 && !HDR(first[SP_HDR_VIA])[SP_H_FOLDED]) {
         int32_t *h = HDR(first[SP_HDR_VIA]);
-        if (hot_via(b, h[SP_H_VS], h[SP_H_VE], &ts, &te)) {
+        if (hot_via(b, (size_t)h[SP_H_VS], (size_t)h[SP_H_VE], &ts, &te)) {
             out[SP_S_BRANCH_S] = ts;
             out[SP_S_BRANCH_E] = te;
         }
@@ -366,7 +366,7 @@ static void fill_hot(const unsigned char *b, int32_t *out, int32_t nh)
     if (first[SP_HDR_CSEQ] >= 0 && !HDR(first[SP_HDR_CSEQ])[SP_H_FOLDED]) {
         int32_t *h = HDR(first[SP_HDR_CSEQ]);
         int32_t num;
-        if (hot_cseq(b, h[SP_H_VS], h[SP_H_VE], &num, &ts, &te)) {
+        if (hot_cseq(b, (size_t)h[SP_H_VS], (size_t)h[SP_H_VE], &num, &ts, &te)) {
             out[SP_S_CSEQ_NUM] = num;
             out[SP_S_CSEQ_M_S] = ts;
             out[SP_S_CSEQ_M_E] = te;
@@ -383,7 +383,7 @@ static void fill_hot(const unsigned char *b, int32_t *out, int32_t nh)
     } else if (ncontact == 1 && !HDR(first[SP_HDR_CONTACT])[SP_H_FOLDED]) {
         int32_t *h = HDR(first[SP_HDR_CONTACT]);
         int comma = memchr(b + h[SP_H_VS], ',', (size_t)(h[SP_H_VE] - h[SP_H_VS])) != NULL;
-        if (!comma && hot_nameaddr(b, h[SP_H_VS], h[SP_H_VE], &ts, &te, &us, &ue)) {
+        if (!comma && hot_nameaddr(b, (size_t)h[SP_H_VS], (size_t)h[SP_H_VE], &ts, &te, &us, &ue)) {
             out[SP_S_CONTACT_S] = us;
             out[SP_S_CONTACT_E] = ue;
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from typing import Optional
 
 import click
@@ -84,12 +85,29 @@ def main(cfg_file: str, check_only: bool, defines: tuple[str, ...], no_daemon: i
     if check_only:
         click.echo(f"config file {cfg_file} ok, exiting...", err=True)
         return
-    sys.exit(run_server(cfg, listen, log_stderr, log_color, debug_inc, pidfile))
+    sys.exit(run_server(cfg, RunOptions(listen=listen, log_stderr=log_stderr,
+                                        log_color=log_color, debug_inc=debug_inc,
+                                        pidfile=pidfile, rundir=rundir, children=children,
+                                        shm_mb=shm_mb, no_daemon=no_daemon)))
 
 
-def run_server(cfg, listen: tuple[str, ...], log_stderr: bool, log_color: bool,
-               debug_inc: int, pidfile: Optional[str]) -> int:
-    from sipcore.runtime import UdpCore, core_from_config, init_process_state, serve
+@dataclass
+class RunOptions:
+    listen: tuple[str, ...] = ()
+    log_stderr: bool = False
+    log_color: bool = False
+    debug_inc: int = 0
+    pidfile: Optional[str] = None
+    rundir: Optional[str] = None
+    children: Optional[int] = None
+    shm_mb: Optional[int] = None
+    no_daemon: int = 0
+
+
+def run_server(cfg, opts: RunOptions) -> int:
+    """Start the server. -D: one process, no fork (debugging); -DD: prefork with the master in
+    the foreground; neither: daemonize, then prefork (Kamailio's -D semantics)."""
+    from sipcore.runtime import UdpCore, core_from_config, run_mod_init, setup_process
 
     pending = [m for m in cfg.modules if not m.implemented]
     if pending:
@@ -100,16 +118,45 @@ def run_server(cfg, listen: tuple[str, ...], log_stderr: bool, log_color: bool,
         click.echo("the server cannot run this configuration; `pykam -c` checks it", err=True)
         return 1
     g = cfg.globals
-    klog.configure(debug=int(g.get("debug", 0) or 0) + debug_inc,
-                   to_stderr=bool(log_stderr or g.get("log_stderror")), color=log_color,
-                   facility=g.get("log_facility") or "LOG_DAEMON")
-    core = core_from_config(cfg, UdpCore, listen)
+    to_stderr = bool(opts.log_stderr or g.get("log_stderror"))
+    klog.configure(debug=int(g.get("debug", 0) or 0) + opts.debug_inc, to_stderr=to_stderr,
+                   color=opts.log_color, facility=g.get("log_facility") or "LOG_DAEMON",
+                   name=g.get("log_name") or "pykam")
+    pidfile = os.path.abspath(opts.pidfile) if opts.pidfile else None
+    rundir = os.path.abspath(opts.rundir or g.get("rundir") or "/run/pykam")
+    fork = g.get("fork", 1) not in (0, False, "no") and opts.no_daemon != 1
+    children = opts.children if opts.children is not None else int(g.get("children", 8) or 8)
+    core = core_from_config(cfg, UdpCore, opts.listen)
     try:
         core.bind(int(g.get("maxbuffer", 262144) or 262144))
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
-    init_process_state(cfg, rank=1)
+    daemon_fd = None
+    if fork and opts.no_daemon == 0:
+        from sipcore.proc.master import daemonize
+
+        daemon_fd = daemonize(keep_stderr=to_stderr)
+    setup_process(cfg)
+    run_mod_init(cfg)
+    for s in core.sockets:
+        klog.emit(klog.L_NOTICE, f"listening on {s}")
+    if not fork:
+        return _run_single(cfg, core, pidfile)
+    from sipcore.proc.master import Master
+
+    master = Master(cfg, core, children=children, daemon_fd=daemon_fd, pidfile=pidfile,
+                    rundir=rundir)
+    return master.run()
+
+
+def _run_single(cfg, core, pidfile: Optional[str]) -> int:
+    """-D: this process is the only receiver and also runs the timers between messages."""
+    from sipcore import timer
+    from sipcore.proc.ranks import PROC_SIPINIT
+    from sipcore.runtime import run_child_init, serve
+
+    run_child_init(cfg, PROC_SIPINIT)
     if pidfile:
         with open(pidfile, "w") as fh:
             fh.write(f"{os.getpid()}\n")
@@ -120,10 +167,9 @@ def run_server(cfg, listen: tuple[str, ...], log_stderr: bool, log_color: bool,
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    for s in core.sockets:
-        klog.emit(klog.L_NOTICE, f"listening on {s}")
+    loop = timer.local_loop()
     try:
-        serve(cfg, core, lambda: stopping["v"])
+        serve(cfg, core, lambda: stopping["v"], loop)
     finally:
         core.close()
         for m in cfg.modules:

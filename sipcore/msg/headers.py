@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+from typing import NamedTuple
 
 from sipcore.errors import ParseError
 from sipcore.msg.digest import DigestCredentials, parse_digest
@@ -81,21 +82,14 @@ class Header:
         return f"Header({self.name!r}: {self.value!r})"
 
 
-class CSeq:
-    __slots__ = ("num", "method")
+class CSeq(NamedTuple):
+    """CSeq value: sequence number and method (a tuple, cheap to build on the hot path)."""
 
-    def __init__(self, num: int, method: str) -> None:
-        self.num = num
-        self.method = method
+    num: int
+    method: str
 
     def __str__(self) -> str:
         return f"{self.num} {self.method}"
-
-    def __repr__(self) -> str:
-        return f"CSeq({self.num}, {self.method!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, CSeq) and (self.num, self.method) == (other.num, other.method)
 
 
 _CSEQ_RE = re.compile(r"[ \t]*([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*")

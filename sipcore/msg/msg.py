@@ -68,6 +68,8 @@ _HOT_TOTAG = sd.S_TOTAG_S
 _HOT_BRANCH = sd.S_BRANCH_S
 _HOT_CONTACT = sd.S_CONTACT_S
 _HOT_CALLID = sd.S_CALLID_S
+_CSEQ_M_S = sd.S_CSEQ_M_S
+_new_tuple = tuple.__new__
 _FIXED = sd.FIXED
 _STRIDE = sd.HDR_STRIDE
 _T_VIA = int(HdrType.VIA)
@@ -101,22 +103,29 @@ def _check_uri_of(na: NameAddr) -> None:
 class SipMsg:
     """One SIP request or reply. Build with sipcore.msg.parse_msg(buf)."""
 
-    __slots__ = ("buf", "_sc", "_tcache", "_hdrs", "_c", "_cseq", "_lumps", "_new_ruri",
-                 "_new_body", "_new_ctype", "_built", "scanner")
+    __slots__ = ("buf", "_sc", "_tcache", "_hdrs", "_c", "_cseq", "_method", "_lumps",
+                 "_new_ruri", "_new_body", "_new_ctype", "_built", "scanner")
 
     def __init__(self, buf: bytes, sc: Sequence[int], scanner: str = "py") -> None:
         self.buf = buf
         self._sc = sc
         self._tcache: Sequence[int] | None = None  # header type ids, see _types
         self._hdrs: list[Header | None] | None = None  # Header objects, built on demand
-        self._c: dict[str, object] = {}  # cache of parsed views
+        self._c: dict[str, object] | None = None  # cache of parsed views (vias, contacts)
         self._cseq: CSeq | None = None
+        self._method: str | None = None
         self._lumps: LumpList | None = None
         self._new_ruri: str | None = None
         self._new_body: bytes | None = None
         self._new_ctype: str | None = None
         self._built: bytes | None = None
         self.scanner = scanner  # "c" or "py": which scanner indexed this message
+
+    def _cache(self) -> dict[str, object]:
+        c = self._c
+        if c is None:
+            c = self._c = {}
+        return c
 
     # ---------------------------------------------------------------- first line
     @property
@@ -132,16 +141,15 @@ class SipMsg:
 
     @property
     def method(self) -> str:
-        c = self._c
-        v = c.get("method")
+        v = self._method
         if v is None:
             sc = self._sc
             if sc[0] == sd.KIND_REQUEST:
                 v = self.buf[sc[sd.S_M_S] : sc[sd.S_M_E]].decode("ascii")
             else:
                 v = self.cseq.method
-            c["method"] = v
-        return v  # type: ignore[return-value]
+            self._method = v
+        return v
 
     @property
     def method_id(self) -> int:
@@ -303,7 +311,7 @@ class SipMsg:
             sc = self._sc
             num = sc[sd.S_CSEQ_NUM]
             if num >= 0:
-                v = CSeq(num, self.buf[sc[sd.S_CSEQ_M_S] : sc[sd.S_CSEQ_M_E]].decode("ascii"))
+                v = _new_tuple(CSeq, (num, self.buf[sc[_CSEQ_M_S] : sc[_CSEQ_M_S + 1]].decode()))
             else:
                 h = self._required(_T_CSEQ, "CSeq")
                 if h.parsed is None:
@@ -344,19 +352,21 @@ class SipMsg:
 
     @property
     def vias(self) -> list[Via]:
-        v = self._c.get("vias")
+        c = self._cache()
+        v = c.get("vias")
         if v is None:
             out: list[Via] = []
             for h in self.header_all(_T_VIA):
                 out += self._via_list(h)
                 if len(out) > MAX_VIAS:
                     raise ParseError("too many Via values", h.start)
-            v = self._c["vias"] = out
+            v = c["vias"] = out
         return v  # type: ignore[return-value]
 
     @property
     def contacts(self) -> ContactList:
-        v = self._c.get("contacts")
+        c = self._cache()
+        v = c.get("contacts")
         if v is None:
             star = False
             lst: list[NameAddr] = []
@@ -368,7 +378,7 @@ class SipMsg:
                 lst += cl.contacts
             if star and lst:
                 raise ParseError("Contact '*' mixed with other contacts", -1)
-            v = self._c["contacts"] = ContactList(star, lst)
+            v = c["contacts"] = ContactList(star, lst)
         return v  # type: ignore[return-value]
 
     @property

@@ -29,6 +29,8 @@ else:
 py_scan: Scanner = pyparser.scan
 SCANNER = "c" if c_scan is not None else "py"
 _default_scan: Scanner = c_scan if c_scan is not None else py_scan
+_S_FL_START = sd.S_FL_START
+_S_MSG_END = sd.S_MSG_END
 
 
 def scan_error(e: ScanError) -> ParseError:
@@ -52,12 +54,12 @@ def parse_msg(buf: bytes, *, scanner: str | None = None) -> SipMsg:
         fn, name = c_scan, "c"
     else:
         raise ValueError(f"unknown scanner {scanner!r}")
-    if not isinstance(buf, bytes):
+    if type(buf) is not bytes:
         buf = bytes(buf)
     try:
         sc = fn(buf)
-        if sc[sd.S_FL_START] or sc[sd.S_MSG_END] != len(buf):
-            buf = buf[sc[sd.S_FL_START] : sc[sd.S_MSG_END]]
+        if sc[_S_FL_START] or sc[_S_MSG_END] != len(buf):
+            buf = buf[sc[_S_FL_START] : sc[_S_MSG_END]]
             sc = fn(buf)
     except ScanError as e:
         raise scan_error(e) from None

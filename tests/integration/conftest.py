@@ -72,6 +72,15 @@ class Server:
     proc: subprocess.Popen
     port: int
     log_path: Path
+    rundir: Optional[Path] = None
+    extra_pids: list = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.extra_pids is None:
+            self.extra_pids = []
+
+    def children(self) -> list[int]:
+        return child_pids(self.proc.pid)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -84,21 +93,51 @@ def _pykam_cmd() -> list[str]:
     return [sys.executable, "-m", "sipcore"]
 
 
+def child_pids(pid: int) -> list[int]:
+    """Direct children of PID, from /proc (the workers, timer and ctl of a master)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(d))
+    return out
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator:
     """start_server(cfg_text_with_{port}) -> Server, ready to answer OPTIONS."""
     started: list[Server] = []
 
-    def _start(cfg_text: str, ready_check: bool = True) -> Server:
+    def _start(cfg_text: str, ready_check: bool = True, args: tuple[str, ...] = (),
+               dflag: str = "-DD") -> Server:
         port = free_udp_port()
         cfg = tmp_path / f"pykam-{port}.cfg"
         cfg.write_text(cfg_text.replace("{port}", str(port)))
         log_path = tmp_path / f"pykam-{port}.log"
         logf = open(log_path, "wb")
-        proc = subprocess.Popen(_pykam_cmd() + ["-DD", "-E", "-f", str(cfg)], cwd=ROOT,
+        rundir = tmp_path / f"run-{port}"
+        rundir.mkdir()
+        proc = subprocess.Popen(_pykam_cmd() + [dflag, "-E", "-Y", str(rundir), "-f", str(cfg)]
+                                + list(args), cwd=ROOT,
                                 stdout=logf, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
-        srv = Server(proc, port, log_path)
+        srv = Server(proc, port, log_path, rundir)
         started.append(srv)
         if ready_check:
             ua = UA()
@@ -118,6 +157,7 @@ def start_server(tmp_path: Path) -> Iterator:
 
     yield _start
     for srv in started:
+        kids = child_pids(srv.proc.pid) if srv.proc.poll() is None else []
         if srv.proc.poll() is None:
             srv.proc.send_signal(signal.SIGTERM)
             try:
@@ -125,3 +165,9 @@ def start_server(tmp_path: Path) -> Iterator:
             except subprocess.TimeoutExpired:
                 srv.proc.kill()
                 srv.proc.wait(5)
+        for pid in kids + srv.extra_pids:
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

