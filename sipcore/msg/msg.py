@@ -216,7 +216,13 @@ class SipMsg:
 
     @property
     def headers(self) -> list[Header]:
-        return [self._hdr(i) for i in range(len(self._types))]
+        """Every header line in order (a new list; the Header objects are cached)."""
+        hdrs = self._hdrs
+        if hdrs is None or None in hdrs:
+            for i in range(len(self._types)):
+                self._hdr(i)
+            hdrs = self._hdrs
+        return list(hdrs)  # type: ignore[arg-type]
 
     def header(self, key: HeaderKey) -> Header | None:
         """First header of a type or name (case-insensitive, compact forms included)."""

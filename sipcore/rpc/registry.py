@@ -9,9 +9,10 @@ sipcore.errors.RpcFault(code, message). The number of parameters and the simple 
 before the call: a mismatch is a -32602 error naming the expected parameters, so a TypeError
 raised inside a handler is never mistaken for a caller mistake.
 
-Name clashes: a module exporting a name the core also serves (kex: stats.*, cfg_rpc: cfg.*)
-replaces the core entry, as those methods belong to those modules in Kamailio; system.* cannot
-be replaced; between two modules the first loaded wins (logged).
+Name clashes: the core serves stats.* and cfg.* itself (in Kamailio they come with kex and
+cfg_rpc, which most configs load anyway), so one implementation answers whichever modules are
+loaded: a module exporting a name the core serves is skipped (debug log); between two modules
+the first loaded wins (warning).
 """
 from __future__ import annotations
 
@@ -195,13 +196,12 @@ class RpcRegistry:
     def add(self, exp: RpcExport, origin: str) -> None:
         old = self._methods.get(exp.name)
         if old is not None:
-            if exp.name.startswith("system."):
-                klog.warn(f"rpc: {origin} cannot replace {exp.name}; ignored")
-                return
-            if old.origin != "core":
+            if old.origin == "core":
+                klog.dbg(f"rpc: {exp.name} of {origin} not used: the core serves it")
+            else:
                 klog.warn(f"rpc: {exp.name} of {origin} ignored: already exported by "
                           f"{old.origin}")
-                return
+            return
         self._methods[exp.name] = RpcMethod.from_export(exp, origin)
 
     def _system_exports(self) -> list[RpcExport]:

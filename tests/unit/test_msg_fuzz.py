@@ -132,3 +132,33 @@ def test_fuzz_scanners_agree() -> None:
         assert c == p, raw
         # the C hot-field cache must agree with the Python parsers
         assert exercise(raw, "c") == exercise(raw, "py"), raw
+
+
+@pytest.mark.fuzz
+def test_c_scanner_under_sanitizers(tmp_path: Path) -> None:
+    """cffi_build/csrc/sipparse_fuzz.c: sp_scan on exact-size heap copies of mutated inputs,
+    built with AddressSanitizer + UBSan (skipped without a compiler that has them)."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    root = Path(__file__).parents[2]
+    csrc = root / "cffi_build" / "csrc"
+    exe = tmp_path / "sp_fuzz"
+    build = subprocess.run(
+        [cc, "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+         f"-I{csrc}", str(csrc / "sipparse_fuzz.c"), str(csrc / "sipparse.c"), "-o", str(exe)],
+        capture_output=True, text=True, check=False)
+    if build.returncode != 0:
+        pytest.skip(f"sanitizer build unavailable: {build.stderr[-300:]}")
+    files = []
+    for i, raw in enumerate(BASE):
+        f = tmp_path / f"in{i}.sip"
+        f.write_bytes(raw)
+        files.append(str(f))
+    run = subprocess.run([str(exe), "1500", str(SEED), *files], capture_output=True, text=True,
+                         check=False, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "accepted" in run.stdout

@@ -1,0 +1,121 @@
+"""SIPp's built-in uac -> pykam (stateless forward(), children=2) -> SIPp's built-in uas.
+
+Acceptance of the runtime milestone: 1,000 calls at 100 calls/s complete with 0 failures, and the
+server still answers an OPTIONS afterwards. Uses only the command line and the wire, so it holds
+for the single-process server and for the prefork master alike. Skipped without /usr/bin/sipp
+(apt-get install sip-tester). Every SIPp process is stopped and reaped by PID.
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sipcore.msg import parse_msg
+
+from .conftest import UA, free_udp_port, options
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)"),
+]
+
+CALLS = 1000
+RATE = 100
+
+# SIPp sends R-URI sip:service@127.0.0.1:<uas port> to the proxy (-rsa): forward() relays it to
+# the uas, replies come back by Via. OPTIONS to the proxy itself are answered.
+CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+listen=udp:127.0.0.1:{port}
+loadmodule "sl"
+loadmodule "maxfwd"
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (method=="OPTIONS" && uri==myself) { sl_send_reply("200", "Keepalive"); exit; }
+    if (!forward()) { sl_send_reply("503", "Service Unavailable"); }
+    exit;
+}
+"""
+
+
+def _spawn(cmd: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as logf:
+        return subprocess.Popen(cmd, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _last_stats(path: Path) -> dict[str, str]:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    assert len(rows) >= 2, f"empty SIPp statistics file {path}"
+    return dict(zip(rows[0], rows[-1]))
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.exists() else f"({path} missing)"
+
+
+def test_sipp_uac_through_stateless_proxy_to_uas(start_server, tmp_path):
+    srv = start_server(CFG)
+    uas_port, uac_port = free_udp_port(), free_udp_port()
+    uas_log, uac_log = tmp_path / "uas.log", tmp_path / "uac.log"
+    stat, errs = tmp_path / "uac-stat.csv", tmp_path / "uac-errors.log"
+    uas = _spawn(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-bind_local",
+                  "-nostdin"], tmp_path, uas_log)
+    uac = None
+    try:
+        time.sleep(0.3)
+        assert uas.poll() is None, f"sipp uas exited: {_tail(uas_log)}"
+        uac = _spawn(["sipp", "-sn", "uac", "-i", "127.0.0.1", "-p", str(uac_port),
+                      "-bind_local", "-rsa", f"127.0.0.1:{srv.port}", f"127.0.0.1:{uas_port}",
+                      "-r", str(RATE), "-m", str(CALLS), "-l", str(CALLS),
+                      "-recv_timeout", "5000", "-timeout", "25s",
+                      "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "3600",
+                      "-trace_err", "-error_file", str(errs)], tmp_path, uac_log)
+        try:
+            rc = uac.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        st = _last_stats(stat)
+        detail = (f"sipp rc={rc}\nstats: created={st.get('OutgoingCall(C)')} "
+                  f"ok={st.get('SuccessfulCall(C)')} failed={st.get('FailedCall(C)')} "
+                  f"retrans={st.get('Retransmissions(C)')}\nerrors:\n{_tail(errs)}\n"
+                  f"uac:\n{_tail(uac_log, 1500)}\npykam:\n{srv.log()[-3000:]}")
+        assert rc == 0, detail                       # SIPp: 0 = all calls successful
+        assert int(st["OutgoingCall(C)"]) == CALLS, detail
+        assert int(st["SuccessfulCall(C)"]) == CALLS, detail
+        assert int(st["FailedCall(C)"]) == 0, detail
+    finally:
+        if uac is not None:
+            _stop(uac)
+        _stop(uas)
+
+    assert srv.alive(), srv.log()[-3000:]
+    ua = UA()
+    try:
+        ua.send(options(ua, srv.port), srv.port)
+        data = ua.recv(3.0)
+        assert data is not None, srv.log()[-3000:]
+        rpl = parse_msg(data)
+        assert rpl.status == 200 and rpl.cseq.method == "OPTIONS"
+    finally:
+        ua.close()
+    assert "Traceback" not in srv.log()
