@@ -96,10 +96,33 @@ def aliases_from_config(cfg: Any) -> list[tuple[str, Optional[int], Optional[str
     return out
 
 
+def auto_aliases(sockets: list[SocketInfo]) -> list[tuple[str, Optional[int], Optional[str]]]:
+    """`auto_aliases=yes`: the names the resolver gives for the listen IPs (for loopback
+    sockets this is /etc/hosts), as aliases matched by `myself`."""
+    out: list[tuple[str, Optional[int], Optional[str]]] = []
+    seen: set[str] = set()
+    for si in sockets:
+        if si.ip in seen or si.ip in ("0.0.0.0", "::"):
+            continue
+        seen.add(si.ip)
+        try:
+            name, aliases, _ = socket.gethostbyaddr(si.ip)
+        except OSError:
+            continue
+        for n in [name, *aliases]:
+            out.append((n, si.port, si.proto))
+    return out
+
+
 def core_from_config(cfg: Any, cls: Callable[..., CoreApi] = CoreApi,
-                     extra_listen: Iterable[str] = ()) -> CoreApi:
+                     extra_listen: Iterable[str] = (), resolve_aliases: bool = False
+                     ) -> CoreApi:
+    """The CoreApi for CFG; RESOLVE_ALIASES (the server, not the harness) applies
+    auto_aliases."""
     core = cls(sockets=sockets_from_config(cfg, extra_listen))
     core.aliases = aliases_from_config(cfg)
+    if resolve_aliases and cfg.globals.get("auto_aliases", True):
+        core.aliases += auto_aliases(core.sockets)
     core.globals = dict(cfg.globals)
     core.routes = cfg
     return core

@@ -126,7 +126,7 @@ def run_server(cfg, opts: RunOptions) -> int:
     rundir = os.path.abspath(opts.rundir or g.get("rundir") or "/run/pykam")
     fork = g.get("fork", 1) not in (0, False, "no") and opts.no_daemon != 1
     children = opts.children if opts.children is not None else int(g.get("children", 8) or 8)
-    core = core_from_config(cfg, UdpCore, opts.listen)
+    core = core_from_config(cfg, UdpCore, opts.listen, resolve_aliases=True)
     try:
         core.bind(int(g.get("maxbuffer", 262144) or 262144))
     except ConfigError as exc:

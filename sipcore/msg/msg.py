@@ -219,7 +219,10 @@ class SipMsg:
         """Every header line in order (a new list; the Header objects are cached)."""
         hdrs = self._hdrs
         if hdrs is None or None in hdrs:
-            for i in range(len(self._types)):
+            n = len(self._types)
+            if n == 0:
+                return []
+            for i in range(n):
                 self._hdr(i)
             hdrs = self._hdrs
         return list(hdrs)  # type: ignore[arg-type]

@@ -15,6 +15,21 @@ from typing import Any, Optional
 log = logging.getLogger("pykam.core")
 
 
+def _route_source(ip: str, af: int) -> Optional[str]:
+    """The local address the routing table uses to reach IP (Kamailio get_out_socket)."""
+    import socket
+
+    fam = socket.AF_INET6 if af == 6 else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    try:
+        s.connect((ip, 9))
+        return s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
 @dataclass(slots=True)
 class SocketInfo:
     """A listening socket (`listen=proto:ip:port [advertise host:port]`)."""
@@ -92,8 +107,16 @@ class CoreApi:
         return False
 
     def choose_socket(self, proto: str, ip: str) -> Optional[SocketInfo]:
-        """Outgoing socket: same proto and address family as the destination."""
+        """Outgoing socket: same proto and address family as the destination; with
+        `mhomed=1`, the socket bound to the source address the kernel's routing table picks
+        for the destination (a connect() of an unsent UDP socket: no packet leaves)."""
         af = 6 if ":" in ip else 4
+        if self.globals.get("mhomed"):
+            src = _route_source(ip, af)
+            if src is not None:
+                for s in self.sockets:
+                    if s.proto == proto and s.ip == src:
+                        return s
         first = None
         for s in self.sockets:
             if s.proto == proto:

@@ -35,6 +35,8 @@ def send_stateless_reply(ctx: RouteCtx, code: int, reason: str, *,
     if code > 100 and not msg.to_tag:
         to_tag = gen_to_tag(msg)
     headers = list(extra_headers) + list(ctx.reply_lumps)
+    if ctx.core.globals.get("sip_warning"):
+        headers.append(warning_header(ctx))
     rcv = ctx.rcv
     via = msg.via1
     received = rcv.src_ip if via is not None and _needs_received(via.host, rcv.src_ip) else None
@@ -50,6 +52,18 @@ def send_stateless_reply(ctx: RouteCtx, code: int, reason: str, *,
     else:
         stats.inc("core:err_replies")
     return ok
+
+
+def warning_header(ctx: RouteCtx) -> str:
+    """`sip_warning=1`: Kamailio's debugging Warning header on local replies."""
+    import os
+
+    rcv = ctx.rcv
+    host = f"[{rcv.dst_ip}]" if ":" in rcv.dst_ip else rcv.dst_ip
+    msg = ctx.msg
+    return (f'Warning: 392 {host}:{rcv.dst_port} "Noisy feedback tells: pid={os.getpid()} '
+            f'req_src_ip={rcv.src_ip} req_src_port={rcv.src_port} in_uri={msg.orig_ruri} '
+            f'out_uri={msg.ruri} via_cnt=={len(msg.vias)}"')
 
 
 def _needs_received(via_host: str, src_ip: str) -> bool:

@@ -179,3 +179,13 @@ def test_hot_fields_are_used_for_common_messages() -> None:
     msg = parse_msg(raw, scanner="c")
     assert hot_view(msg) == ["19", None, "z9hG4bK77", "sip:al@192.0.2.1:5060;transport=udp",
                              "c1", (3, "INVITE")]
+
+
+def test_no_headers(sip_parser: str) -> None:
+    msg = parse_msg(b"SIP/2.0 100 Trying\r\n\r\n", scanner=sip_parser)
+    assert msg.headers == [] and msg.header("Via") is None and msg.header_all("v") == []
+    assert msg.callid == "" and msg.via1 is None and msg.vias == []
+    with pytest.raises(ParseError, match="missing From"):
+        msg.from_tag  # noqa: B018
+    with pytest.raises(ParseError):
+        msg.parse_all()

@@ -77,3 +77,17 @@ def test_reply_relayed_by_second_via():
     [(dest, buf)] = r.sent
     assert (dest.ip, dest.port) == ("127.0.0.1", 5082)
     assert b"z9hG4bKours" not in buf and b"z9hG4bKtheirs" in buf
+
+
+def test_sip_warning_adds_warning_header():
+    h = Harness.from_text("sip_warning=yes\n" + CFG)
+    [rpl] = h.request(INVITE).replies
+    w = rpl.header("Warning").value
+    assert w.startswith("392 127.0.0.1:5060 ") and "req_src_ip=127.0.0.1" in w
+
+
+def test_server_signature_and_header():
+    h = Harness.from_text('server_header="Server: Test-Proxy"\n' + CFG)
+    assert h.request(INVITE).replies[0].header("Server").value == "Test-Proxy"
+    h2 = Harness.from_text("server_signature=no\n" + CFG)
+    assert h2.request(INVITE).replies[0].header("Server") is None
