@@ -8,7 +8,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["sipcore", "sipcore.*", "modules", "modules.*"]),
     setup_requires=["cffi>=1.15,<3"],
-    cffi_modules=["cffi_build/build_sipparse.py:ffibuilder"],
+    cffi_modules=["cffi_build/build_sipparse.py:ffibuilder", "cffi_build/build_shm.py:ffibuilder"],
     install_requires=[
         "cffi>=1.15,<3",
         "posix_ipc>=1.1,<2",

@@ -14,6 +14,7 @@ forwarded/error counters go through sipcore.stats).
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -88,20 +89,24 @@ def strip_brackets(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
-def is_ip(host: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def canonical_ip(host: str) -> Optional[str]:
+    """The canonical text of HOST when it is an IP address ("[::01]" -> "::1"), else None.
+    Cached: the same few peer addresses come back on every message."""
     try:
-        ipaddress.ip_address(strip_brackets(host))
+        return str(ipaddress.ip_address(strip_brackets(host)))
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def is_ip(host: str) -> bool:
+    return canonical_ip(host) is not None
 
 
 def same_ip(a: str, b: str) -> bool:
     """True if A and B are the same IP address (text forms may differ, e.g. IPv6 zeros)."""
-    try:
-        return ipaddress.ip_address(strip_brackets(a)) == ipaddress.ip_address(strip_brackets(b))
-    except ValueError:
-        return False
+    ca = canonical_ip(a)
+    return ca is not None and ca == canonical_ip(b)
 
 
 def uri_next_hop(uri_text: str) -> NextHop:
@@ -139,8 +144,9 @@ def resolve(hop: NextHop) -> tuple[str, int, str]:
     proto = hop.proto or ("tls" if hop.secure else "udp")
     port = hop.port or default_port(proto, hop.secure)
     host = hop.host
-    if is_ip(host):
-        return str(ipaddress.ip_address(host)), port, proto
+    ip = canonical_ip(host)
+    if ip is not None:
+        return ip, port, proto
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:

@@ -7,6 +7,7 @@ milestone without changing receive_msg() or the routes.
 """
 from __future__ import annotations
 
+import os
 import re
 import selectors
 import socket
@@ -226,6 +227,44 @@ def serve(cfg: Any, core: UdpCore, should_stop: Callable[[], bool] = lambda: Fal
 
                     klog.emit(klog.L_ERR, traceback.format_exc())
     sel.close()
+
+
+class _Shm:
+    ctx: Any = None
+    owner_pid: int = 0
+
+
+_shm = _Shm()
+
+
+def create_shm(size_mb: int, max_procs: int) -> _Shm:
+    """Master, before mod_init and fork: the shared memory segment (sized by -m), with the
+    statistics counters moved into it. Named after the master pid."""
+    from sipcore import stats
+    from sipcore.shm import ShmContext
+
+    ctx = ShmContext.create(size_mb, str(os.getpid()), max_procs=max(max_procs, 8))
+    _shm.ctx = ctx
+    _shm.owner_pid = os.getpid()
+    stats.attach(ctx)
+    stats.set_process_slot(0)
+    return _shm
+
+
+def shm_context() -> Any:
+    """The ShmContext of this server (modules call it in mod_init to create their tables);
+    None in the in-process harness."""
+    return _shm.ctx
+
+
+def destroy_shm() -> None:
+    """Master, at the very end: unlink the segment (children are gone by now)."""
+    from sipcore import stats
+
+    if _shm.ctx is not None:
+        stats.detach()
+        _shm.ctx.destroy()
+        _shm.ctx = None
 
 
 def setup_process(cfg: Any) -> None:

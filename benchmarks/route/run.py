@@ -41,10 +41,10 @@ SDP = ("v=0\no=alice 2890844526 2890844526 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0
        "m=audio 49170 RTP/AVP 0 8 97\na=rtpmap:0 PCMU/8000\na=rtpmap:8 PCMA/8000\n"
        "a=rtpmap:97 iLBC/8000\n").replace("\n", "\r\n")
 INVITE = to_wire(
-    "INVITE sip:bob@example.test SIP/2.0\n"
+    "INVITE sip:bob@127.0.0.2:5060 SIP/2.0\n"
     "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK776asdhds;rport\n"
     "Max-Forwards: 70\n"
-    "To: Bob <sip:bob@example.test>\n"
+    "To: Bob <sip:bob@127.0.0.2>\n"
     "From: Alice <sip:alice@127.0.0.1>;tag=1928301774\n"
     "Call-ID: a84b4c76e66710@pc33.atlanta.example.com\n"
     "CSeq: 314159 INVITE\n"

@@ -34,7 +34,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 KAMAILIO = "/usr/sbin/kamailio"
@@ -84,7 +83,7 @@ def free_udp_port() -> int:
     return port
 
 
-def _stat_fields(pid: int, tid: Optional[int] = None) -> Optional[list[str]]:
+def _stat_fields(pid: int, tid: int | None = None) -> list[str] | None:
     path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
         with open(path, "rb") as f:
@@ -183,16 +182,15 @@ def cleanup_all() -> None:
     for proc in list(reversed(_started)):
         try:
             stop_process(proc)
-        except Exception as exc:          # keep stopping the others
+        except (OSError, subprocess.SubprocessError) as exc:    # keep stopping the others
             print(f"cleanup: pid {proc.pid}: {exc}", file=sys.stderr)
 
 
 def spawn(cmd: list[str], log: Path, **kw) -> subprocess.Popen:
-    logf = open(log, "ab")
     # own session: a terminal Ctrl-C reaches only this runner, which stops them in order
-    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, **kw)
-    logf.close()
+    with open(log, "ab") as logf:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, **kw)
     _started.append(proc)
     return proc
 
@@ -218,7 +216,7 @@ def options_probe(port: int, timeout: float) -> bool:
                 data = s.recv(65535)
                 if data.startswith(b"SIP/2.0 200"):
                     return True
-            except socket.timeout:
+            except TimeoutError:
                 pass
         return False
     finally:
@@ -227,7 +225,8 @@ def options_probe(port: int, timeout: float) -> bool:
 
 def kamailio_has_tlsf(binary: str) -> bool:
     try:
-        out = subprocess.run([binary, "-v"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run([binary, "-v"], check=False, capture_output=True, text=True,
+                             timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
         return False
     return "TLSF_MALLOC" in out
@@ -297,10 +296,10 @@ class Result:
     cpu_ticks: int = 0
     processes: int = 0
     threads: int = 0
-    sipp_rc: Optional[int] = None
+    sipp_rc: int | None = None
 
     @property
-    def cpu_us_per_call(self) -> Optional[float]:
+    def cpu_us_per_call(self) -> float | None:
         if not self.completed:
             return None
         return self.cpu_ticks * 1e6 / CLK_TCK / self.completed
@@ -327,15 +326,26 @@ class Result:
                 f"[{self.processes} proc, {self.threads} thr]")
 
 
+UAS_SCENARIO = Path(__file__).resolve().parent / "uas_ring_pause.xml"
+UAS_PAUSE_MS = 20
+
+
 class Uas:
+    """SIPp's built-in uas with a pause of UAS_PAUSE_MS between 180 and 200 (see the xml: with
+    several workers a proxy may reorder back-to-back replies, and the built-in uac fails a call
+    that sees its 180 after the 200); UAS_PAUSE_MS = 0 runs the unmodified built-in `-sn uas`."""
+
     def __init__(self, work: Path) -> None:
         self.port = free_udp_port()
-        self.proc = spawn(["sipp", "-sn", "uas", "-i", HOST, "-p", str(self.port), "-nostdin",
-                           "-bind_local"], work / "sipp-uas.log", cwd=work)
+        log = work / f"sipp-uas-{self.port}.log"
+        scen = (["-sf", str(UAS_SCENARIO), "-d", str(UAS_PAUSE_MS)] if UAS_PAUSE_MS > 0
+                else ["-sn", "uas"])
+        self.proc = spawn(["sipp", *scen, "-i", HOST, "-p", str(self.port), "-nostdin",
+                           "-bind_local"], log, cwd=work)
         time.sleep(0.3)
         if self.proc.poll() is not None:
             raise RuntimeError(f"sipp uas exited with {self.proc.returncode}: "
-                               f"{(work / 'sipp-uas.log').read_text(errors='replace')[-2000:]}")
+                               f"{log.read_text(errors='replace')[-2000:]}")
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -351,8 +361,18 @@ def read_sipp_stats(path: Path) -> dict[str, str]:
     return dict(zip(rows[0], rows[-1]))
 
 
-def run_uac(work: Path, srv: ServerRun, uas: Uas, rate: float, calls: int,
+def run_uac(work: Path, srv: ServerRun, rate: float, calls: int,
             recv_timeout_ms: int = 5000) -> Result:
+    """One measurement with a fresh uas (no leftovers of an earlier overloaded step)."""
+    uas = Uas(work)
+    try:
+        return _run_uac(work, srv, uas, rate, calls, recv_timeout_ms)
+    finally:
+        uas.stop()
+
+
+def _run_uac(work: Path, srv: ServerRun, uas: Uas, rate: float, calls: int,
+             recv_timeout_ms: int) -> Result:
     tag = f"{srv.name}-{int(rate)}-{calls}-{uuid.uuid4().hex[:6]}"
     stat = work / f"uac-{tag}.csv"
     nominal = calls / rate
@@ -384,22 +404,22 @@ def run_uac(work: Path, srv: ServerRun, uas: Uas, rate: float, calls: int,
     return res
 
 
-def search(work: Path, srv: ServerRun, uas: Uas, start: float, step_seconds: float,
-           budget: float, min_calls: int) -> tuple[Optional[Result], list[Result]]:
+def search(work: Path, srv: ServerRun, start: float, step_seconds: float,
+           budget: float, min_calls: int) -> tuple[Result | None, list[Result]]:
     """Double the rate while it passes, then bisect between the last pass and the first failure
     until they are within 10 % or the time budget is spent."""
     t_end = time.monotonic() + budget
     results: list[Result] = []
-    best: Optional[Result] = None
+    best: Result | None = None
     lo, hi = 0.0, None
     rate = start
 
     def step(r: float) -> Result:
         calls = max(min_calls, int(r * step_seconds))
-        res = run_uac(work, srv, uas, r, calls)
+        res = run_uac(work, srv, r, calls)
         results.append(res)
         print("  " + res.line() + ("  PASS" if res.passed else "  FAIL"), flush=True)
-        time.sleep(1.0)          # let queues drain and dead calls die between steps
+        time.sleep(1.0 if res.passed else 3.0)     # let the server's queue drain
         return res
 
     def fits(r: float) -> bool:
@@ -439,9 +459,11 @@ def git_commit(root: Path = ROOT) -> str:
         return f"unknown ({root} is not a git checkout)"
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
+                             check=False, capture_output=True, text=True, timeout=10)
+        # GIT_OPTIONAL_LOCKS=0: status must not refresh (write) the index of a shared checkout
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+                               check=False, capture_output=True, text=True, timeout=10,
+                               env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}).stdout.strip()
         return out.stdout.strip() + (" (+ uncommitted changes)" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -449,9 +471,10 @@ def git_commit(root: Path = ROOT) -> str:
 
 def cpu_model() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown"
@@ -459,7 +482,8 @@ def cpu_model() -> str:
 
 def sipp_version() -> str:
     try:
-        out = subprocess.run(["sipp", "-v"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["sipp", "-v"], check=False, capture_output=True, text=True,
+                             timeout=10)
         for line in (out.stdout + out.stderr).splitlines():
             if "SIPp v" in line:
                 return line.strip()
@@ -468,7 +492,8 @@ def sipp_version() -> str:
     return "unknown"
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    global UAS_PAUSE_MS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=float, default=200, help="calls per second (default 200)")
     ap.add_argument("--calls", type=int, default=0,
@@ -484,6 +509,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--search-kamailio", action="store_true",
                     help="run the search for Kamailio too (SIPp itself may be the limit)")
     ap.add_argument("--no-kamailio", action="store_true", help="skip Kamailio even if installed")
+    ap.add_argument("--uas-pause", type=int, default=UAS_PAUSE_MS,
+                    help="ms between the uas' 180 and 200 (default %(default)s; 0 = SIPp's "
+                         "unmodified built-in uas)")
+    ap.add_argument("--only", choices=("pykam", "kamailio"), help="run one server only")
     ap.add_argument("--kamailio", default=KAMAILIO, help=argparse.SUPPRESS)
     ap.add_argument("--pykam-root", type=Path, default=ROOT,
                     help="checkout to run pykam from (default: this one)")
@@ -495,11 +524,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("sipp not found (apt-get install sip-tester)", file=sys.stderr)
         return 2
     calls = args.calls or max(1000, int(args.rate * 10))
+    UAS_PAUSE_MS = args.uas_pause
     kam = None if args.no_kamailio or not os.access(args.kamailio, os.X_OK) else args.kamailio
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # even if started with SIGINT ignored
 
     work = Path(tempfile.mkdtemp(prefix="pykam-sipp-bench-"))
     print(f"machine : {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
@@ -511,22 +542,27 @@ def main(argv: Optional[list[str]] = None) -> int:
     tlsf = False
     if kam:
         tlsf = kamailio_has_tlsf(kam)
-        ver = subprocess.run([kam, "-v"], capture_output=True, text=True).stdout.splitlines()
+        ver = subprocess.run([kam, "-v"], check=False, capture_output=True,
+                             text=True).stdout.splitlines()
         print(f"kamailio: {ver[0].replace('version:', '').strip() if ver else '?'} "
               f"(-x tlsf {'used' if tlsf else 'not supported by this build: default shm manager'})")
     else:
         print("kamailio: not run" + (" (--no-kamailio)" if args.no_kamailio
                                      else f" ({args.kamailio} not found)"))
+    uas_desc = (f"sipp uas (built-in + {UAS_PAUSE_MS} ms ringing pause)" if UAS_PAUSE_MS > 0
+                else "sipp -sn uas")
     print(f"scenario: sipp -sn uac -> server (stateless forward(), children={args.children}) "
-          f"-> sipp -sn uas, all on {HOST}; {calls} calls at {args.rate:g}/s")
+          f"-> {uas_desc}, all on {HOST}; {calls} calls at {args.rate:g}/s")
     print(f"work dir: {work}")
     print(flush=True)
 
     rc = 0
     results: dict[str, Result] = {}
-    best: dict[str, Optional[Result]] = {}
+    best: dict[str, Result | None] = {}
     try:
         servers = [("pykam", None)] + ([("kamailio", kam)] if kam else [])
+        if args.only:
+            servers = [s for s in servers if s[0] == args.only]
         for name, _ in servers:
             sub = work / name
             sub.mkdir()
@@ -534,7 +570,6 @@ def main(argv: Optional[list[str]] = None) -> int:
                 srv = start_pykam(sub, args.children, args.debug, args.pykam_root.resolve())
             else:
                 srv = start_kamailio(sub, args.children, args.debug, tlsf)
-            uas = Uas(sub)
             try:
                 idle0 = cpu_sample(srv.proc.pid)
                 time.sleep(1.0)
@@ -542,17 +577,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                 print(f"{name}: pid {srv.proc.pid}, {idle.processes} processes "
                       f"({idle.threads} threads), idle CPU "
                       f"{(idle.ticks - idle0.ticks) * 1000 / CLK_TCK:.0f} ms/s", flush=True)
-                res = run_uac(sub, srv, uas, args.rate, calls)
+                res = run_uac(sub, srv, args.rate, calls)
                 results[name] = res
                 print("  " + res.line(), flush=True)
                 if args.search and (name == "pykam" or args.search_kamailio):
                     print(f"{name}: searching the highest rate with >= {100 * PASS_RATIO:.1f} % "
                           f"completed (budget {args.search_budget:g} s)", flush=True)
-                    b, _ = search(sub, srv, uas, args.search_start or args.rate,
+                    b, _ = search(sub, srv, args.search_start or args.rate,
                                   args.search_step, args.search_budget, min_calls=500)
                     best[name] = b
             finally:
-                uas.stop()
                 stop_process(srv.proc)
                 if "Traceback" in srv.log.read_text(errors="replace"):
                     print(f"WARNING: {name} log has a Traceback: {srv.log}", flush=True)

@@ -11,9 +11,10 @@
  * `size` always sees a valid tiling even if the writer died mid-operation; when the lock is
  * recovered from a dead holder, arena_repair() rebuilds prev_size links, free lists and the
  * statistics from that walk (a block that was being allocated may leak, nothing worse). */
+#include <stddef.h>
 #include <string.h>
 
-#include "shm_common.h"
+#include "shm_api.h"
 #include "shm_arena.h"
 
 typedef struct blk {
@@ -178,8 +179,10 @@ int shm_alloc(char *base, uint64_t size, uint64_t *out_off)
     unsigned i;
     int rc;
 
-    if (size > a->size)
+    if (size > a->size) {
+        __atomic_fetch_add(&a->oom, 1, __ATOMIC_RELAXED);
         return SHM_E_NOMEM;
+    }
     need = SHM_ROUND(size + BLK_HDR, SHM_ALIGN);
     if (need < BLK_MIN)
         need = BLK_MIN;
@@ -195,7 +198,7 @@ int shm_alloc(char *base, uint64_t size, uint64_t *out_off)
     if (!off) {                            /* any block of a larger class fits */
         i = bin_next(a, i);
         if (i == SHM_NBINS) {
-            a->oom++;
+            __atomic_fetch_add(&a->oom, 1, __ATOMIC_RELAXED);
             shm_lock_release_ptr(&a->lock);
             return SHM_E_NOMEM;
         }
@@ -289,7 +292,7 @@ int shm_arena_stats(char *base, shm_arena_stats_t *out)
     out->max_used = a->max_used;
     out->fragments = a->frags;
     out->allocs = a->nallocs;
-    out->oom = a->oom;
+    out->oom = __atomic_load_n(&a->oom, __ATOMIC_RELAXED);
     out->lock_recoveries = __atomic_load_n(&a->lock_recoveries, __ATOMIC_RELAXED);
     shm_lock_release_ptr(&a->lock);
     return SHM_OK;
@@ -332,6 +335,9 @@ int shm_arena_check(char *base)
     shm_lock_release_ptr(&a->lock);
     return rc;
 }
+
+/* Where the allocator lock sits (diagnostics: who holds it; tests: kill a holder). */
+uint64_t shm_arena_lock_offset(void) { return offsetof(shm_arena_t, lock); }
 
 uint64_t shm_arena_root(char *base, unsigned i)
 {

@@ -22,8 +22,8 @@ typedef struct shm_arena {
     uint64_t max_used;           /* high-water mark of real_used */
     uint64_t frags;              /* number of free blocks */
     uint64_t nallocs;            /* number of live blocks */
-    uint64_t oom;                /* failed allocations */
-    uint64_t lock_recoveries;    /* every lock of this segment taken over from a dead owner (atomic) */
+    uint64_t oom;                /* failed allocations (atomic) */
+    uint64_t lock_recoveries;    /* locks of this segment taken from a dead owner (atomic) */
     uint64_t roots[SHM_NROOTS];
     uint64_t binmap[SHM_NBINS / 64];   /* bit set = bin non-empty */
     uint64_t bins[SHM_NBINS];          /* free list heads (block offsets, 0 = empty) */

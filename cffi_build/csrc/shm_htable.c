@@ -13,7 +13,7 @@
  * invisible to get/add/incr and are sliced off by sht_expire(). */
 #include <string.h>
 
-#include "shm_common.h"
+#include "shm_api.h"
 #include "shm_arena.h"
 #include "shm_htable.h"
 
@@ -36,7 +36,10 @@ uint32_t sht_hash(const char *key, uint32_t klen)
 
 static int alive(const sht_cell_t *c, int64_t now) { return c->expires == 0 || c->expires > now; }
 
-size_t sht_size(uint32_t nbuckets) { return sizeof(sht_t) + (size_t)nbuckets * sizeof(sht_bucket_t); }
+size_t sht_size(uint32_t nbuckets)
+{
+    return sizeof(sht_t) + (size_t)nbuckets * sizeof(sht_bucket_t);
+}
 
 int sht_init(char *base, uint64_t off, uint32_t nbuckets)
 {

@@ -12,7 +12,7 @@
 #define SHT_ADD 1                    /* insert only: SHM_E_EXISTS if a live cell has the key */
 #define SHT_REPLACE 2                /* overwrite only: SHM_E_NOTFOUND if absent */
 /* flags */
-#define SHT_NOLOCK 1                 /* the caller already holds the bucket lock (sht_lock_bucket) */
+#define SHT_NOLOCK 1                 /* caller holds the bucket lock (sht_lock_bucket) */
 
 typedef struct sht_bucket {
     shm_lock_t lock;
@@ -31,7 +31,7 @@ typedef struct sht {
 /* A cell: header, then klen key bytes, then vlen value bytes (vcap bytes reserved). */
 typedef struct sht_cell {
     uint64_t next;
-    int64_t expires;                 /* absolute, caller's clock (PyKam: CLOCK_MONOTONIC ms); 0 = never */
+    int64_t expires;                 /* absolute; PyKam: CLOCK_MONOTONIC ms; 0 = never */
     uint32_t hash;
     uint32_t klen;
     uint32_t vlen;

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shm_common.h"
+#include "shm_api.h"
 #include "shm_lock.h"
 #include "shm_arena.h"
 
@@ -121,7 +121,10 @@ int shm_lock_timed(char *base, uint64_t off, int64_t timeout_ms)
 
 int shm_lock_release(char *base, uint64_t off) { return shm_lock_release_ptr(SHM_AT(base, off)); }
 
-int32_t shm_lock_owner(char *base, uint64_t off) { return ((shm_lock_t *)SHM_AT(base, off))->owner; }
+int32_t shm_lock_owner(char *base, uint64_t off)
+{
+    return ((shm_lock_t *)SHM_AT(base, off))->owner;
+}
 
 uint32_t shm_lock_recoveries(char *base, uint64_t off)
 {

@@ -1,12 +1,13 @@
 """ctl: the control socket (Kamailio binrpc; PyKam speaks JSON-RPC 2.0 on it, see
-ARCHITECTURE.md "Control and operations") and its ctl.* RPCs.
+ARCHITECTURE.md "Control and operations" and docs/rpc.md) and its ctl.* RPCs.
 
-Runs in: the master (params, validation) and, with the runtime issue, the ctl process that
-listens on the sockets named by `binrpc` (default unix:<rundir>/pykam_ctl).
-Shared state: none here.
+Runs in: the master (params, validation) and the ctl process, which listens on the
+addresses named by `binrpc` (default unix:<rundir>/pykam_ctl; sipcore.rpc.server).
+Shared state: none; ctl.* report the ctl process's own listeners and connections.
 
-Pending (runtime issue): the ctl process, the listeners and the ctl.* RPCs. Until then the
-module validates its parameters, so configs check, and does nothing at run time.
+Differences from Kamailio: the wire protocol is JSON-RPC 2.0, not binrpc (kamcmd cannot talk
+to it; pykamcmd and kamcli's JSON-RPC socket mode can); `mode` defaults to 0660 (the issue's
+choice, Kamailio: 0600); `fifo` and the binrpc buffer sizes are accepted and not used.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def parse_binrpc(value: str) -> str:
         if not rest:
             raise ValueError(f"binrpc: missing address in \"{value}\"")
         if scheme in ("udp", "tcp"):
-            host, sep, port = rest.rpartition(":")
+            _host, sep, port = rest.rpartition(":")
             if not sep or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"binrpc: bad host:port in \"{value}\"")
     return v
@@ -50,21 +51,37 @@ mod.param("binrpc", str, None, multi=True, validator=parse_binrpc,
 mod.param("binrpc_buffer_size", int, 1024, doc="Per-connection buffer size (bytes).")
 mod.param("binrpc_max_body_size", int, 32, doc="Max reply body size (KB).")
 mod.param("binrpc_struct_max_body_size", int, 8, doc="Max struct body size (KB).")
-mod.param("mode", int, 0o600, validator=parse_mode, doc="Unix socket file mode.")
+mod.param("mode", int, 0o660, validator=parse_mode, doc="Unix socket file mode.")
 mod.param("user", str, None, doc="Owner of the unix socket.")
 mod.param("group", str, None, doc="Group of the unix socket.")
 mod.param("fifo", str, None, doc="Old text FIFO protocol path (off by default).")
 mod.param("autoconversion", int, 0, doc="1: convert parameter types automatically.")
 
 
-def _pending(name: str):
-    def handler(*_args: Any) -> Any:
-        raise RpcFault(500, f"{name}: the ctl process arrives with the runtime issue")
-    handler.__doc__ = f"{name}: wired by the runtime issue."
-    return handler
+def _server() -> Any:
+    from sipcore.rpc.server import active_server
+
+    srv = active_server()
+    if srv is None:
+        raise RpcFault(500, "not answered by the ctl process (no control listener here)")
+    return srv
 
 
-for _n, _doc in (("ctl.listen", "List the listening control sockets."),
-                 ("ctl.connections", "Number of open control connections."),
-                 ("ctl.who", "List the open control connections.")):
-    mod.rpc(_n, _pending(_n), doc=_doc)
+def rpc_listen() -> list[dict[str, str]]:
+    """ctl.listen: the control sockets, [{protocol, transport, address}]."""
+    return _server().listen_info()
+
+
+def rpc_connections() -> int:
+    """ctl.connections: number of open stream connections (this one included)."""
+    return len(_server().conns)
+
+
+def rpc_who() -> list[dict[str, Any]]:
+    """ctl.who: the open connections, [{protocol, transport, from, to, requests, idle}]."""
+    return _server().who()
+
+
+mod.rpc("ctl.listen", rpc_listen, doc="List the listening control sockets.")
+mod.rpc("ctl.connections", rpc_connections, doc="Number of open control connections.")
+mod.rpc("ctl.who", rpc_who, doc="List the open control connections.")

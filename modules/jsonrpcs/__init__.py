@@ -1,22 +1,25 @@
 """jsonrpcs: JSON-RPC 2.0 control interface - FIFO, datagram and HTTP (xhttp) transports,
 and jsonrpc_exec() to run an RPC command from the script.
 
-Runs in: the master (params), SIP workers (jsonrpc_exec, jsonrpc_dispatch) and, with the
-runtime issue, the FIFO/datagram listener processes.
-Shared state: none here.
+Runs in: the master (params), SIP workers (jsonrpc_exec, jsonrpc_dispatch) and the ctl
+process, which serves `dgram_socket` (transport bit 4) beside the ctl sockets.
+Shared state: none here; RPC handlers read shm through sipcore.rpc.env.
 
-Pending (runtime issue): the FIFO and datagram listeners and the HTTP path
-(jsonrpc_dispatch needs xhttp). jsonrpc_exec() works now for RPCs of the loaded modules.
+jsonrpc_exec() runs a request through the same registry as the ctl socket (sipcore.rpc).
+Not served yet: the FIFO transport (bit 2; a warning is logged) and the HTTP path
+(jsonrpc_dispatch needs xhttp).
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Optional
+from typing import Any
 
 from sipcore import log as klog
-from sipcore.errors import RpcFault
 from sipcore.mod import ANY_ROUTE, Fx, Module
 from sipcore.route.ctx import RouteCtx
+from sipcore.rpc import jsonrpc
+from sipcore.rpc.env import get_env
+from sipcore.rpc.registry import RpcRegistry
 
 mod = Module("jsonrpcs", summary="JSON-RPC 2.0 control interface.")
 
@@ -54,53 +57,51 @@ mod.param("dgram_group", str, None, doc="Datagram socket group.")
 mod.param("dgram_timeout", int, 2000, doc="Datagram send timeout (ms).")
 
 
-def _find_rpc(ctx: RouteCtx, method: str) -> Optional[Callable[..., Any]]:
-    """The handler of METHOD among the modules loaded by the running configuration."""
-    routes = ctx.core.routes
-    registry = getattr(routes, "modules", None) or getattr(routes, "registry", None)
-    if registry is None:
-        return None
-    for m in registry:
-        exp = m.rpcs.get(method)
-        if exp is not None:
-            return exp.handler
-    return None
+_cache: list[tuple[Any, Any, RpcRegistry]] = []      # [(env, modules, registry)], one entry
+
+
+def _registry(ctx: RouteCtx) -> RpcRegistry:
+    """The RPC registry of this process: core methods bound to the process's RpcEnv plus
+    the RPCs of the modules loaded by the running configuration (built once per env and
+    module set; the cache holds both, so identity comparison is safe)."""
+    env = get_env()
+    modules = getattr(ctx.core.routes, "modules", None)
+    if modules is None:
+        modules = env.modules
+    if _cache and _cache[0][0] is env and _cache[0][1] is modules:
+        return _cache[0][2]
+    reg = RpcRegistry.build(env, modules)
+    _cache[:] = [(env, modules, reg)]
+    return reg
+
+
+def reply_code(resp: jsonrpc.Response) -> int:
+    """$jsonrpl(code): 200, the fault code of the method (Kamailio: 400/404/500...), 400 for
+    a malformed request and 500 for an internal error."""
+    if resp.error is None:
+        return 200
+    code = resp.error[0]
+    if 100 <= code < 700:
+        return code
+    return 500 if code == jsonrpc.INTERNAL_ERROR else 400
 
 
 def execute(ctx: RouteCtx, doc: str) -> dict[str, Any]:
     """Run one JSON-RPC request document; returns {"code", "text", "body"} ($jsonrpl)."""
-    try:
-        req = json.loads(doc)
-    except json.JSONDecodeError as exc:
-        return _reply(None, error=(-32700, f"Parse error: {exc.msg}"), code=400)
-    if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or "method" not in req:
-        return _reply(req.get("id") if isinstance(req, dict) else None,
-                      error=(-32600, "Invalid Request"), code=400)
-    rid = req.get("id")
-    params = req.get("params", [])
-    if isinstance(params, dict):          # only the order of values matters (Kamailio)
-        params = list(params.values())
-    handler = _find_rpc(ctx, str(req["method"]))
-    if handler is None:
-        return _reply(rid, error=(500, "Method Not Found"), code=500)
-    try:
-        result = handler(*params)
-    except RpcFault as exc:
-        return _reply(rid, error=(exc.code, exc.message), code=exc.code)
-    return _reply(rid, result={} if result is None else result)
-
-
-def _reply(rid: Any, result: Any = None, error: Optional[tuple[int, str]] = None,
-           code: int = 200) -> dict[str, Any]:
-    body: dict[str, Any] = {"jsonrpc": "2.0"}
-    if error is not None:
-        body["error"] = {"code": error[0], "message": error[1]}
-    else:
-        body["result"] = result
-    body["id"] = rid
+    decoded = jsonrpc.decode(doc)
+    responses = _registry(ctx).run(decoded)
+    if not responses:                        # a notification: nothing to answer
+        return {"code": 200, "text": "OK", "body": ""}
+    objs = [r.to_obj() for r in responses]
     indent = 4 if mod.p.pretty_format else None
-    return {"code": code, "text": "OK" if error is None else error[1],
-            "body": json.dumps(body, indent=indent)}
+    body_obj: Any = objs if decoded.batch else objs[0]
+    if jsonrpc.has_pairs(body_obj):
+        body = jsonrpc.dumps(body_obj)
+    else:
+        body = json.dumps(body_obj, indent=indent, default=str)
+    first = responses[0]
+    text = "OK" if first.error is None else first.error[1]
+    return {"code": reply_code(first), "text": text, "body": body}
 
 
 @mod.function("jsonrpc_exec", args=(Fx.SPVE,))
@@ -119,7 +120,7 @@ def ki_jsonrpc_dispatch(ctx: RouteCtx) -> int:
     return -1
 
 
-def _jsonrpl_pv(inner: Optional[str]) -> Any:
+def _jsonrpl_pv(inner: str | None) -> Any:
     from sipcore.pv.spec import FuncPv
 
     key = (inner or "").strip()

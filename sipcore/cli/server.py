@@ -107,7 +107,9 @@ class RunOptions:
 def run_server(cfg, opts: RunOptions) -> int:
     """Start the server. -D: one process, no fork (debugging); -DD: prefork with the master in
     the foreground; neither: daemonize, then prefork (Kamailio's -D semantics)."""
-    from sipcore.runtime import UdpCore, core_from_config, run_mod_init, setup_process
+    from sipcore.runtime import (UdpCore, core_from_config, create_shm, destroy_shm,
+                                 run_mod_init, setup_process)
+    from sipcore.shm import ShmError
 
     pending = [m for m in cfg.modules if not m.implemented]
     if pending:
@@ -137,17 +139,28 @@ def run_server(cfg, opts: RunOptions) -> int:
         from sipcore.proc.master import daemonize
 
         daemon_fd = daemonize(keep_stderr=to_stderr)
-    setup_process(cfg)
-    run_mod_init(cfg)
-    for s in core.sockets:
-        klog.emit(klog.L_NOTICE, f"listening on {s}")
-    if not fork:
-        return _run_single(cfg, core, pidfile)
-    from sipcore.proc.master import Master
+    shm_mb = opts.shm_mb or int(g.get("shm_mem_size", 64) or 64)
+    n_udp = sum(1 for si in core.sockets if si.proto == "udp")
+    try:
+        shm = create_shm(shm_mb, max_procs=1 + (children if fork else 1) * n_udp + 16)
+    except ShmError as exc:
+        click.echo(f"error: shared memory: {exc}", err=True)
+        return 1
+    try:
+        setup_process(cfg)
+        run_mod_init(cfg)
+        for s in core.sockets:
+            klog.emit(klog.L_NOTICE, f"listening on {s}")
+        if not fork:
+            return _run_single(cfg, core, pidfile)
+        from sipcore.proc.master import Master
 
-    master = Master(cfg, core, children=children, daemon_fd=daemon_fd, pidfile=pidfile,
-                    rundir=rundir)
-    return master.run()
+        master = Master(cfg, core, children=children, daemon_fd=daemon_fd, pidfile=pidfile,
+                        rundir=rundir)
+        return master.run()
+    finally:
+        if os.getpid() == shm.owner_pid:
+            destroy_shm()
 
 
 def _run_single(cfg, core, pidfile: Optional[str]) -> int:

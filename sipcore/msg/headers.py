@@ -19,7 +19,9 @@ from sipcore.msg.limits import MAX_CSEQ, MAX_DELTA_SECONDS, MAX_MAX_FORWARDS
 from sipcore.msg.nameaddr import (
     ContactList, NameAddr, parse_contacts, parse_nameaddr, parse_nameaddr_list,
 )
-from sipcore.msg.params import TOKEN_RE, Params, parse_params, parse_params_at, skip_ws
+from sipcore.msg.params import (
+    TOKEN_RE, Params, parse_params, parse_params_at, skip_ws, split_commas,
+)
 from sipcore.msg.uri import SipURI, parse_uri
 from sipcore.msg.via import Via, parse_via
 
@@ -199,8 +201,6 @@ _WARNING_RE = re.compile(r'[0-9]{3} [^ \t]+ "')
 
 def parse_warning(value: str) -> list[str]:
     """Validate each Warning value (3-digit code, agent, quoted text); returns the values."""
-    from sipcore.msg.params import split_commas
-
     out = split_commas(value)
     for v in out:
         if _WARNING_RE.match(v) is None or not v.endswith('"'):

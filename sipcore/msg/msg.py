@@ -285,12 +285,13 @@ class SipMsg:
 
     # The *_tag / via1_branch / contact_uri / cseq fast paths read the C scanner's hot slots
     # (scandefs): >= 0 a span, -2 known absent, -1 not computed -> the Python parser decides.
+    # The C code only fills tag/branch/contact spans made of printable ASCII, hence "ascii".
     @property
     def from_tag(self) -> str | None:
         sc = self._sc
         s = sc[_HOT_FROMTAG]
         if s >= 0:
-            return self.buf[s : sc[_HOT_FROMTAG + 1]].decode("utf-8", "surrogateescape")
+            return self.buf[s : sc[_HOT_FROMTAG + 1]].decode("ascii")
         return None if s == -2 else self.from_.tag
 
     @property
@@ -298,7 +299,7 @@ class SipMsg:
         sc = self._sc
         s = sc[_HOT_TOTAG]
         if s >= 0:
-            return self.buf[s : sc[_HOT_TOTAG + 1]].decode("utf-8", "surrogateescape")
+            return self.buf[s : sc[_HOT_TOTAG + 1]].decode("ascii")
         return None if s == -2 else self.to.tag
 
     @property
@@ -335,7 +336,7 @@ class SipMsg:
         sc = self._sc
         s = sc[_HOT_BRANCH]
         if s >= 0:
-            return self.buf[s : sc[_HOT_BRANCH + 1]].decode("utf-8", "surrogateescape")
+            return self.buf[s : sc[_HOT_BRANCH + 1]].decode("ascii")
         if s == -2:
             return None
         via = self.via1
@@ -396,7 +397,7 @@ class SipMsg:
         sc = self._sc
         s = sc[_HOT_CONTACT]
         if s >= 0:
-            return self.buf[s : sc[_HOT_CONTACT + 1]].decode("utf-8", "surrogateescape")
+            return self.buf[s : sc[_HOT_CONTACT + 1]].decode("ascii")
         if s == -2:
             return None
         cl = self.contacts

@@ -181,6 +181,8 @@ class Master:
             code = 1
         finally:
             try:
+                if os.getppid() != self.pid:
+                    _orphan_cleanup()
                 sys.stdout.flush()
                 sys.stderr.flush()
             finally:
@@ -340,6 +342,19 @@ class Master:
             if pid == 0:
                 return
             self.by_pid.pop(pid, None)
+
+
+def _orphan_cleanup() -> None:
+    """The master is gone (SIGKILL): unlink the shm segment it cannot unlink any more. Every
+    orphaned child tries; the first succeeds, the mapping stays valid for the others."""
+    from sipcore.runtime import shm_context
+
+    ctx = shm_context()
+    if ctx is not None:
+        try:
+            ctx.unlink()
+        except Exception as exc:  # already unlinked by a sibling: ShmError/OSError
+            klog.emit(klog.L_DBG, f"orphan cleanup: {exc}")
 
 
 def _run_event(cfg: Any, core: Any, name: str) -> None:

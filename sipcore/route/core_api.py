@@ -76,6 +76,7 @@ class CoreApi:
     aliases: list[tuple[str, Optional[int], Optional[str]]] = field(default_factory=list)
     globals: dict[str, Any] = field(default_factory=dict)   # cfg global params (typed)
     routes: Any = None        # sipcore.cfg.CompiledConfig, for modules that run routes
+    _myself_cache: dict = field(default_factory=dict, repr=False)
 
     def send(self, dest: Dest, data: bytes) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -83,7 +84,18 @@ class CoreApi:
     # ---- myself -------------------------------------------------------------------------
     def is_myself(self, host: str, port: Optional[int] = None, proto: Optional[str] = None
                   ) -> bool:
-        """Kamailio check_self(): host (and port, when given and non-zero) names this node."""
+        """Kamailio check_self(): host (and port, when given and non-zero) names this node.
+        Answers are cached per process: sockets and aliases do not change at run time."""
+        key = (host, port, proto)
+        cache = self._myself_cache
+        hit = cache.get(key)
+        if hit is None:
+            if len(cache) > 4096:
+                cache.clear()
+            hit = cache[key] = self._check_self(host, port, proto)
+        return hit
+
+    def _check_self(self, host: str, port: Optional[int], proto: Optional[str]) -> bool:
         h = host.strip().lower()
         if h.startswith("[") and h.endswith("]"):
             h = h[1:-1]

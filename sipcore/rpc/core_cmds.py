@@ -14,7 +14,7 @@ import platform
 import signal
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import KAMAILIO_COMPAT, __version__
 from sipcore.errors import RpcFault
@@ -67,7 +67,16 @@ class CoreCmds:
                 "uptime": int(now - start)}
 
     def _procs(self) -> list[tuple[int, int, int, str]]:
-        return [tuple(e) for e in self.env.proc_table.entries()]  # type: ignore[misc]
+        """Rows as (idx, pid, rank, desc): the table may give 4-tuples or objects with
+        those attributes (sipcore.proc.table.ProcEntry)."""
+        out = []
+        for e in self.env.proc_table.entries():
+            if hasattr(e, "pid"):
+                out.append((int(e.idx), int(e.pid), int(e.rank), str(e.desc)))
+            else:
+                idx, pid, rank, desc = e
+                out.append((int(idx), int(pid), int(rank), str(desc)))
+        return out
 
     def psx(self) -> list[dict[str, Any]]:
         """Processes: an array of {IDX, PID, DSC}."""
@@ -85,7 +94,7 @@ class CoreCmds:
         return [{"IDX": idx, "PID": pid, "RANK": rank, "DSC": desc}
                 for idx, pid, rank, desc in self._procs()]
 
-    def shmmem(self, unit: Optional[str] = None) -> dict[str, int]:
+    def shmmem(self, unit: str | None = None) -> dict[str, int]:
         """Shared memory: total, free, used, real_used, max_used, fragments [b|k|m|g]."""
         div = 1
         if unit:
@@ -162,9 +171,10 @@ class CoreCmds:
     # ---- stats.* --------------------------------------------------------------------------
     def _all_stats(self) -> dict[str, int]:
         snap = dict(self.env.stats.snapshot())
-        shm = self.env.shm_stats()
-        for name, key in SHM_STATS.items():
-            snap[f"shmem:{name}"] = int(shm.get(key, 0))
+        if not any(k.startswith("shmem:") for k in snap):    # stats not attached to shm
+            shm = self.env.shm_stats()
+            for name, key in SHM_STATS.items():
+                snap[f"shmem:{name}"] = int(shm.get(key, 0))
         return snap
 
     def _select(self, args: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -243,7 +253,7 @@ class CoreCmds:
         """Set a variable now (int or string, as the variable): group var value."""
         self._cfg(self._rc().set, group, var, value)
 
-    def cfg_list(self, group: Optional[str] = None) -> list[str]:
+    def cfg_list(self, group: str | None = None) -> list[str]:
         """Runtime variables as "group: var" lines [group]."""
         rc = self._rc()
         if group is not None and group not in rc.groups():

@@ -5,45 +5,29 @@ Runs in: built in the master (pre-fork) and inherited by every child; read by th
 Shared state: through the objects it holds (process table and shm stats in shm, RuntimeCfg in
 a shared mapping); the RpcEnv object itself is a plain per-process copy.
 
-The master does, before forking:
-
-    from sipcore.rpc.env import RpcEnv, set_env
-    from sipcore.rpc.runtime_cfg import RuntimeCfg
-    set_env(RpcEnv(start_time=time.time(), rundir=rundir, cfg=compiled_cfg,
-                   proc_table=table, shm_stats=shm.stats, sockets=core.sockets,
-                   aliases=core.aliases,
-                   runtime_cfg=RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars),
-                   master_pid=os.getpid(), argv=sys.argv))
-
-and the ctl process calls `sipcore.rpc.server.run_ctl(get_env(), should_stop)`.
+The master builds one before forking and gives the ctl child `ctl_child_body(env)` (see
+docs/rpc.md "What the master puts in the RpcEnv"); workers use the same env for
+jsonrpc_exec(). Fields have working defaults, so tests fill only what they need.
 """
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterable, NamedTuple, Optional, Protocol
+from typing import Any, Protocol
 
 from sipcore import stats as _stats
 from sipcore.rpc.runtime_cfg import RuntimeCfg
 
 
-class ProcEntry(NamedTuple):
-    """One row of the process table (Kamailio `pt[]`): index, pid, rank, description."""
-
-    idx: int
-    pid: int
-    rank: int
-    desc: str
-
-
 class ProcTable(Protocol):
-    """What core.ps / core.psx need from the process table (in shm, owned by the master)."""
+    """What core.ps / core.psx need from the process table (in shm, owned by the master):
+    live rows, master first, each a 4-tuple (idx, pid, rank, desc) or an object with those
+    attributes (sipcore.proc.table.ProcEntry)."""
 
-    def entries(self) -> list[tuple[int, int, int, str]]:
-        """Live rows as (idx, pid, rank, desc), master first."""
-        ...
+    def entries(self) -> list[Any]: ...
 
 
 class StatsStore(Protocol):
@@ -51,7 +35,7 @@ class StatsStore(Protocol):
 
     def snapshot(self, prefix: str = "") -> dict[str, int]: ...
 
-    def reset(self, name: str) -> None: ...
+    def reset(self, name: str) -> object: ...
 
 
 class SingleProcessTable:
@@ -64,9 +48,15 @@ class SingleProcessTable:
         return [(0, os.getpid(), 0, self.desc)]
 
 
-def no_shm_stats() -> dict[str, int]:
-    """shm_stats of a process without a shm segment: all zero."""
-    return {"total": 0, "free": 0, "used": 0, "real_used": 0, "max_used": 0, "fragments": 0}
+_SHMEM_STATS = {"total": "shmem:total_size", "free": "shmem:free_size",
+                "used": "shmem:used_size", "real_used": "shmem:real_used_size",
+                "max_used": "shmem:max_used_size", "fragments": "shmem:fragments"}
+
+
+def shm_stats_from_counters() -> dict[str, int]:
+    """core.shmmem figures from the computed `shmem:*` statistics that sipcore.stats
+    registers when it is attached to the shm segment; all zero without shm."""
+    return {key: _stats.get(name) for key, name in _SHMEM_STATS.items()}
 
 
 @dataclass
@@ -78,14 +68,18 @@ class RpcEnv:
     rundir: str = "/run/pykam"                                     # -Y / rundir=
     cfg: Any = None                        # sipcore.cfg.compiler.CompiledConfig (or None)
     proc_table: ProcTable = field(default_factory=SingleProcessTable)
-    shm_stats: Callable[[], dict[str, int]] = no_shm_stats          # keys: see no_shm_stats
+    shm_stats: Callable[[], dict[str, int]] = shm_stats_from_counters    # keys: _SHMEM_STATS
     sockets: list[Any] = field(default_factory=list)               # route.core_api.SocketInfo
-    aliases: list[tuple[str, Optional[int], Optional[str]]] = field(default_factory=list)
-    runtime_cfg: Optional[RuntimeCfg] = None                       # cfg.* (shared mapping)
+    aliases: list[tuple[str, int | None, str | None]] = field(default_factory=list)
+    runtime_cfg: RuntimeCfg | None = None                       # cfg.* (shared mapping)
     stats: StatsStore | ModuleType = _stats                        # stats.* counters
     master_pid: int = field(default_factory=os.getpid)
     argv: list[str] = field(default_factory=list)                  # core.arg
     extra_modules: list[Any] = field(default_factory=list)         # tests: Modules w/o cfg
+
+    def __post_init__(self) -> None:
+        if self.runtime_cfg is not None:
+            link_table_debug(self.runtime_cfg, self.proc_table)
 
     @property
     def modules(self) -> Iterable[Any]:
@@ -98,7 +92,7 @@ class RpcEnv:
         return dict(getattr(self.cfg, "globals", None) or {})
 
     @property
-    def defines(self) -> dict[str, Optional[str]]:
+    def defines(self) -> dict[str, str | None]:
         return dict(getattr(self.cfg, "defines", None) or {})
 
     def module(self, name: str) -> Any:
@@ -114,10 +108,22 @@ class RpcEnv:
         if self.runtime_cfg is None:
             self.runtime_cfg = RuntimeCfg.from_config(self.globals,
                                                       getattr(self.cfg, "cfg_vars", None))
+            link_table_debug(self.runtime_cfg, self.proc_table)
         return self.runtime_cfg
 
 
-_current: Optional[RpcEnv] = None
+def link_table_debug(rc: RuntimeCfg, table: Any) -> None:
+    """When the process table keeps the shared log level itself (sipcore.proc.table:
+    a settable `debug` property that bumps the generation every child polls in on_idle),
+    cfg.seti core debug writes it too, and core.debug starts from its value."""
+    prop = getattr(type(table), "debug", None)
+    if not isinstance(prop, property) or prop.fset is None:
+        return
+    rc.seed("core", "debug", int(table.debug))
+    rc.on_set("core", "debug", lambda v: setattr(table, "debug", int(v)))
+
+
+_current: RpcEnv | None = None
 
 
 def set_env(env: RpcEnv) -> None:

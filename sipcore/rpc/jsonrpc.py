@@ -5,18 +5,22 @@ helpers `dumps`/`loads` and `StreamDecoder`). Touches no socket and no shared st
 
 Nothing here raises on peer input: a bad document becomes an error Response.
 Error codes: JSON-RPC 2.0 for protocol errors (-32700 parse error, -32600 invalid request,
--32601 method not found, -32602 invalid params); RpcFault codes of the handlers (Kamailio
-uses 400/404/500) pass through; an unexpected handler exception is 500, like jsonrpcs.
+-32602 invalid params); RpcFault codes of the handlers (Kamailio uses 400/404/500) pass
+through; an unexpected handler exception is 500. An unknown method is answered like
+Kamailio's jsonrpcs does: code 500, message "Method Not Found" (its error table defines
+-32601, but its dispatcher answers 500; kamcli/kamctl users see the same text).
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional, Union
+from typing import Any
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
+METHOD_NOT_FOUND = 500       # Kamailio jsonrpcs answers 500 "Method Not Found"
+JSONRPC_METHOD_NOT_FOUND = -32601   # the JSON-RPC 2.0 code (not sent; for clients)
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 HANDLER_ERROR = 500          # Kamailio jsonrpcs: a method's generic fault
@@ -24,7 +28,7 @@ HANDLER_ERROR = 500          # Kamailio jsonrpcs: a method's generic fault
 MESSAGES = {
     PARSE_ERROR: "Parse error",
     INVALID_REQUEST: "Invalid Request",
-    METHOD_NOT_FOUND: "Method Not Found",
+    JSONRPC_METHOD_NOT_FOUND: "Method Not Found",
     INVALID_PARAMS: "Invalid params",
     INTERNAL_ERROR: "Internal error",
 }
@@ -57,7 +61,7 @@ class Response:
 
     id: Any = None
     result: Any = None
-    error: Optional[tuple[int, str]] = None
+    error: tuple[int, str] | None = None
     data: Any = None
 
     @property
@@ -77,7 +81,7 @@ class Response:
         return obj
 
 
-def error(code: int, message: Optional[str] = None, rid: Any = None, data: Any = None
+def error(code: int, message: str | None = None, rid: Any = None, data: Any = None
           ) -> Response:
     return Response(id=rid, error=(code, message or MESSAGES.get(code, "Error")), data=data)
 
@@ -87,11 +91,11 @@ class Decoded:
     """A decoded document: its items in order (a Call to run, or a Response already decided,
     e.g. an invalid batch member) and whether it was a batch."""
 
-    items: list[Union[Call, Response]] = field(default_factory=list)
+    items: list[Call | Response] = field(default_factory=list)
     batch: bool = False
 
 
-def _call_from_obj(obj: Any) -> Union[Call, Response]:
+def _call_from_obj(obj: Any) -> Call | Response:
     if not isinstance(obj, dict):
         return error(INVALID_REQUEST, "Invalid Request: not an object")
     rid = obj.get("id", _NO_ID)
@@ -116,7 +120,7 @@ def _call_from_obj(obj: Any) -> Union[Call, Response]:
     return Call(method, params, reply_id, notify=rid is _NO_ID)
 
 
-def decode(data: Union[bytes, str]) -> Decoded:
+def decode(data: bytes | str) -> Decoded:
     """One JSON-RPC document (a request or a batch) -> Decoded. Never raises."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         try:
@@ -173,36 +177,36 @@ def _encode_value(value: Any, out: list[str]) -> None:
 def dumps(value: Any) -> str:
     """json.dumps that also writes Pairs (repeated keys) and turns unknown objects into
     strings instead of failing."""
-    if not _has_pairs(value):
+    if not has_pairs(value):
         return json.dumps(value, default=str)
     out: list[str] = []
     _encode_value(value, out)
     return "".join(out)
 
 
-def _has_pairs(value: Any) -> bool:
+def has_pairs(value: Any) -> bool:
     if isinstance(value, Pairs):
         return True
     if isinstance(value, dict):
-        return any(_has_pairs(v) for v in value.values())
+        return any(has_pairs(v) for v in value.values())
     if isinstance(value, (list, tuple)):
-        return any(_has_pairs(v) for v in value)
+        return any(has_pairs(v) for v in value)
     return False
 
 
-def _pairs_hook(items: list[tuple[str, Any]]) -> Union[dict[str, Any], Pairs]:
+def _pairs_hook(items: list[tuple[str, Any]]) -> dict[str, Any] | Pairs:
     keys = [k for k, _ in items]
     if len(set(keys)) != len(keys):
         return Pairs(items)
     return dict(items)
 
 
-def loads(text: Union[str, bytes]) -> Any:
+def loads(text: str | bytes) -> Any:
     """json.loads keeping repeated keys as Pairs (client side). Raises ValueError."""
     return json.loads(text, object_pairs_hook=_pairs_hook)
 
 
-def encode(responses: list[Response], batch: bool) -> Optional[bytes]:
+def encode(responses: list[Response], batch: bool) -> bytes | None:
     """The reply document for RESPONSES (None when there is nothing to send: only
     notifications), newline-terminated."""
     if not responses:
@@ -237,7 +241,7 @@ class StreamDecoder:
     def pending(self) -> int:
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[Union[str, Response]]:
+    def feed(self, data: bytes) -> list[str | Response]:
         self._buf += data
         out = self._drain(final=False)
         if len(self._buf) > self.max_size:
@@ -245,12 +249,12 @@ class StreamDecoder:
             self._buf.clear()
         return out
 
-    def eof(self) -> list[Union[str, Response]]:
+    def eof(self) -> list[str | Response]:
         """The peer closed: whatever is left is a (parse) error."""
         return self._drain(final=True)
 
-    def _drain(self, final: bool) -> list[Union[str, Response]]:
-        out: list[Union[str, Response]] = []
+    def _drain(self, final: bool) -> list[str | Response]:
+        out: list[str | Response] = []
         while True:
             start = 0
             while start < len(self._buf) and self._buf[start] in b" \t\r\n":
@@ -258,21 +262,23 @@ class StreamDecoder:
             del self._buf[:start]
             if not self._buf:
                 return out
+            bad_at: int | None = None      # first byte that is not valid UTF-8
             try:
                 text = self._buf.decode("utf-8")
             except UnicodeDecodeError as exc:
-                if not final and exc.start >= len(self._buf) - 3 and exc.reason.startswith(
-                        "unexpected end"):
-                    return out                       # a multi-byte char split by recv()
-                out.append(error(PARSE_ERROR, f"Parse error: invalid UTF-8 at byte "
-                                              f"{exc.start}"))
-                self._skip_line(exc.start)
-                continue
+                text = self._buf[:exc.start].decode("utf-8")
+                if final or not _utf8_truncated(bytes(self._buf[exc.start:])):
+                    bad_at = exc.start        # else: a multi-byte char split by recv()
             try:
                 _, end = self._dec.raw_decode(text)
             except json.JSONDecodeError as exc:
                 incomplete = exc.pos >= len(text.rstrip()) or exc.msg.startswith(
                     "Unterminated string")
+                if bad_at is not None and incomplete:
+                    out.append(error(PARSE_ERROR, f"Parse error: invalid UTF-8 at byte "
+                                                  f"{bad_at}"))
+                    self._skip_line(bad_at)
+                    continue
                 if incomplete and not final:
                     return out
                 out.append(error(PARSE_ERROR, f"Parse error: {exc.msg} at char {exc.pos}"))
@@ -293,3 +299,12 @@ class StreamDecoder:
             self._buf.clear()
         else:
             del self._buf[:nl + 1]
+
+
+def _utf8_truncated(tail: bytes) -> bool:
+    """True if TAIL is the start of a valid multi-byte UTF-8 sequence cut short."""
+    try:
+        tail.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start == 0 and exc.reason.startswith("unexpected end")
+    return False

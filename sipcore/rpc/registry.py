@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import inspect
 import traceback
+import types
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Union
 
 from sipcore import log as klog
 from sipcore.errors import RpcFault
@@ -41,12 +43,12 @@ class RpcMethod:
     params: str = ""                  # human signature, e.g. "group var [value]"
     origin: str = "core"              # "core" or the module name
     min_args: int = 0
-    max_args: Optional[int] = None    # None: any number
-    types: list[Optional[type]] = field(default_factory=list)
+    max_args: int | None = None    # None: any number
+    types: list[type | None] = field(default_factory=list)
     varargs: bool = False             # the last entry of `types` repeats
 
     @classmethod
-    def from_export(cls, exp: RpcExport, origin: str) -> "RpcMethod":
+    def from_export(cls, exp: RpcExport, origin: str) -> RpcMethod:
         m = cls(exp.name, exp.handler, exp.doc or _first_line(exp.handler), exp.params,
                 origin)
         m._inspect()
@@ -63,7 +65,7 @@ class RpcMethod:
             hints = {}
         n_req = 0
         n_pos = 0
-        types: list[Optional[type]] = []
+        types: list[type | None] = []
         varargs = False
         for p in sig.parameters.values():
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
@@ -114,18 +116,18 @@ def _first_line(fn: Callable[..., Any]) -> str:
     return (getattr(fn, "__doc__", None) or "").strip().split("\n")[0]
 
 
-def _scalar_type(hint: Any) -> Optional[type]:
+def _scalar_type(hint: Any) -> type | None:
     """int/float/str/bool, or Optional of one of them; anything else: not checked."""
     if hint in _SCALARS:
         return hint
-    if typing.get_origin(hint) is Union:
+    if typing.get_origin(hint) in (Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) == 1 and args[0] in _SCALARS:
             return args[0]
     return None
 
 
-def _convert(value: Any, t: Optional[type], pos: int, m: RpcMethod) -> Any:
+def _convert(value: Any, t: type | None, pos: int, m: RpcMethod) -> Any:
     if t is None or value is None:
         return value
     bad = RpcFault(jsonrpc.INVALID_PARAMS,
@@ -181,7 +183,7 @@ class RpcRegistry:
 
     # ---- building --------------------------------------------------------------------------
     @classmethod
-    def build(cls, env: Any, modules: Optional[Iterable[Any]] = None) -> "RpcRegistry":
+    def build(cls, env: Any, modules: Iterable[Any] | None = None) -> RpcRegistry:
         """Core methods bound to ENV, then the `rpcs` of every loaded module."""
         from sipcore.rpc.core_cmds import core_exports
 
@@ -234,7 +236,7 @@ class RpcRegistry:
     def names(self) -> list[str]:
         return sorted(self._methods)
 
-    def get(self, name: str) -> Optional[RpcMethod]:
+    def get(self, name: str) -> RpcMethod | None:
         return self._methods.get(name)
 
     def __contains__(self, name: str) -> bool:
@@ -256,7 +258,7 @@ class RpcRegistry:
             result = self.call(call.method, call.params)
         except RpcFault as exc:
             return jsonrpc.error(int(exc.code), str(exc.message), call.id)
-        except Exception as exc:  # a handler bug must not kill the ctl process
+        except Exception as exc:  # noqa: BLE001 - a handler bug must not kill the ctl process
             klog.err(f"rpc: {call.method} failed: {type(exc).__name__}: {exc}\n"
                      f"{traceback.format_exc()}")
             return jsonrpc.error(jsonrpc.HANDLER_ERROR,
@@ -264,7 +266,7 @@ class RpcRegistry:
                                  f"{type(exc).__name__}: {exc}", call.id)
         return Response(id=call.id, result=result)
 
-    def execute(self, doc: Union[bytes, str]) -> Optional[bytes]:
+    def execute(self, doc: bytes | str) -> bytes | None:
         """One JSON-RPC document in, the reply document out (None: nothing to send)."""
         decoded = jsonrpc.decode(doc)
         return jsonrpc.encode(self.run(decoded), decoded.batch)

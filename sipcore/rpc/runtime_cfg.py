@@ -24,8 +24,9 @@ import mmap
 import multiprocessing
 import struct
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any
 
 from sipcore import log as klog
 
@@ -35,7 +36,7 @@ _INT = struct.Struct("<q")
 _LEN = struct.Struct("<H")
 _STR_SLOT = _LEN.size + STR_MAX
 
-Value = Union[int, str]
+Value = int | str
 
 
 class CfgError(ValueError):
@@ -56,7 +57,7 @@ class CfgVar:
     type: str                 # "int" or "str"
     default: Value
     doc: str = ""
-    validator: Optional[Callable[[Value], Value]] = None
+    validator: Callable[[Value], Value] | None = None
 
     @property
     def key(self) -> str:
@@ -68,7 +69,7 @@ def _facility(value: Value) -> Value:
     return str(value)
 
 
-def core_vars(globals_: Optional[dict[str, Any]] = None) -> list[CfgVar]:
+def core_vars(globals_: dict[str, Any] | None = None) -> list[CfgVar]:
     """The `rt` core params of sipcore.cfg.globals as group `core`, with the values of the
     loaded configuration (GLOBALS) as defaults."""
     from sipcore.cfg.globals import CORE_PARAMS
@@ -79,6 +80,7 @@ def core_vars(globals_: Optional[dict[str, Any]] = None) -> list[CfgVar]:
         if not p.runtime:
             continue
         value = g.get(p.name, p.default)
+        default: Value
         if p.type in ("int", "bool"):
             typ, default = "int", int(value or 0)
         else:
@@ -88,12 +90,12 @@ def core_vars(globals_: Optional[dict[str, Any]] = None) -> list[CfgVar]:
     return out
 
 
-def script_vars(cfg_vars: Optional[dict[str, tuple[Any, str]]]) -> list[CfgVar]:
+def script_vars(cfg_vars: dict[str, tuple[Any, str]] | None) -> list[CfgVar]:
     """Variables declared in the cfg file (`group.var = value desc "text"`)."""
     out: list[CfgVar] = []
     for full, (value, desc) in (cfg_vars or {}).items():
         group, _, name = full.partition(".")
-        if isinstance(value, bool) or isinstance(value, int):
+        if isinstance(value, (bool, int)):
             out.append(CfgVar(group, name, "int", int(value), desc or ""))
         else:
             out.append(CfgVar(group, name, "str", "" if value is None else str(value),
@@ -104,7 +106,7 @@ def script_vars(cfg_vars: Optional[dict[str, tuple[Any, str]]]) -> list[CfgVar]:
 class RuntimeCfg:
     """The shared table of runtime variables (see the module docstring for the layout)."""
 
-    def __init__(self, variables: Iterable[CfgVar], buf: Optional[Any] = None) -> None:
+    def __init__(self, variables: Iterable[CfgVar], buf: Any | None = None) -> None:
         self.vars: dict[str, CfgVar] = {}
         self._offsets: dict[str, int] = {}
         off = _GEN.size
@@ -126,15 +128,16 @@ class RuntimeCfg:
         self._snapshot_gen = 0
         self._values: dict[str, Value] = {}
         self._hooks: dict[str, list[Callable[[Value], None]]] = {}
+        self._publishers: dict[str, list[Callable[[Value], None]]] = {}
         for v in self.vars.values():
             self._write_slot(v, v.default)
         _GEN.pack_into(self._buf, 0, 0)
         self.refresh()
 
     @classmethod
-    def from_config(cls, globals_: Optional[dict[str, Any]] = None,
-                    cfg_vars: Optional[dict[str, tuple[Any, str]]] = None,
-                    buf: Optional[Any] = None) -> "RuntimeCfg":
+    def from_config(cls, globals_: dict[str, Any] | None = None,
+                    cfg_vars: dict[str, tuple[Any, str]] | None = None,
+                    buf: Any | None = None) -> RuntimeCfg:
         """Core `rt` params plus the script's cfg variables; `core.debug` drives the log
         level of the process that refreshes, `core.log_facility` its syslog facility."""
         rc = cls(core_vars(globals_) + script_vars(cfg_vars), buf)
@@ -151,6 +154,18 @@ class RuntimeCfg:
     def on_change(self, group: str, name: str, fn: Callable[[Value], None]) -> None:
         """Call FN(value) in each process when the value is seen to change in refresh()."""
         self._hooks.setdefault(f"{group}.{name}", []).append(fn)
+
+    def on_set(self, group: str, name: str, fn: Callable[[Value], None]) -> None:
+        """Call FN(value) in the writing process right after a set() stored the value: to
+        mirror it into another shared place (e.g. the process table's debug word that the
+        children poll)."""
+        self._publishers.setdefault(f"{group}.{name}", []).append(fn)
+
+    def seed(self, group: str, name: str, value: Value) -> None:
+        """Set the start value without running publishers (master, pre-fork)."""
+        v = self.var(group, name)
+        self._write_slot(v, value)
+        self._values[v.key] = value
 
     # ---- reading ---------------------------------------------------------------------------
     def generation(self) -> int:
@@ -209,7 +224,7 @@ class RuntimeCfg:
     def groups(self) -> list[str]:
         return sorted({v.group for v in self.vars.values()})
 
-    def list(self, group: Optional[str] = None) -> list[CfgVar]:
+    def list(self, group: str | None = None) -> list[CfgVar]:
         return [v for v in self.vars.values() if group is None or v.group == group]
 
     # ---- writing ---------------------------------------------------------------------------
@@ -240,6 +255,8 @@ class RuntimeCfg:
                 self._store(v, value)
             finally:
                 self._wlock.release()
+        for fn in self._publishers.get(v.key, ()):
+            fn(value)
         self.refresh()
 
     def _store(self, v: CfgVar, value: Value) -> None:

@@ -69,12 +69,13 @@ def test_sigterm_stops_every_process_quickly(start_server):
     srv = start_server(CFG)
     assert _wait(lambda: len(srv.children()) == 3)
     kids = srv.children()
+    assert os.path.exists(f"/dev/shm/pykam.{srv.proc.pid}.main")
     t0 = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(5) == 0
     assert time.monotonic() - t0 < 2.0
     assert not [p for p in kids if pid_alive(p)]
-    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"pykam.{srv.proc.pid}")]
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"pykam.{srv.proc.pid}.")]
 
 
 def test_killed_master_leaves_no_workers(start_server):
@@ -85,6 +86,8 @@ def test_killed_master_leaves_no_workers(start_server):
     srv.proc.kill()
     srv.proc.wait(5)
     assert _wait(lambda: not [p for p in kids if pid_alive(p)], timeout=3.0)
+    # the orphans unlinked the segment the dead master could not
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith(f"pykam.{srv.proc.pid}.")]
 
 
 def test_no_fork_mode_single_process(start_server):

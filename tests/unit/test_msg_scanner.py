@@ -189,3 +189,14 @@ def test_no_headers(sip_parser: str) -> None:
         msg.from_tag  # noqa: B018
     with pytest.raises(ParseError):
         msg.parse_all()
+
+
+@needs_c
+def test_stale_build_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A C build whose constants differ from limits/scandefs/hdrdefs must not be used."""
+    from sipcore.msg import _cparse, limits
+
+    _cparse._check_build()
+    monkeypatch.setattr(limits, "MAX_HEADERS", limits.MAX_HEADERS + 1)
+    with pytest.raises(ImportError, match="stale"):
+        _cparse._check_build()
