@@ -8,9 +8,12 @@ for the single-process server and for the prefork master alike. Skipped without 
 from __future__ import annotations
 
 import csv
+import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import pytest
 
 from sipcore.msg import parse_msg
 
-from .conftest import UA, free_udp_port, options
+from .conftest import ROOT, UA, free_udp_port, options
 
 pytestmark = [
     pytest.mark.integration,
@@ -123,3 +126,37 @@ def test_sipp_uac_through_stateless_proxy_to_uas(start_server, tmp_path):
     finally:
         ua.close()
     assert "Traceback" not in srv.log()
+
+
+def _processes_using(text: str) -> list[str]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                cwd = os.readlink(f"/proc/{name}/cwd")
+            except OSError:
+                continue
+            if text in cmd or cwd.startswith(text):
+                out.append(f"{name}: {cmd}")
+    return out
+
+
+def test_benchmark_runner_smoke(tmp_path):
+    """benchmarks/sipp/run.py measures a short run and leaves no process behind."""
+    runner = ROOT / "benchmarks" / "sipp" / "run.py"
+    proc = subprocess.run([sys.executable, str(runner), "--rate", "200", "--calls", "400",
+                           "--no-kamailio"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    m = re.search(r"pykam\s*: attempted (\d+), completed (\d+), failed (\d+) at 200 calls/s; "
+                  r"CPU per call ([\d.]+) us", out)
+    assert m, out
+    assert (int(m[1]), int(m[2]), int(m[3])) == (400, 400, 0), out
+    assert float(m[4]) > 0, out
+    work = re.search(r"work dir: (\S+)", out)[1]
+    assert not Path(work).exists(), out                # temp dir removed
+    left = _processes_using(work)
+    assert not left, f"processes left behind: {left}"
