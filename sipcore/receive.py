@@ -58,6 +58,14 @@ def _pre_script(cfg: Any) -> list:
     return cbs
 
 
+def _response_cbs(cfg: Any) -> list:
+    cbs = getattr(cfg, "_response_cbs", None)
+    if cbs is None:
+        cbs = cfg.modules.response_callbacks()
+        cfg._response_cbs = cbs
+    return cbs
+
+
 def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[RouteCtx]:
     """Process one message; returns the RouteCtx it ran with (None when it was dropped early)."""
     from sipcore.msg import parse_msg
@@ -97,9 +105,11 @@ def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[Rout
         cfg.run("reply", None, ctx)
         if ctx.dropped and msg.status < 300:
             return ctx
-    # no transaction layer took it: relay statelessly by the Via stack (Kamailio core)
-    if not ctx.extra.get("reply_handled"):
-        from sipcore.forward import forward_reply
+    for cb in _response_cbs(cfg):
+        if cb(ctx):
+            return ctx          # a module (tm) owns this reply
+    # no transaction took it: relay statelessly by the Via stack (Kamailio forward_reply)
+    from sipcore.forward import forward_reply
 
-        forward_reply(ctx)
+    forward_reply(ctx)
     return ctx

@@ -83,10 +83,9 @@ def free_udp_port() -> int:
     return port
 
 
-def _stat_fields(pid: int, tid: int | None = None) -> list[str] | None:
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+def _stat_fields(pid: int) -> list[str] | None:
     try:
-        with open(path, "rb") as f:
+        with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read().decode("ascii", "replace")
     except OSError:
         return None
@@ -130,12 +129,15 @@ def cpu_sample(root: int) -> CpuSample:
     per: dict[int, int] = {}
     for pid in [root] + descendants(root):
         f = _stat_fields(pid)
-        if f is None or f[0] == "Z":
+        if f is None:
             continue
-        # fields 14..17 (1-based) = utime stime cutime cstime -> rest[11..14]
+        # fields 14..17 (1-based) = utime stime cutime cstime -> rest[11..14]; a zombie still
+        # reports its times (they move to the parent's cutime/cstime only when it is reaped)
         t = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
         per[pid] = t
         total += t
+        if f[0] == "Z":
+            continue
         procs += 1
         try:
             threads += len(os.listdir(f"/proc/{pid}/task"))
@@ -148,7 +150,8 @@ def stop_process(proc: subprocess.Popen, term_timeout: float = 3.0) -> None:
     """SIGTERM the process (a server master stops its children), wait, SIGKILL what is left
     (the process and any descendant found beforehand), reap."""
     if proc.poll() is None:
-        tree = descendants(proc.pid)
+        # (pid, start time): never SIGKILL a recycled PID
+        tree = [(pid, _starttime(pid)) for pid in descendants(proc.pid)]
         try:
             proc.send_signal(signal.SIGTERM)
         except ProcessLookupError:
@@ -159,10 +162,10 @@ def stop_process(proc: subprocess.Popen, term_timeout: float = 3.0) -> None:
             proc.kill()
             proc.wait(5)
         deadline = time.monotonic() + 2.0
-        for pid in tree:
-            while time.monotonic() < deadline and _alive(pid):
+        for pid, start in tree:
+            while time.monotonic() < deadline and _alive(pid, start):
                 time.sleep(0.05)
-            if _alive(pid):
+            if _alive(pid, start):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -173,9 +176,14 @@ def stop_process(proc: subprocess.Popen, term_timeout: float = 3.0) -> None:
         _started.remove(proc)
 
 
-def _alive(pid: int) -> bool:
+def _starttime(pid: int) -> str | None:
     f = _stat_fields(pid)
-    return f is not None and f[0] != "Z"
+    return f[19] if f else None          # field 22 (1-based): start time since boot
+
+
+def _alive(pid: int, start: str | None = None) -> bool:
+    f = _stat_fields(pid)
+    return f is not None and f[0] != "Z" and (start is None or f[19] == start)
 
 
 def cleanup_all() -> None:

@@ -80,6 +80,7 @@ class Module:
         self.child_init_hooks: list[Callable[[int], None]] = []
         self.destroy_hooks: list[Callable[[Any], None]] = []
         self.pre_script_cbs: list[Callable[[Any], bool]] = []
+        self.response_cbs: list[Callable[[Any], bool]] = []
         self._values: dict[str, Any] = {}
         self.p = Params(self)
 
@@ -138,6 +139,13 @@ class Module:
         request before request_route; returning False drops the request (e.g. sl's
         absorption of ACKs to its own replies)."""
         self.pre_script_cbs.append(fn)
+        return fn
+
+    def response(self, fn: Callable[[Any], bool]) -> Callable[[Any], bool]:
+        """Kamailio module `response_f`: fn(ctx) runs in a SIP worker for every received reply,
+        after the core reply_route; returning True means the module consumed the reply (tm
+        matched it to a transaction), so the core does not relay it statelessly."""
+        self.response_cbs.append(fn)
         return fn
 
     def on_destroy(self, fn: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -89,6 +89,10 @@ class ModuleRegistry:
         """Request pre-script callbacks of every loaded module, in load order."""
         return [cb for m in self._mods.values() for cb in m.pre_script_cbs]
 
+    def response_callbacks(self) -> list:
+        """Reply hooks of every loaded module (tm's transaction matching), in load order."""
+        return [cb for m in self._mods.values() for cb in m.response_cbs]
+
     def find_function(self, name: str) -> list[FuncExport]:
         """Every overload of cfg function NAME: core first, then modules in load order."""
         out = list(self.core.functions.get(name, ()))
