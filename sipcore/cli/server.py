@@ -153,10 +153,20 @@ def run_server(cfg, opts: RunOptions) -> int:
             klog.emit(klog.L_NOTICE, f"listening on {s}")
         if not fork:
             return _run_single(cfg, core, pidfile)
+        from sipcore.proc import ranks
         from sipcore.proc.master import Master
+        from sipcore.rpc.env import RpcEnv, set_env
+        from sipcore.rpc.runtime_cfg import RuntimeCfg
+        from sipcore.rpc.server import ctl_child_body
 
+        os.makedirs(rundir, exist_ok=True)
+        env = RpcEnv(rundir=rundir, cfg=cfg, sockets=core.sockets, aliases=core.aliases,
+                     runtime_cfg=RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars),
+                     argv=sys.argv, master_pid=os.getpid())
+        set_env(env)
         master = Master(cfg, core, children=children, daemon_fd=daemon_fd, pidfile=pidfile,
-                        rundir=rundir)
+                        rundir=rundir,
+                        extra_children=[(ranks.PROC_RPC, "ctl handler", ctl_child_body(env))])
         return master.run()
     finally:
         if os.getpid() == shm.owner_pid:

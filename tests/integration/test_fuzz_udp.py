@@ -278,6 +278,16 @@ def test_fuzzed_datagrams_do_not_hurt_the_server(start_server):
             f"server processes changed (died/respawned): before {sorted(tree_before)}, "
             f"after {sorted(tree_after)}\n{log[-3000:]}")
         assert "Traceback" not in log, log[log.index("Traceback") - 500:][:4000]
+        # and it still relays: a clean request for the sink is forwarded
+        probe = options(fuzzer, srv.port, ruri=f"sip:bob@127.0.0.1:{sink.port}")
+        callid = re.search(r"Call-ID: (\S+)", probe).group(1)
+        fuzzer.send(probe, srv.port)
+        deadline = time.monotonic() + 5
+        relayed = False
+        while not relayed and time.monotonic() < deadline:
+            data = sink.recv(1.0)
+            relayed = data is not None and b"Call-ID: " + callid.encode() in data
+        assert relayed, "a clean request was not relayed after fuzzing:\n" + srv.log()[-3000:]
         # TODO(rpc): once `pykamcmd` can reach the server started by start_server, check that
         # the counter of dropped malformed messages (core:drop_msgs / core:err_msgs in
         # stats.get_statistics) grew by the number of unparsable datagrams sent.

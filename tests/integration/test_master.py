@@ -56,18 +56,18 @@ def _cmdline(pid: int) -> str:
 
 def test_children_forked_and_respawned_after_kill(start_server):
     srv = start_server(CFG)
-    assert _wait(lambda: len(srv.children()) == 3)          # 2 UDP workers + timer
+    assert _wait(lambda: len(srv.children()) == 4)          # 2 UDP workers, timer, ctl
     kids = srv.children()
     victim = kids[0]
     os.kill(victim, signal.SIGKILL)
-    assert _wait(lambda: victim not in srv.children() and len(srv.children()) == 3)
+    assert _wait(lambda: victim not in srv.children() and len(srv.children()) == 4)
     assert _ask(srv.port) == 200
     assert "killed by signal SIGKILL" in srv.log()
 
 
 def test_sigterm_stops_every_process_quickly(start_server):
     srv = start_server(CFG)
-    assert _wait(lambda: len(srv.children()) == 3)
+    assert _wait(lambda: len(srv.children()) == 4)
     kids = srv.children()
     assert os.path.exists(f"/dev/shm/pykam.{srv.proc.pid}.main")
     t0 = time.monotonic()
@@ -80,7 +80,7 @@ def test_sigterm_stops_every_process_quickly(start_server):
 
 def test_killed_master_leaves_no_workers(start_server):
     srv = start_server(CFG)
-    assert _wait(lambda: len(srv.children()) == 3)
+    assert _wait(lambda: len(srv.children()) == 4)
     kids = srv.children()
     srv.extra_pids.extend(kids)          # teardown kills leftovers by PID if this fails
     srv.proc.kill()
@@ -121,3 +121,41 @@ def test_daemon_mode_detaches_and_stops_by_pidfile(tmp_path):
             if pid_alive(k):
                 os.kill(k, signal.SIGKILL)
     assert not pidfile.exists()
+
+
+def _pykamcmd(srv, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                           str(srv.rundir / "pykam_ctl"), *args], cwd=ROOT, timeout=15,
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_psx_lists_processes_and_restart_is_counted(start_server):
+    srv = start_server(CFG)
+    assert _wait(lambda: (srv.rundir / "pykam_ctl").exists())
+    out = _pykamcmd(srv, "--json", "core.psx")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    procs = json.loads(out.stdout)
+    descs = [p["DSC"] for p in procs]
+    assert descs[0] == "main process - attendant"
+    assert sum(d.startswith("udp receiver child=") for d in descs) == 2
+    assert "timer" in descs and "ctl handler" in descs
+    assert procs[0]["PID"] == srv.proc.pid
+    worker = next(p["PID"] for p in procs if p["DSC"].startswith("udp receiver child=0"))
+    os.kill(worker, signal.SIGKILL)
+    assert _wait(lambda: worker not in srv.children() and len(srv.children()) == 4)
+    stats = _pykamcmd(srv, "stats.get_statistics", "core:child_restarts")
+    assert "core:child_restarts = 1" in stats.stdout, stats.stdout + stats.stderr
+    procs2 = json.loads(_pykamcmd(srv, "--json", "core.psx").stdout)
+    assert worker not in [p["PID"] for p in procs2]
+    assert _ask(srv.port) == 200
+
+
+def test_pykamcmd_without_server_fails_cleanly(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                          str(tmp_path / "nope"), "core.uptime"], cwd=ROOT, timeout=15,
+                         capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
