@@ -251,6 +251,46 @@ def create_shm(size_mb: int, max_procs: int) -> _Shm:
     return _shm
 
 
+class _Current:
+    cfg: Any = None
+    core: Any = None
+
+
+_current = _Current()
+
+
+def set_current(cfg: Any, core: Any) -> None:
+    """Remember the running config and CoreApi (master before fork, or the harness), so code
+    that runs outside a message (timer callbacks, RPC handlers) can route and send."""
+    _current.cfg = cfg
+    _current.core = core
+
+
+def current_config() -> Any:
+    return _current.cfg
+
+
+def current_core() -> Any:
+    return _current.core
+
+
+def create_private_shm(size_mb: int = 32) -> Any:
+    """The harness's shared memory: a real segment, unlinked at once (nothing is left in
+    /dev/shm; the mapping lives as long as the context object)."""
+    from sipcore.shm import ShmContext
+
+    global _private_seq
+    _private_seq += 1
+    ctx = ShmContext.create(size_mb, f"h{os.getpid()}x{_private_seq}", max_procs=8)
+    ctx.unlink()
+    _shm.ctx = ctx
+    _shm.owner_pid = os.getpid()
+    return ctx
+
+
+_private_seq = 0
+
+
 def shm_context() -> Any:
     """The ShmContext of this server (modules call it in mod_init to create their tables);
     None in the in-process harness."""

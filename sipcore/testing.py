@@ -85,12 +85,22 @@ class Harness:
     """A compiled config plus a RecordingCore; `request()`/`reply()` run one message each."""
 
     def __init__(self, cfg: Any, core: Optional[RecordingCore] = None) -> None:
-        from sipcore.runtime import core_from_config, init_process_state
+        from sipcore import timer
+        from sipcore.runtime import (core_from_config, create_private_shm, init_process_state,
+                                     set_current)
 
         self.cfg = cfg
         self.core = core if core is not None else core_from_config(cfg, RecordingCore)
         self.core.routes = cfg
+        self.shm = create_private_shm()     # modules create their shm tables in mod_init
+        timer.reset()
+        set_current(cfg, self.core)
         init_process_state(cfg, rank=1)
+        self.timers = timer.local_loop()    # this process runs the timers: run_timers()
+
+    def run_timers(self) -> int:
+        """Run every timer job that is due now (retransmissions, expiry...)."""
+        return self.timers.run_due()
 
     @classmethod
     def from_text(cls, text: str, defines: Optional[dict[str, Optional[str]]] = None,

@@ -108,7 +108,7 @@ def run_server(cfg, opts: RunOptions) -> int:
     """Start the server. -D: one process, no fork (debugging); -DD: prefork with the master in
     the foreground; neither: daemonize, then prefork (Kamailio's -D semantics)."""
     from sipcore.runtime import (UdpCore, core_from_config, create_shm, destroy_shm,
-                                 run_mod_init, setup_process)
+                                 run_mod_init, set_current, setup_process)
     from sipcore.shm import ShmError
 
     pending = [m for m in cfg.modules if not m.implemented]
@@ -147,6 +147,7 @@ def run_server(cfg, opts: RunOptions) -> int:
         click.echo(f"error: shared memory: {exc}", err=True)
         return 1
     try:
+        set_current(cfg, core)
         setup_process(cfg)
         run_mod_init(cfg)
         for s in core.sockets:
