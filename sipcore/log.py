@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import syslog
 from typing import Any, Callable, Optional
@@ -121,6 +122,15 @@ def capture(on: bool = True) -> list[tuple[int, str]]:
     return _st.capture if on else []
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _sanitize(text: str) -> str:
+    """Peer bytes in a log line (a malformed message quoted in an error) are escaped, so logs
+    stay text: control characters become \\xNN; newlines and tabs stay."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 _COLORS = {L_ERR: "\033[31m", L_WARN: "\033[33m", L_NOTICE: "\033[36m", L_INFO: "\033[32m",
            L_DBG: "\033[37m"}
 
@@ -136,6 +146,8 @@ def emit(level: int, text: str, ctx: Any = None, facility: Optional[int] = None,
         except Exception as exc:  # a broken prefix must not lose the message
             text = f"<log_prefix error: {exc}> " + text
     text = text.rstrip("\n")
+    if not text.isprintable():
+        text = _sanitize(text)
     if _st.capture is not None:
         _st.capture.append((level, text))
         return

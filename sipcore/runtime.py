@@ -341,3 +341,27 @@ def init_process_state(cfg: Any, rank: int = 1, run_mod_init_hooks: bool = True)
     if run_mod_init_hooks:
         run_mod_init(cfg)
     run_child_init(cfg, rank)
+
+
+def preload(cfg: Any) -> int:
+    """Master, before fork: import every submodule of sipcore and of the loaded modules, so a
+    child (also one respawned much later, after the files on disk changed) never imports code
+    the master did not run with. Returns the number of modules imported."""
+    import importlib
+    import pkgutil
+    import sys
+
+    import sipcore
+
+    roots = [sipcore] + [sys.modules[f"modules.{m.name}"] for m in cfg.modules
+                         if f"modules.{m.name}" in sys.modules]
+    n = 0
+    for root in roots:
+        if not hasattr(root, "__path__"):
+            continue
+        for info in pkgutil.walk_packages(root.__path__, root.__name__ + "."):
+            if info.name.endswith("__main__") or info.name in sys.modules:
+                continue
+            importlib.import_module(info.name)
+            n += 1
+    return n

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end stateless proxy benchmark: SIPp built-in `uac` -> pykam -> SIPp built-in `uas`.
+"""End-to-end stateless proxy benchmark: SIPp built-in `uac` -> pykam -> SIPp `uas`.
 
     python3 benchmarks/sipp/run.py [--rate 200] [--calls N] [--children 2] [--search]
                                    [--search-budget 240] [--no-kamailio]
@@ -15,6 +15,10 @@ With --search it steps the rate up (doubling) and then bisects to find the highe
 When /usr/sbin/kamailio exists, the same scenario runs through Kamailio with an equivalent
 stateless config (same script body: forward() to the R-URI, which SIPp points at the uas), and the
 ratio pykam/kamailio of CPU microseconds per call is printed.
+
+The uas is SIPp's built-in scenario plus a short pause between 180 and 200 (uas_ring_pause.xml,
+--uas-pause; 0 = the unmodified built-in `-sn uas`): a proxy with several workers may relay two
+back-to-back replies out of order, and the built-in uac fails a call whose 180 follows its 200.
 
 Every process started here (servers, SIPp) is stopped by PID and reaped, also on Ctrl-C/SIGTERM.
 """
@@ -73,6 +77,9 @@ request_route {{
 # --------------------------------------------------------------------------- processes
 
 _started: list[subprocess.Popen] = []       # every child process, for cleanup by PID
+# (pid, start time) of every descendant seen per started process: if a server's master dies
+# first, its orphaned workers are still found and stopped
+_seen: dict[int, set[tuple[int, str | None]]] = {}
 
 
 def free_udp_port() -> int:
@@ -131,6 +138,8 @@ def cpu_sample(root: int) -> CpuSample:
         f = _stat_fields(pid)
         if f is None:
             continue
+        if pid != root:
+            _seen.setdefault(root, set()).add((pid, f[19]))
         # fields 14..17 (1-based) = utime stime cutime cstime -> rest[11..14]; a zombie still
         # reports its times (they move to the parent's cutime/cstime only when it is reaped)
         t = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
@@ -149,9 +158,9 @@ def cpu_sample(root: int) -> CpuSample:
 def stop_process(proc: subprocess.Popen, term_timeout: float = 3.0) -> None:
     """SIGTERM the process (a server master stops its children), wait, SIGKILL what is left
     (the process and any descendant found beforehand), reap."""
+    # (pid, start time): never SIGKILL a recycled PID
+    tree = {(pid, _starttime(pid)) for pid in descendants(proc.pid)} | _seen.pop(proc.pid, set())
     if proc.poll() is None:
-        # (pid, start time): never SIGKILL a recycled PID
-        tree = [(pid, _starttime(pid)) for pid in descendants(proc.pid)]
         try:
             proc.send_signal(signal.SIGTERM)
         except ProcessLookupError:
@@ -161,17 +170,18 @@ def stop_process(proc: subprocess.Popen, term_timeout: float = 3.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-        deadline = time.monotonic() + 2.0
-        for pid, start in tree:
-            while time.monotonic() < deadline and _alive(pid, start):
-                time.sleep(0.05)
-            if _alive(pid, start):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
     else:
         proc.wait()
+    deadline = time.monotonic() + 2.0
+    for pid, start in tree:
+        while time.monotonic() < deadline and _alive(pid, start):
+            time.sleep(0.05)
+        if _alive(pid, start):
+            print(f"killing leftover pid {pid} of {proc.pid}", file=sys.stderr)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     if proc in _started:
         _started.remove(proc)
 
@@ -253,7 +263,9 @@ def start_pykam(work: Path, children: int, debug: int, root: Path = ROOT) -> Ser
     cfg = work / "pykam.cfg"
     cfg.write_text(CFG_TEMPLATE.format(port=port, children=children, debug=debug, extra=""))
     log = work / "pykam.log"
-    cmd = [sys.executable, "-m", "sipcore", "-DD", "-E", "-f", str(cfg),
+    rundir = work / "pykam-run"
+    rundir.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "sipcore", "-DD", "-E", "-f", str(cfg), "-Y", str(rundir),
            "-n", str(children), "-l", f"udp:{HOST}:{port}"]
     proc = spawn(cmd, log, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
     srv = ServerRun("pykam", proc, port, log)
@@ -506,12 +518,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=200, help="calls per second (default 200)")
     ap.add_argument("--calls", type=int, default=0,
                     help="calls per measurement (default: 10 s worth at --rate, at least 1000)")
-    ap.add_argument("--children", type=int, default=2, help="UDP workers (-n) for both servers")
+    ap.add_argument("--children", type=int, default=2,
+                    help="UDP workers (-n) for both servers (default 2)")
     ap.add_argument("--search", action="store_true",
                     help="also find the highest rate with >= 99.9 %% of calls completed")
     ap.add_argument("--search-start", type=float, default=0,
                     help="first rate of the search (default: --rate)")
-    ap.add_argument("--search-step", type=float, default=5.0, help="seconds per search step")
+    ap.add_argument("--search-step", type=float, default=5.0,
+                    help="seconds of calls per search step (default 5)")
     ap.add_argument("--search-budget", type=float, default=240.0,
                     help="bound on the search time per server, seconds (default 240)")
     ap.add_argument("--search-kamailio", action="store_true",

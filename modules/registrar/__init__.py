@@ -1,48 +1,31 @@
-"""registrar: REGISTER processing and location lookup (declared only).
+"""registrar: REGISTER processing (save) and location lookup, on top of usrloc.
 
-Complete Kamailio 5.6 export table - save/lookup/registered/... with arities, fixups and
-route types, every parameter with its default, $ulc - so configs check. Needs usrloc, which
-is not built yet: the server refuses to start with this module and every function raises
-ModuleError.
+Runs in: SIP workers (functions), the master (mod_init: binds usrloc, registers the tables
+named in the config so they are created and preloaded before fork). Shared state: usrloc's
+domains in shm through its API; `$ulc` profiles are per process.
+
+Kamailio equivalent: modules/registrar (save.c, lookup.c, reply.c, reg_mod.c). Return codes,
+flags and reply texts follow it; see docs/modules/registrar.md.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
-from sipcore.core.declared import declare_functions, declare_params, pending_pv
-from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore import stats
+from sipcore.core.declared import declare_params
+from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx, Module
+from sipcore.mod import bind_api
+from sipcore.pv import PvError, PvSpec
+from sipcore.route.ctx import RouteCtx
+
+from . import common, lookup as lk, save as sv
 
 mod = Module("registrar", summary="REGISTER processing (save) and location lookup.",
-             depends=("usrloc",), implemented=False,
-             pending_note="needs the usrloc contact store: runtime issue (usrloc/registrar)")
+             depends=("usrloc",))
 
 RF = REQUEST_ROUTE | FAILURE_ROUTE
 RFO = REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE
-TABLE = Fx.STR      # usrloc domain (table) name, static as in Kamailio's fixup
-
-declare_functions(mod, [
-    ("save", (TABLE,), RFO, "Process the REGISTER: update the bindings and reply."),
-    ("save", (TABLE, Fx.IGP), RFO, "Same with flags (0x01 memory only, 0x02 no reply, "
-     "0x04 single contact, 0x08 no expires ranges, 0x10 prepare reply headers)."),
-    ("save", (TABLE, Fx.IGP, Fx.SPVE), RFO, "Same for AoR URI instead of the To URI."),
-    ("lookup", (TABLE,), RF, "R-URI = highest-q contact of the R-URI AoR, others branches."),
-    ("lookup", (TABLE, Fx.SPVE), RF, "Same for AoR URI."),
-    ("lookup_to_dset", (TABLE,), RF, "Add all contacts as branches, R-URI unchanged."),
-    ("lookup_to_dset", (TABLE, Fx.SPVE), RF, "Same for AoR URI."),
-    ("lookup_branches", (TABLE,), RF, "lookup on the R-URI and every plain branch."),
-    ("registered", (TABLE,), ANY_ROUTE, "True if the R-URI AoR has contacts."),
-    ("registered", (TABLE, Fx.SPVE), ANY_ROUTE, "True if AoR URI has contacts."),
-    ("registered", (TABLE, Fx.SPVE, Fx.IGP), ANY_ROUTE, "Same with match_option bits."),
-    ("registered", (TABLE, Fx.SPVE, Fx.IGP, Fx.IGP), ANY_ROUTE,
-     "Same with match_option and match_action."),
-    ("add_sock_hdr", (Fx.STR,), REQUEST_ROUTE, "Add a header with the receiving socket."),
-    ("unregister", (TABLE, Fx.SPVE), ANY_ROUTE, "Remove all contacts of AoR URI."),
-    ("unregister", (TABLE, Fx.SPVE, Fx.SPVE), ANY_ROUTE, "Remove the contact with RUID."),
-    ("reg_fetch_contacts", (TABLE, Fx.SPVE, Fx.STR), ANY_ROUTE,
-     "Load the contacts of AoR URI into $ulc(PROFILE=>...)."),
-    ("reg_free_contacts", (Fx.STR,), ANY_ROUTE, "Free $ulc profile PROFILE."),
-    ("reg_send_reply", (), RF, "Send the reply that save(..., 0x02) skipped."),
-])
+TABLE = Custom(common.table_fixup, name="usrloc table")   # static, as Kamailio's fixup
 
 declare_params(mod, [
     ("default_expires", int, 3600, "Expires when the REGISTER has none."),
@@ -82,10 +65,170 @@ declare_params(mod, [
 ])
 
 
-def _ulc_inner(inner: Optional[str]) -> None:
+@mod.on_init
+def mod_init(cfg: Any) -> None:
+    """Bind usrloc and create (and preload) every table the config names, before fork."""
+    ul = bind_api(cfg.modules, "usrloc", "registrar")
+    for name in sorted(common.TABLES_SEEN):
+        ul.register_udomain(name)
+    for name in ("accepted_regs", "rejected_regs"):
+        stats.register(f"registrar:{name}")
+    for name in ("max_expires", "max_contacts", "default_expires"):
+        stats.register_func(f"registrar:{name}", lambda n=name: int(mod.get_param(n)))
+
+
+# ---- save -----------------------------------------------------------------------------------
+
+@mod.function("save", args=(TABLE,), routes=RFO)
+def ki_save(ctx: RouteCtx, table: str) -> int:
+    """Process the REGISTER: update the bindings of the To AoR and reply 200 with them."""
+    return sv.save(ctx, mod.p, table, 0, None)
+
+
+@mod.function("save", args=(TABLE, Fx.IGP), routes=RFO)
+def ki_save_flags(ctx: RouteCtx, table: str, flags: int) -> int:
+    """Same with flags: 0x01 memory only, 0x02 no reply, 0x04 single contact, 0x08 no
+    expires ranges, 0x10 prepare reply headers."""
+    return sv.save(ctx, mod.p, table, flags, None)
+
+
+@mod.function("save", args=(TABLE, Fx.IGP, Fx.SPVE), routes=RFO)
+def ki_save_uri(ctx: RouteCtx, table: str, flags: int, uri: str) -> int:
+    """Same for AoR URI instead of the To URI."""
+    return sv.save(ctx, mod.p, table, flags, uri)
+
+
+@mod.function("reg_send_reply", args=(), routes=RF)
+def ki_reg_send_reply(ctx: RouteCtx) -> int:
+    """Send the reply that save(..., 0x02) held back: 1 sent, -1 nothing to send."""
+    held = ctx.extra.pop("registrar_reply", None)
+    if held is None:
+        return -1
+    code, reason, headers = held
+    return 1 if common.send_reply(ctx, code, reason, headers) else -1
+
+
+# ---- lookup ---------------------------------------------------------------------------------
+
+@mod.function("lookup", args=(TABLE,), routes=RF)
+def ki_lookup(ctx: RouteCtx, table: str) -> int:
+    """R-URI = best contact of the R-URI AoR, others as branches: 1 found, -1 not found,
+    -2 found but the method is not allowed, -3 error."""
+    return lk.lookup(ctx, mod.p, table, None)
+
+
+@mod.function("lookup", args=(TABLE, Fx.SPVE), routes=RF)
+def ki_lookup_uri(ctx: RouteCtx, table: str, uri: str) -> int:
+    """Same for AoR URI."""
+    return lk.lookup(ctx, mod.p, table, uri)
+
+
+@mod.function("lookup_to_dset", args=(TABLE,), routes=RF)
+def ki_lookup_to_dset(ctx: RouteCtx, table: str) -> int:
+    """Add all contacts as branches, R-URI unchanged."""
+    return lk.lookup(ctx, mod.p, table, None, to_dset=True)
+
+
+@mod.function("lookup_to_dset", args=(TABLE, Fx.SPVE), routes=RF)
+def ki_lookup_to_dset_uri(ctx: RouteCtx, table: str, uri: str) -> int:
+    """Same for AoR URI."""
+    return lk.lookup(ctx, mod.p, table, uri, to_dset=True)
+
+
+@mod.function("lookup_branches", args=(TABLE,), routes=RF)
+def ki_lookup_branches(ctx: RouteCtx, table: str) -> int:
+    """lookup on the R-URI and every plain branch."""
+    return lk.lookup_branches(ctx, mod.p, table)
+
+
+@mod.function("registered", args=(TABLE,), routes=ANY_ROUTE)
+def ki_registered(ctx: RouteCtx, table: str) -> int:
+    """True if the R-URI AoR has contacts."""
+    return lk.registered(ctx, mod.p, table, None, 0, 0)
+
+
+@mod.function("registered", args=(TABLE, Fx.SPVE), routes=ANY_ROUTE)
+def ki_registered_uri(ctx: RouteCtx, table: str, uri: str) -> int:
+    """True if AoR URI has contacts."""
+    return lk.registered(ctx, mod.p, table, uri, 0, 0)
+
+
+@mod.function("registered", args=(TABLE, Fx.SPVE, Fx.IGP), routes=ANY_ROUTE)
+def ki_registered_match(ctx: RouteCtx, table: str, uri: str, match_option: int) -> int:
+    """Same with match_option bits (1 Call-ID, 2 received, 4 Contact URI)."""
+    return lk.registered(ctx, mod.p, table, uri, match_option, 0)
+
+
+@mod.function("registered", args=(TABLE, Fx.SPVE, Fx.IGP, Fx.IGP), routes=ANY_ROUTE)
+def ki_registered_action(ctx: RouteCtx, table: str, uri: str, match_option: int,
+                         match_action: int) -> int:
+    """Same with match_option and match_action."""
+    return lk.registered(ctx, mod.p, table, uri, match_option, match_action)
+
+
+@mod.function("unregister", args=(TABLE, Fx.SPVE), routes=ANY_ROUTE)
+def ki_unregister(ctx: RouteCtx, table: str, uri: str) -> int:
+    """Remove all contacts of AoR URI: 1 done, -1 bad AoR, -2 error, -3 no contacts."""
+    return lk.unregister(ctx, mod.p, table, uri, None)
+
+
+@mod.function("unregister", args=(TABLE, Fx.SPVE, Fx.SPVE), routes=ANY_ROUTE)
+def ki_unregister_ruid(ctx: RouteCtx, table: str, uri: str, ruid: str) -> int:
+    """Remove the contact with RUID."""
+    return lk.unregister(ctx, mod.p, table, uri, ruid or None)
+
+
+@mod.function("reg_fetch_contacts", args=(TABLE, Fx.SPVE, Fx.STR), routes=ANY_ROUTE)
+def ki_reg_fetch_contacts(ctx: RouteCtx, table: str, uri: str, profile: str) -> int:
+    """Load the contacts of AoR URI into $ulc(PROFILE=>...): 1 found, -1 none or error."""
+    return lk.fetch_contacts(ctx, mod.p, table, uri, profile)
+
+
+@mod.function("reg_free_contacts", args=(Fx.STR,), routes=ANY_ROUTE)
+def ki_reg_free_contacts(ctx: RouteCtx, profile: str) -> int:
+    """Free $ulc profile PROFILE."""
+    return lk.free_contacts(profile)
+
+
+@mod.function("add_sock_hdr", args=(Fx.STR,), routes=REQUEST_ROUTE)
+def ki_add_sock_hdr(ctx: RouteCtx, hdr_name: str) -> int:
+    """Add a header HDR_NAME with the receiving socket proto:ip:port."""
+    rcv = ctx.rcv
+    host = f"[{rcv.dst_ip}]" if ":" in rcv.dst_ip else rcv.dst_ip
+    ctx.msg.add_header(f"{hdr_name}: {rcv.proto}:{host}:{rcv.dst_port}")
+    return 1
+
+
+# ---- $ulc -----------------------------------------------------------------------------------
+
+class UlcPv(PvSpec):
+    """$ulc(profile=>attr), with $(ulc(profile=>attr)[i]) for the i-th contact."""
+
+    def __init__(self, profile: str, attr: str, idx: int = 0, text: str = "") -> None:
+        self.profile = profile
+        self.attr = attr
+        self.idx = idx
+        self.text = text
+
+    def get(self, ctx: RouteCtx) -> Any:
+        return lk.ulc_value(self.profile, self.attr, self.idx)
+
+    def with_index(self, idx: Any) -> PvSpec:
+        if idx.dyn is not None or not isinstance(idx.static, int):
+            raise PvError(f"$ulc index must be an integer in {self.text}")
+        return UlcPv(self.profile, self.attr, idx.static, self.text)
+
+
+def _ulc_factory(inner: Optional[str]) -> PvSpec:
     if not inner or "=>" not in inner:
         raise ValueError("$ulc(profile=>attr) expected")
+    profile, _, attr = inner.partition("=>")
+    profile, attr = profile.strip(), attr.strip()
+    if not profile or attr not in lk.ULC_ATTRS:
+        raise ValueError(f"$ulc: unknown attribute \"{attr}\" (one of {', '.join(lk.ULC_ATTRS)})")
+    return UlcPv(profile, attr, 0, f"$ulc({inner})")
 
 
-pending_pv(mod, "ulc", "$ulc(profile=>attr): contacts fetched by reg_fetch_contacts().",
-           _ulc_inner)
+mod.pv("ulc", _ulc_factory, doc="$ulc(profile=>attr): contacts fetched by reg_fetch_contacts().")
+
+__all__ = ["mod"]

@@ -1,9 +1,13 @@
-"""tm: transaction management (declared only).
+"""tm: transaction management (stateful forwarding), Kamailio's tm.
 
-The complete Kamailio 5.6 export table - functions with arities, fixups and route types,
-parameters with defaults, RPC names, event routes - so configurations that use tm check with
-`pykam -c`. The transaction layer itself (shm transaction table, timers, matching) is not
-built yet: the server refuses to start with this module and every function raises ModuleError.
+Runs in: the master (declarations, mod_init: the shm transaction table, timer handlers, the sl
+binding), SIP workers (the cfg functions, the reply hook), the timer process (retransmissions,
+timeouts, failure_route after a timeout) and the ctl process (tm.* RPCs). Shared state: the
+tm table in shm (h_table.py) and the tm/tmx counters.
+
+The export table is Kamailio 5.6's complete one; the functions bound in `t_script.py` are
+real; the few still listed in docs/modules/tm.md as not implemented raise ModuleError when
+called (they never pretend to work).
 """
 from __future__ import annotations
 
@@ -12,9 +16,7 @@ from sipcore.mod import (ANY_ROUTE, BRANCH_ROUTE, EVENT_ROUTE, FAILURE_ROUTE, ON
                          REQUEST_ROUTE, Custom, Fx, Module, RouteType)
 
 mod = Module("tm", summary="Transaction management (stateful forwarding).",
-             implemented=False,
-             pending_note="stateful transactions need shm and the timer process: runtime "
-                          "issue (tm)")
+             pending_note="not implemented yet in PyKam's tm (see docs/modules/tm.md)")
 
 REQ = REQUEST_ROUTE
 RF = REQUEST_ROUTE | FAILURE_ROUTE
@@ -212,3 +214,5 @@ declare_rpcs(mod, [
 ])
 
 mod.event_routes.extend(["tm:local-request", "tm:local-response", "tm:branch-failure"])
+
+from . import t_script  # noqa: E402,F401  (binds the implementations and mod_init)

@@ -1,20 +1,22 @@
-"""tmx: tm extensions (declared only).
+"""tmx: tm extensions: transaction helpers, the $T_* pseudo-variables, tmx statistics.
 
-Complete Kamailio 5.6 export table (functions, the precheck_trans parameter, the $T_* PVs,
-statistics names) so configs check; the functions need tm, which is not built yet: the server
-refuses to start with this module and every function/PV raises ModuleError.
+Runs in: SIP workers and the timer process (functions and PVs, inside routes), the master
+(declarations). Shared state: tm's transaction table in shm (through modules.tm.t_funcs) and
+the precheck entries t_precheck_trans() adds to it; the `tmx:*` counters (registered by tm).
+Kamailio 5.6's complete export table; t_suspend/t_continue, t_reuse_branch, t_flush_xflags
+are still declared only and raise ModuleError when called.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from sipcore.core.declared import declare_functions, declare_params, pending_pv
+from sipcore.core.declared import declare_functions, declare_params
 from sipcore.mod import (ANY_ROUTE, EVENT_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx,
                          Module, RouteType)
 
 mod = Module("tmx", summary="tm extensions: transaction helpers, $T_* variables, statistics.",
-             depends=("tm",), implemented=False,
-             pending_note="needs the tm module: runtime issue (tm)")
+             depends=("tm",),
+             pending_note="not implemented yet in PyKam's tmx (see docs/modules/tmx.md)")
 
 
 def _which(text: str) -> str:
@@ -72,20 +74,13 @@ def _no_inner(inner: Optional[str]) -> None:
         raise ValueError("no inner name allowed")
 
 
-for _pv, _check, _doc in (
-        ("T_branch_idx", _no_inner, "Index of the branch being processed."),
-        ("T_reply_code", _no_inner, "Status of the reply that completed the transaction."),
-        ("T_reply_reason", _no_inner, "Reason phrase of that reply."),
-        ("T_reply_last", _no_inner, "Last received reply status."),
-        ("T_reply_ruid", _no_inner, "ruid of the contact of the winning branch."),
-        ("T_req", _any_inner, "$T_req(pv): PV evaluated on the transaction's request."),
-        ("T_rpl", _any_inner, "$T_rpl(pv): PV evaluated on the reply."),
-        ("T_inv", _any_inner, "$T_inv(pv): PV evaluated on the INVITE of a CANCEL."),
-        ("T_branch", _any_inner, "$T_branch(name): attribute of the current branch."),
-        ("T", _t_inner, "$T(name): transaction attribute.")):
-    pending_pv(mod, _pv, _doc, _check)
 
-# Statistics (group tmx) the module registers when implemented:
+from . import tmx_impl  # noqa: E402  (PVs and function implementations)
+
+for _pv, _check, _doc in tmx_impl.PVS:
+    mod.pv(_pv, tmx_impl.pv_factory(_pv, _check), doc=_doc)
+
+# Statistics (group tmx), registered by tm's mod_init:
 STATISTICS = ("UAS_transactions", "UAC_transactions", "2xx_transactions", "3xx_transactions",
               "4xx_transactions", "5xx_transactions", "6xx_transactions",
               "inuse_transactions", "active_transactions", "rpl_received", "rpl_absorbed",

@@ -1,18 +1,32 @@
-"""usrloc: user location storage (declared only).
+"""usrloc: user location storage - AoR -> contacts in shm, with Kamailio's db_mode 0..3(4).
 
-No script functions (registrar uses the API). Complete parameter table of Kamailio 5.6 and the
-ul.* RPC names, so configs check. The contact store (shm hash table, DB modes, timer) is not
-built yet: the server refuses to start with this module; the RPCs answer with a fault.
+Runs in: the master (mod_init: shm tables, preload, timer registration; destroy: write-back
+flush), SIP workers (registrar through the API), the timer process (expiry, write-back), the
+ctl process (ul.* RPCs). Shared state: one shm hash table per domain ("usrloc:<table>", see
+udomain.py) and the usrloc:* counters.
+
+No script functions (registrar uses the API, bind_api("usrloc")). Kamailio equivalent:
+modules/usrloc (usrloc_mod.c, udomain.c, urecord.c, ucontact.c, ul_rpc.c).
 """
 from __future__ import annotations
 
-from sipcore.core.declared import declare_params, declare_rpcs
-from sipcore.mod import Module
+import time
+from typing import Any, Optional
 
-mod = Module("usrloc", summary="User location (AoR -> contacts) storage.",
-             implemented=False,
-             pending_note="the contact store needs shm and the timer process: runtime issue "
-                          "(usrloc/registrar)")
+from sipcore import db
+from sipcore import log as klog
+from sipcore import stats, timer
+from sipcore.core.declared import declare_params
+from sipcore.errors import ModuleError, RpcFault
+from sipcore.mod import Module
+from sipcore.proc import ranks
+from sipcore.shm import ShmHashTable
+
+from .api import UsrlocApi
+from .ucontact import Contact, q_text
+from .udomain import DB_ONLY, DB_READONLY, NO_DB, WRITE_BACK, DomainCfg, UDomain, new_ruid
+
+mod = Module("usrloc", summary="User location (AoR -> contacts) storage.")
 
 declare_params(mod, [
     ("db_url", str, "mysql://kamailio:kamailiorw@localhost/kamailio", "Database URL."),
@@ -77,16 +91,310 @@ declare_params(mod, [
     ("last_mod_column", str, "last_modified", "Column name."),
 ])
 
-declare_rpcs(mod, [
-    ("ul.dump", "All records."),
-    ("ul.lookup", "table aor: contacts of an AoR."),
-    ("ul.rm", "table aor: remove an AoR."),
-    ("ul.rm_contact", "table aor contact: remove one contact."),
-    ("ul.flush", "Write dirty records to the DB."),
-    ("ul.add", "table aor contact expires q path flags cflags methods [received [socket]]."),
-    ("ul.db_users", "table: number of users in the DB."),
-    ("ul.db_contacts", "table: number of contacts in the DB."),
-    ("ul.db_expired_contacts", "table: number of expired contacts in the DB."),
-])
+
+_domains: dict[str, UDomain] = {}
+_state: dict[str, Any] = {"ctx": None, "cfg": None}
+
+
+def _settings() -> DomainCfg:
+    p = mod.p
+    return DomainCfg(db_mode=int(p.db_mode), db_url=str(p.db_url or db.DEFAULT_URL),
+                     use_domain=bool(p.use_domain), hash_size=int(p.hash_size),
+                     desc_time_order=bool(p.desc_time_order), fetch_rows=int(p.fetch_rows))
+
+
+def get_domain(name: str) -> UDomain:
+    """This process's object for domain NAME; the shm table is created by the first process
+    asking (the master for tables known at startup, which then preloads it)."""
+    d = _domains.get(name)
+    if d is not None:
+        return d
+    cfg = _state["cfg"] or _settings()
+    table = None
+    if cfg.db_mode != DB_ONLY:
+        ctx = _state["ctx"]
+        if ctx is None:
+            from sipcore.runtime import shm_context
+
+            ctx = _state["ctx"] = shm_context()
+        if ctx is None:
+            raise ModuleError("usrloc: no shared memory (the server or the harness creates it)")
+        created: list[bool] = []
+
+        def create(arena: Any) -> ShmHashTable:
+            created.append(True)
+            return ShmHashTable.create(arena, 1 << max(1, min(cfg.hash_size, 20)))
+
+        table = ctx.named(f"usrloc:{name}", create, ShmHashTable.attach)
+    else:
+        created = []
+    d = UDomain(name, cfg, table)
+    _domains[name] = d
+    d.register_stats()
+    if created and cfg.db_mode in (1, WRITE_BACK, DB_READONLY) and mod.p.db_load:
+        try:
+            d.preload()
+        except db.DbError as exc:
+            raise ModuleError(f"usrloc: cannot preload {name}: {exc}") from None
+        finally:
+            db.dispose_engine(cfg.db_url)      # no connection may cross fork
+    return d
+
+
+def _param(name: str) -> object:
+    return mod.get_param(name)
+
+
+api = UsrlocApi(get_domain=get_domain, settings=_settings, params=_param, known=_domains)
+mod.provides_api(api)
+
+
+@mod.on_init
+def mod_init(_cfg: Any) -> None:
+    cfg = _settings()
+    if cfg.db_mode not in (NO_DB, 1, WRITE_BACK, DB_ONLY, DB_READONLY):
+        raise ModuleError(f"usrloc: invalid db_mode {cfg.db_mode}")
+    if cfg.db_mode != NO_DB:
+        try:
+            db.sqlalchemy_url(cfg.db_url)
+        except db.DbUrlError as exc:
+            raise ModuleError(f"usrloc: {exc}") from None
+    _domains.clear()
+    _state["cfg"] = cfg
+    _state["ctx"] = None
+    if cfg.db_mode != DB_ONLY:
+        stats.register("usrloc:registered_users", no_reset=True)
+    for name in mod.p.preload:
+        get_domain(name)
+    interval = max(1, int(mod.p.timer_interval)) * 1000
+    timer.register_timer("usrloc:timer", _timer, interval)
+
+
+@mod.on_child_init
+def child_init(rank: int) -> None:
+    """Create (not connect) this process's engine: workers, timer and ctl use the DB."""
+    cfg = _state["cfg"]
+    if cfg is None or cfg.db_mode == NO_DB or rank in (ranks.PROC_INIT, ranks.PROC_MAIN):
+        return
+    db.get_engine(cfg.db_url)
+
+
+@mod.on_destroy
+def destroy(_cfg: Any) -> None:
+    """Master at stop (children are gone): write pending changes in db_mode 2."""
+    cfg = _state["cfg"]
+    if cfg is None or cfg.db_mode != WRITE_BACK:
+        return
+    for d in _all_domains():
+        try:
+            d.flush()
+        except db.DbError as exc:
+            klog.err(f"usrloc: flush of {d.name} at shutdown failed: {exc}")
+    db.dispose_engine(cfg.db_url)
+
+
+def _all_domains() -> list[UDomain]:
+    """Every domain of this instance, including those another process created after fork."""
+    ctx = _state["ctx"]
+    if ctx is None:
+        from sipcore.runtime import shm_context
+
+        ctx = shm_context()
+    if ctx is not None:
+        for name in ctx.named_offsets():
+            if name.startswith("usrloc:") and name[7:] not in _domains:
+                get_domain(name[7:])
+    return [_domains[n] for n in sorted(_domains)]
+
+
+def _timer() -> None:
+    """Timer process, every timer_interval: expiry and db_mode 2 write-back."""
+    for d in _all_domains():
+        try:
+            d.timer()
+        except db.DbError:
+            pass                                # logged by db.guarded; retried next round
+
+
+# ---- RPC ------------------------------------------------------------------------------------
+
+def _contact_info(c: Contact, now: float) -> dict[str, Any]:
+    if c.expires == 0:
+        exp: Any = "permanent"
+    elif c.expires <= now:
+        exp = "expired"
+    else:
+        exp = int(c.expires - now)
+    return {"Contact": {
+        "Address": c.c, "Expires": exp, "Q": float(q_text(c.q)), "Call-ID": c.callid,
+        "CSeq": c.cseq, "User-Agent": c.user_agent, "Received": c.received or "[not set]",
+        "Path": c.path or "[not set]", "State": ("CS_SYNC", "CS_NEW", "CS_DIRTY",
+                                                  "CS_DELETED")[c.state],
+        "Flags": c.flags, "CFlags": c.cflags, "Socket": c.socket or "[not set]",
+        "Methods": c.methods & 0xFFFFFFFF if c.methods != -1 else 4294967295,
+        "Ruid": c.ruid, "Instance": c.instance or "[not set]", "Reg-Id": c.reg_id,
+        "Server-Id": 0, "Tcpconn-Id": c.conn_id or -1, "Keepalive": 0,
+        "Last-Keepalive": c.last_modified, "KA-Roundtrip": 0,
+        "Last-Modified": c.last_modified,
+    }}
+
+
+def _rpc_domain(name: str) -> UDomain:
+    for d in _all_domains():
+        if d.name == name:
+            return d
+    raise RpcFault(500, "Domain not found")
+
+
+def _rpc_guard(what: str, fn: Any) -> Any:
+    try:
+        return fn()
+    except db.DbError as exc:
+        raise RpcFault(500, f"{what}: database error: {exc}") from None
+
+
+def rpc_dump(mode: Optional[str] = None) -> dict[str, Any]:
+    """ul.dump [brief]: every domain, AoR and contact."""
+    now = time.time()
+    brief = mode == "brief"
+    domains = []
+    for d in _all_domains():
+        recs = _rpc_guard("ul.dump", d.dump)
+        aors = []
+        for aor, cts in recs.items():
+            contacts = ([{"Contact": {"Address": c.c}} for c in cts] if brief
+                        else [_contact_info(c, now) for c in cts])
+            aors.append({"Info": {"AoR": aor, "HashID": hash(aor) & 0xFFFFFFFF,
+                                  "Contacts": contacts}})
+        size = d.table.nbuckets if d.table is not None else 0
+        domains.append({"Domain": {"Domain": d.name, "Size": size, "AoRs": aors,
+                                   "Stats": {"Records": len(aors), "Max-Slots": 1}}})
+    return {"Domains": domains}
+
+
+def rpc_lookup(table: str, aor: str) -> dict[str, Any]:
+    """ul.lookup table aor: the contacts of one AoR."""
+    d = _rpc_domain(table)
+    cts = _rpc_guard("ul.lookup", lambda: d.get(_norm_aor(aor)))
+    if not cts:
+        raise RpcFault(404, "AOR not found in location table")
+    now = time.time()
+    return {"AoR": _norm_aor(aor), "Contacts": [_contact_info(c, now) for c in cts]}
+
+
+def rpc_rm(table: str, aor: str) -> dict[str, Any]:
+    """ul.rm table aor: delete an AoR with all its contacts."""
+    d = _rpc_domain(table)
+    if not _rpc_guard("ul.rm", lambda: d.delete_aor(_norm_aor(aor))):
+        raise RpcFault(404, "AOR not found in location table")
+    return {}
+
+
+def rpc_rm_contact(table: str, aor: str, contact: str) -> dict[str, Any]:
+    """ul.rm_contact table aor contact: delete one contact of an AoR."""
+    d = _rpc_domain(table)
+    found: list[Contact] = []
+
+    def drop(cts: list[Contact]) -> list[Contact]:
+        keep = [c for c in cts if c.c != contact]
+        found.extend(c for c in cts if c.c == contact)
+        return keep
+
+    _rpc_guard("ul.rm_contact", lambda: d.update(_norm_aor(aor), drop))
+    if not found:
+        raise RpcFault(404, "Contact not found")
+    return {}
+
+
+def _dot(v: Any) -> str:
+    s = "" if v is None else str(v)
+    return "" if s in ("0", ".") else s
+
+
+def rpc_add(table: str, aor: str, contact: str, expires: int, q: float, path: str,
+            flags: int, cflags: int, methods: int, received: Optional[str] = None,
+            socket: Optional[str] = None) -> dict[str, Any]:
+    """ul.add table aor contact expires q path flags cflags methods [received [socket]]:
+    add or replace a contact (expires 0 = permanent)."""
+    d = _rpc_domain(table)
+    now = int(time.time())
+    qi = -1 if q < 0 else max(0, min(1000, int(round(q * 1000))))
+
+    def add(cts: list[Contact]) -> list[Contact]:
+        old = [c for c in cts if c.c == contact]
+        keep = [c for c in cts if c.c != contact]
+        ruid = old[0].ruid if old else new_ruid()
+        keep.append(Contact(c=contact, expires=now + expires if expires > 0 else 0, q=qi,
+                            callid="dfjrewr12386fd6-343@kamailio.mi", cseq=1, flags=flags,
+                            cflags=cflags, user_agent="SIP Router MI Server",
+                            received=_dot(received), path=_dot(path),
+                            socket=_dot(socket), methods=methods, ruid=ruid,
+                            last_modified=now))
+        return keep
+
+    _rpc_guard("ul.add", lambda: d.update(_norm_aor(aor), add))
+    return {}
+
+
+def rpc_flush() -> dict[str, Any]:
+    """ul.flush: run the expiry / write-back now."""
+    for d in _all_domains():
+        _rpc_guard("ul.flush", d.flush)
+    return {}
+
+
+def _db_count(table: str, what: str) -> int:
+    cfg = _state["cfg"] or _settings()
+    if cfg.db_mode == NO_DB:
+        raise RpcFault(500, "Command is not supported in db_mode=0")
+    d = _rpc_domain(table)
+    assert d.db is not None
+    if what == "users":
+        return int(_rpc_guard("ul.db_users", d.db.count_users))
+    return int(_rpc_guard("ul.db_contacts", lambda: d.db.count_contacts(what == "expired")))
+
+
+def rpc_db_users(table: str) -> int:
+    """ul.db_users table: number of distinct AoRs in the table."""
+    return _db_count(table, "users")
+
+
+def rpc_db_contacts(table: str) -> int:
+    """ul.db_contacts table: number of rows."""
+    return _db_count(table, "contacts")
+
+
+def rpc_db_expired_contacts(table: str) -> int:
+    """ul.db_expired_contacts table: number of expired rows."""
+    return _db_count(table, "expired")
+
+
+def _norm_aor(aor: str) -> str:
+    """RPC AoRs are written "user@domain"; without use_domain only the user part counts."""
+    a = aor.strip()
+    for scheme in ("sip:", "sips:"):
+        if a.lower().startswith(scheme):
+            a = a[len(scheme):]
+    if not mod.p.use_domain and "@" in a:
+        a = a.split("@", 1)[0]
+    return a
+
+
+mod.rpc("ul.dump", rpc_dump, doc="All records.", params="[brief]")
+mod.rpc("ul.lookup", rpc_lookup, doc="table aor: contacts of an AoR.", params="table aor")
+mod.rpc("ul.rm", rpc_rm, doc="table aor: remove an AoR.", params="table aor")
+mod.rpc("ul.rm_contact", rpc_rm_contact, doc="table aor contact: remove one contact.",
+        params="table aor contact")
+mod.rpc("ul.flush", rpc_flush, doc="Write dirty records to the DB.")
+mod.rpc("ul.add", rpc_add, doc="table aor contact expires q path flags cflags methods "
+        "[received [socket]].",
+        params="table aor contact expires q path flags cflags methods [received [socket]]")
+mod.rpc("ul.db_users", rpc_db_users, doc="table: number of users in the DB.", params="table")
+mod.rpc("ul.db_contacts", rpc_db_contacts, doc="table: number of contacts in the DB.",
+        params="table")
+mod.rpc("ul.db_expired_contacts", rpc_db_expired_contacts,
+        doc="table: number of expired contacts in the DB.", params="table")
 
 mod.event_routes.append("usrloc:contact-expired")
+
+__all__ = ["mod", "api", "get_domain", "UsrlocApi", "Contact", "UDomain"]

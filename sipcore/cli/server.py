@@ -108,7 +108,7 @@ def run_server(cfg, opts: RunOptions) -> int:
     """Start the server. -D: one process, no fork (debugging); -DD: prefork with the master in
     the foreground; neither: daemonize, then prefork (Kamailio's -D semantics)."""
     from sipcore.runtime import (UdpCore, core_from_config, create_shm, destroy_shm,
-                                 run_mod_init, set_current, setup_process)
+                                 preload, run_mod_init, set_current, setup_process)
     from sipcore.shm import ShmError
 
     pending = [m for m in cfg.modules if not m.implemented]
@@ -150,6 +150,7 @@ def run_server(cfg, opts: RunOptions) -> int:
         set_current(cfg, core)
         setup_process(cfg)
         run_mod_init(cfg)
+        preload(cfg)
         for s in core.sockets:
             klog.emit(klog.L_NOTICE, f"listening on {s}")
         if not fork:

@@ -4,8 +4,10 @@ The datagrams are mutations of real requests (truncation, byte flips, duplicated
 headers, NUL bytes, broken line ends and Content-Length, random garbage), from a fixed seed. The
 server's process tree (the master and every child, from /proc ppid) must be the same set of live
 PIDs before and after (a worker that died and was respawned counts as a failure), the log must
-show no Traceback, and an OPTIONS must still be answered. Uses only the command line, /proc and
-the wire: it holds for the single-process server and for the prefork master.
+show no Traceback, an OPTIONS must still be answered and a clean request still relayed, and the
+counter of dropped malformed messages (`core:drop_msgs`, read with pykamcmd from the control
+socket under the cfg's rundir) must have grown by about the number of datagrams the parser
+rejects. Uses only the command line, pykamcmd, /proc and the wire.
 
 Safety: the config forwards only requests whose R-URI is exactly 127.0.0.1:<sink port> (a socket
 of this test), answers the rest itself (to the source address), and drops replies, so no fuzzed
@@ -17,13 +19,17 @@ import os
 import random
 import re
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from sipcore.errors import ParseError
 from sipcore.msg import parse_msg
 
-from .conftest import UA, options
+from .conftest import ROOT, UA, options
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +42,7 @@ debug=2
 log_stderror=yes
 children=2
 listen=udp:127.0.0.1:{port}
+rundir="RUNDIR"
 loadmodule "sl"
 loadmodule "maxfwd"
 loadmodule "sanity"
@@ -226,15 +233,42 @@ def _drain(sock_ua: UA) -> int:
     return n
 
 
-def test_fuzzed_datagrams_do_not_hurt_the_server(start_server):
+def _parses(data: bytes) -> bool:
+    try:
+        parse_msg(data)
+    except ParseError:
+        return False
+    return True
+
+
+def _drop_msgs(ctl: Path) -> int:
+    """core:drop_msgs read with pykamcmd from the server's control socket."""
+    out = subprocess.run([sys.executable, str(ROOT / "bin" / "pykamcmd"), "-s", str(ctl),
+                          "--json", "stats.get_statistics", "core:drop_msgs"],
+                         capture_output=True, text=True, timeout=20, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    m = re.search(r"core:drop_msgs = (\d+)", out.stdout)
+    return int(m[1]) if m else 0          # a counter never incremented may be absent
+
+
+def test_fuzzed_datagrams_do_not_hurt_the_server(start_server, tmp_path):
     sink = UA()
     fuzzer = UA()
     try:
-        srv = start_server(CFG.replace("SINKPORT", str(sink.port)))
-        time.sleep(0.5)                       # let a prefork server finish starting its children
+        rundir = tmp_path / "run"
+        rundir.mkdir()
+        srv = start_server(CFG.replace("SINKPORT", str(sink.port)).replace("RUNDIR", str(rundir)))
+        # the fixture's -Y rundir (when it passes one) wins over the cfg's rundir=
+        ctl = (getattr(srv, "rundir", None) or rundir) / "pykam_ctl"
+        deadline = time.monotonic() + 10      # the ctl process is up when its socket exists
+        while not ctl.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)                       # let a prefork server finish starting its children
         tree_before = live_tree(srv.proc.pid)
         corpus = fuzz_corpus(_base_requests(srv.port, fuzzer.port, sink.port), COUNT, SEED)
         assert len(corpus) == COUNT
+        unparsable = sum(1 for d in corpus if not _parses(d))
+        drops_before = _drop_msgs(ctl)
         fuzzer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         t0 = time.monotonic()
         sent = 0
@@ -288,9 +322,12 @@ def test_fuzzed_datagrams_do_not_hurt_the_server(start_server):
             data = sink.recv(1.0)
             relayed = data is not None and b"Call-ID: " + callid.encode() in data
         assert relayed, "a clean request was not relayed after fuzzing:\n" + srv.log()[-3000:]
-        # TODO(rpc): once `pykamcmd` can reach the server started by start_server, check that
-        # the counter of dropped malformed messages (core:drop_msgs / core:err_msgs in
-        # stats.get_statistics) grew by the number of unparsable datagrams sent.
+        # the unparsable ones were counted: core:drop_msgs over pykamcmd grew by (about) the
+        # number of datagrams the parser rejects in-process (some may be lost to a full
+        # socket buffer under the burst, other drop reasons may add to it)
+        dropped = _drop_msgs(ctl) - drops_before
+        assert dropped >= unparsable * 0.8 and dropped > 0, (
+            f"core:drop_msgs grew by {dropped}, {unparsable} unparsable datagrams sent")
     finally:
         sink.close()
         fuzzer.close()

@@ -91,3 +91,16 @@ def test_server_signature_and_header():
     assert h.request(INVITE).replies[0].header("Server").value == "Test-Proxy"
     h2 = Harness.from_text("server_signature=no\n" + CFG)
     assert h2.request(INVITE).replies[0].header("Server") is None
+
+
+def test_log_lines_escape_control_bytes():
+    from sipcore import log as klog
+
+    lines = klog.capture(True)
+    try:
+        klog.set_debug(3)
+        klog.emit(klog.L_ERR, "peer sent \x00\x01\x1b[31m and é\tok")
+        assert lines[-1][1] == "peer sent \\x00\\x01\\x1b[31m and é\tok"
+    finally:
+        klog.capture(False)
+        klog.set_debug(0)

@@ -1,0 +1,261 @@
+"""Transaction table in shm: cells (compact byte records) and the indexes that find them.
+
+Runs in: SIP workers (create, lookup, update on requests and replies), the timer process
+(retransmissions, timeouts, wait timer, periodic clean) and the ctl process (tm.list/tm.stats).
+Shared state: one ShmHashTable named "tm:table" in the server's segment. Keys:
+
+* ``c<tid>``        -> the cell (the transaction), see `Cell.pack`
+* ``k<match key>``  -> tid: server-side matching key of the request (RFC 3261 branch key or
+  RFC 2543 fallback key), see `t_lookup.request_keys`.
+
+Our Via branch for branch N of transaction tid is ``z9hG4bK.t<tid>.<N>``, so a reply finds its
+cell from the branch alone (no extra index). Every entry carries a ttl (the max lifetime plus
+the wait time), so a cell whose timers were lost still leaves the table: the timer process
+calls `expire()` periodically.
+
+Concurrency: every read-modify-write of a cell is done under its bucket lock with
+`TmTable.update()`; the callback gets a decoded `Cell`, changes it and the new bytes are
+stored before the lock is released. No I/O and no script execution happen inside: callers
+collect what to send under the lock and send afterwards (STYLE rule 4).
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field, fields
+from typing import Callable, Optional, TypeVar
+
+from sipcore.shm import ShmHashTable
+from sipcore.shm.hashtable import now_ms
+
+R = TypeVar("R")
+
+BRANCH_PREFIX = "z9hG4bK.t"
+
+# transaction flags (Cell.tflags)
+T_INVITE = 1
+T_CANCELED = 2          # a CANCEL for this INVITE was received
+T_IN_FAILURE = 4        # failure_route is running for it (one process at a time)
+T_FINAL_SENT = 8        # a final reply went upstream
+T_2XX_SENT = 16
+T_NO_100 = 32           # auto 100 disabled for it
+T_NOISY_408 = 64
+T_DISABLE_6XX = 128
+T_EXPIRED = 256
+T_LOCAL_REPLY = 512     # the final reply upstream was generated locally (t_reply)
+T_NO_INTERNAL_REPLY = 1024
+T_IS_CANCEL = 2048      # the transaction of a received CANCEL
+
+# branch flags (Branch.flags)
+B_TIMEOUT = 1           # fr timer fired (faked 408)
+B_REPLIED = 2           # some reply was received
+B_CANCEL_PENDING = 4    # CANCEL to send when a provisional arrives (cancel_b_method=1)
+B_CANCEL_SENT = 8
+B_DROPPED = 16          # reply not considered any more (failure_reply_mode)
+B_LOCAL_FAIL = 32       # could not be sent (503)
+
+
+def new_tid() -> str:
+    return os.urandom(8).hex()
+
+
+# ---- compact record encoding: ints as int64, texts/bytes length-prefixed ------------------
+
+_I = struct.Struct("<q")
+_L = struct.Struct("<I")
+
+
+def _enc(obj: object, out: bytearray) -> None:
+    for f in fields(obj):  # type: ignore[arg-type]
+        v = getattr(obj, f.name)
+        t = f.type
+        if t == "int":
+            out += _I.pack(v)
+        elif t == "str":
+            b = v.encode("utf-8", "surrogateescape")
+            out += _L.pack(len(b))
+            out += b
+        elif t == "bytes":
+            out += _L.pack(len(v))
+            out += v
+        elif t == "list[Branch]":
+            out += _L.pack(len(v))
+            for br in v:
+                _enc(br, out)
+        else:  # pragma: no cover - a new field type must be added here
+            raise TypeError(f"cannot pack field {f.name}: {t}")
+
+
+def _dec(cls: type, buf: bytes, pos: int) -> tuple[object, int]:
+    vals = []
+    for f in fields(cls):
+        t = f.type
+        if t == "int":
+            vals.append(_I.unpack_from(buf, pos)[0])
+            pos += 8
+        elif t in ("str", "bytes"):
+            n = _L.unpack_from(buf, pos)[0]
+            pos += 4
+            b = buf[pos:pos + n]
+            pos += n
+            vals.append(b.decode("utf-8", "surrogateescape") if t == "str" else bytes(b))
+        else:
+            n = _L.unpack_from(buf, pos)[0]
+            pos += 4
+            items = []
+            for _ in range(n):
+                br, pos = _dec(Branch, buf, pos)
+                items.append(br)
+            vals.append(items)
+    return cls(*vals), pos
+
+
+@dataclass
+class Branch:
+    """One outgoing branch (client transaction) of a cell."""
+
+    state: int = 0          # fsm.St
+    flags: int = 0          # B_*
+    uri: str = ""           # R-URI of the branch
+    dst_uri: str = ""
+    proto: str = "udp"
+    ip: str = ""
+    port: int = 0
+    sock: str = ""          # "proto:ip:port" of the sending socket
+    buf: bytes = b""        # the request as sent (retransmissions, CANCEL/ACK building)
+    code: int = 0           # last reply status (final when state >= COMPLETED)
+    reply: bytes = b""      # the final reply as received (relayed if it is the best)
+    retr_ms: int = 0        # current A/E interval
+    fr_gen: int = 0         # generation of the armed fr timer (restart invalidates old ones)
+    bflags: int = 0         # script branch flags
+    inv_fr: int = 0         # 1 once the INVITE branch runs on fr_inv_timer
+
+
+@dataclass
+class Cell:
+    """One transaction (Kamailio struct cell), as stored in shm."""
+
+    tid: str = ""
+    tflags: int = 0             # T_*
+    method: str = ""
+    uas_state: int = 0          # fsm.St of the server transaction
+    uas_code: int = 0           # last status sent upstream
+    uas_reply: bytes = b""      # last reply sent upstream (retransmissions)
+    uas_proto: str = "udp"      # where replies go (RFC 3261 18.2.2)
+    uas_ip: str = ""
+    uas_port: int = 0
+    uas_sock: str = ""          # socket the request came in on
+    uas_retr_ms: int = 0        # timer G interval
+    to_tag: str = ""            # to-tag of local replies
+    request: bytes = b""        # the request as received
+    src_ip: str = ""
+    src_port: int = 0
+    dst_ip: str = ""
+    dst_port: int = 0
+    rcv_proto: str = "udp"
+    flags: int = 0              # message flags at relay time ($mf)
+    ruri: str = ""              # R-URI at relay time (restored in failure_route)
+    on_failure: str = ""
+    on_reply: str = ""
+    on_branch: str = ""
+    on_branch_failure: str = ""
+    fr_timer: int = 0           # ms
+    fr_inv_timer: int = 0
+    t1: int = 0
+    t2: int = 0
+    created_ms: int = 0
+    expires_ms: int = 0         # the table entry's absolute expiry (CLOCK_MONOTONIC ms)
+    best_code: int = 0          # status of the reply chosen for upstream ($T_reply_code)
+    best_reason: str = ""
+    last_code: int = 0          # last received reply status ($T_reply_last)
+    leg: int = 0                # serial forking leg (failure_route runs)
+    cancel_reason: str = ""     # Reason header line of the received CANCEL (e2e)
+    keys: str = ""              # its request matching keys, "\n"-separated (wait timer)
+    fwd_base: bytes = b""       # the request with the script's edits, before our Via
+    branches: list[Branch] = field(default_factory=list)
+
+    def pack(self) -> bytes:
+        out = bytearray()
+        _enc(self, out)
+        return bytes(out)
+
+    @classmethod
+    def unpack(cls, buf: bytes) -> "Cell":
+        cell, _ = _dec(cls, buf, 0)
+        return cell  # type: ignore[return-value]
+
+    @property
+    def invite(self) -> bool:
+        return bool(self.tflags & T_INVITE)
+
+    def branch_id(self, idx: int) -> str:
+        return f"{BRANCH_PREFIX}{self.tid}.{idx}"
+
+
+def parse_branch_id(branch: Optional[str]) -> Optional[tuple[str, int]]:
+    """(tid, branch index) from one of our Via branches, None for any other branch."""
+    if not branch or not branch.startswith(BRANCH_PREFIX):
+        return None
+    rest = branch[len(BRANCH_PREFIX):]
+    tid, dot, idx = rest.partition(".")
+    if not dot or not idx.isdigit() or len(tid) != 16:
+        return None
+    return tid, int(idx)
+
+
+class TmTable:
+    """The tm view of the shm hash table (see the module docstring for the key layout)."""
+
+    def __init__(self, table: ShmHashTable) -> None:
+        self.table = table
+
+    @staticmethod
+    def _ck(tid: str) -> bytes:
+        return b"c" + tid.encode()
+
+    def get(self, tid: str) -> Optional[Cell]:
+        raw = self.table.get(self._ck(tid))
+        return Cell.unpack(raw) if raw is not None else None
+
+    def insert(self, cell: Cell, ttl: float) -> None:
+        cell.expires_ms = now_ms() + int(ttl * 1000)
+        self.table.set(self._ck(cell.tid), cell.pack(), ttl)
+
+    def update(self, tid: str, fn: Callable[[Cell], R]) -> tuple[Optional[Cell], Optional[R]]:
+        """Read-modify-write the cell under its bucket lock: fn(cell) changes the cell and
+        returns what the caller needs afterwards. (None, None) when the cell is gone."""
+        key = self._ck(tid)
+        with self.table.locked(key) as b:
+            raw = b.get(key)
+            if raw is None:
+                return None, None
+            cell = Cell.unpack(raw)
+            res = fn(cell)
+            # keep the absolute expiry: a locked view sets ttls relative to now
+            b.set(key, cell.pack(), max(0.001, (cell.expires_ms - now_ms()) / 1000.0))
+            return cell, res
+
+    def delete(self, tid: str) -> bool:
+        return self.table.delete(self._ck(tid))
+
+    def index_add(self, key: str, tid: str, ttl: float) -> Optional[str]:
+        """Map a request matching key to TID atomically; returns the tid already mapped when
+        the key exists (a retransmission or a concurrent copy of the request)."""
+        k = b"k" + key.encode("utf-8", "surrogateescape")
+        if self.table.add(k, tid.encode(), ttl):
+            return None
+        old = self.table.get(k)
+        return old.decode() if old is not None else None
+
+    def index_get(self, key: str) -> Optional[str]:
+        v = self.table.get(b"k" + key.encode("utf-8", "surrogateescape"))
+        return v.decode() if v is not None else None
+
+    def index_del(self, key: str) -> None:
+        self.table.delete(b"k" + key.encode("utf-8", "surrogateescape"))
+
+    def cells(self) -> list[Cell]:
+        return [Cell.unpack(c.value) for c in self.table.items() if c.key[:1] == b"c"]
+
+    def expire(self) -> int:
+        return len(self.table.expire())

@@ -1,0 +1,1000 @@
+"""The transaction layer: create, forward, reply, match replies, CANCEL, ACK, timers.
+
+Runs in: SIP workers (t_newtran/t_relay/t_reply from the script, `reply_received` for every
+received reply) and the timer process (retransmissions, fr timeouts -> 408 and failure_route,
+timers G/H, wait timer, periodic clean). Shared state: the tm table in shm (h_table), the
+`tmx:*`/`tm:*` counters. Every cell update is a locked read-modify-write (TmTable.update)
+whose callback only computes; sends, timers and route runs happen after the lock is released.
+
+Kamailio equivalents: t_funcs.c, t_fwd.c (branches), t_reply.c (reply processing, picking the
+best reply, relaying), t_cancel.c, timer.c.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+from sipcore import log as klog
+from sipcore import stats, timer
+from sipcore.core import errcodes as E
+from sipcore.errors import ParseError
+from sipcore.mod.exports import RouteType
+from sipcore.route.core_api import Dest, SocketInfo
+from sipcore.route.ctx import RecvInfo, RouteCtx
+from sipcore.shm.hashtable import now_ms
+
+from . import fsm
+from .fsm import Act, Ev, St
+from .h_table import (B_CANCEL_PENDING, B_CANCEL_SENT, B_DROPPED, B_LOCAL_FAIL, B_REPLIED,
+                      B_TIMEOUT, T_2XX_SENT, T_CANCELED, T_DISABLE_6XX, T_EXPIRED,
+                      T_FINAL_SENT, T_IN_FAILURE, T_INVITE, T_IS_CANCEL, T_LOCAL_REPLY,
+                      T_NO_100, T_NO_INTERNAL_REPLY, Branch, Cell, TmTable, new_tid)
+from .t_lookup import invite_key_of, reply_branch, request_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sipcore.msg import SipMsg
+
+TID = "tm_tid"                  # ctx.extra: the transaction of this message
+BEST = "tm_best"                # ctx.extra in failure_route: (code, reason, branch idx)
+REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 408: "Request Timeout",
+           487: "Request Terminated", 500: "Server Internal Error",
+           503: "Service Unavailable"}
+
+
+class TmConfig:
+    """The module parameters tm reads at run time (filled by mod_init from modparam)."""
+
+    fr_timer = 30000
+    fr_inv_timer = 120000
+    max_inv_lifetime = 180000
+    max_noninv_lifetime = 32000
+    wt_timer = 5000
+    t1 = 500
+    t2 = 4000
+    auto_inv_100 = 1
+    auto_inv_100_reason = "trying -- your call is important to us"
+    restart_fr_on_each_reply = 1
+    ruri_matching = 1
+    disable_6xx_block = 0
+    failure_reply_mode = 3
+    remap_503_500 = 1
+    relay_100 = 0
+    e2e_cancel_reason = 1
+    unmatched_cancel = 0
+
+
+cfg = TmConfig()
+
+
+class _State:
+    table: Optional[TmTable] = None
+
+
+_st = _State()
+
+
+def table() -> TmTable:
+    if _st.table is None:
+        raise RuntimeError("tm: the transaction table does not exist (mod_init not run)")
+    return _st.table
+
+
+def set_table(t: Optional[TmTable]) -> None:
+    _st.table = t
+
+
+def _ttl(invite: bool) -> float:
+    life = cfg.max_inv_lifetime if invite else cfg.max_noninv_lifetime
+    return (life + cfg.wt_timer + 64 * cfg.t1) / 1000.0 + 5.0
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+def _find_sock(core: Any, text: str) -> Optional[SocketInfo]:
+    for s in core.sockets:
+        if str(s) == text:
+            return s
+    return None
+
+
+def _dest(core: Any, proto: str, ip: str, port: int, sock: str) -> Dest:
+    return Dest(proto, ip, port, _find_sock(core, sock) or core.choose_socket(proto, ip))
+
+
+def _send(core: Any, dest: Dest, buf: bytes) -> bool:
+    ok = core.send(dest, buf)
+    if not ok:
+        klog.err(f"tm: send to {dest.proto}:{dest.ip}:{dest.port} failed")
+    return ok
+
+
+def _via1_line(m: "SipMsg") -> str:
+    from sipcore.forward import _via1_value_span
+
+    _h, s, e = _via1_value_span(m)
+    return "Via: " + m.buf[s:e].decode("utf-8", "surrogateescape")
+
+
+def _hdr_lines(m: "SipMsg", name: str) -> list[str]:
+    return [m.buf[h.start:h.end].decode("utf-8", "surrogateescape").rstrip("\r\n")
+            for h in m.header_all(name)]
+
+
+def build_local_request(sent: bytes, method: str, to_line: Optional[str] = None,
+                        reason: str = "") -> bytes:
+    """CANCEL (RFC 3261 9.1) or ACK for a non-2xx reply (17.1.1.3) of the request SENT:
+    same R-URI, our top Via only, Route set, From, Call-ID, CSeq number; To from the reply
+    for ACK."""
+    m = __import__("sipcore.msg", fromlist=["parse_msg"]).parse_msg(sent)
+    lines = [f"{method} {m.ruri} SIP/2.0", _via1_line(m)]
+    lines += _hdr_lines(m, "Route")
+    lines += _hdr_lines(m, "From")
+    lines.append(to_line if to_line else _hdr_lines(m, "To")[0])
+    lines += _hdr_lines(m, "Call-ID")
+    lines.append(f"CSeq: {m.cseq.num} {method}")
+    lines.append("Max-Forwards: 70")
+    if reason:
+        lines.append(reason)
+    lines.append("Content-Length: 0")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+def _relay_buf(raw: bytes) -> tuple[bytes, int]:
+    """A received reply ready to go upstream: our Via removed, 503 -> 500 (remap_503_500)."""
+    from sipcore.forward import remove_via1
+    from sipcore.msg import parse_msg
+
+    m = parse_msg(raw)
+    remove_via1(m)
+    code = m.status
+    if code == 503 and cfg.remap_503_500:
+        eol = m.buf.find(b"\r\n")
+        m.replace_range(0, eol, b"SIP/2.0 500 Server Internal Error")
+        code = 500
+    return m.build(), code
+
+
+def _local_reply(cell: Cell, code: int, reason: str, headers: tuple[str, ...] = (),
+                 body: bytes = b"", ctype: Optional[str] = None,
+                 server: Optional[str] = None) -> bytes:
+    """A reply generated by tm to the transaction's request (t_reply, 408, 487, 100)."""
+    from sipcore.msg import parse_msg
+    from sipcore.msg.builder import build_reply
+
+    req = parse_msg(cell.request)
+    to_tag = None
+    if code > 100 and not req.to_tag:
+        if not cell.to_tag:
+            # not sl's tag: sl's pre-script filter would swallow the ACKs tm must see
+            cell.to_tag = hashlib.md5(("tm\x00" + req.hash_key()).encode()).hexdigest()
+        to_tag = cell.to_tag
+    via = req.via1
+    received = cell.src_ip if via is not None and \
+        via.host.strip("[]").lower() != cell.src_ip.lower() else None
+    rport = cell.src_port if via is not None and via.rport is not None else None
+    return build_reply(req, code, reason, to_tag=to_tag, extra_headers=list(headers),
+                       body=body, content_type=ctype, server_header=server,
+                       via_received=received, via_rport=rport)
+
+
+def _pick_prio(code: int) -> int:
+    """Kamailio t_reply.c get_prio(): lower wins; 6xx beats 3xx beats 4xx beats 5xx, some
+    4xx (auth challenges, 415/420/484) are preferred to other 4xx, 503 is the worst 5xx."""
+    cls = code // 100
+    base = {6: 1000, 2: 0, 3: 3000, 4: 4000, 5: 5000}.get(cls, 32000)
+    if code in (401, 407, 415, 420, 484):
+        return 2900 + code % 100
+    if code == 503:
+        return 5900
+    return base + code % 100
+
+
+def pick_branch(cell: Cell) -> Optional[int]:
+    """The branch whose final reply goes upstream, None when some branch is still pending."""
+    best, best_prio = None, 1 << 30
+    for i, br in enumerate(cell.branches):
+        if br.flags & B_DROPPED:
+            continue
+        if br.state < St.COMPLETED and br.state != St.NONE:
+            return None
+        if br.code < 200:
+            continue
+        p = _pick_prio(br.code)
+        if p < best_prio:
+            best, best_prio = i, p
+    return best
+
+
+# ---- outcome of a locked update --------------------------------------------------------------
+
+@dataclass
+class Out:
+    """What to do once the cell lock is released."""
+
+    sends: list[tuple[Dest, bytes]] = field(default_factory=list)
+    timers: list[tuple[str, int, bytes]] = field(default_factory=list)
+    failure: Optional[tuple[str, int, str, int]] = None   # route, code, reason, branch
+    absorb: bool = False
+    ok: bool = True
+
+
+def _flush(core: Any, out: Out) -> None:
+    for dest, buf in out.sends:
+        _send(core, dest, buf)
+    for name, delay, payload in out.timers:
+        timer.schedule(name, delay, payload)
+
+
+def _uas_dest(core: Any, cell: Cell) -> Dest:
+    return _dest(core, cell.uas_proto, cell.uas_ip, cell.uas_port, cell.uas_sock)
+
+
+def _send_upstream(core: Any, cell: Cell, out: Out, buf: bytes, code: int) -> None:
+    """Record a reply to the upstream (server transaction), per the server fsm."""
+    ev = fsm.reply_event(code, sending=True)
+    tr = fsm.step(fsm.table_for(False, cell.invite), St(cell.uas_state), ev)
+    if tr is None:
+        return
+    cell.uas_state = tr.state
+    cell.uas_code = code
+    cell.uas_reply = buf
+    out.sends.append((_uas_dest(core, cell), buf))
+    stats.inc("tmx:rpl_sent")
+    if code >= 200:
+        cell.tflags |= T_FINAL_SENT
+        if code < 300:
+            cell.tflags |= T_2XX_SENT
+        stats.inc(f"tmx:{code // 100}xx_transactions")
+        reliable = cell.uas_proto != "udp"
+        if Act.START_G in tr.actions and not reliable:
+            cell.uas_retr_ms = cell.t1
+            out.timers.append(("tm:uas", cell.t1, f"{cell.tid}.G".encode()))
+        if Act.START_H in tr.actions:
+            out.timers.append(("tm:uas", 64 * cell.t1, f"{cell.tid}.H".encode()))
+        else:
+            out.timers.append(("tm:wait", cfg.wt_timer, cell.tid.encode()))
+
+
+def _cancel_branches(core: Any, cell: Cell, out: Out, skip: int = -1, reason: str = "") -> None:
+    """CANCEL every pending INVITE branch (RFC 3261 9.1): now when it has received a
+    provisional, else when one arrives (cancel_b_method=1)."""
+    for i, br in enumerate(cell.branches):
+        if i == skip or br.state not in (St.CALLING, St.PROCEEDING):
+            continue
+        if br.flags & (B_CANCEL_SENT | B_CANCEL_PENDING):
+            continue
+        if br.flags & B_REPLIED:
+            br.flags |= B_CANCEL_SENT
+            out.sends.append((_dest(core, br.proto, br.ip, br.port, br.sock),
+                              build_local_request(br.buf, "CANCEL", reason=reason)))
+        else:
+            br.flags |= B_CANCEL_PENDING
+
+
+def _finish(core: Any, cell: Cell, out: Out) -> None:
+    """All branches completed: run failure_route (once armed) or relay the best reply."""
+    if cell.tflags & (T_FINAL_SENT | T_IN_FAILURE):
+        return
+    best = pick_branch(cell)
+    if best is None:
+        if any(b.state < St.COMPLETED and b.state != St.NONE and not b.flags & B_DROPPED
+               for b in cell.branches):
+            return
+        code, reason, raw = 500, "No branch", b""       # nothing could be sent
+    else:
+        br = cell.branches[best]
+        code, raw = br.code, br.reply
+        reason = REASONS.get(code, "Error")
+        if raw:
+            from sipcore.msg import parse_msg
+
+            reason = parse_msg(raw).reason
+    cell.best_code, cell.best_reason = code, reason
+    if cell.on_failure and code >= 300:
+        name, cell.on_failure = cell.on_failure, ""     # failure_route runs once per arming
+        cell.tflags |= T_IN_FAILURE
+        out.failure = (name, code, reason, -1 if best is None else best)
+        return
+    if raw:
+        buf, code = _relay_buf(raw)
+        stats.inc("tmx:rpl_relayed")
+    else:
+        buf = _local_reply(cell, code, reason)
+        stats.inc("tmx:rpl_generated")
+    _send_upstream(core, cell, out, buf, code)
+
+
+# ---- transaction creation ----------------------------------------------------------------
+
+def current_tid(ctx: RouteCtx) -> Optional[str]:
+    return ctx.extra.get(TID)
+
+
+def lookup_request(ctx: RouteCtx) -> Optional[str]:
+    """The transaction of a received (non-ACK) request, by its matching key."""
+    tid = ctx.extra.get(TID)
+    if tid is not None:
+        return tid
+    msg = ctx.msg
+    if not msg.is_request:
+        return None
+    return table().index_get(request_key(msg, ruri_matching=bool(cfg.ruri_matching)))
+
+
+def retransmit_reply(ctx: RouteCtx, tid: str) -> int:
+    """A retransmitted request: resend the last reply (if any). 1 resent, -1 none yet."""
+    cell = table().get(tid)
+    stats.inc("tmx:rpl_absorbed")
+    if cell is None or not cell.uas_reply:
+        return -1
+    _send(ctx.core, _uas_dest(ctx.core, cell), cell.uas_reply)
+    return 1
+
+
+def t_newtran(ctx: RouteCtx) -> int:
+    """Create the server transaction of ctx.msg. 1 created (or already ours), 0 when it is a
+    retransmission (the last reply was resent; the script must stop), negative on error."""
+    from sipcore.forward import reply_dest
+
+    if ctx.extra.get(TID) is not None:
+        return 1
+    msg = ctx.msg
+    if not msg.is_request or msg.method == "ACK":
+        klog.err("t_newtran: no transaction for ACK or replies", ctx)
+        return E.E_UNSPEC
+    tbl = table()
+    invite = msg.method == "INVITE"
+    tid = new_tid()
+    key = request_key(msg, ruri_matching=bool(cfg.ruri_matching))
+    ttl = _ttl(invite)
+    old = tbl.index_add(key, tid, ttl)
+    if old is not None:
+        retransmit_reply(ctx, old)
+        return 0
+    dest = reply_dest(msg, ctx.rcv, ctx.force_rport)
+    rcv = ctx.rcv
+    cell = Cell(tid=tid, tflags=T_INVITE if invite else 0, method=msg.method,
+                uas_state=fsm.initial_state(False, invite), uas_proto=dest.proto,
+                uas_ip=dest.ip, uas_port=dest.port,
+                uas_sock=str(rcv.sock) if rcv.sock is not None else _rcv_sock_text(ctx),
+                request=msg.buf, src_ip=rcv.src_ip, src_port=rcv.src_port,
+                dst_ip=rcv.dst_ip, dst_port=rcv.dst_port, rcv_proto=rcv.proto,
+                flags=ctx.flags, ruri=msg.ruri,
+                fr_timer=int(ctx.extra.get("tm_fr", 0) or cfg.fr_timer),
+                fr_inv_timer=int(ctx.extra.get("tm_fr_inv", 0) or cfg.fr_inv_timer),
+                t1=int(ctx.extra.get("tm_t1", 0) or cfg.t1),
+                t2=int(ctx.extra.get("tm_t2", 0) or cfg.t2),
+                created_ms=now_ms(), keys=key)
+    if msg.method == "CANCEL":
+        cell.tflags |= T_IS_CANCEL
+    for name in ("on_failure", "on_reply", "on_branch", "on_branch_failure"):
+        setattr(cell, name, ctx.extra.get("tm_" + name, ""))
+    if ctx.extra.get("tm_no_100") or not cfg.auto_inv_100:
+        cell.tflags |= T_NO_100
+    if ctx.extra.get("tm_disable_6xx", cfg.disable_6xx_block):
+        cell.tflags |= T_DISABLE_6XX
+    if ctx.extra.get("tm_no_internal_reply"):
+        cell.tflags |= T_NO_INTERNAL_REPLY
+    out = Out()
+    if invite and not cell.tflags & T_NO_100:
+        buf = _local_reply(cell, 100, cfg.auto_inv_100_reason)
+        _send_upstream(ctx.core, cell, out, buf, 100)
+    tbl.insert(cell, ttl)
+    ctx.extra[TID] = tid
+    stats.inc("tmx:UAS_transactions")
+    _flush(ctx.core, out)
+    return 1
+
+
+def _rcv_sock_text(ctx: RouteCtx) -> str:
+    s = ctx.core.choose_socket(ctx.rcv.proto, ctx.rcv.src_ip)
+    return str(s) if s is not None else ""
+
+
+# ---- forwarding (t_relay) ---------------------------------------------------------------
+
+@dataclass
+class Target:
+    uri: str
+    dst_uri: Optional[str]
+    bflags: int = 0
+    force_socket: Any = None
+    path: Optional[str] = None
+
+
+def _targets(ctx: RouteCtx) -> list[Target]:
+    """R-URI (unless moved into a branch) plus the destination set (append_branch, lookup)."""
+    out: list[Target] = []
+    if not ctx.extra.get("ruri_consumed"):
+        out.append(Target(ctx.msg.ruri, ctx.dst_uri, ctx.bflags, ctx.force_socket,
+                          ctx.extra.get("path_vec")))
+    for b in ctx.branches:
+        out.append(Target(b.uri, b.dst_uri, b.bflags, b.force_socket, b.path))
+    return out
+
+
+@dataclass
+class _Built:
+    branch: Branch
+    buf: bytes
+    dest: Dest
+    error: int = 0
+
+
+def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
+                  host: Optional[str], port: Optional[int], proto: Optional[str]
+                  ) -> Optional[_Built]:
+    """Build one branch: per-branch copy of the request, branch_route, next hop, our Via.
+    None when branch_route dropped it."""
+    from sipcore.forward import (ForwardError, NextHop, build_forwarded, choose_send_socket,
+                                 resolve, strip_brackets, uri_next_hop)
+    from sipcore.msg import parse_msg
+
+    bmsg = parse_msg(base)
+    if tgt.uri != bmsg.ruri:
+        bmsg.set_ruri(tgt.uri)
+    if tgt.path:
+        first = bmsg.headers[0]
+        for p in reversed([x.strip() for x in tgt.path.split(",") if x.strip()]):
+            bmsg.add_header("Route: " + p, before=first)
+    bctx = dataclasses.replace(ctx, msg=bmsg, dst_uri=tgt.dst_uri, bflags=tgt.bflags,
+                               force_socket=tgt.force_socket or ctx.force_socket,
+                               branch_index=idx, extra=dict(ctx.extra), branches=[])
+    routes = ctx.core.routes
+    if cell.on_branch and routes is not None and routes.has_route("branch", cell.on_branch):
+        bctx.dropped = False
+        routes.run("branch", cell.on_branch, bctx)
+        bctx.route_type, bctx.route_name = ctx.route_type, ctx.route_name
+        if bctx.dropped:
+            klog.dbg(f"tm: branch {idx} dropped in branch_route", ctx)
+            return None
+    br = Branch(state=fsm.initial_state(True, cell.invite), uri=bmsg.ruri,
+                dst_uri=bctx.dst_uri or "", bflags=bctx.bflags)
+    try:
+        if host is None:
+            hop = uri_next_hop(bctx.dst_uri or bmsg.ruri)
+        else:
+            hop = NextHop(strip_brackets(host), None, None)
+        if port is not None:
+            hop.port = port
+        if proto is not None:
+            hop.proto = proto
+        elif host is not None:
+            hop.proto = ctx.rcv.proto
+        ip, dport, dproto = resolve(hop)
+        sock = choose_send_socket(bctx, dproto, ip)
+        buf = build_forwarded(bctx, sock, dproto, cell.branch_id(idx))
+    except ForwardError as exc:
+        klog.err(f"tm: branch {idx}: {exc.reason}", ctx)
+        br.state, br.code, br.flags = St.TERMINATED, 503, B_LOCAL_FAIL
+        return _Built(br, b"", Dest("udp", "", 0), exc.code)
+    except (ParseError, ValueError) as exc:
+        klog.err(f"tm: branch {idx}: cannot build the request: {exc}", ctx)
+        br.state, br.code, br.flags = St.TERMINATED, 500, B_LOCAL_FAIL
+        return _Built(br, b"", Dest("udp", "", 0), E.E_BAD_REQ)
+    br.proto, br.ip, br.port, br.sock, br.buf = dproto, ip, dport, str(sock), buf
+    br.retr_ms = 0 if dproto != "udp" else cell.t1
+    return _Built(br, buf, Dest(dproto, ip, dport, sock))
+
+
+def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = None,
+            proto: Optional[str] = None) -> int:
+    """Forward statefully; 1 on success, negative on error (Kamailio t_relay)."""
+    from sipcore.forward import add_via1_received_rport, forward_request
+
+    msg = ctx.msg
+    if not msg.is_request:
+        klog.err("t_relay: not a request", ctx)
+        return E.E_UNSPEC
+    if msg.method == "ACK":
+        return _relay_ack(ctx, host, port, proto)
+    if msg.method == "CANCEL" and ctx.route_type != RouteType.FAILURE:
+        inv = table().index_get(invite_key_of(msg, bool(cfg.ruri_matching)))
+        if inv is not None:
+            rc = relay_cancel(ctx, inv)
+            return 1 if rc >= 0 else rc
+        if cfg.unmatched_cancel == 1:
+            return forward_request(ctx, host, port, proto)
+        if cfg.unmatched_cancel == 2:
+            return 0
+    in_failure = ctx.route_type == RouteType.FAILURE and ctx.extra.get(TID) is not None
+    if not in_failure:
+        rc = t_newtran(ctx)
+        if rc <= 0:
+            return rc if rc < 0 else 0
+    tid = ctx.extra[TID]
+    tbl = table()
+    cell = tbl.get(tid)
+    if cell is None:
+        return E.E_UNSPEC
+    # script state armed after t_newtran (t_on_*, t_set_fr...) travels with the transaction
+    _sync_from_ctx(ctx, cell)
+    try:
+        add_via1_received_rport(ctx)
+        base = msg.build()
+    except (ParseError, ValueError) as exc:
+        klog.err(f"t_relay: cannot build the request: {exc}", ctx)
+        return E.E_BAD_REQ
+    start = len(cell.branches)
+    built: list[_Built] = []
+    for tgt in _targets(ctx):
+        b = _build_branch(ctx, cell, start + len(built), tgt, base, host, port, proto)
+        if b is not None:
+            built.append(b)
+    ok = [b for b in built if not b.error]
+    if not built:
+        klog.info("t_relay: every branch was dropped", ctx)
+    out = Out()
+    snapshot = _ctx_snapshot(ctx)
+
+    def add(c: Cell) -> None:
+        if in_failure and ok:
+            stats.inc("tm:serial_forks")
+            for old in c.branches:          # failure_reply_mode 3: a new leg drops old replies
+                if cfg.failure_reply_mode in (1, 3) or \
+                        (cfg.failure_reply_mode == 2 and old.code and c.leg):
+                    old.flags |= B_DROPPED
+            c.leg += 1
+        _apply_snapshot(c, snapshot)
+        if not base.startswith(b"CANCEL") and not c.fwd_base:
+            c.fwd_base = base
+        for b in built:
+            c.branches.append(b.branch)
+            if b.error:
+                continue
+            br = b.branch
+            idx = len(c.branches) - 1
+            if br.retr_ms:
+                ev = "A" if c.invite else "E"
+                out.timers.append(("tm:retr", br.retr_ms, f"{c.tid}.{idx}.{br.retr_ms}.{ev}"
+                                   .encode()))
+            fr = c.fr_timer
+            out.timers.append(("tm:fr", fr, f"{c.tid}.{idx}.{br.fr_gen}".encode()))
+        if c.tflags & T_CANCELED and c.invite:
+            _cancel_branches(ctx.core, c, out, reason=c.cancel_reason)
+
+    tbl.update(tid, add)
+    for b in ok:
+        if _send(ctx.core, b.dest, b.buf):
+            stats.inc("core:fwd_requests")
+        else:
+            stats.inc("core:err_requests")
+    _flush(ctx.core, out)
+    if ok:
+        return 1
+    err = built[0].error if built else E.E_UNSPEC
+    if not in_failure:
+        # nothing went out: forget the transaction so the script can reply itself
+        t_release_now(tid)
+        ctx.extra.pop(TID, None)
+    return err
+
+
+def _ctx_snapshot(ctx: RouteCtx) -> dict[str, Any]:
+    return {"flags": ctx.flags,
+            **{k: ctx.extra[k] for k in ("tm_on_failure", "tm_on_reply", "tm_on_branch",
+                                         "tm_on_branch_failure", "tm_fr", "tm_fr_inv")
+               if k in ctx.extra}}
+
+
+def _apply_snapshot(cell: Cell, snap: dict[str, Any]) -> None:
+    cell.flags = snap["flags"]
+    for name in ("on_failure", "on_reply", "on_branch", "on_branch_failure"):
+        if "tm_" + name in snap:
+            setattr(cell, name, snap["tm_" + name])
+    if snap.get("tm_fr"):
+        cell.fr_timer = int(snap["tm_fr"])
+    if snap.get("tm_fr_inv"):
+        cell.fr_inv_timer = int(snap["tm_fr_inv"])
+
+
+def _sync_from_ctx(ctx: RouteCtx, cell: Cell) -> None:
+    """Arm what the script set on ctx (branch_route is needed before the branches go out)."""
+    if "tm_on_branch" in ctx.extra:
+        cell.on_branch = ctx.extra["tm_on_branch"]
+
+
+def _relay_ack(ctx: RouteCtx, host: Optional[str], port: Optional[int], proto: Optional[str]
+               ) -> int:
+    """ACK: one for a non-2xx reply of ours is absorbed (hop by hop); any other ACK (2xx,
+    end to end) is forwarded statelessly, as Kamailio's t_relay does."""
+    from sipcore.forward import forward_request
+
+    if absorb_ack(ctx):
+        return 1
+    return forward_request(ctx, host, port, proto)
+
+
+def absorb_ack(ctx: RouteCtx) -> bool:
+    """True when ctx.msg is an ACK for a non-2xx final reply of one of our INVITE server
+    transactions: the server fsm moves to Confirmed and the ACK goes no further."""
+    tid = table().index_get(invite_key_of(ctx.msg, bool(cfg.ruri_matching)))
+    if tid is None:
+        return False
+
+    def upd(c: Cell) -> bool:
+        if c.uas_code < 300:
+            return False
+        tr = fsm.step(fsm.SERVER_INVITE, St(c.uas_state), Ev.RCV_ACK)
+        if tr is None:
+            return True                 # e.g. already confirmed: absorb the retransmission
+        c.uas_state = tr.state
+        return True
+
+    cell, absorbed = table().update(tid, upd)
+    if cell is None or not absorbed:
+        return False
+    stats.inc("tm:ack_absorbed")
+    timer.schedule("tm:wait", cfg.wt_timer, tid.encode())
+    return True
+
+
+# ---- CANCEL --------------------------------------------------------------------------------
+
+def relay_cancel(ctx: RouteCtx, inv_tid: str) -> int:
+    """A CANCEL matching INVITE transaction INV_TID: answer it 200 (its own transaction) and
+    CANCEL every pending branch of the INVITE. 0 when it was a retransmission."""
+    from sipcore.msg import HdrType
+
+    rc = t_newtran(ctx)
+    if rc <= 0:
+        return rc
+    t_reply(ctx, 200, "canceling")
+    reason = ""
+    if cfg.e2e_cancel_reason and not ctx.extra.get("tm_no_e2e_cancel_reason"):
+        h = ctx.msg.header(HdrType.REASON)
+        if h is not None:
+            reason = "Reason: " + h.value
+    out = Out()
+
+    def upd(c: Cell) -> None:
+        c.tflags |= T_CANCELED
+        c.cancel_reason = reason
+        _cancel_branches(ctx.core, c, out, reason=reason)
+
+    table().update(inv_tid, upd)
+    _flush(ctx.core, out)
+    return 1
+
+
+# ---- local replies (t_reply) ------------------------------------------------------------
+
+def t_reply(ctx: RouteCtx, code: int, reason: str, headers: tuple[str, ...] = ()) -> int:
+    """Reply statefully to the transaction of ctx (request or failure route). 1 / -1."""
+    from sipcore.route.reply import server_header
+
+    tid = ctx.extra.get(TID)
+    if tid is None and ctx.msg.is_request:
+        tid = lookup_request(ctx)
+    if tid is None:
+        klog.err("t_reply: no transaction (call t_newtran first)", ctx)
+        return -1
+    hdrs = tuple(headers) + tuple(ctx.reply_lumps)
+    if 300 <= code < 400:
+        from modules.sl import _reply_dset_contacts
+
+        contact = _reply_dset_contacts(ctx)
+        if contact is not None:
+            hdrs += (contact,)
+    body, ctype = ctx.extra.get("reply_body", (b"", None))
+    out = Out()
+    srv = server_header(ctx)
+
+    def upd(c: Cell) -> bool:
+        if code >= 200 and c.tflags & T_FINAL_SENT and not (code < 300 and c.invite):
+            return False
+        buf = _local_reply(c, code, reason, hdrs, body, ctype, srv)
+        before = c.uas_state
+        _send_upstream(ctx.core, c, out, buf, code)
+        if c.uas_state == before and not out.sends:
+            return False
+        if code >= 200:
+            c.tflags |= T_LOCAL_REPLY
+            c.best_code, c.best_reason = code, reason
+            if c.invite:
+                _cancel_branches(ctx.core, c, out, reason=f"Reason: SIP;cause={code}")
+        return True
+
+    cell, ok = table().update(tid, upd)
+    if cell is None or not ok:
+        klog.err(f"t_reply: cannot send {code} in the transaction's state", ctx)
+        return -1
+    ctx.extra[TID] = tid
+    ctx.replied = True
+    stats.inc("tmx:rpl_generated")
+    _flush(ctx.core, out)
+    return 1
+
+
+# ---- replies from downstream ----------------------------------------------------------------
+
+def reply_received(ctx: RouteCtx) -> bool:
+    """mod.response hook: True when the reply belongs to one of our transactions (it is then
+    processed here and never relayed statelessly)."""
+    msg = ctx.msg
+    rb = reply_branch(msg)
+    if rb is None:
+        return False
+    tid, idx = rb
+    tbl = table()
+    cell = tbl.get(tid)
+    if cell is None or idx >= len(cell.branches):
+        return False
+    stats.inc("tmx:rpl_received")
+    code = msg.status
+    br = cell.branches[idx]
+    tr = fsm.step(fsm.table_for(True, cell.invite), St(br.state), fsm.reply_event(code))
+    if tr is None or Act.ABSORB in tr.actions:
+        if tr is not None and Act.SEND_ACK in tr.actions:
+            _send(ctx.core, _dest(ctx.core, br.proto, br.ip, br.port, br.sock),
+                  _ack_for(br.buf, msg))
+        stats.inc("tmx:rpl_absorbed")
+        return True
+    ctx.extra[TID] = tid
+    ctx.branch_index = idx
+    ctx.flags = cell.flags
+    routes = ctx.core.routes
+    if cell.on_reply and routes is not None and routes.has_route("onreply", cell.on_reply):
+        ctx.dropped = False
+        routes.run("onreply", cell.on_reply, ctx)
+        ctx.route_type = RouteType.ONREPLY
+        if ctx.dropped and code < 300:
+            stats.inc("tmx:rpl_absorbed")
+            return True
+    relay_buf, relay_code = b"", code
+    if code < 300 and (code > 100 or cfg.relay_100):
+        relay_buf, relay_code = _relay_buf(ctx.msg.build() if ctx.msg.lumps_pending
+                                           else msg.buf)
+    raw = msg.build() if msg.lumps_pending else msg.buf
+    flags = ctx.flags
+    core = ctx.core
+    out = Out()
+
+    def upd(c: Cell) -> None:
+        b = c.branches[idx]
+        t = fsm.step(fsm.table_for(True, c.invite), St(b.state), fsm.reply_event(code))
+        if t is None:
+            out.absorb = True
+            return
+        b.state = t.state
+        b.flags |= B_REPLIED
+        c.last_code = code
+        c.flags = flags
+        dest = _dest(core, b.proto, b.ip, b.port, b.sock)
+        if Act.SEND_ACK in t.actions:
+            out.sends.append((dest, _ack_for(b.buf, msg)))
+        if code < 200:
+            if b.code < code:
+                b.code = code
+            if b.flags & B_CANCEL_PENDING:
+                b.flags = (b.flags & ~B_CANCEL_PENDING) | B_CANCEL_SENT
+                out.sends.append((dest, build_local_request(b.buf, "CANCEL",
+                                                            reason=c.cancel_reason)))
+            if c.invite and (cfg.restart_fr_on_each_reply or not b.inv_fr):
+                b.inv_fr = 1
+                b.fr_gen += 1
+                out.timers.append(("tm:fr", c.fr_inv_timer, f"{c.tid}.{idx}.{b.fr_gen}"
+                                   .encode()))
+            if relay_buf and not c.tflags & T_FINAL_SENT:
+                _send_upstream(core, c, out, relay_buf, relay_code)
+            return
+        b.code = code
+        if code < 300:
+            # every 2xx goes upstream (RFC 3261 16.7 step 5), the others are cancelled
+            c.best_code, c.best_reason = code, msg.reason
+            if not c.tflags & T_2XX_SENT or c.invite:
+                if c.tflags & T_2XX_SENT:
+                    out.sends.append((_uas_dest(core, c), relay_buf))   # another 2xx
+                else:
+                    _send_upstream(core, c, out, relay_buf, relay_code)
+            if c.invite:
+                _cancel_branches(core, c, out, skip=idx, reason="Reason: SIP;cause=200;"
+                                 "text=\"Call completed elsewhere\"")
+            return
+        b.reply = raw
+        if code >= 600 and c.invite and not c.tflags & T_DISABLE_6XX:
+            _cancel_branches(core, c, out, skip=idx, reason=f"Reason: SIP;cause={code}")
+        _finish(core, c, out)
+
+    cell, _ = tbl.update(tid, upd)
+    if cell is None:
+        return True
+    _flush(core, out)
+    if out.failure is not None:
+        run_failure(tid, out.failure, core)
+    return True
+
+
+def _ack_for(sent: bytes, reply: "SipMsg") -> bytes:
+    from sipcore.msg import HdrType
+
+    h = reply.header(HdrType.TO)
+    to_line = reply.buf[h.start:h.end].decode("utf-8", "surrogateescape").rstrip("\r\n") \
+        if h is not None else None
+    return build_local_request(sent, "ACK", to_line=to_line)
+
+
+# ---- failure_route ---------------------------------------------------------------------------
+
+def ctx_from_cell(cell: Cell, core: Any) -> RouteCtx:
+    """A request context rebuilt from the transaction (failure_route, $T_req)."""
+    from sipcore.msg import parse_msg
+
+    msg = parse_msg(cell.fwd_base or cell.request)
+    rcv = RecvInfo(proto=cell.rcv_proto, src_ip=cell.src_ip, src_port=cell.src_port,
+                   dst_ip=cell.dst_ip, dst_port=cell.dst_port,
+                   af=6 if ":" in cell.src_ip else 4, sock=_find_sock(core, cell.uas_sock))
+    ctx = RouteCtx(msg=msg, rcv=rcv, core=core, flags=cell.flags)
+    if cell.ruri and cell.ruri != msg.ruri:
+        msg.set_ruri(cell.ruri)
+    ctx.extra[TID] = cell.tid
+    ctx.extra["via1_rcv_params_added"] = bool(cell.fwd_base)
+    return ctx
+
+
+def run_failure(tid: str, what: tuple[str, int, str, int], core: Any) -> None:
+    """Run failure_route NAME for TID (in the worker that got the last final reply, or in the
+    timer process after a timeout), then relay the best reply unless the route forwarded
+    again (serial forking) or replied itself."""
+    name, code, reason, best = what
+    tbl = table()
+    cell = tbl.get(tid)
+    routes = core.routes
+    if cell is None:
+        return
+    fctx = ctx_from_cell(cell, core)
+    fctx.extra[BEST] = (code, reason, best)
+    fctx.route_type = RouteType.FAILURE
+    if routes is not None and routes.has_route("failure", name):
+        stats.inc("tm:failure_routes")
+        routes.run("failure", name, fctx)
+    flags = fctx.flags
+    snap = _ctx_snapshot(fctx)
+    out = Out()
+
+    def upd(c: Cell) -> None:
+        c.tflags &= ~T_IN_FAILURE
+        c.flags = flags
+        if "tm_on_failure" in snap:
+            c.on_failure = snap["tm_on_failure"]
+        if "tm_on_reply" in snap:
+            c.on_reply = snap["tm_on_reply"]
+        _finish(core, c, out)
+
+    tbl.update(tid, upd)
+    _flush(core, out)
+    if out.failure is not None:
+        run_failure(tid, out.failure, core)
+
+
+# ---- timers (timer process) ------------------------------------------------------------------
+
+def _core() -> Any:
+    from sipcore.runtime import current_core
+
+    return current_core()
+
+
+def on_retr_timer(payload: bytes) -> None:
+    """Timers A / E: resend the branch request while no reply stopped it."""
+    tid, sidx, sint, kind = payload.decode().split(".")
+    idx, interval = int(sidx), int(sint)
+    cell = table().get(tid)
+    if cell is None or idx >= len(cell.branches):
+        return
+    br = cell.branches[idx]
+    invite = cell.invite
+    if br.state not in ((St.CALLING,) if invite else (St.TRYING, St.PROCEEDING)):
+        return
+    core = _core()
+    if _send(core, _dest(core, br.proto, br.ip, br.port, br.sock), br.buf):
+        stats.inc("tm:retransmissions")
+    timers = fsm.Timers(cell.t1, cell.t2)
+    nxt = timers.next_retr(interval, invite, br.state == St.PROCEEDING)
+    timer.schedule("tm:retr", nxt, f"{tid}.{idx}.{nxt}.{kind}".encode())
+
+
+def on_fr_timer(payload: bytes) -> None:
+    """fr_timer / fr_inv_timer (timers B / F): the branch gets a local 408 (487 when the
+    transaction was cancelled) and the transaction may complete: failure_route runs here."""
+    tid, sidx, sgen = payload.decode().split(".")
+    idx, gen = int(sidx), int(sgen)
+    core = _core()
+    out = Out()
+
+    def upd(c: Cell) -> None:
+        if idx >= len(c.branches):
+            return
+        b = c.branches[idx]
+        if b.fr_gen != gen or b.state >= St.COMPLETED:
+            return
+        ev = Ev.TIMER_B if c.invite else Ev.TIMER_F
+        t = fsm.step(fsm.table_for(True, c.invite), St(b.state), ev)
+        b.state = t.state if t is not None else St.TERMINATED
+        b.flags |= B_TIMEOUT
+        b.code = 487 if c.tflags & T_CANCELED and c.invite else 408
+        b.reply = b""
+        stats.inc("tm:branch_timeouts")
+        if c.invite and b.flags & B_REPLIED and not b.flags & B_CANCEL_SENT:
+            b.flags |= B_CANCEL_SENT
+            out.sends.append((_dest(core, b.proto, b.ip, b.port, b.sock),
+                              build_local_request(b.buf, "CANCEL")))
+        _finish(core, c, out)
+
+    cell, _ = table().update(tid, upd)
+    if cell is None:
+        return
+    _flush(core, out)
+    if out.failure is not None:
+        run_failure(tid, out.failure, core)
+
+
+def on_uas_timer(payload: bytes) -> None:
+    """Timers G (resend the final non-2xx reply until the ACK) and H (give up waiting)."""
+    tid, kind = payload.decode().split(".")
+    core = _core()
+    out = Out()
+    ev = Ev.TIMER_G if kind == "G" else Ev.TIMER_H
+
+    def upd(c: Cell) -> None:
+        t = fsm.step(fsm.SERVER_INVITE, St(c.uas_state), ev)
+        if t is None:
+            return
+        c.uas_state = t.state
+        if Act.RETRANSMIT in t.actions:
+            out.sends.append((_uas_dest(core, c), c.uas_reply))
+            c.uas_retr_ms = min(c.uas_retr_ms * 2, c.t2)
+            out.timers.append(("tm:uas", c.uas_retr_ms, f"{c.tid}.G".encode()))
+        if t.state == St.TERMINATED:
+            out.timers.append(("tm:wait", 0, c.tid.encode()))
+
+    table().update(tid, upd)
+    _flush(core, out)
+
+
+def on_wait_timer(payload: bytes) -> None:
+    """End of the wait state: the cell and its matching keys leave the table."""
+    t_release_now(payload.decode())
+
+
+def t_release_now(tid: str) -> None:
+    tbl = table()
+    cell = tbl.get(tid)
+    if cell is None:
+        return
+    for key in cell.keys.split("\n"):
+        if key:
+            tbl.index_del(key)
+    tbl.delete(tid)
+
+
+def on_clean_timer() -> None:
+    """Periodic: drop entries whose ttl passed (lost timers, crashed processes)."""
+    n = table().expire()
+    if n:
+        klog.dbg(f"tm: {n} expired table entries removed")
+
+
+def mark_expired(cell: Cell) -> bool:
+    life = cfg.max_inv_lifetime if cell.invite else cfg.max_noninv_lifetime
+    return bool(cell.tflags & T_EXPIRED) or now_ms() - cell.created_ms > life
+
+
+def find_by_callid(callid: str, cseq: str, method: Optional[str] = None) -> Optional[str]:
+    """The transaction with Call-ID CALLID and CSeq number CSEQ (tm.cancel, t_reply_callid,
+    t_cancel_callid): a scan of the table (these are operator tools, not the hot path)."""
+    from sipcore.msg import parse_msg
+
+    num = cseq.strip().split(" ")[0]
+    for c in table().cells():
+        if method is not None and c.method != method:
+            continue
+        try:
+            m = parse_msg(c.request)
+            if m.callid == callid and str(m.cseq.num) == num:
+                return c.tid
+        except ParseError:
+            continue
+    return None

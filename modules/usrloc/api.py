@@ -1,0 +1,92 @@
+"""UsrlocApi: what registrar (and later nathelper) bind with bind_api("usrloc").
+
+Runs in: every process. Shared state: the usrloc domains in shm (udomain.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Optional
+
+from sipcore.errors import ModuleError
+
+from .ucontact import Contact, q_text
+from .udomain import DomainCfg, UDomain, new_ruid
+
+# matching_mode values (Kamailio CONTACT_ONLY, CONTACT_CALLID, CONTACT_PATH, CONTACT_CALLID_ONLY)
+CONTACT_ONLY, CONTACT_CALLID, CONTACT_PATH, CONTACT_CALLID_ONLY = 0, 1, 2, 3
+
+
+def _uri_eq(a: str, b: str) -> bool:
+    """Contact URI comparison as usrloc does it: byte-exact, scheme/host case-insensitive
+    (Kamailio compares the strings; we accept case differences in scheme and host part)."""
+    if a == b:
+        return True
+    return a.lower() == b.lower()
+
+
+@dataclass
+class UsrlocApi:
+    """Kamailio usrloc_api_t, the part registrar needs."""
+
+    get_domain: Callable[[str], UDomain]
+    settings: Callable[[], DomainCfg]
+    params: Callable[[str], object]
+    known: dict[str, UDomain] = field(default_factory=dict)
+
+    def register_udomain(self, name: str) -> UDomain:
+        """The domain (table) NAME, created in shm on first use (preloaded from the DB when
+        created in the master)."""
+        if not name:
+            raise ModuleError("usrloc: empty domain (table) name")
+        return self.get_domain(name)
+
+    @property
+    def use_domain(self) -> bool:
+        return bool(self.params("use_domain"))
+
+    @property
+    def nat_bflag(self) -> int:
+        return int(self.params("nat_bflag"))        # type: ignore[arg-type]
+
+    @property
+    def cseq_delay(self) -> int:
+        return int(self.params("cseq_delay"))       # type: ignore[arg-type]
+
+    @property
+    def db_mode(self) -> int:
+        return int(self.params("db_mode"))          # type: ignore[arg-type]
+
+    def new_ruid(self) -> str:
+        return new_ruid()
+
+    def new_contact(self, **fields: object) -> Contact:
+        """A binding to insert (registrar's save): a fresh ruid unless given."""
+        fields.setdefault("ruid", new_ruid())
+        return Contact(**fields)                    # type: ignore[arg-type]
+
+    @staticmethod
+    def q_text(q: int) -> str:
+        return q_text(q)
+
+    def match_contact(self, contacts: list[Contact], uri: str, callid: str, path: str,
+                      instance: str = "", reg_id: int = 0) -> Optional[Contact]:
+        """Kamailio get_ucontact(): the existing binding a REGISTER Contact refers to, by
+        +sip.instance (and reg-id) when present (RFC 5626), else by matching_mode."""
+        if instance:
+            for c in contacts:
+                if c.instance == instance and c.reg_id == reg_id:
+                    return c
+        mode = int(self.params("matching_mode"))     # type: ignore[arg-type]
+        for c in contacts:
+            if mode == CONTACT_CALLID_ONLY:
+                if c.callid == callid:
+                    return c
+            elif _uri_eq(c.c, uri):
+                if mode == CONTACT_ONLY:
+                    return c
+                if mode == CONTACT_CALLID and c.callid == callid:
+                    return c
+                if mode == CONTACT_PATH and (not path or c.path == path):
+                    return c
+        return None
