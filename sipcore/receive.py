@@ -17,17 +17,44 @@ from sipcore.route.ctx import RecvInfo, RouteCtx
 
 
 def _check_mandatory(msg: Any) -> None:
-    """Via, From, To, Call-ID and CSeq must be present and parse (RFC 3261 8.1.1)."""
+    """Via (parsed: replies route by it), From, To, Call-ID and CSeq must be present
+    (RFC 3261 8.1.1). From/To bodies are parsed when something reads them; a defect found
+    then is handled by _run_route()."""
     if msg.via1 is None:
         raise ParseError("missing Via header")
-    msg.from_
-    msg.to
-    if not msg.callid:
-        raise ParseError("missing Call-ID header")
+    for t, name in _MANDATORY:
+        if msg.header(t) is None:
+            raise ParseError(f"missing {name} header")
     cseq = msg.cseq
     if msg.is_request and cseq.method != msg.method and msg.method != "ACK" \
             and msg.method != "CANCEL":
         raise ParseError("CSeq method does not match the request method")
+
+
+def _mandatory() -> tuple:
+    from sipcore.msg import HdrType
+
+    return ((HdrType.FROM, "From"), (HdrType.TO, "To"), (HdrType.CALLID, "Call-ID"),
+            (HdrType.CSEQ, "CSeq"))
+
+
+_MANDATORY = _mandatory()
+
+
+def _run_route(cfg: Any, core: Any, kind: str, ctx: RouteCtx) -> None:
+    """Run a route; a malformed part of the message found on the way (a header first parsed
+    by a function) ends the script like a failed parse: 400 for a request not answered yet,
+    otherwise a drop, logged and counted."""
+    try:
+        cfg.run(kind, None, ctx)
+    except ParseError as exc:
+        stats.inc("core:err_msgs")
+        rcv = ctx.rcv
+        klog.emit(klog.L_WARN, f"receive_msg: malformed message from {rcv.src_ip}:"
+                  f"{rcv.src_port}/{rcv.proto} found while routing: {exc.reason}")
+        ctx.dropped = True
+        if ctx.msg.is_request and not ctx.replied:
+            _reject(cfg, core, ctx.msg, rcv, exc)
 
 
 def _reject(cfg: Any, core: Any, msg: Any, rcv: RecvInfo, exc: ParseError) -> None:
@@ -96,13 +123,13 @@ def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[Rout
             if not cb(ctx):
                 ctx.dropped = True
                 return ctx
-        cfg.run("request", None, ctx)
+        _run_route(cfg, core, "request", ctx)
         return ctx
 
     stats.inc("core:rcv_replies")
     ctx.route_type = RouteType.ONREPLY
     if cfg.has_route("reply", None):
-        cfg.run("reply", None, ctx)
+        _run_route(cfg, core, "reply", ctx)
         if ctx.dropped and msg.status < 300:
             return ctx
     for cb in _response_cbs(cfg):

@@ -15,7 +15,7 @@ import re
 
 from sipcore.errors import ParseError
 from sipcore.msg.params import TOKEN_RE, Params, format_params, param_get, parse_params_at, skip_ws
-from sipcore.msg.uri import parse_hostport
+from sipcore.msg.uri import _HOSTNAME_RE, parse_hostport
 
 _HOST_RE = re.compile(r"\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9\-_.]+")
 _PORT_RE = re.compile(r"[0-9]+")
@@ -70,8 +70,49 @@ def _slash(s: str, i: int) -> int:
     return skip_ws(s, i + 1)
 
 
+# Fast path for the overwhelmingly common shape: one via-parm, no LWS inside, no quoted or
+# valueless-where-forbidden params: "SIP/2.0/UDP host[:port];name[=value]...". Anything else
+# (several values, LWS, quotes, IPv6 with odd forms) goes through the full parser below, which
+# gives the same result for these inputs.
+_FAST_RE = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9\-_.]+|\[[0-9A-Fa-f:.]*\])(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]/@]+)?)*)")
+_FAST_PARAM_RE = re.compile(r";([^;=]+)(?:=([^;]*))?")
+_NEED_VALUE = frozenset(("branch", "received", "maddr", "ttl"))
+
+
+def _parse_via_fast(s: str) -> list[Via] | None:
+    m = _FAST_RE.fullmatch(s)
+    if m is None:
+        return None
+    proto, host, port_s, ptext = m.groups()
+    if port_s is not None:
+        port: int | None = int(port_s)
+        if port > 65535:  # type: ignore[operator]
+            return None
+    else:
+        port = None
+    if host[0] == "[":
+        return None                      # IPv6 reference: full checks in the slow path
+    if _HOSTNAME_RE.fullmatch(host) is None:
+        return None
+    # _FAST_RE guarantees a non-empty value after "=", so "" means "no value"
+    plist: Params = [(k, v or None) for k, v in _FAST_PARAM_RE.findall(ptext)] if ptext else []
+    for k, v in plist:
+        if v is None and k.lower() in _NEED_VALUE:
+            return None
+    return [Via("SIP", "2.0", proto, host, port, plist)]
+
+
 def parse_via(s: str) -> list[Via]:
     """Parse a Via header value into its comma-separated via-parms."""
+    fast = _parse_via_fast(s)
+    if fast is not None:
+        return fast
+    return _parse_via_full(s)
+
+
+def _parse_via_full(s: str) -> list[Via]:
     out: list[Via] = []
     n = len(s)
     i = skip_ws(s, 0)

@@ -104,3 +104,37 @@ def test_log_lines_escape_control_bytes():
     finally:
         klog.capture(False)
         klog.set_debug(0)
+
+
+def test_parse_error_found_while_routing_gets_400(monkeypatch):
+    """A header first parsed by a function and found malformed ends the script with a 400."""
+    import sys
+    import types
+
+    from sipcore.mod import Module
+
+    fake = Module("fakeparse")
+
+    @fake.function("read_from_tag")
+    def _read(ctx):
+        return 1 if ctx.msg.from_.tag else -1
+
+    pkg = types.ModuleType("modules.fakeparse")
+    pkg.mod = fake
+    monkeypatch.setitem(sys.modules, "modules.fakeparse", pkg)
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, _orig=importlib.util.find_spec:
+                        object() if name == "modules.fakeparse" else _orig(name, *a))
+    h = Harness.from_text("""
+loadmodule "sl"
+loadmodule "fakeparse"
+request_route { read_from_tag(); sl_send_reply("200", "OK"); }
+""")
+    r = h.request(INVITE.replace("From: <sip:alice@127.0.0.1>;tag=aa1",
+                                 "From: <sip:alice@127.0.0.1;tag=aa1"))
+    [rpl] = r.replies
+    assert rpl.status == 400 and r.dropped
+    ok = h.request(INVITE)
+    assert ok.replies[0].status == 200
