@@ -24,6 +24,8 @@ from sipcore import log, stats
 from sipcore.core import errcodes as E
 from sipcore.core import sendlumps
 from sipcore.errors import ParseError, PykamError
+from sipcore.msg import HdrType, parse_uri
+from sipcore.msg.builder import build_request, make_branch
 from sipcore.route.core_api import Dest, SocketInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,8 +113,6 @@ def same_ip(a: str, b: str) -> bool:
 
 def uri_next_hop(uri_text: str) -> NextHop:
     """Next hop named by a SIP URI: maddr, else host; port; transport param; sips."""
-    from sipcore.msg import parse_uri
-
     try:
         uri = parse_uri(uri_text)
     except ParseError as exc:
@@ -208,8 +208,6 @@ def build_via_value(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) 
 
 def _via1_value_span(msg: "SipMsg") -> tuple["Header", int, int]:
     """(header, start, end) of the first Via *value* in msg.buf (end before any comma/LWS)."""
-    from sipcore.msg import HdrType
-
     h = msg.header(HdrType.VIA)
     if h is None:
         raise ForwardError(E.E_BAD_VIA, "no Via header")
@@ -289,8 +287,6 @@ def add_via1_received_rport(ctx: "RouteCtx") -> None:
 def build_forwarded(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) -> bytes:
     """The request as it leaves by SOCK: send-time lines (Record-Route), our Via, the
     message's edits. The send-time lines are rendered for this socket and not stored."""
-    from sipcore.msg.builder import build_request
-
     msg = ctx.msg
     via = build_via_value(ctx, sock, proto, branch)
     top = sendlumps.render(ctx, sock)
@@ -340,8 +336,6 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
     HOST None: next hop from $du if set, else from the R-URI (with its port when URI_PORT,
     else the default port), PORT overriding the port. PROTO forces the transport.
     """
-    from sipcore.msg.builder import make_branch
-
     msg = ctx.msg
     try:
         if host is None:

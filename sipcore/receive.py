@@ -12,8 +12,11 @@ from typing import Any, Optional
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ParseError
+from sipcore.forward import forward_reply
+from sipcore.msg import HdrType, parse_msg
 from sipcore.mod.exports import RouteType
 from sipcore.route.ctx import RecvInfo, RouteCtx
+from sipcore.route.reply import send_stateless_reply
 
 
 def _check_mandatory(msg: Any) -> None:
@@ -23,7 +26,7 @@ def _check_mandatory(msg: Any) -> None:
     if msg.via1 is None:
         raise ParseError("missing Via header")
     for t, name in _MANDATORY:
-        if msg.header(t) is None:
+        if not msg.has_header(t):
             raise ParseError(f"missing {name} header")
     cseq = msg.cseq
     if msg.is_request and cseq.method != msg.method and msg.method != "ACK" \
@@ -32,8 +35,6 @@ def _check_mandatory(msg: Any) -> None:
 
 
 def _mandatory() -> tuple:
-    from sipcore.msg import HdrType
-
     return ((HdrType.FROM, "From"), (HdrType.TO, "To"), (HdrType.CALLID, "Call-ID"),
             (HdrType.CSEQ, "CSeq"))
 
@@ -59,8 +60,6 @@ def _run_route(cfg: Any, core: Any, kind: str, ctx: RouteCtx) -> None:
 
 def _reject(cfg: Any, core: Any, msg: Any, rcv: RecvInfo, exc: ParseError) -> None:
     """Answer a broken request with exc.status_hint when a reply can still be built."""
-    from sipcore.route.reply import send_stateless_reply
-
     if msg is None or not msg.is_request or msg.method == "ACK":
         return
     try:
@@ -95,8 +94,6 @@ def _response_cbs(cfg: Any) -> list:
 
 def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[RouteCtx]:
     """Process one message; returns the RouteCtx it ran with (None when it was dropped early)."""
-    from sipcore.msg import parse_msg
-
     stats.inc("core:rcv_msgs")
     try:
         msg = parse_msg(buf)
@@ -136,7 +133,5 @@ def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[Rout
         if cb(ctx):
             return ctx          # a module (tm) owns this reply
     # no transaction took it: relay statelessly by the Via stack (Kamailio forward_reply)
-    from sipcore.forward import forward_reply
-
     forward_reply(ctx)
     return ctx

@@ -214,9 +214,12 @@ class UDomain:
         contacts that expired. Timer process (and ul.flush / shutdown with sync=True)."""
         now = time.time() if now is None else now
         if self.table is None:
-            if self.db is not None:
+            if self.db is None:
+                return 0
+            try:
                 return self.db.delete_expired(now)
-            return 0
+            except DbError:
+                return 0                    # logged; retried next round
         mode = self.cfg.db_mode
         writes_db = self.db is not None and mode in (WRITE_THROUGH, WRITE_BACK)
         # phase 1: a consistent copy of the work, bucket by bucket (no lock held after)

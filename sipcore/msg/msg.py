@@ -227,6 +227,10 @@ class SipMsg:
             hdrs = self._hdrs
         return list(hdrs)  # type: ignore[arg-type]
 
+    def has_header(self, t: int) -> bool:
+        """Whether a header of known type T is present (no Header object is made)."""
+        return t in self._types
+
     def header(self, key: HeaderKey) -> Header | None:
         """First header of a type or name (case-insensitive, compact forms included)."""
         t = key if isinstance(key, int) else int(hdr_type_of(key))

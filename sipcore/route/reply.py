@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 from sipcore import stats
+from sipcore.forward import reply_dest
+from sipcore.msg.builder import build_reply, gen_to_tag
 from sipcore.route.ctx import RouteCtx
 
 DEFAULT_SERVER_HEADER = "Server: pykam (0.1.0 (python))"
@@ -25,9 +27,6 @@ def send_stateless_reply(ctx: RouteCtx, code: int, reason: str, *,
                          extra_headers: Iterable[str] = (), body: bytes = b"",
                          content_type: Optional[str] = None) -> bool:
     """Build and send a reply to ctx.msg; False when it cannot be sent (or MSG is an ACK)."""
-    from sipcore.forward import reply_dest
-    from sipcore.msg.builder import build_reply, gen_to_tag
-
     msg = ctx.msg
     if not msg.is_request or msg.method == "ACK":
         return False

@@ -420,3 +420,17 @@ def test_db_modes(kind, mode, tmp_path):
                      f'modparam("usrloc", "db_mode", {mode})')
         r = h2.request(invite())
         assert r.rc == 1 and r.ctx.msg.ruri == "sip:alice@192.0.2.50"
+
+
+@pytest.mark.parametrize("mode", [1, 3])
+def test_database_down_gives_500_and_lookup_error(mode):
+    url = "postgres://postgres@127.0.0.1:1/none"          # nothing listens on port 1
+    h = harness(f'modparam("usrloc", "db_url", "{url}")\n'
+                f'modparam("usrloc", "db_mode", {mode})\n'
+                'modparam("usrloc", "db_load", 0)')
+    r = h.request(register())
+    rep = reply_of(r)
+    assert r.rc == -1 and rep.status == 500
+    if mode == 3:
+        assert reply_of(h.request(invite())).status == 500        # lookup() returned -3
+    db.dispose_engine(url)

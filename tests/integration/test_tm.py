@@ -1,0 +1,185 @@
+"""tm with the real server (children=2): a dialog through tm between two loopback UAs, replies
+matched across workers through shm, a 408 produced by the timer process."""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Optional
+
+from sipcore.msg import parse_msg
+
+from .conftest import UA
+
+CFG = """
+debug=2
+children=2
+listen=udp:127.0.0.1:{port}
+
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "tmx"
+loadmodule "rr"
+loadmodule "siputils"
+loadmodule "textops"
+loadmodule "xlog"
+loadmodule "pv"
+
+modparam("tm", "fr_timer", 1000)
+modparam("tm", "fr_inv_timer", 3000)
+
+request_route {
+    if (is_method("OPTIONS") && $rU == $null) {
+        sl_send_reply("200", "OK");
+        exit;
+    }
+    xlog("L_NOTICE", "TMREQ $pp $rm $ci\\n");
+    if (is_method("CANCEL")) {
+        if (t_check_trans()) { t_relay(); }
+        exit;
+    }
+    if (!is_method("ACK")) {
+        if (t_precheck_trans()) { t_check_trans(); exit; }
+        t_check_trans();
+    }
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); exit; }
+        if (is_method("ACK")) {
+            if (t_check_trans()) { t_relay(); }
+            exit;
+        }
+        sl_send_reply("404", "Not here");
+        exit;
+    }
+    record_route();
+    t_on_failure("FAIL");
+    if (!t_relay()) { sl_reply_error(); }
+    exit;
+}
+
+reply_route {
+    xlog("L_NOTICE", "TMRPL $pp $rs $ci\\n");
+}
+
+failure_route[FAIL] {
+    xlog("L_NOTICE", "TMFAIL $pp $T_reply_code $ci\\n");
+}
+"""
+
+
+def sip(text: str) -> bytes:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+
+
+def recv_until(ua: UA, pred, timeout: float = 5.0) -> Optional[object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = ua.recv(max(0.05, deadline - time.monotonic()))
+        if data is None:
+            return None
+        m = parse_msg(data)
+        if pred(m):
+            return m
+    return None
+
+
+def reply_to(m, code: int, reason: str, tag: str, contact: str) -> bytes:
+    vias = "".join(f"Via: {v}\n" for v in m.header_values("Via"))
+    rrs = "".join(f"Record-Route: {v}\n" for v in m.header_values("Record-Route"))
+    to = m.header("To").value + (f";tag={tag}" if code > 100 else "")
+    return sip(f"SIP/2.0 {code} {reason}\n{vias}{rrs}From: {m.header('From').value}\n"
+               f"To: {to}\nCall-ID: {m.callid}\nCSeq: {m.cseq.num} {m.cseq.method}\n"
+               f"Contact: <{contact}>\nContent-Length: 0\n\n")
+
+
+def call(srv_port: int, alice: UA, bob: UA, with_bye: bool = True) -> str:
+    cid = uuid.uuid4().hex
+    inv = (f"INVITE sip:bob@127.0.0.1:{bob.port} SIP/2.0\n"
+           f"Via: SIP/2.0/UDP 127.0.0.1:{alice.port};branch=z9hG4bK{cid[:12]};rport\n"
+           f"Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=a{cid[:6]}\n"
+           f"To: <sip:bob@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 INVITE\n"
+           f"Contact: <sip:alice@127.0.0.1:{alice.port}>\nContent-Length: 0\n\n")
+    alice.send(sip(inv), srv_port)
+    trying = recv_until(alice, lambda m: m.is_reply and m.status == 100)
+    assert trying is not None, "no 100 Trying"
+    got = recv_until(bob, lambda m: m.is_request and m.method == "INVITE")
+    assert got is not None, "INVITE not relayed"
+    assert got.via1.branch.startswith("z9hG4bK.t")
+    bob_contact = f"sip:bob@127.0.0.1:{bob.port}"
+    bob.send(reply_to(got, 180, "Ringing", "b1", bob_contact), srv_port)
+    assert recv_until(alice, lambda m: m.is_reply and m.status == 180) is not None
+    bob.send(reply_to(got, 200, "OK", "b1", bob_contact), srv_port)
+    ok = recv_until(alice, lambda m: m.is_reply and m.status == 200)
+    assert ok is not None, "200 not relayed"
+    route = "".join(f"Route: {v}\n" for v in reversed(ok.header_values("Record-Route")))
+    assert route, "no Record-Route in the 200"
+    to = ok.header("To").value
+    ack = (f"ACK {bob_contact} SIP/2.0\n"
+           f"Via: SIP/2.0/UDP 127.0.0.1:{alice.port};branch=z9hG4bKack{cid[:8]};rport\n"
+           f"{route}Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=a{cid[:6]}\n"
+           f"To: {to}\nCall-ID: {cid}\nCSeq: 1 ACK\nContent-Length: 0\n\n")
+    alice.send(sip(ack), srv_port)
+    assert recv_until(bob, lambda m: m.is_request and m.method == "ACK") is not None
+    if with_bye:
+        bye = (f"BYE {bob_contact} SIP/2.0\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{alice.port};branch=z9hG4bKbye{cid[:8]};rport\n"
+               f"{route}Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=a{cid[:6]}\n"
+               f"To: {to}\nCall-ID: {cid}\nCSeq: 2 BYE\nContent-Length: 0\n\n")
+        alice.send(sip(bye), srv_port)
+        got_bye = recv_until(bob, lambda m: m.is_request and m.method == "BYE")
+        assert got_bye is not None, "BYE not relayed"
+        bob.send(reply_to(got_bye, 200, "OK", "b1", bob_contact), srv_port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 200
+                          and m.cseq.method == "BYE") is not None
+    return cid
+
+
+def test_dialog_through_tm_and_cross_worker_matching(start_server):
+    srv = start_server(CFG)
+    alice, bob = UA(), UA()
+    try:
+        cids = [call(srv.port, alice, bob, with_bye=(i == 0)) for i in range(12)]
+    finally:
+        alice.close()
+        bob.close()
+    time.sleep(0.3)
+    log = srv.log()
+    req_pid = {cid: pid for pid, cid in re.findall(r"TMREQ (\d+) INVITE (\w+)", log)}
+    crossed = 0
+    for cid in cids:
+        rpl_pids = set(re.findall(rf"TMRPL (\d+) \d+ {cid}", log))
+        if rpl_pids - {req_pid[cid]}:
+            crossed += 1
+    workers = set(re.findall(r"TMREQ (\d+) ", log)) | set(re.findall(r"TMRPL (\d+) ", log))
+    assert len(workers) == 2, log[-2000:]
+    # every call completed; replies handled by the other worker still found their transaction
+    assert crossed > 0, log[-3000:]
+
+
+def test_timeout_408_from_timer_process(start_server):
+    srv = start_server(CFG)
+    alice, mute = UA(), UA()
+    try:
+        cid = uuid.uuid4().hex
+        inv = (f"INVITE sip:nobody@127.0.0.1:{mute.port} SIP/2.0\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{alice.port};branch=z9hG4bK{cid[:12]};rport\n"
+               f"Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=t{cid[:6]}\n"
+               f"To: <sip:nobody@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 INVITE\n"
+               f"Contact: <sip:alice@127.0.0.1:{alice.port}>\nContent-Length: 0\n\n")
+        alice.send(sip(inv), srv.port)
+        t0 = time.monotonic()
+        final = recv_until(alice, lambda m: m.is_reply and m.status >= 200, timeout=6)
+        assert final is not None and final.status == 408, srv.log()[-2000:]
+        assert 0.8 < time.monotonic() - t0 < 4
+        # the mute UA saw the INVITE and its retransmissions (timer A)
+        copies = 0
+        while mute.recv(0.05) is not None:
+            copies += 1
+        assert copies >= 2
+    finally:
+        alice.close()
+        mute.close()
+    log = srv.log()
+    fail_pid = re.search(rf"TMFAIL (\d+) 408 {cid}", log)
+    assert fail_pid is not None, log[-2000:]
+    assert not re.search(rf"TMREQ {fail_pid.group(1)} ", log)     # not a SIP worker
