@@ -1,9 +1,13 @@
-"""acc: accounting of transactions to syslog and DB (declared only).
+"""acc: accounting of transactions to the log (Kamailio acc, syslog back end).
 
-Complete Kamailio 5.6 export table (acc_log_request, acc_db_request, acc_request and every
-parameter with its default) so configs check. Accounting hooks into tm transaction
-callbacks, which do not exist yet: the server refuses to start with this module and every
-function raises ModuleError.
+Runs in: the master (declarations, mod_init: parses log_extra, registers with tm), SIP workers
+and the timer process (tm's final-reply callback, acc_log_request). Shared state: none of its
+own; it reads tm's transaction (flags, request) when a final reply goes upstream.
+
+Log accounting is implemented: log_flag, log_missed_flag, failed_transaction_flag, log_extra,
+log_level/log_facility, acc_log_request(). The DB back end (acc_db_request, acc_request,
+db_*), CDRs and multi-leg info need the database layer and dialog: those functions still
+raise ModuleError (docs/modules/acc.md).
 """
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from sipcore.core.declared import declare_functions, declare_params
 from sipcore.mod import FAILURE_ROUTE, REQUEST_ROUTE, Fx, Module
 
 mod = Module("acc", summary="Accounting of transactions (syslog, DB, CDRs).",
-             depends=("tm",), implemented=False,
-             pending_note="accounting runs on tm transaction callbacks: runtime issue (tm)")
+             depends=("tm",),
+             pending_note="the DB back end needs the database layer (see docs/modules/acc.md)")
 
 RF = REQUEST_ROUTE | FAILURE_ROUTE
 
@@ -69,3 +73,5 @@ declare_params(mod, [
     ("cdrs_table", str, "", "CDR table (empty: no DB CDRs)."),
     ("cdr_extra_nullable", int, 0, "NULL for missing CDR extra values."),
 ])
+
+from . import acc_log  # noqa: E402,F401  (log accounting: mod_init and acc_log_request)

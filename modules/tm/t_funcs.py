@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from sipcore import log as klog
 from sipcore import stats, timer
@@ -218,6 +218,12 @@ class Out:
     failure: Optional[tuple[str, int, str, int]] = None   # route, code, reason, branch
     absorb: bool = False
     ok: bool = True
+    finals: list[tuple[Cell, int, bytes]] = field(default_factory=list)  # final replies sent
+
+
+#: fn(cell, code, reply_buf, core) for every final reply sent upstream (Kamailio
+#: TMCB_RESPONSE_OUT for finals): acc registers here through tm's API. Run after the lock.
+final_callbacks: list[Callable[[Cell, int, bytes, Any], None]] = []
 
 
 def _flush(core: Any, out: Out) -> None:
@@ -225,6 +231,13 @@ def _flush(core: Any, out: Out) -> None:
         _send(core, dest, buf)
     for name, delay, payload in out.timers:
         timer.schedule(name, delay, payload)
+    for cell, code, buf in out.finals:
+        for cb in final_callbacks:
+            try:
+                cb(cell, code, buf, core)
+            except Exception as exc:  # noqa: BLE001 - a module callback must not break tm
+                klog.err(f"tm: final reply callback {cb.__qualname__}: "
+                         f"{type(exc).__name__}: {exc}")
 
 
 def _uas_dest(core: Any, cell: Cell) -> Dest:
@@ -243,6 +256,7 @@ def _send_upstream(core: Any, cell: Cell, out: Out, buf: bytes, code: int) -> No
     out.sends.append((_uas_dest(core, cell), buf))
     stats.inc("tmx:rpl_sent")
     if code >= 200:
+        out.finals.append((cell, code, buf))
         cell.tflags |= T_FINAL_SENT
         if code < 300:
             cell.tflags |= T_2XX_SENT

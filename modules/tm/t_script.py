@@ -66,6 +66,7 @@ def _mod_init(cfg: Any) -> None:
         raise RuntimeError("tm needs the shared memory segment")
     tbl = shm.named("tm:table", lambda a: ShmHashTable.create(a, 4096), ShmHashTable.attach)
     tf.set_table(TmTable(tbl))
+    tf.final_callbacks.clear()
     timer.register_handler("tm:retr", tf.on_retr_timer)
     timer.register_handler("tm:fr", tf.on_fr_timer)
     timer.register_handler("tm:uas", tf.on_uas_timer)
@@ -76,6 +77,25 @@ def _mod_init(cfg: Any) -> None:
     sl = cfg.modules.get("sl") if cfg is not None else None
     if sl is not None and sl.api is not None:
         sl.api.stateful_replier = stateful_replier
+
+
+class TmApi:
+    """What other modules may use (Kamailio load_tm_api): acc registers its final-reply
+    callback here; `t_reply` and `ctx_from_cell` are exposed for module-made replies."""
+
+    def register_final_callback(self, fn: Callable[..., None]) -> None:
+        if fn not in tf.final_callbacks:
+            tf.final_callbacks.append(fn)
+
+    def t_reply(self, ctx: RouteCtx, code: int, reason: str) -> int:
+        return tf.t_reply(ctx, code, reason)
+
+    def request_ctx(self, cell: Any, core: Any) -> RouteCtx:
+        return tf.ctx_from_cell(cell, core)
+
+
+api = TmApi()
+mod.provides_api(api)
 
 
 def stateful_replier(ctx: RouteCtx, code: int, reason: str) -> Optional[int]:

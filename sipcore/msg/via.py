@@ -82,6 +82,21 @@ _NEED_VALUE = frozenset(("branch", "received", "maddr", "ttl"))
 
 
 def _parse_via_fast(s: str) -> list[Via] | None:
+    if "," in s:                         # several via-parms in one header line (SIPp does it)
+        if '"' in s:
+            return None
+        out: list[Via] = []
+        for part in s.split(","):
+            one = _parse_via_fast_one(part.strip(" \t"))
+            if one is None:
+                return None
+            out.append(one)
+        return out
+    one = _parse_via_fast_one(s)
+    return None if one is None else [one]
+
+
+def _parse_via_fast_one(s: str) -> Via | None:
     m = _FAST_RE.fullmatch(s)
     if m is None:
         return None
@@ -101,7 +116,7 @@ def _parse_via_fast(s: str) -> list[Via] | None:
     for k, v in plist:
         if v is None and k.lower() in _NEED_VALUE:
             return None
-    return [Via("SIP", "2.0", proto, host, port, plist)]
+    return Via("SIP", "2.0", proto, host, port, plist)
 
 
 def parse_via(s: str) -> list[Via]:

@@ -96,6 +96,11 @@ def test_register_in_one_worker_lookup_from_all(start_server):
     assert aors["alice"][0]["Contact"]["Address"] == "sip:alice@127.0.0.1:5999"
     look = _pykamcmd(srv.rundir, "ul.lookup", "location", "alice")
     assert look["AoR"] == "alice"
+    show = subprocess.run([sys.executable, "-m", "sipcore.cli.ops", "-s",
+                           str(srv.rundir / "pykam_ctl"), "ul", "show", "--brief"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=20,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert show.returncode == 0 and "sip:alice@127.0.0.1:5999" in show.stdout
     _pykamcmd(srv.rundir, "ul.rm", "location", "alice")
     assert _ask(srv.port, lambda ua: _invite(ua, srv.port, "alice")).status == 404
 

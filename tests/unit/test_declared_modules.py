@@ -10,8 +10,8 @@ from sipcore.mod import FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx
 from sipcore.mod.loader import ModuleRegistry
 from sipcore.testing import make_ctx
 
-DECLARED = ("acc",)
-TABLES = DECLARED + ("rr", "usrloc", "registrar", "tm", "tmx")
+DECLARED: tuple[str, ...] = ()
+TABLES = DECLARED + ("rr", "usrloc", "registrar", "tm", "tmx", "acc")
 
 # name -> arities, per module (Kamailio 5.6 export tables)
 EXPECTED = {

@@ -22,6 +22,10 @@ CASES = [
     "SIP/2.0/UDP -bad-;branch=z9hG4bK1",
     "SIP/2.0/UDP h;BRANCH=z9hG4bK1;Received=1.2.3.4;RPORT",
     "SIP/2.0/UDP h;x=\"quoted\"",
+    "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKa.0,SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKb",
+    "SIP/2.0/UDP a;branch=z9hG4bKa, SIP/2.0/TCP b:5;branch=z9hG4bKb;rport=7",
+    "SIP/2.0/UDP a;branch=z9hG4bKa,,SIP/2.0/UDP b",
+    "SIP/2.0/UDP a;branch=z9hG4bKa,",
 ]
 
 
@@ -41,6 +45,11 @@ def _check(s):
     fast = _parse_via_fast(s)
     if fast is not None:
         assert _norm(fast) == _full(s), s
+    return fast
+
+
+def test_multi_value_line_takes_fast_path():
+    assert len(_check(CASES[-4])) == 2
 
 
 @pytest.mark.parametrize("s", CASES)
