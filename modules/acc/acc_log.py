@@ -15,6 +15,7 @@ import time
 from typing import Any, Optional
 
 from sipcore import log as klog
+from sipcore.errors import ParseError
 from sipcore.mod import bind_api
 from sipcore.route.ctx import RouteCtx
 
@@ -90,12 +91,12 @@ def on_final(cell: Any, code: int, reply: bytes, core: Any) -> None:
     wanted = (ok and _isset(flags, log_flag)) or \
         (not ok and (_isset(flags, missed) or
                      (_isset(flags, log_flag) and _isset(flags, failed))))
-    if not wanted or cell.method in ("ACK", "CANCEL") and not mod.p.report_cancels:
+    if not wanted or (cell.method == "CANCEL" and not mod.p.report_cancels):
         return
     try:
         rpl = parse_msg(reply)
         reason, to_tag = rpl.reason, rpl.to_tag
-    except Exception:  # noqa: BLE001 - a record without reply details is still written
+    except ParseError:          # a record without reply details is still written
         reason, to_tag = "", None
     ctx = bind_api(core.routes.modules, "tm", "acc").request_ctx(cell, core) \
         if core is not None and core.routes is not None else None

@@ -9,16 +9,26 @@ flags and reply texts follow it; see docs/modules/registrar.md.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import stats
 from sipcore.core.declared import declare_params
-from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx, Module
-from sipcore.mod import bind_api
+from sipcore.mod import (
+    ANY_ROUTE,
+    FAILURE_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Custom,
+    Fx,
+    Module,
+    bind_api,
+)
 from sipcore.pv import PvError, PvSpec
 from sipcore.route.ctx import RouteCtx
 
-from . import common, lookup as lk, save as sv
+from . import common
+from . import lookup as lk
+from . import save as sv
 
 mod = Module("registrar", summary="REGISTER processing (save) and location lookup.",
              depends=("usrloc",))
@@ -71,10 +81,36 @@ def mod_init(cfg: Any) -> None:
     ul = bind_api(cfg.modules, "usrloc", "registrar")
     for name in sorted(common.TABLES_SEEN):
         ul.register_udomain(name)
+    ul.register_expired_cb(_contact_expired)
     for name in ("accepted_regs", "rejected_regs"):
         stats.register(f"registrar:{name}")
     for name in ("max_expires", "max_contacts", "default_expires"):
         stats.register_func(f"registrar:{name}", lambda n=name: int(mod.get_param(n)))
+
+
+def _contact_expired(domain: str, aor: str, contact: Any) -> None:
+    """Timer process: run event_route[usrloc:contact-expired] with $ulc(exp=>...) filled."""
+    from sipcore.runtime import current_config, current_core
+
+    cfg = current_config()
+    if cfg is None or not cfg.has_route("event", "usrloc:contact-expired"):
+        return
+    lk.PROFILES["exp"] = lk.Profile(aor, domain, [contact])
+    try:
+        from sipcore.mod.exports import RouteType
+        from sipcore.msg import parse_msg
+        from sipcore.route.ctx import RecvInfo
+
+        faked = (b"OPTIONS sip:you@127.0.0.1 SIP/2.0\r\n"
+                 b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKulexp\r\n"
+                 b"From: <sip:you@127.0.0.1>;tag=1\r\nTo: <sip:you@127.0.0.1>\r\n"
+                 b"Call-ID: usrloc-expired\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        ctx = RouteCtx(msg=parse_msg(faked), rcv=RecvInfo(), core=current_core(),
+                       route_type=RouteType.EVENT)
+        ctx.extra["faked_msg"] = True
+        cfg.run("event", "usrloc:contact-expired", ctx)
+    finally:
+        lk.PROFILES.pop("exp", None)
 
 
 # ---- save -----------------------------------------------------------------------------------
@@ -219,7 +255,7 @@ class UlcPv(PvSpec):
         return UlcPv(self.profile, self.attr, idx.static, self.text)
 
 
-def _ulc_factory(inner: Optional[str]) -> PvSpec:
+def _ulc_factory(inner: str | None) -> PvSpec:
     if not inner or "=>" not in inner:
         raise ValueError("$ulc(profile=>attr) expected")
     profile, _, attr = inner.partition("=>")

@@ -4,7 +4,7 @@ Runs in: SIP workers. Shared state: none here (usrloc owns the contacts).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import log as klog
 from sipcore import stats
@@ -30,7 +30,7 @@ class AorError(Exception):
 
 
 def extract_aor(uri: str, *, use_domain: bool, case_sensitive: bool,
-                realm_prefix: Optional[str]) -> str:
+                realm_prefix: str | None) -> str:
     """user[@domain] of a SIP URI, as usrloc keys it (Kamailio extract_aor)."""
     try:
         u = parse_uri(uri.strip())

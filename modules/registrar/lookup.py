@@ -7,7 +7,7 @@ the usrloc API; $ulc profiles are per process (Kamailio keeps them in pkg memory
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from sipcore.db import DbError
 from sipcore.errors import ParseError
@@ -18,7 +18,7 @@ from . import common
 LOOKUP_OK, LOOKUP_NOT_FOUND, LOOKUP_METHOD, LOOKUP_ERROR = 1, -1, -2, -3
 
 
-def _aor(ctx: RouteCtx, p: Any, uri: Optional[str]) -> Optional[str]:
+def _aor(ctx: RouteCtx, p: Any, uri: str | None) -> str | None:
     ul = common.usrloc_api()
     try:
         text = uri if uri else ctx.msg.ruri
@@ -30,7 +30,7 @@ def _aor(ctx: RouteCtx, p: Any, uri: Optional[str]) -> Optional[str]:
         return None
 
 
-def _contacts(ctx: RouteCtx, table: str, aor: str) -> Optional[list[Any]]:
+def _contacts(ctx: RouteCtx, table: str, aor: str) -> list[Any] | None:
     try:
         return common.usrloc_api().register_udomain(table).get(aor)
     except DbError:
@@ -44,7 +44,7 @@ def _filtered(ctx: RouteCtx, p: Any, cts: list[Any]) -> list[Any]:
     return [c for c in cts if c.methods == -1 or c.methods & mid]
 
 
-def _dst_of(c: Any) -> Optional[str]:
+def _dst_of(c: Any) -> str | None:
     """Where to send: the first Path hop (loose routing), else the received address."""
     if c.path:
         first = c.path.split(",")[0].strip()
@@ -57,7 +57,7 @@ def _branch(c: Any) -> Branch:
                   instance=c.instance or None, ruid=c.ruid, location_ua=c.user_agent or None)
 
 
-def lookup(ctx: RouteCtx, p: Any, table: str, uri: Optional[str], *, to_dset: bool = False
+def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool = False
            ) -> int:
     """R-URI = best contact (dst from Path/received, bflags restored), the rest as branches
     (append_branches); to_dset: every contact as a branch, R-URI unchanged."""
@@ -108,7 +108,7 @@ def lookup_branches(ctx: RouteCtx, p: Any, table: str) -> int:
     return LOOKUP_OK if found else LOOKUP_NOT_FOUND
 
 
-def registered(ctx: RouteCtx, p: Any, table: str, uri: Optional[str], match_option: int,
+def registered(ctx: RouteCtx, p: Any, table: str, uri: str | None, match_option: int,
                match_action: int) -> int:
     """1 when the AoR has a live contact (matching Call-ID / received / Contact URI of this
     message when match_option bits 1 / 2 / 4 are set), else -1."""
@@ -130,7 +130,7 @@ def registered(ctx: RouteCtx, p: Any, table: str, uri: Optional[str], match_opti
     return -1
 
 
-def unregister(ctx: RouteCtx, p: Any, table: str, uri: str, ruid: Optional[str]) -> int:
+def unregister(ctx: RouteCtx, p: Any, table: str, uri: str, ruid: str | None) -> int:
     """Remove every contact of URI's AoR (or the one with RUID): 1 done, -1 bad AoR, -2
     usrloc error, -3 nothing to remove."""
     aor = _aor(ctx, p, uri)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from sipcore.db import DbError
 from sipcore.errors import ParseError
@@ -53,7 +53,7 @@ class ReqContact:
     instance: str = ""
     reg_id: int = 0
     methods: int = -1
-    params: list[tuple[str, Optional[str]]] = field(default_factory=list)
+    params: list[tuple[str, str | None]] = field(default_factory=list)
 
 
 def parse_q(text: str) -> int:
@@ -88,7 +88,7 @@ class Saver:
     """One save() call."""
 
     def __init__(self, ctx: RouteCtx, p: Any, table: str, flags: int,
-                 uri: Optional[str]) -> None:
+                 uri: str | None) -> None:
         self.ctx = ctx
         self.p = p
         self.table = table
@@ -99,7 +99,7 @@ class Saver:
         self.path_in_reply = False
 
     # ---- request checks ---------------------------------------------------------------
-    def expires_of(self, value: Optional[str], hdr: Optional[int]) -> int:
+    def expires_of(self, value: str | None, hdr: int | None) -> int:
         p = self.p
         if value is not None:
             try:
@@ -147,7 +147,8 @@ class Saver:
             if len(na.uri) > int(self.p.contact_max_size):
                 raise RegError(400, "Contact/received too long")
             try:
-                na.parsed_uri
+                if not na.parsed_uri.scheme:
+                    raise ParseError("no scheme", -1)
             except ParseError:
                 raise RegError(400, "Bad Contact URI") from None
             q = default_q
@@ -230,7 +231,8 @@ class Saver:
                 result = RC_QUERY
             else:
                 outcome: list[int] = []
-                bindings = dom.update(aor, lambda cts: self.merge(cts, reqs, outcome),
+                base = self.binding_fields()
+                bindings = dom.update(aor, lambda cts: self.merge(cts, reqs, base, outcome),
                                       mem_only=mem_only)
                 result = outcome[0]
         except DbError:
@@ -239,17 +241,25 @@ class Saver:
         common.count("accepted_regs")
         return result
 
-    def merge(self, cts: list[Any], reqs: list[ReqContact], outcome: list[int]) -> list[Any]:
-        """Under the AoR lock (no I/O): apply the REGISTER's contacts to the bindings."""
+    def binding_fields(self) -> dict[str, Any]:
+        """What every binding of this REGISTER stores, computed before usrloc's lock is taken
+        (message parsing and PV evaluation never run under it)."""
         msg = self.ctx.msg
-        callid = msg.callid
-        cseq = msg.cseq.num
-        now = int(time.time())
-        ua = msg.user_agent or ""
         rcv = self.ctx.rcv
-        sock = f"{rcv.proto}:{rcv.dst_ip}:{rcv.dst_port}"
-        received = self.received()
-        cflags = self.ctx.bflags
+        try:
+            return {"callid": msg.callid, "cseq": msg.cseq.num, "user_agent": msg.user_agent or "",
+                    "socket": f"{rcv.proto}:{rcv.dst_ip}:{rcv.dst_port}",
+                    "received": self.received(), "cflags": self.ctx.bflags,
+                    "path": self.path, "conn_id": rcv.conn_id}
+        except ParseError:
+            raise RegError(400, "Message parse error") from None
+
+    def merge(self, cts: list[Any], reqs: list[ReqContact], base: dict[str, Any],
+              outcome: list[int]) -> list[Any]:
+        """Under the AoR lock (pure, no I/O): apply the REGISTER's contacts to the bindings."""
+        callid = base["callid"]
+        cseq = base["cseq"]
+        now = int(time.time())
         cur = list(cts)
         inserted = updated = deleted = 0
         if self.flags & SAVE_SINGLE:
@@ -269,10 +279,9 @@ class Saver:
                     cur.remove(old)
                     deleted += 1
                 continue
-            fields = dict(c=r.uri, expires=now + r.expires, q=r.q, callid=callid, cseq=cseq,
-                          cflags=cflags, user_agent=ua, received=received, path=self.path,
-                          socket=sock, methods=r.methods, instance=r.instance,
-                          reg_id=r.reg_id, last_modified=now, conn_id=self.ctx.rcv.conn_id)
+            fields = {**base, "c": r.uri, "expires": now + r.expires, "q": r.q,
+                      "methods": r.methods, "instance": r.instance, "reg_id": r.reg_id,
+                      "last_modified": now}
             if old is not None:
                 cur[cur.index(old)] = old.copy(**fields)
                 updated += 1
@@ -330,7 +339,7 @@ class Saver:
             common.log_err(f"failed to send the {code} reply", self.ctx)
 
 
-def save(ctx: RouteCtx, p: Any, table: str, flags: int, uri: Optional[str]) -> int:
+def save(ctx: RouteCtx, p: Any, table: str, flags: int, uri: str | None) -> int:
     """The save() entry: 1..4 on success (see RC_*), -1 error, -2 too many contacts; an error
     reply is sent unless flag 0x02 holds it back for reg_send_reply()."""
     s = Saver(ctx, p, table, flags, uri)

@@ -45,6 +45,9 @@ T_EXPIRED = 256
 T_LOCAL_REPLY = 512     # the final reply upstream was generated locally (t_reply)
 T_NO_INTERNAL_REPLY = 1024
 T_IS_CANCEL = 2048      # the transaction of a received CANCEL
+T_REPLICATE = 4096      # t_replicate(): replies are absorbed, nothing goes upstream
+T_SUSPENDED = 8192      # t_suspend(): waiting for t_continue()
+T_LOCAL = 16384         # a local request (t_uac_send): no upstream
 
 # branch flags (Branch.flags)
 B_TIMEOUT = 1           # fr timer fired (faked 408)
@@ -56,7 +59,15 @@ B_LOCAL_FAIL = 32       # could not be sent (503)
 
 
 def new_tid() -> str:
-    return os.urandom(8).hex()
+    """16 hex digits: $T(id_index) is the first 8 as an int, $T(id_label) the last 8 (kept
+    below 2^31 so the pair maps back to the tid: t_continue, tm.reply)."""
+    b = bytearray(os.urandom(8))
+    b[4] &= 0x7F
+    return b.hex()
+
+
+def tid_of(index: int, label: int) -> str:
+    return f"{index & 0xFFFFFFFF:08x}{label & 0x7FFFFFFF:08x}"
 
 
 # ---- compact record encoding: ints as int64, texts/bytes length-prefixed ------------------
@@ -154,6 +165,7 @@ class Cell:
     dst_port: int = 0
     rcv_proto: str = "udp"
     flags: int = 0              # message flags at relay time ($mf)
+    xflags: int = 0             # corex extended flags (t_flush_xflags)
     ruri: str = ""              # R-URI at relay time (restored in failure_route)
     on_failure: str = ""
     on_reply: str = ""
@@ -172,6 +184,7 @@ class Cell:
     cancel_reason: str = ""     # Reason header line of the received CANCEL (e2e)
     keys: str = ""              # its request matching keys, "\n"-separated (wait timer)
     fwd_base: bytes = b""       # the request with the script's edits, before our Via
+    contacts: str = ""          # pending serial-forking contacts (t_serial.dump, JSON)
     branches: list[Branch] = field(default_factory=list)
 
     def pack(self) -> bytes:

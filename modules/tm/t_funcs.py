@@ -30,7 +30,8 @@ from .fsm import Act, Ev, St
 from .h_table import (B_CANCEL_PENDING, B_CANCEL_SENT, B_DROPPED, B_LOCAL_FAIL, B_REPLIED,
                       B_TIMEOUT, T_2XX_SENT, T_CANCELED, T_DISABLE_6XX, T_EXPIRED,
                       T_FINAL_SENT, T_IN_FAILURE, T_INVITE, T_IS_CANCEL, T_LOCAL_REPLY,
-                      T_NO_100, T_NO_INTERNAL_REPLY, Branch, Cell, TmTable, new_tid)
+                      T_LOCAL, T_NO_100, T_NO_INTERNAL_REPLY, T_REPLICATE, Branch, Cell,
+                      TmTable, new_tid)
 from .t_lookup import invite_key_of, reply_branch, request_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -246,6 +247,14 @@ def _uas_dest(core: Any, cell: Cell) -> Dest:
 
 def _send_upstream(core: Any, cell: Cell, out: Out, buf: bytes, code: int) -> None:
     """Record a reply to the upstream (server transaction), per the server fsm."""
+    if cell.tflags & (T_REPLICATE | T_LOCAL):
+        # no upstream: a replicated or locally generated request only records the outcome
+        cell.uas_code = code
+        if code >= 200 and not cell.tflags & T_FINAL_SENT:
+            cell.tflags |= T_FINAL_SENT
+            out.finals.append((cell, code, buf))
+            out.timers.append(("tm:wait", cfg.wt_timer, cell.tid.encode()))
+        return
     ev = fsm.reply_event(code, sending=True)
     tr = fsm.step(fsm.table_for(False, cell.invite), St(cell.uas_state), ev)
     if tr is None:
@@ -387,6 +396,8 @@ def t_newtran(ctx: RouteCtx) -> int:
         setattr(cell, name, ctx.extra.get("tm_" + name, ""))
     if ctx.extra.get("tm_no_100") or not cfg.auto_inv_100:
         cell.tflags |= T_NO_100
+    if ctx.extra.get("tm_replicate"):
+        cell.tflags |= T_REPLICATE | T_NO_100
     if ctx.extra.get("tm_disable_6xx", cfg.disable_6xx_block):
         cell.tflags |= T_DISABLE_6XX
     if ctx.extra.get("tm_no_internal_reply"):
@@ -587,7 +598,9 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
 
 
 def _ctx_snapshot(ctx: RouteCtx) -> dict[str, Any]:
-    return {"flags": ctx.flags,
+    from .t_serial import dump
+
+    return {"flags": ctx.flags, "contacts": dump(ctx),
             **{k: ctx.extra[k] for k in ("tm_on_failure", "tm_on_reply", "tm_on_branch",
                                          "tm_on_branch_failure", "tm_fr", "tm_fr_inv")
                if k in ctx.extra}}
@@ -595,6 +608,7 @@ def _ctx_snapshot(ctx: RouteCtx) -> dict[str, Any]:
 
 def _apply_snapshot(cell: Cell, snap: dict[str, Any]) -> None:
     cell.flags = snap["flags"]
+    cell.contacts = snap["contacts"]
     for name in ("on_failure", "on_reply", "on_branch", "on_branch_failure"):
         if "tm_" + name in snap:
             setattr(cell, name, snap["tm_" + name])
@@ -845,6 +859,10 @@ def ctx_from_cell(cell: Cell, core: Any) -> RouteCtx:
         msg.set_ruri(cell.ruri)
     ctx.extra[TID] = cell.tid
     ctx.extra["via1_rcv_params_added"] = bool(cell.fwd_base)
+    if cell.contacts:
+        from .t_serial import restore
+
+        restore(ctx, cell.contacts)
     return ctx
 
 
@@ -871,6 +889,7 @@ def run_failure(tid: str, what: tuple[str, int, str, int], core: Any) -> None:
     def upd(c: Cell) -> None:
         c.tflags &= ~T_IN_FAILURE
         c.flags = flags
+        c.contacts = snap["contacts"]
         if "tm_on_failure" in snap:
             c.on_failure = snap["tm_on_failure"]
         if "tm_on_reply" in snap:
@@ -1012,3 +1031,68 @@ def find_by_callid(callid: str, cseq: str, method: Optional[str] = None) -> Opti
         except ParseError:
             continue
     return None
+
+
+# ---- local requests (t_uac_send, tm.t_uac_start) ------------------------------------------
+
+def uac_send(core: Any, method: str, ruri: str, nexthop: str, socket: str, headers: str,
+             body: str) -> Optional[str]:
+    """Send a request generated here as a UAC transaction (its replies stay here: the final
+    status is kept in the cell for tm.t_uac_wait_block). Returns the tid, None on error."""
+    from sipcore.msg import parse_msg
+
+    method = method.strip().upper()
+    hdrs = [h.strip() for h in headers.replace("\r\n", "\n").split("\n") if h.strip()]
+    names = {h.split(":", 1)[0].strip().lower() for h in hdrs}
+    if not (names & {"from", "f"} and names & {"to", "t"}):
+        klog.err("t_uac_send: the headers need From and To")
+        return None
+    tid = new_tid()
+    if "call-id" not in names and "i" not in names:
+        hdrs.append(f"Call-ID: {tid}@pykam")
+    if "cseq" not in names:
+        hdrs.append(f"CSeq: 10 {method}")
+    if "max-forwards" not in names:
+        hdrs.append("Max-Forwards: 70")
+    lines = [f"{method} {ruri} SIP/2.0"] + hdrs
+    bbody = body.encode("utf-8", "surrogateescape")
+    lines.append(f"Content-Length: {len(bbody)}")
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + bbody
+    try:
+        msg = parse_msg(raw)
+        if msg.from_tag is None:
+            msg.replace_header(msg.header("From"),
+                               "From: " + msg.header("From").value + f";tag={tid[:10]}")
+            raw = msg.build()
+            msg = parse_msg(raw)
+    except ParseError as exc:
+        klog.err(f"t_uac_send: bad request: {exc}")
+        return None
+    sock = core.sockets[0] if core.sockets else None
+    rcv = RecvInfo(proto="udp", src_ip=sock.ip if sock else "127.0.0.1",
+                   src_port=sock.port if sock else 5060, sock=sock)
+    ctx = RouteCtx(msg=msg, rcv=rcv, core=core)
+    ctx.dst_uri = nexthop.strip() or None
+    if socket.strip():
+        ctx.force_socket = _find_sock(core, socket.strip())
+    invite = method == "INVITE"
+    cell = Cell(tid=tid, tflags=(T_INVITE if invite else 0) | T_LOCAL | T_NO_100,
+                method=method, uas_state=fsm.initial_state(False, invite), request=raw,
+                fwd_base=raw, ruri=ruri, fr_timer=cfg.fr_timer, fr_inv_timer=cfg.fr_inv_timer,
+                t1=cfg.t1, t2=cfg.t2, created_ms=now_ms())
+    b = _build_branch(ctx, cell, 0, Target(ruri, ctx.dst_uri), raw, None, None, None)
+    if b is None or b.error:
+        return None
+    cell.branches.append(b.branch)
+    table().insert(cell, _ttl(invite))
+    stats.inc("tmx:UAC_transactions")
+    out = Out()
+    if b.branch.retr_ms:
+        out.timers.append(("tm:retr", b.branch.retr_ms,
+                           f"{tid}.0.{b.branch.retr_ms}.{'A' if invite else 'E'}".encode()))
+    out.timers.append(("tm:fr", cell.fr_timer, f"{tid}.0.0".encode()))
+    if not _send(core, b.dest, b.buf):
+        t_release_now(tid)
+        return None
+    _flush(core, out)
+    return tid

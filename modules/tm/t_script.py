@@ -542,6 +542,145 @@ def ki_t_clean(ctx: RouteCtx) -> int:
     return 1
 
 
+# ---- t_replicate: a stateful copy whose replies are absorbed ---------------------------------
+
+def _replicate(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = None,
+               proto: Optional[str] = None, uri: Optional[str] = None) -> int:
+    ctx.extra["tm_replicate"] = True
+    if uri:
+        ctx.dst_uri = uri
+    return tf.t_relay(ctx, host, port, proto)
+
+
+bind("t_replicate", 0)(lambda ctx: _replicate(ctx))
+bind("t_replicate", 1)(lambda ctx, uri: _replicate(ctx, uri=uri))
+bind("t_replicate", 2)(lambda ctx, host, port: _replicate(ctx, host, _port(port)))
+for _proto in ("udp", "tcp", "tls", "sctp"):
+    bind(f"t_replicate_{_proto}", 2)(
+        lambda ctx, host, port, _p=_proto: _replicate(ctx, host, _port(port), _p))
+
+
+@bind("t_replicate_to", 2)
+def ki_t_replicate_to(ctx: RouteCtx, proto: str, hostport: str) -> int:
+    _p, host, port = _proxy(hostport)
+    return _replicate(ctx, host, port, proto)
+
+
+# ---- local requests ------------------------------------------------------------------------
+
+@bind("t_uac_send", 6)
+def ki_t_uac_send(ctx: RouteCtx, method: str, ruri: str, nexthop: str, socket: str,
+                  headers: str, body: str) -> int:
+    """Send a local request statefully; 1 sent, -1 error."""
+    return 1 if tf.uac_send(ctx.core, method, ruri, nexthop, socket, headers, body) else -1
+
+
+def _dot(v: Any) -> str:
+    return "" if v is None or str(v) == "." else str(v)
+
+
+def rpc_t_uac_start(method: str = "", ruri: str = "", nexthop: Any = ".", socket: Any = ".",
+                    headers: Any = "", body: Any = "", *_args: Any) -> str:
+    from sipcore.runtime import current_core
+
+    _rpc_table()
+    tid = tf.uac_send(current_core(), method, ruri, _dot(nexthop), _dot(socket),
+                      _dot(headers), _dot(body))
+    if tid is None:
+        raise RpcFault(500, "cannot send the request")
+    return "ok"
+
+
+def rpc_t_uac_wait_block(method: str = "", ruri: str = "", nexthop: Any = ".",
+                         socket: Any = ".", headers: Any = "", body: Any = "",
+                         *_args: Any) -> dict[str, Any]:
+    """Send, then wait (blocking this RPC process, up to 80 s) for the final reply."""
+    import time
+
+    from sipcore.runtime import current_core
+
+    tbl = _rpc_table()
+    tid = tf.uac_send(current_core(), method, ruri, _dot(nexthop), _dot(socket),
+                      _dot(headers), _dot(body))
+    if tid is None:
+        raise RpcFault(500, "cannot send the request")
+    deadline = time.monotonic() + 80
+    while time.monotonic() < deadline:
+        cell = tbl.get(tid)
+        if cell is not None and cell.uas_code >= 200:
+            return {"code": cell.best_code or cell.uas_code, "reason": cell.best_reason}
+        time.sleep(0.02)
+    raise RpcFault(500, "no final reply")
+
+
+def _rpc_reply(tid: Optional[str], code: Any, reason: str, to_tag: Any, hdrs: Any,
+               body: Any) -> str:
+    from sipcore.runtime import current_core
+
+    if tid is None or _rpc_table().get(tid) is None:
+        raise RpcFault(481, "No such transaction")
+    cell = tf.table().get(tid)
+    assert cell is not None
+    core = current_core()
+    ctx = tf.ctx_from_cell(cell, core)
+    if _dot(to_tag):
+        def upd(c: Any) -> None:
+            c.to_tag = _dot(to_tag)
+
+        tf.table().update(tid, upd)
+    headers = tuple(h.strip() for h in _dot(hdrs).replace("\r\n", "\n").split("\n")
+                    if h.strip())
+    if _dot(body):
+        ctx.extra["reply_body"] = (_dot(body).encode(), None)
+    if tf.t_reply(ctx, int(code), reason, headers) < 0:
+        raise RpcFault(500, "reply failed")
+    return "ok"
+
+
+def rpc_reply(code: Any = 0, reason: str = "", trans_id: str = "", to_tag: Any = ".",
+              hdrs: Any = ".", body: Any = "", *_args: Any) -> str:
+    from .h_table import tid_of
+
+    index, _c, label = str(trans_id).partition(":")
+    try:
+        tid = tid_of(int(index), int(label))
+    except ValueError:
+        raise RpcFault(400, "trans_id is index:label") from None
+    return _rpc_reply(tid, code, reason, to_tag, hdrs, body)
+
+
+def rpc_reply_callid(code: Any = 0, reason: str = "", callid: str = "", cseq: Any = "",
+                     to_tag: Any = ".", hdrs: Any = ".", body: Any = "", *_args: Any) -> str:
+    _rpc_table()
+    return _rpc_reply(tf.find_by_callid(callid, str(cseq)), code, reason, to_tag, hdrs, body)
+
+
+# ---- serial forking ----------------------------------------------------------------------------
+
+@bind("t_load_contacts", 0)
+def ki_t_load_contacts(ctx: RouteCtx) -> int:
+    from .t_serial import load_contacts
+
+    return load_contacts(ctx, 0)
+
+
+@bind("t_load_contacts", 1)
+def ki_t_load_contacts_mode(ctx: RouteCtx, mode: int) -> int:
+    from .t_serial import load_contacts
+
+    if mode not in (0, 1):
+        klog.err(f"t_load_contacts: unknown mode {mode}", ctx)
+        return -1
+    return load_contacts(ctx, mode)
+
+
+@bind("t_next_contacts", 0)
+def ki_t_next_contacts(ctx: RouteCtx) -> int:
+    from .t_serial import next_contacts
+
+    return next_contacts(ctx)
+
+
 # ---- RPC ----------------------------------------------------------------------------------
 
 def _rpc_table() -> TmTable:
@@ -618,5 +757,12 @@ for _name, _fn, _doc in (
         ("tm.list", rpc_list, "List the transactions."),
         ("tm.hash_stats", rpc_hash_stats, "Transaction hash table statistics."),
         ("tm.cancel", rpc_cancel, "callid cseq: CANCEL a transaction."),
-        ("tm.clean", rpc_clean, "Clean old active transactions.")):
+        ("tm.clean", rpc_clean, "Clean old active transactions."),
+        ("tm.t_uac_start", rpc_t_uac_start,
+         "method ruri nexthop socket headers [body]: send a local request."),
+        ("tm.t_uac_wait_block", rpc_t_uac_wait_block,
+         "Same, blocking up to 80 s; returns code and reason."),
+        ("tm.reply", rpc_reply,
+         "code reason trans_id(index:label) to_tag hdrs [body]: reply to a transaction."),
+        ("tm.reply_callid", rpc_reply_callid, "code reason callid cseq to_tag hdrs [body].")):
     mod.rpc(_name, _fn, doc=_doc)

@@ -275,7 +275,7 @@ def _t_attr(name: str) -> Callable[[RouteCtx], Any]:
         if name == "id_index":
             return int(cell.tid[:8], 16)
         if name == "id_label":
-            return int(cell.tid[8:], 16) & 0x7FFFFFFF
+            return int(cell.tid[8:], 16)
         return None
 
     return get

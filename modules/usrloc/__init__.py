@@ -11,11 +11,10 @@ modules/usrloc (usrloc_mod.c, udomain.c, urecord.c, ucontact.c, ul_rpc.c).
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from typing import Any
 
-from sipcore import db
+from sipcore import db, stats, timer
 from sipcore import log as klog
-from sipcore import stats, timer
 from sipcore.core.declared import declare_params
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import Module
@@ -253,7 +252,7 @@ def _rpc_guard(what: str, fn: Any) -> Any:
         raise RpcFault(500, f"{what}: database error: {exc}") from None
 
 
-def rpc_dump(mode: Optional[str] = None) -> dict[str, Any]:
+def rpc_dump(mode: str | None = None) -> dict[str, Any]:
     """ul.dump [brief]: every domain, AoR and contact."""
     now = time.time()
     brief = mode == "brief"
@@ -312,8 +311,8 @@ def _dot(v: Any) -> str:
 
 
 def rpc_add(table: str, aor: str, contact: str, expires: int, q: float, path: str,
-            flags: int, cflags: int, methods: int, received: Optional[str] = None,
-            socket: Optional[str] = None) -> dict[str, Any]:
+            flags: int, cflags: int, methods: int, received: str | None = None,
+            socket: str | None = None) -> dict[str, Any]:
     """ul.add table aor contact expires q path flags cflags methods [received [socket]]:
     add or replace a contact (expires 0 = permanent)."""
     d = _rpc_domain(table)
@@ -397,4 +396,4 @@ mod.rpc("ul.db_expired_contacts", rpc_db_expired_contacts,
 
 mod.event_routes.append("usrloc:contact-expired")
 
-__all__ = ["mod", "api", "get_domain", "UsrlocApi", "Contact", "UDomain"]
+__all__ = ["Contact", "UDomain", "UsrlocApi", "api", "get_domain", "mod"]

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Optional
 
 from sipcore.errors import ModuleError
 
 from .ucontact import Contact, q_text
-from .udomain import DomainCfg, UDomain, new_ruid
+from .udomain import EXPIRED_CBS, DomainCfg, ExpiredCb, UDomain, new_ruid
 
 # matching_mode values (Kamailio CONTACT_ONLY, CONTACT_CALLID, CONTACT_PATH, CONTACT_CALLID_ONLY)
 CONTACT_ONLY, CONTACT_CALLID, CONTACT_PATH, CONTACT_CALLID_ONLY = 0, 1, 2, 3
@@ -57,6 +56,12 @@ class UsrlocApi:
     def db_mode(self) -> int:
         return int(self.params("db_mode"))          # type: ignore[arg-type]
 
+    def register_expired_cb(self, fn: ExpiredCb) -> None:
+        """fn(domain, aor, contact) after a contact expired (timer process; Kamailio
+        register_ulcb(UL_CONTACT_EXPIRE)). Registering the same function twice is a no-op."""
+        if fn not in EXPIRED_CBS:
+            EXPIRED_CBS.append(fn)
+
     def new_ruid(self) -> str:
         return new_ruid()
 
@@ -70,7 +75,7 @@ class UsrlocApi:
         return q_text(q)
 
     def match_contact(self, contacts: list[Contact], uri: str, callid: str, path: str,
-                      instance: str = "", reg_id: int = 0) -> Optional[Contact]:
+                      instance: str = "", reg_id: int = 0) -> Contact | None:
         """Kamailio get_ucontact(): the existing binding a REGISTER Contact refers to, by
         +sip.instance (and reg-id) when present (RFC 5626), else by matching_mode."""
         if instance:

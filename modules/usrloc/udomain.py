@@ -24,8 +24,7 @@ from sipcore import stats
 from sipcore.db import DbError
 from sipcore.shm import ShmHashTable
 
-from .ucontact import (CS_DELETED, CS_DIRTY, CS_NEW, CS_SYNC, Contact, pack_record,
-                       unpack_record)
+from .ucontact import CS_DELETED, CS_DIRTY, CS_NEW, CS_SYNC, Contact, pack_record, unpack_record
 from .ul_db import LocationDb
 
 NO_DB, WRITE_THROUGH, WRITE_BACK, DB_ONLY, DB_READONLY = 0, 1, 2, 3, 4
@@ -49,6 +48,11 @@ class DomainCfg:
 
 
 Updater = Callable[[list[Contact]], list[Contact]]
+
+# Kamailio UL_CONTACT_EXPIRE callbacks: fn(domain, aor, contact), run by the timer process after
+# the contact left shm (no lock held). Registered before fork (registrar's mod_init).
+ExpiredCb = Callable[[str, str, Contact], None]
+EXPIRED_CBS: list[ExpiredCb] = []
 
 
 def sort_contacts(contacts: list[Contact], desc_time_order: bool) -> list[Contact]:
@@ -199,7 +203,6 @@ class UDomain:
         recs: dict[str, list[Contact]] = {}
         for aor, ct in self.db.load_all(self.cfg.fetch_rows):
             recs.setdefault(aor, []).append(ct)
-        now = time.time()
         for aor, cts in recs.items():
             self.table.set(aor.encode(), pack_record(cts))
             self._count([], cts)
@@ -282,7 +285,17 @@ class UDomain:
                 if mode != DB_ONLY:
                     stats.inc(self.st_expires, len(gone))
             self._count(stored, keep)
+            for c in gone:
+                self._run_expired_cbs(aor, c)
         return expired
+
+    def _run_expired_cbs(self, aor: str, c: Contact) -> None:
+        for cb in EXPIRED_CBS:
+            try:
+                cb(self.name, aor, c)
+            except Exception as exc:  # a callback (event route) must not stop the expiry
+                klog.err(f"usrloc: contact-expired callback failed: {type(exc).__name__}: "
+                         f"{exc}")
 
     def flush(self) -> None:
         """db_mode 2: write every pending change now (ul.flush, shutdown)."""

@@ -20,7 +20,6 @@ from sipcore.db import get_engine, guarded, schema
 from .ucontact import CS_SYNC, Contact, q_float, q_from_float
 
 # DATETIME columns hold local wall time, as Kamailio writes them (db_time2str uses localtime)
-_EPOCH0 = dt.datetime(1970, 1, 1)
 PERMANENT_DT = dt.datetime(2030, 5, 28, 21, 32, 15)   # Kamailio's "never expires" (UL_EXPIRED)
 
 

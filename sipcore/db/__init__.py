@@ -11,8 +11,14 @@ Runs in: any process; engines are per process and created after fork (see engine
 from __future__ import annotations
 
 from sipcore.db import schema
-from sipcore.db.engine import (DEFAULT_URL, DbUrlError, display_url, dispose_engine,
-                               get_engine, sqlalchemy_url)
+from sipcore.db.engine import (
+                               DEFAULT_URL,
+                               DbUrlError,
+                               display_url,
+                               dispose_engine,
+                               get_engine,
+                               sqlalchemy_url,
+)
 from sipcore.db.ops import DbError, check_version, create_all, drop_all, guarded, table_version
 
 __all__ = ["DEFAULT_URL", "DbError", "DbUrlError", "check_version", "create_all",

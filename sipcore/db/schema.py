@@ -10,8 +10,18 @@ flavour of kamdbctl's create scripts); SQLAlchemy renders the portable types per
 from __future__ import annotations
 
 import datetime as _dt
-from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, SmallInteger,
-                        String, Table)
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+)
 
 # table_name -> table_version (Kamailio 5.6)
 VERSIONS: dict[str, int] = {

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Optional
+
+import pytest
 
 from sipcore.msg import parse_msg
 
@@ -183,3 +186,130 @@ def test_timeout_408_from_timer_process(start_server):
     fail_pid = re.search(rf"TMFAIL (\d+) 408 {cid}", log)
     assert fail_pid is not None, log[-2000:]
     assert not re.search(rf"TMREQ {fail_pid.group(1)} ", log)     # not a SIP worker
+
+
+# ---- Kamailio's stock configuration, unmodified ------------------------------------------------
+
+STOCK = Path(__file__).resolve().parents[3] / "shared" / "compat" / "kamailio-5.6-default.cfg"
+
+
+def _stock_server(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, free_udp_port, options
+
+    port = free_udp_port()
+    rundir = tmp_path / f"stock-{port}"
+    rundir.mkdir()
+    log_path = tmp_path / f"stock-{port}.log"
+    proc = subprocess.Popen([sys.executable, "-m", "sipcore", "-DD", "-E", "-Y", str(rundir),
+                             "-n", "2", "-l", f"udp:127.0.0.1:{port}", "-f", str(STOCK)],
+                            cwd=ROOT, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    ua = UA()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log_path.read_text()
+            ua.send(options(ua, port), port)
+            if ua.recv(0.3) is not None:
+                break
+        else:
+            raise AssertionError(log_path.read_text())
+    finally:
+        ua.close()
+    return proc, port, log_path
+
+
+def _register(ua: UA, user: str, port: int) -> int:
+    cid = uuid.uuid4().hex
+    ua.send(sip(f"REGISTER sip:127.0.0.1:{port} SIP/2.0\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{ua.port};branch=z9hG4bK{cid[:10]};rport\n"
+                f"Max-Forwards: 70\nFrom: <sip:{user}@127.0.0.1>;tag={cid[:5]}\n"
+                f"To: <sip:{user}@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 REGISTER\n"
+                f"Contact: <sip:{user}@127.0.0.1:{ua.port}>\nExpires: 60\n"
+                "Content-Length: 0\n\n"), port)
+    r = recv_until(ua, lambda m: m.is_reply)
+    return r.status if r is not None else 0
+
+
+def _invite(a: UA, user: str, port: int, cid: str) -> bytes:
+    return sip(f"INVITE sip:{user}@127.0.0.1:{port} SIP/2.0\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{a.port};branch=z9hG4bK{cid[:12]};rport\n"
+               f"Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=a{cid[:6]}\n"
+               f"To: <sip:{user}@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 INVITE\n"
+               f"Contact: <sip:alice@127.0.0.1:{a.port}>\nContent-Length: 0\n\n")
+
+
+def test_stock_config_call_cancel_busy(tmp_path):
+    """Kamailio 5.6's default cfg, unmodified (listen by -l): REGISTER, a call with Record-Route
+    and loose_route on the BYE, CANCEL -> 487, 486 to the caller, 404 for an unknown user."""
+    import signal
+
+    if not STOCK.exists():
+        pytest.skip(f"{STOCK} is not available")
+    proc, port, log_path = _stock_server(tmp_path)
+    alice, bob = UA(), UA()
+    try:
+        assert _register(alice, "alice", port) == 200
+        assert _register(bob, "bob", port) == 200
+        # a full dialog: routed to bob's registered contact; BYE follows the Record-Route
+        cid = uuid.uuid4().hex
+        alice.send(_invite(alice, "bob", port, cid), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 100) is not None
+        got = recv_until(bob, lambda m: m.is_request and m.method == "INVITE")
+        assert got is not None and got.ruri == f"sip:bob@127.0.0.1:{bob.port}"
+        contact = f"sip:bob@127.0.0.1:{bob.port}"
+        bob.send(reply_to(got, 180, "Ringing", "b1", contact), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 180) is not None
+        bob.send(reply_to(got, 200, "OK", "b1", contact), port)
+        ok = recv_until(alice, lambda m: m.is_reply and m.status == 200)
+        assert ok is not None and ok.header_values("Record-Route")
+        route = "".join(f"Route: {v}\n" for v in reversed(ok.header_values("Record-Route")))
+        to = ok.header("To").value
+        for method, num in (("ACK", 1), ("BYE", 2)):
+            alice.send(sip(f"{method} {contact} SIP/2.0\n"
+                           f"Via: SIP/2.0/UDP 127.0.0.1:{alice.port};branch=z9hG4bK{method}"
+                           f"{cid[:8]};rport\n{route}Max-Forwards: 70\n"
+                           f"From: <sip:alice@127.0.0.1>;tag=a{cid[:6]}\nTo: {to}\n"
+                           f"Call-ID: {cid}\nCSeq: {num} {method}\nContent-Length: 0\n\n"),
+                       port)
+            req = recv_until(bob, lambda m, mt=method: m.is_request and m.method == mt)
+            assert req is not None, method
+        bob.send(reply_to(req, 200, "OK", "b1", contact), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.cseq.method == "BYE"
+                          and m.status == 200) is not None
+        # CANCEL before the answer: 200 for the CANCEL, the callee sees it, 487 to the caller
+        cid = uuid.uuid4().hex
+        alice.send(_invite(alice, "bob", port, cid), port)
+        got = recv_until(bob, lambda m: m.is_request and m.method == "INVITE")
+        bob.send(reply_to(got, 180, "Ringing", "b2", contact), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 180) is not None
+        alice.send(sip(f"CANCEL sip:bob@127.0.0.1:{port} SIP/2.0\n"
+                       f"Via: SIP/2.0/UDP 127.0.0.1:{alice.port};branch=z9hG4bK{cid[:12]};"
+                       f"rport\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=a{cid[:6]}\n"
+                       f"To: <sip:bob@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 CANCEL\n"
+                       "Content-Length: 0\n\n"), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.cseq.method == "CANCEL"
+                          and m.status == 200) is not None
+        assert recv_until(bob, lambda m: m.is_request and m.method == "CANCEL") is not None
+        bob.send(reply_to(got, 487, "Request Terminated", "b2", contact), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 487) is not None
+        assert recv_until(bob, lambda m: m.is_request and m.method == "ACK") is not None
+        # callee busy: the 486 reaches the caller
+        cid = uuid.uuid4().hex
+        alice.send(_invite(alice, "bob", port, cid), port)
+        got = recv_until(bob, lambda m: m.is_request and m.method == "INVITE")
+        bob.send(reply_to(got, 486, "Busy Here", "b3", contact), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 486) is not None
+        # unknown user
+        alice.send(_invite(alice, "nobody", port, uuid.uuid4().hex), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 404) is not None
+    finally:
+        alice.close()
+        bob.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert "ACC: transaction answered:" in log_path.read_text()

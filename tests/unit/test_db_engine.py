@@ -14,12 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, insert, inspect, select, text
 
-sqlalchemy = pytest.importorskip("sqlalchemy")
-from sqlalchemy import create_engine, insert, inspect, select, text  # noqa: E402
-
-from sipcore import db  # noqa: E402
-from sipcore.db import schema  # noqa: E402
+from sipcore import db
+from sipcore.db import schema
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MY_ADMIN = "mysql+pymysql://root:@127.0.0.1:3306/test"

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Optional
 
 import pytest
 
 from sipcore import db, stats
-from sipcore.msg import parse_msg
 from sipcore.testing import Harness
 
 from .test_db_engine import temp_db
@@ -45,10 +43,10 @@ def harness(params: str = "", save: str = 'save("location");',
 
 
 def register(user: str = "alice", contacts: str = "<sip:alice@192.0.2.10:5070>",
-             callid: Optional[str] = None, cseq: int = 1, expires: Optional[int] = None,
+             callid: str | None = None, cseq: int = 1, expires: int | None = None,
              extra: str = "") -> str:
     callid = callid or uuid.uuid4().hex
-    lines = [f"REGISTER sip:127.0.0.1 SIP/2.0",
+    lines = ["REGISTER sip:127.0.0.1 SIP/2.0",
              f"Via: SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bK{uuid.uuid4().hex[:12]}",
              "Max-Forwards: 70",
              f"From: <sip:{user}@127.0.0.1>;tag=f{cseq}",
@@ -387,7 +385,6 @@ def test_db_modes(kind, mode, tmp_path):
         rows = _rows(url)
         if mode == 2:
             assert rows == []                      # write-back: nothing until the timer
-            time.sleep(0.01)
             import modules.usrloc as ul
 
             ul.rpc_flush()                          # what the timer does every interval
@@ -434,3 +431,21 @@ def test_database_down_gives_500_and_lookup_error(mode):
     if mode == 3:
         assert reply_of(h.request(invite())).status == 500        # lookup() returned -3
     db.dispose_engine(url)
+
+
+def test_event_route_contact_expired_sees_ulc_exp():
+    cfg = BASE.format(params='modparam("usrloc", "timer_interval", 1)\n'
+                             'modparam("registrar", "min_expires", 0)',
+                      save='save("location");', lookup='lookup("location");')
+    cfg += """
+event_route[usrloc:contact-expired] {
+    $var(expired) = $ulc(exp=>addr) + " of " + $ulc(exp=>aor);
+}
+"""
+    h = Harness.from_text(cfg)
+    h.request(register(contacts="<sip:alice@192.0.2.10>;expires=2"))
+    time.sleep(2.05)
+    h.run_timers()
+    from sipcore.pv.vars import VARS
+
+    assert VARS["expired"] == "sip:alice@192.0.2.10 of alice"

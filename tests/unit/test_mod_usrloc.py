@@ -8,8 +8,15 @@ import time
 import pytest
 
 import modules.usrloc as ul
-from modules.usrloc.ucontact import (CS_DELETED, CS_DIRTY, CS_NEW, CS_SYNC, Contact,
-                                     pack_record, unpack_record)
+from modules.usrloc.ucontact import (
+    CS_DELETED,
+    CS_DIRTY,
+    CS_NEW,
+    CS_SYNC,
+    Contact,
+    pack_record,
+    unpack_record,
+)
 from sipcore import db
 from sipcore.errors import RpcFault
 from sipcore.testing import Harness
