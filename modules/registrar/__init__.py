@@ -9,6 +9,7 @@ flags and reply texts follow it; see docs/modules/registrar.md.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sipcore import stats
@@ -85,7 +86,12 @@ def mod_init(cfg: Any) -> None:
     for name in ("accepted_regs", "rejected_regs"):
         stats.register(f"registrar:{name}")
     for name in ("max_expires", "max_contacts", "default_expires"):
-        stats.register_func(f"registrar:{name}", lambda n=name: int(mod.get_param(n)))
+        stats.register_func(f"registrar:{name}", _param_stat(name))
+
+
+def _param_stat(name: str) -> Callable[[], int]:
+    """A statistic showing the value of parameter NAME (Kamailio registrar's param stats)."""
+    return lambda: int(mod.get_param(name))
 
 
 def _contact_expired(domain: str, aor: str, contact: Any) -> None:

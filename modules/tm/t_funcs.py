@@ -64,6 +64,7 @@ class TmConfig:
     relay_100 = 0
     e2e_cancel_reason = 1
     unmatched_cancel = 0
+    on_sl_reply: Optional[str] = None
 
 
 cfg = TmConfig()
@@ -408,6 +409,9 @@ def t_newtran(ctx: RouteCtx) -> int:
         _send_upstream(ctx.core, cell, out, buf, 100)
     tbl.insert(cell, ttl)
     ctx.extra[TID] = tid
+    life = int(ctx.extra.get("tm_max_inv_lifetime" if invite else "tm_max_noninv_lifetime", 0)
+               or (cfg.max_inv_lifetime if invite else cfg.max_noninv_lifetime))
+    out.timers.append(("tm:life", life, tid.encode()))
     stats.inc("tmx:UAS_transactions")
     _flush(ctx.core, out)
     return 1
@@ -590,6 +594,9 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
     if ok:
         return 1
     err = built[0].error if built else E.E_UNSPEC
+    # sl_reply_error() answers with this: an unreachable next hop is a 503
+    ctx.extra["last_error"] = (503, "Service Unavailable") \
+        if err in (E.E_SEND, E.E_BAD_ADDRESS, E.E_NO_SOCKET) else err
     if not in_failure:
         # nothing went out: forget the transaction so the script can reply itself
         t_release_now(tid)
@@ -743,13 +750,11 @@ def reply_received(ctx: RouteCtx) -> bool:
     processed here and never relayed statelessly)."""
     msg = ctx.msg
     rb = reply_branch(msg)
-    if rb is None:
-        return False
-    tid, idx = rb
     tbl = table()
-    cell = tbl.get(tid)
-    if cell is None or idx >= len(cell.branches):
-        return False
+    cell = tbl.get(rb[0]) if rb is not None else None
+    if rb is None or cell is None or rb[1] >= len(cell.branches):
+        return _sl_reply(ctx)
+    tid, idx = rb
     stats.inc("tmx:rpl_received")
     code = msg.status
     br = cell.branches[idx]
@@ -830,9 +835,35 @@ def reply_received(ctx: RouteCtx) -> bool:
     if cell is None:
         return True
     _flush(core, out)
+    if code >= 300 and cell.on_branch_failure and not out.absorb:
+        _branch_failure(cell, idx, ctx)
     if out.failure is not None:
         run_failure(tid, out.failure, core)
     return True
+
+
+def _sl_reply(ctx: RouteCtx) -> bool:
+    """A reply of no transaction: on_sl_reply's route may drop it (True: not forwarded)."""
+    name = cfg.on_sl_reply
+    routes = ctx.core.routes
+    if not name or routes is None or not routes.has_route("onreply", name):
+        return False
+    ctx.dropped = False
+    rc = routes.run("onreply", name, ctx)
+    return ctx.dropped or rc == 0
+
+
+def _branch_failure(cell: Cell, idx: int, rctx: RouteCtx) -> None:
+    """event_route[tm:branch-failure:NAME] (t_on_branch_failure) for a negative reply on
+    branch IDX, on the transaction's request with the reply available as $T_rpl."""
+    routes = rctx.core.routes
+    name = f"tm:branch-failure:{cell.on_branch_failure}"
+    if routes is None or not routes.has_route("event", name):
+        return
+    fctx = ctx_from_cell(cell, rctx.core)
+    fctx.branch_index = idx
+    fctx.extra[BEST] = (rctx.msg.status, rctx.msg.reason, idx)
+    routes.run("event", name, fctx)
 
 
 def _ack_for(sent: bytes, reply: "SipMsg") -> bytes:
@@ -985,6 +1016,37 @@ def on_uas_timer(payload: bytes) -> None:
 
     table().update(tid, upd)
     _flush(core, out)
+
+
+def on_life_timer(payload: bytes) -> None:
+    """max_inv_lifetime / max_noninv_lifetime (timer C): a transaction still without a final
+    reply upstream is expired: its pending branches are cancelled and count as timed out."""
+    tid = payload.decode()
+    core = _core()
+    out = Out()
+
+    def upd(c: Cell) -> None:
+        if c.tflags & T_FINAL_SENT:
+            return
+        c.tflags |= T_EXPIRED
+        if c.tflags & T_IN_FAILURE:
+            return
+        if c.invite:
+            _cancel_branches(core, c, out, reason="Reason: SIP;cause=408")
+        for b in c.branches:
+            if St.NONE < b.state < St.COMPLETED:
+                b.state = St.TERMINATED
+                b.flags |= B_TIMEOUT
+                b.code = 487 if c.tflags & T_CANCELED and c.invite else 408
+                b.reply = b""
+        _finish(core, c, out)
+
+    cell, _ = table().update(tid, upd)
+    if cell is None:
+        return
+    _flush(core, out)
+    if out.failure is not None:
+        run_failure(tid, out.failure, core)
 
 
 def on_wait_timer(payload: bytes) -> None:

@@ -61,6 +61,7 @@ def _mod_init(cfg: Any) -> None:
     c.failure_reply_mode, c.remap_503_500 = p.failure_reply_mode, p.remap_503_500
     c.relay_100, c.e2e_cancel_reason = p.relay_100, p.e2e_cancel_reason
     c.unmatched_cancel = p.unmatched_cancel
+    c.on_sl_reply = p.on_sl_reply
     shm = shm_context()
     if shm is None:
         raise RuntimeError("tm needs the shared memory segment")
@@ -71,6 +72,7 @@ def _mod_init(cfg: Any) -> None:
     timer.register_handler("tm:fr", tf.on_fr_timer)
     timer.register_handler("tm:uas", tf.on_uas_timer)
     timer.register_handler("tm:wait", tf.on_wait_timer)
+    timer.register_handler("tm:life", tf.on_life_timer)
     timer.register_timer("tm:clean", tf.on_clean_timer, 2000)
     for name in STATS:
         stats.register("tmx:" + name, no_reset=True)

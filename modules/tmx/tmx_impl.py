@@ -171,6 +171,70 @@ def ki_t_drop_code(ctx: RouteCtx, code: int) -> int:
     return 0
 
 
+@bind("t_flush_xflags", 0)
+def ki_t_flush_xflags(ctx: RouteCtx) -> int:
+    tid = ctx.extra.get(_tm().TID)
+    if tid is None:
+        return -1
+    xflags = ctx.xflags
+
+    def upd(c: Any) -> None:
+        c.xflags = xflags
+
+    _tm().table().update(tid, upd)
+    return 1
+
+
+@bind("t_suspend", 0)
+def ki_t_suspend(ctx: RouteCtx) -> int:
+    """Suspend the request's processing (the transaction is created if needed): the script
+    should exit; t_continue($T(id_index), $T(id_label), "ROUTE") resumes it later, in any
+    process."""
+    from modules.tm.h_table import T_SUSPENDED
+
+    tf = _tm()
+    if ctx.extra.get(tf.TID) is None:
+        rc = tf.t_newtran(ctx)
+        if rc <= 0:
+            return -1
+    snap = tf._ctx_snapshot(ctx)
+    base = ctx.msg.build()
+
+    def upd(c: Any) -> None:
+        c.tflags |= T_SUSPENDED
+        tf._apply_snapshot(c, snap)
+        c.fwd_base = base
+        c.ruri = ctx.msg.ruri
+
+    cell, _ = tf.table().update(ctx.extra[tf.TID], upd)
+    return 1 if cell is not None else -1
+
+
+@bind("t_continue", 3)
+def ki_t_continue(ctx: RouteCtx, index: int, label: int, route: str) -> int:
+    """Resume the suspended transaction index:label by running route[ROUTE] on its request
+    (it may t_relay() or t_reply()). 1 done, -1 no such suspended transaction."""
+    from modules.tm.h_table import T_SUSPENDED, tid_of
+
+    tf = _tm()
+    tid = tid_of(index, label)
+    was: list[bool] = []
+
+    def upd(c: Any) -> None:
+        was.append(bool(c.tflags & T_SUSPENDED))
+        c.tflags &= ~T_SUSPENDED
+
+    cell, _ = tf.table().update(tid, upd)
+    if cell is None or not was[0]:
+        klog.err(f"t_continue: no suspended transaction {index}:{label}", ctx)
+        return -1
+    rctx = tf.ctx_from_cell(cell, ctx.core)
+    routes = ctx.core.routes
+    if routes is not None and routes.has_route("route", route):
+        routes.run("route", route, rctx)
+    return 1
+
+
 # ---- pseudo-variables ------------------------------------------------------------------------
 
 def _best(ctx: RouteCtx) -> tuple[Optional[int], Optional[str]]:

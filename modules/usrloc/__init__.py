@@ -140,7 +140,7 @@ def get_domain(name: str) -> UDomain:
     return d
 
 
-def _param(name: str) -> object:
+def _param(name: str) -> Any:
     return mod.get_param(name)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sipcore.errors import ModuleError
 
@@ -30,7 +31,7 @@ class UsrlocApi:
 
     get_domain: Callable[[str], UDomain]
     settings: Callable[[], DomainCfg]
-    params: Callable[[str], object]
+    params: Callable[[str], Any]
     known: dict[str, UDomain] = field(default_factory=dict)
 
     def register_udomain(self, name: str) -> UDomain:
@@ -46,15 +47,15 @@ class UsrlocApi:
 
     @property
     def nat_bflag(self) -> int:
-        return int(self.params("nat_bflag"))        # type: ignore[arg-type]
+        return int(self.params("nat_bflag"))
 
     @property
     def cseq_delay(self) -> int:
-        return int(self.params("cseq_delay"))       # type: ignore[arg-type]
+        return int(self.params("cseq_delay"))
 
     @property
     def db_mode(self) -> int:
-        return int(self.params("db_mode"))          # type: ignore[arg-type]
+        return int(self.params("db_mode"))
 
     def register_expired_cb(self, fn: ExpiredCb) -> None:
         """fn(domain, aor, contact) after a contact expired (timer process; Kamailio
@@ -65,10 +66,10 @@ class UsrlocApi:
     def new_ruid(self) -> str:
         return new_ruid()
 
-    def new_contact(self, **fields: object) -> Contact:
+    def new_contact(self, **fields: Any) -> Contact:
         """A binding to insert (registrar's save): a fresh ruid unless given."""
         fields.setdefault("ruid", new_ruid())
-        return Contact(**fields)                    # type: ignore[arg-type]
+        return Contact(**fields)
 
     @staticmethod
     def q_text(q: int) -> str:
@@ -82,7 +83,7 @@ class UsrlocApi:
             for c in contacts:
                 if c.instance == instance and c.reg_id == reg_id:
                     return c
-        mode = int(self.params("matching_mode"))     # type: ignore[arg-type]
+        mode = int(self.params("matching_mode"))
         for c in contacts:
             if mode == CONTACT_CALLID_ONLY:
                 if c.callid == callid:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 # state of a contact against the database (db_mode 2): Kamailio CS_NEW / CS_SYNC / CS_DIRTY,
 # plus DELETED: removed in memory, row still to delete (invisible to every reader)
@@ -59,7 +60,7 @@ class Contact:
             return 0
         return max(0, self.expires - int(time.time() if now is None else now))
 
-    def copy(self, **kw: object) -> Contact:
+    def copy(self, **kw: Any) -> Contact:
         return replace(self, **kw)
 
     # ---- bytes ----------------------------------------------------------------------------

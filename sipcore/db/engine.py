@@ -96,8 +96,8 @@ def get_engine(url: str) -> Engine:
     with _lock:
         if pid != _owner_pid:
             # inherited from the parent: forget without closing the parent's sockets
-            for eng in _engines.values():
-                eng.dispose(close=False)
+            for inherited in _engines.values():
+                inherited.dispose(close=False)
             _engines.clear()
             _owner_pid = pid
         eng = _engines.get(url)
@@ -114,9 +114,9 @@ def dispose_engine(url: str | None = None) -> None:
         if os.getpid() != _owner_pid:
             return
         for key in [url] if url is not None else list(_engines):
-            eng = _engines.pop(key, None)
-            if eng is not None:
-                eng.dispose()
+            old = _engines.pop(key, None)
+            if old is not None:
+                old.dispose()
 
 
 __all__ = ["DEFAULT_URL", "DbUrlError", "display_url", "dispose_engine", "get_engine",

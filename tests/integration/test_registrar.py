@@ -152,3 +152,146 @@ def test_write_back_flushed_on_sigterm(start_server, tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT username, contact FROM location").fetchall() == [
             ("carol", "sip:carol@127.0.0.1:5997")]
+
+
+def test_db_only_two_instances_share_registrations(start_server, tmp_path):
+    """db_mode 3 on PostgreSQL: a REGISTER to one pykam is found by another one."""
+    from sipcore import db
+    from tests.unit.test_db_engine import temp_db
+
+    with temp_db("postgres", tmp_path) as url:
+        db.create_all(url, ["location"])
+        db.dispose_engine(url)
+        params = f'modparam("usrloc", "db_url", "{url}")\nmodparam("usrloc", "db_mode", 3)'
+        a = start_server(CFG.replace("{params}", params))
+        b = start_server(CFG.replace("{params}", params))
+        rep = _ask(a.port, lambda ua: _register(ua, a.port, "dave", "sip:dave@127.0.0.1:5996"))
+        assert rep.status == 200
+        rep = _ask(b.port, lambda ua: _invite(ua, b.port, "dave"))
+        assert rep.status == 302 and rep.contacts.contacts[0].uri == "sip:dave@127.0.0.1:5996"
+        a.proc.terminate()
+        b.proc.terminate()
+        a.proc.wait(10)
+        b.proc.wait(10)
+
+
+class _Relay:
+    """A TCP relay 127.0.0.1:port -> target that the test can cut and restore (the shared
+    database server itself is never stopped)."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target = target_port
+        self.lsock: socket.socket | None = None
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+
+    def start(self) -> None:
+        import socket
+        import threading
+
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(16)
+        self.lsock = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, s]
+            for x, y in ((c, s), (s, c)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        import socket
+
+        if self.lsock is not None:
+            try:                        # wakes the accept() thread (close alone does not)
+                self.lsock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.lsock.close()
+            self.lsock = None
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.conns = []
+
+
+def test_database_cut_gives_500_and_service_resumes(start_server, tmp_path):
+    from sipcore import db
+    from tests.unit.test_db_engine import temp_db
+
+    with temp_db("postgres", tmp_path) as url:
+        db.create_all(url, ["location"])
+        db.dispose_engine(url)
+        relay = _Relay(5432)
+        relay.start()
+        try:
+            rurl = url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+            params = (f'modparam("usrloc", "db_url", "{rurl}")\n'
+                      'modparam("usrloc", "db_mode", 1)')
+            srv = start_server(CFG.replace("{params}", params))
+            def reg(user: str):
+                return lambda ua: _register(ua, srv.port, user, f"sip:{user}@127.0.0.1:5995")
+
+            assert _ask(srv.port, reg("erin")).status == 200
+            relay.cut()
+            kids = srv.children()
+            for _ in range(3):
+                assert _ask(srv.port, reg("erin")).status == 500
+            assert srv.children() == kids and srv.alive()        # no worker died
+            relay.start()
+            deadline = time.monotonic() + 10
+            status = 0
+            while time.monotonic() < deadline:
+                status = _ask(srv.port, reg("frank")).status
+                if status == 200:
+                    break
+                time.sleep(0.2)
+            assert status == 200
+            srv.proc.terminate()
+            srv.proc.wait(10)
+        finally:
+            relay.cut()

@@ -8,6 +8,7 @@ for the single-process server and for the prefork master alike. Skipped without 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -80,8 +81,9 @@ def _tail(path: Path, n: int = 3000) -> str:
     return path.read_text(errors="replace")[-n:] if path.exists() else f"({path} missing)"
 
 
-def test_sipp_uac_through_stateless_proxy_to_uas(start_server, tmp_path):
-    srv = start_server(CFG)
+def _run_calls(srv, tmp_path: Path, calls: int, rate: int, during=None) -> None:
+    """SIPp uac -> SRV -> SIPp uas for CALLS calls at RATE; DURING(uac) runs while the calls
+    are being made. Asserts every call completed."""
     uas_port, uac_port = free_udp_port(), free_udp_port()
     uas_log, uac_log = tmp_path / "uas.log", tmp_path / "uac.log"
     stat, errs = tmp_path / "uac-stat.csv", tmp_path / "uac-errors.log"
@@ -93,10 +95,12 @@ def test_sipp_uac_through_stateless_proxy_to_uas(start_server, tmp_path):
         assert uas.poll() is None, f"sipp uas exited: {_tail(uas_log)}"
         uac = _spawn(["sipp", "-sn", "uac", "-i", "127.0.0.1", "-p", str(uac_port),
                       "-bind_local", "-rsa", f"127.0.0.1:{srv.port}", f"127.0.0.1:{uas_port}",
-                      "-r", str(RATE), "-m", str(CALLS), "-l", str(CALLS),
+                      "-r", str(rate), "-m", str(calls), "-l", str(calls),
                       "-recv_timeout", "5000", "-timeout", "25s",
                       "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "3600",
                       "-trace_err", "-error_file", str(errs)], tmp_path, uac_log)
+        if during is not None:
+            during(uac)
         try:
             rc = uac.wait(30)
         except subprocess.TimeoutExpired:
@@ -107,14 +111,16 @@ def test_sipp_uac_through_stateless_proxy_to_uas(start_server, tmp_path):
                   f"retrans={st.get('Retransmissions(C)')}\nerrors:\n{_tail(errs)}\n"
                   f"uac:\n{_tail(uac_log, 1500)}\npykam:\n{srv.log()[-3000:]}")
         assert rc == 0, detail                       # SIPp: 0 = all calls successful
-        assert int(st["OutgoingCall(C)"]) == CALLS, detail
-        assert int(st["SuccessfulCall(C)"]) == CALLS, detail
+        assert int(st["OutgoingCall(C)"]) == calls, detail
+        assert int(st["SuccessfulCall(C)"]) == calls, detail
         assert int(st["FailedCall(C)"]) == 0, detail
     finally:
         if uac is not None:
             _stop(uac)
         _stop(uas)
 
+
+def _options_answered(srv) -> None:
     assert srv.alive(), srv.log()[-3000:]
     ua = UA()
     try:
@@ -125,7 +131,40 @@ def test_sipp_uac_through_stateless_proxy_to_uas(start_server, tmp_path):
         assert rpl.status == 200 and rpl.cseq.method == "OPTIONS"
     finally:
         ua.close()
+
+
+def test_sipp_uac_through_stateless_proxy_to_uas(start_server, tmp_path):
+    srv = start_server(CFG)
+    _run_calls(srv, tmp_path, CALLS, RATE)
+    _options_answered(srv)
     assert "Traceback" not in srv.log()
+
+
+def test_worker_killed_under_load_is_respawned_and_calls_complete(start_server, tmp_path):
+    srv = start_server(CFG)
+    killed: list[int] = []
+
+    def kill_a_worker(uac: subprocess.Popen) -> None:
+        time.sleep(2.0)                                  # mid-run: ~200 calls made
+        assert uac.poll() is None
+        psx = subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                              str(srv.rundir / "pykam_ctl"), "--json", "core.psx"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=15,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        victim = next(p["PID"] for p in json.loads(psx.stdout)
+                      if p["DSC"].startswith("udp receiver child=0"))
+        os.kill(victim, signal.SIGKILL)
+        killed.append(victim)
+
+    _run_calls(srv, tmp_path, 500, RATE, during=kill_a_worker)
+    assert killed and killed[0] not in srv.children()
+    assert len(srv.children()) == 4                      # 2 workers, timer, ctl: respawned
+    out = subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                          str(srv.rundir / "pykam_ctl"), "stats.get_statistics",
+                          "core:child_restarts"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=15, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "core:child_restarts = 1" in out.stdout, out.stdout + out.stderr
+    _options_answered(srv)
 
 
 def _processes_using(text: str) -> list[str]:

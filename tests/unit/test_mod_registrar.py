@@ -449,3 +449,13 @@ event_route[usrloc:contact-expired] {
     from sipcore.pv.vars import VARS
 
     assert VARS["expired"] == "sip:alice@192.0.2.10 of alice"
+
+
+def test_case_sensitive_aor():
+    h = harness()
+    h.request(register(user="Alice"))
+    assert h.request(invite("alice")).rc == 1                 # default: case-insensitive
+    h = harness('modparam("registrar", "case_sensitive", 1)')
+    h.request(register(user="Alice"))
+    assert reply_of(h.request(invite("alice"))).status == 404
+    assert h.request(invite("Alice")).rc == 1

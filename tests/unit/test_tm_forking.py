@@ -141,3 +141,152 @@ def test_send_reply_is_stateful_with_a_transaction(h):
     # the retransmission gets the same reply from the transaction
     again = h.request(invite("sendreply"))
     assert [m.status for m in again.replies] == [403]
+
+
+def test_suspend_continue_replicate_and_uac():
+    import modules.tmx.tmx_impl as ti
+    from modules.tm import t_funcs
+    from sipcore.testing import make_ctx
+
+    for m in (tm.mod, tmx.mod):
+        m.reset_params()
+    h = Harness.from_text("""
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "tmx"
+loadmodule "textops"
+loadmodule "pv"
+
+request_route {
+    if (is_method("OPTIONS")) {
+        t_replicate("sip:127.0.0.1:5130");
+        exit;
+    }
+    t_check_trans();
+    t_on_failure("F");
+    t_suspend();
+    $avp(idx) = $T(id_index);
+    $avp(lbl) = $T(id_label);
+    exit;
+}
+
+route[RESUME] {
+    $du = "sip:127.0.0.1:5131";
+    t_relay();
+}
+
+failure_route[F] {
+    t_reply("486", "Busy from failure");
+}
+""")
+    res = h.request(invite("later"))
+    assert [m.status for m in res.replies] == [100]
+    assert not [d for d, _b in res.sent if d.port == 5131]
+    avps = res.ctx.avps
+    idx, lbl = avps.values("idx")[0], avps.values("lbl")[0]
+    ctx = make_ctx(invite("x"), core=h.core)
+    before = len(h.core.sent)
+    assert ti.ki_t_continue(ctx, int(idx), int(lbl), "RESUME") == 1
+    out = [b for d, b in h.core.sent[before:] if d.port == 5131]
+    assert len(out) == 1 and parse_msg(out[0]).method == "INVITE"
+    assert ti.ki_t_continue(ctx, int(idx), int(lbl), "RESUME") == -1   # not suspended now
+    fail = h.reply(reply_to(out[0], 404, "Not Found"))
+    assert [parse_msg(b).status for d, b in fail.sent if d.port == 5080] == [486]
+    # t_replicate: the copy goes out statefully, its replies stay here
+    opt = ("OPTIONS sip:x@example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKo1\n"
+           "From: <sip:a@example.com>;tag=f\nTo: <sip:x@example.com>\nCall-ID: o1\n"
+           "CSeq: 1 OPTIONS\nContent-Length: 0\n\n")
+    rep = h.request(opt)
+    copy = [b for d, b in rep.sent if d.port == 5130]
+    assert len(copy) == 1 and rep.replies == []
+    r = h.reply(reply_to(copy[0], 200, "OK"))
+    assert r.sent == []
+    # a local request through tm (t_uac_send / tm.t_uac_start)
+    before = len(h.core.sent)
+    tid = t_funcs.uac_send(h.core, "OPTIONS", "sip:y@127.0.0.1:5132", "", "",
+                           "From: <sip:pykam@127.0.0.1>\r\nTo: <sip:y@127.0.0.1>", "")
+    assert tid is not None
+    [(dest, buf)] = h.core.sent[before:]
+    assert dest.port == 5132 and parse_msg(buf).from_tag
+    r = h.reply(reply_to(buf, 200, "OK"))
+    assert r.sent == []
+    assert t_funcs.table().get(tid).uas_code == 200
+
+
+EXTRA_CFG = """
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "tmx"
+loadmodule "textops"
+loadmodule "xlog"
+modparam("tm", "on_sl_reply", "SL")
+modparam("tm", "max_inv_lifetime", 200)
+modparam("tm", "fr_inv_timer", 5000)
+modparam("tm", "fr_timer", 5000)
+
+request_route {
+    t_check_trans();
+    if ($rU == "nowhere") {
+        $du = "sip:unresolvable.invalid";
+    } else {
+        $du = "sip:127.0.0.1:5140";
+    }
+    t_on_branch_failure("BF");
+    if (!t_relay()) { sl_reply_error(); }
+}
+
+event_route[tm:branch-failure:BF] {
+    xlog("L_NOTICE", "BRANCH-FAILURE $T_branch_idx $T_reply_code $T_rpl($rr)\\n");
+}
+
+onreply_route[SL] {
+    xlog("L_NOTICE", "SL-REPLY $rs\\n");
+    drop;
+}
+"""
+
+
+@pytest.fixture
+def hx():
+    for m in (tm.mod, tmx.mod):
+        m.reset_params()
+    lines = klog.capture()
+    level = klog.get_debug()
+    klog.set_debug(klog.L_INFO)
+    harness = Harness.from_text(EXTRA_CFG)
+    harness.lines = lines
+    yield harness
+    klog.capture(False)
+    klog.set_debug(level)
+
+
+def test_branch_failure_event_route(hx):
+    out = [b for d, b in hx.request(invite()).sent if d.port == 5140][0]
+    hx.reply(reply_to(out, 486, "Busy Here"))
+    assert any("BRANCH-FAILURE 0 486 Busy Here" in t for _l, t in hx.lines)
+
+
+def test_on_sl_reply_drops_unmatched_replies(hx):
+    stray = ("SIP/2.0 200 OK\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKstray\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKx\n"
+             "From: <sip:a@b>;tag=1\nTo: <sip:c@d>;tag=2\nCall-ID: s1\nCSeq: 1 INVITE\n"
+             "Content-Length: 0\n\n")
+    res = hx.reply(stray)
+    assert res.sent == []
+    assert any("SL-REPLY 200" in t for _l, t in hx.lines)
+
+
+def test_max_lifetime_expires_the_transaction(hx):
+    out = [b for d, b in hx.request(invite()).sent if d.port == 5140][0]
+    hx.reply(reply_to(out, 180, "Ringing"))
+    before = len(hx.core.sent)
+    time.sleep(0.25)
+    hx.run_timers()
+    sent = hx.core.sent[before:]
+    assert [parse_msg(b).status for d, b in sent if d.port == 5080] == [408]
+    assert [parse_msg(b).method for d, b in sent if d.port == 5140] == ["CANCEL"]
+
+
+def test_unreachable_destination_503(hx):
+    res = hx.request(invite("nowhere"))
+    assert [m.status for m in res.replies] == [100, 503]
