@@ -344,24 +344,29 @@ def init_process_state(cfg: Any, rank: int = 1, run_mod_init_hooks: bool = True)
 
 
 def preload(cfg: Any) -> int:
-    """Master, before fork: import every submodule of sipcore and of the loaded modules, so a
-    child (also one respawned much later, after the files on disk changed) never imports code
-    the master did not run with. Returns the number of modules imported."""
+    """Master, before fork: import every not yet imported submodule of the packages the server
+    already uses (sipcore and the loaded modules, recursively; packages nobody imported, such as
+    an unused engine, are left alone), so a child (also one respawned much later, after the
+    files on disk changed) never imports code the master did not run with. Returns the number
+    of modules imported."""
     import importlib
     import pkgutil
     import sys
 
     import sipcore
 
+    def walk(pkg: Any) -> int:
+        n = 0
+        for info in pkgutil.iter_modules(pkg.__path__):
+            full = f"{pkg.__name__}.{info.name}"
+            if info.ispkg:
+                if full in sys.modules:
+                    n += walk(sys.modules[full])
+            elif full not in sys.modules and info.name != "__main__":
+                importlib.import_module(full)
+                n += 1
+        return n
+
     roots = [sipcore] + [sys.modules[f"modules.{m.name}"] for m in cfg.modules
                          if f"modules.{m.name}" in sys.modules]
-    n = 0
-    for root in roots:
-        if not hasattr(root, "__path__"):
-            continue
-        for info in pkgutil.walk_packages(root.__path__, root.__name__ + "."):
-            if info.name.endswith("__main__") or info.name in sys.modules:
-                continue
-            importlib.import_module(info.name)
-            n += 1
-    return n
+    return sum(walk(r) for r in roots if hasattr(r, "__path__"))

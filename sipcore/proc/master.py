@@ -13,6 +13,7 @@ whenever they wake up) and exit, so a SIGKILLed master leaves no workers behind.
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import random
 import select
@@ -203,6 +204,11 @@ class Master:
             signal.signal(sig, self._on_signal)
         timer.init()
         self.plan()
+        # everything built so far (modules, compiled routes, tables) lives as long as the
+        # process: keep it out of the cyclic GC's generations, so collections in the children
+        # only walk per-message garbage, and pages stay shared copy-on-write
+        gc.collect()
+        gc.freeze()
         for m in self.cfg.modules:
             for hook in m.child_init_hooks:
                 hook(ranks.PROC_INIT)
