@@ -1,5 +1,8 @@
 """Runtime glue: listen sockets from the cfg, the socket-backed CoreApi, the UDP receive loop.
 
+TCP/TLS: UdpCore.bind() also binds the stream listen sockets (sipcore.net.tcp), and send()
+hands tcp/tls destinations to the StreamNet the server installs as `core.stream`.
+
 Runs in: the server process. This is the single-process runtime of the first milestone: one
 process binds the UDP listen sockets and runs receive_msg() for every datagram. The prefork
 master (children per socket, timer and ctl processes, shm) replaces serve() in the runtime
@@ -135,12 +138,20 @@ class UdpCore(CoreApi):
     def __init__(self, sockets: list[SocketInfo], **kw: Any) -> None:
         super().__init__(sockets=sockets, **kw)
         self.fds: dict[int, tuple[socket.socket, SocketInfo]] = {}
+        # TCP/TLS: listen sockets bound by bind(), the runtime installed by the server
+        # before fork (sipcore.net.tcp.StreamNet); None without stream listeners
+        self.stream_listeners: list[tuple[socket.socket, SocketInfo]] = []
+        self.stream: Any = None
 
     def bind(self, maxbuffer: int = 262144) -> None:
+        from sipcore.net.tcp import STREAM_PROTOS, bind_stream_listeners
+
+        self.stream_listeners = bind_stream_listeners(self.sockets, self.globals)
         for si in self.sockets:
             if si.proto != "udp":
-                klog.emit(klog.L_WARN, f"listen {si}: only UDP is served in this version; "
-                          "skipped")
+                if si.proto not in STREAM_PROTOS:
+                    klog.emit(klog.L_WARN, f"listen {si}: {si.proto} is not served in this "
+                              "version; skipped")
                 continue
             fam = socket.AF_INET6 if si.af == 6 else socket.AF_INET
             s = socket.socket(fam, socket.SOCK_DGRAM)
@@ -170,6 +181,8 @@ class UdpCore(CoreApi):
 
     def send(self, dest: Dest, data: bytes) -> bool:
         if dest.proto != "udp":
+            if self.stream is not None and dest.proto in ("tcp", "tls"):
+                return self.stream.send(dest, data, no_connect=dest.no_connect)
             klog.emit(klog.L_ERR, f"send to {dest.proto}:{dest.ip}:{dest.port}: transport not "
                       "available in this version")
             return False
@@ -184,10 +197,19 @@ class UdpCore(CoreApi):
             klog.emit(klog.L_ERR, f"sendto {dest.ip}:{dest.port} failed: {exc.strerror}")
             return False
 
+    def add_tcp_alias(self, conn_id: int, port: int, proto: str) -> bool:
+        """force_tcp_alias(): the connection is also reachable at its remote ip:PORT."""
+        if self.stream is None:
+            return False
+        return self.stream.add_alias(conn_id, port, proto)
+
     def close(self) -> None:
         for s, _ in self.fds.values():
             s.close()
         self.fds.clear()
+        for s, _ in self.stream_listeners:
+            s.close()
+        self.stream_listeners = []
 
 
 def serve(cfg: Any, core: UdpCore, should_stop: Callable[[], bool] = lambda: False,

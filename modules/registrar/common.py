@@ -72,11 +72,12 @@ def send_reply(ctx: RouteCtx, code: int, reason: str, headers: list[str]) -> boo
     cfg = current_config()
     sl = cfg.modules.get("sl") if cfg is not None else None
     if sl is not None and sl.api is not None:
-        # SlApi.zreply sends ctx.reply_lumps with the reply (as append_to_reply() does)
+        # SlApi.freply (send_reply: statefully when tm has a transaction for the request)
+        # sends ctx.reply_lumps with the reply, as Kamailio's registrar adds its headers
         saved = list(ctx.reply_lumps)
         ctx.reply_lumps.extend(headers)
         try:
-            return sl.api.zreply(ctx, code, reason) == 1
+            return sl.api.freply(ctx, code, reason) == 1
         finally:
             ctx.reply_lumps[:] = saved
     from sipcore.route.reply import send_stateless_reply

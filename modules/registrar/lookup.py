@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sipcore.core.sockets import find_socket, parse_socket_spec
 from sipcore.db import DbError
 from sipcore.errors import ParseError
 from sipcore.route.ctx import Branch, RouteCtx
@@ -52,9 +53,21 @@ def _dst_of(c: Any) -> str | None:
     return c.received or None
 
 
-def _branch(c: Any) -> Branch:
+def _socket_of(ctx: RouteCtx, c: Any) -> Any:
+    """The local socket the REGISTER came in on, if it is still one of ours (multihoming:
+    requests to the contact leave from where the UA registered)."""
+    if not c.socket:
+        return None
+    try:
+        return find_socket(ctx.core, parse_socket_spec(c.socket))
+    except ValueError:
+        return None
+
+
+def _branch(ctx: RouteCtx, c: Any) -> Branch:
     return Branch(uri=c.c, dst_uri=_dst_of(c), path=c.path or None, q=c.q, bflags=c.cflags,
-                  instance=c.instance or None, ruid=c.ruid, location_ua=c.user_agent or None)
+                  force_socket=_socket_of(ctx, c), instance=c.instance or None, ruid=c.ruid,
+                  location_ua=c.user_agent or None)
 
 
 def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool = False
@@ -73,7 +86,7 @@ def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool 
     if not cts:
         return LOOKUP_METHOD
     if to_dset:
-        ctx.branches.extend(_branch(c) for c in cts)
+        ctx.branches.extend(_branch(ctx, c) for c in cts)
         return LOOKUP_OK
     first, rest = cts[0], cts[1:]
     ctx.msg.set_ruri(first.c)
@@ -81,9 +94,12 @@ def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool 
     ctx.extra["path_vec"] = first.path or None
     ctx.extra["ruri_q"] = first.q
     ctx.bflags = first.cflags
+    sock = _socket_of(ctx, first)
+    if sock is not None:
+        ctx.force_socket = sock
     ctx.extra["ruri_ruid"] = first.ruid
     if p.append_branches:
-        ctx.branches.extend(_branch(c) for c in rest)
+        ctx.branches.extend(_branch(ctx, c) for c in rest)
     return LOOKUP_OK
 
 
@@ -101,7 +117,7 @@ def lookup_branches(ctx: RouteCtx, p: Any, table: str) -> int:
         cts = _contacts(ctx, table, aor) if aor is not None else None
         cts = _filtered(ctx, p, cts) if cts else cts
         if cts:
-            ctx.branches.extend(_branch(c) for c in cts)
+            ctx.branches.extend(_branch(ctx, c) for c in cts)
             found = True
         else:
             ctx.branches.append(b)
@@ -193,7 +209,7 @@ def ulc_value(profile: str, attr: str, idx: int) -> Any:
     if attr == "domain":
         return pr.table
     if attr == "aorhash":
-        return hash(pr.aor) & 0xFFFFFFFF
+        return int(common.usrloc_api().aor_hash(pr.aor))
     if attr == "count":
         return len(pr.contacts)
     n = len(pr.contacts)

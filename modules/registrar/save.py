@@ -18,6 +18,7 @@ from sipcore.errors import ParseError
 from sipcore.msg import HdrType
 from sipcore.msg.msg import METHOD_IDS
 from sipcore.route.ctx import RouteCtx
+from sipcore.shm import ShmError
 
 from . import common
 
@@ -235,7 +236,8 @@ class Saver:
                 bindings = dom.update(aor, lambda cts: self.merge(cts, reqs, base, outcome),
                                       mem_only=mem_only)
                 result = outcome[0]
-        except DbError:
+        except (DbError, ShmError, self.ul.RecordTooLarge) as exc:
+            common.log_err(f"usrloc update of {aor} failed: {exc}", ctx)
             raise RegError(500, "Server Internal Error") from None
         self.reply(200, "OK", self.contact_headers(aor, bindings))
         common.count("accepted_regs")

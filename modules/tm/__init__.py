@@ -12,8 +12,18 @@ called (they never pretend to work).
 from __future__ import annotations
 
 from sipcore.core.declared import declare_functions, declare_params, declare_rpcs
-from sipcore.mod import (ANY_ROUTE, BRANCH_ROUTE, EVENT_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE,
-                         REQUEST_ROUTE, Custom, Fx, Module, RouteType)
+from sipcore.mod import (
+    ANY_ROUTE,
+    BRANCH_ROUTE,
+    EVENT_ROUTE,
+    FAILURE_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Custom,
+    Fx,
+    Module,
+    RouteType,
+)
 
 mod = Module("tm", summary="Transaction management (stateful forwarding).",
              pending_note="not implemented yet in PyKam's tm (see docs/modules/tm.md)")

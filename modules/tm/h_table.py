@@ -56,6 +56,7 @@ B_CANCEL_PENDING = 4    # CANCEL to send when a provisional arrives (cancel_b_me
 B_CANCEL_SENT = 8
 B_DROPPED = 16          # reply not considered any more (failure_reply_mode)
 B_LOCAL_FAIL = 32       # could not be sent (503)
+B_CANCEL_REPLIED = 64   # our CANCEL on this branch got its final reply
 
 
 def new_tid() -> str:
@@ -140,6 +141,7 @@ class Branch:
     fr_gen: int = 0         # generation of the armed fr timer (restart invalidates old ones)
     bflags: int = 0         # script branch flags
     inv_fr: int = 0         # 1 once the INVITE branch runs on fr_inv_timer
+    ruid: str = ""          # usrloc record id of the contact ($T_reply_ruid)
 
 
 @dataclass
@@ -185,6 +187,7 @@ class Cell:
     keys: str = ""              # its request matching keys, "\n"-separated (wait timer)
     fwd_base: bytes = b""       # the request with the script's edits, before our Via
     contacts: str = ""          # pending serial-forking contacts (t_serial.dump, JSON)
+    avps: str = ""              # the request's $avp/$xavp at relay time (t_funcs, JSON)
     branches: list[Branch] = field(default_factory=list)
 
     def pack(self) -> bytes:

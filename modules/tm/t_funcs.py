@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -27,11 +28,32 @@ from sipcore.shm.hashtable import now_ms
 
 from . import fsm
 from .fsm import Act, Ev, St
-from .h_table import (B_CANCEL_PENDING, B_CANCEL_SENT, B_DROPPED, B_LOCAL_FAIL, B_REPLIED,
-                      B_TIMEOUT, T_2XX_SENT, T_CANCELED, T_DISABLE_6XX, T_EXPIRED,
-                      T_FINAL_SENT, T_IN_FAILURE, T_INVITE, T_IS_CANCEL, T_LOCAL_REPLY,
-                      T_LOCAL, T_NO_100, T_NO_INTERNAL_REPLY, T_REPLICATE, Branch, Cell,
-                      TmTable, new_tid)
+from .h_table import (
+    B_CANCEL_PENDING,
+    B_CANCEL_REPLIED,
+    B_CANCEL_SENT,
+    B_DROPPED,
+    B_LOCAL_FAIL,
+    B_REPLIED,
+    B_TIMEOUT,
+    T_2XX_SENT,
+    T_CANCELED,
+    T_DISABLE_6XX,
+    T_EXPIRED,
+    T_FINAL_SENT,
+    T_IN_FAILURE,
+    T_INVITE,
+    T_IS_CANCEL,
+    T_LOCAL,
+    T_LOCAL_REPLY,
+    T_NO_100,
+    T_NO_INTERNAL_REPLY,
+    T_REPLICATE,
+    Branch,
+    Cell,
+    TmTable,
+    new_tid,
+)
 from .t_lookup import invite_key_of, reply_branch, request_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,6 +87,11 @@ class TmConfig:
     e2e_cancel_reason = 1
     unmatched_cancel = 0
     on_sl_reply: Optional[str] = None
+    fr_timer_avp: Optional[str] = None
+    fr_inv_timer_avp: Optional[str] = None
+    noisy_ctimer = 1
+    cancel_b_method = 1
+    local_cancel_reason = 1
 
 
 cfg = TmConfig()
@@ -289,12 +316,46 @@ def _cancel_branches(core: Any, cell: Cell, out: Out, skip: int = -1, reason: st
             continue
         if br.flags & (B_CANCEL_SENT | B_CANCEL_PENDING):
             continue
-        if br.flags & B_REPLIED:
-            br.flags |= B_CANCEL_SENT
-            out.sends.append((_dest(core, br.proto, br.ip, br.port, br.sock),
-                              build_local_request(br.buf, "CANCEL", reason=reason)))
+        if br.flags & B_REPLIED or cfg.cancel_b_method == 2:
+            send_cancel(core, cell, i, out, reason)
+        elif cfg.cancel_b_method == 0:
+            # no reply yet: end the branch with a local 487 instead of a CANCEL
+            br.state, br.code, br.reply = St.TERMINATED, 487, b""
         else:
             br.flags |= B_CANCEL_PENDING
+
+
+def send_cancel(core: Any, cell: Cell, idx: int, out: Out, reason: str = "") -> None:
+    """CANCEL branch IDX now; over UDP it is retransmitted (timer E of its own non-INVITE
+    client transaction) until its reply arrives or the INVITE branch completes."""
+    br = cell.branches[idx]
+    br.flags = (br.flags & ~B_CANCEL_PENDING) | B_CANCEL_SENT
+    out.sends.append((_dest(core, br.proto, br.ip, br.port, br.sock),
+                      build_local_request(br.buf, "CANCEL", reason=reason)))
+    if br.proto == "udp":
+        out.timers.append(("tm:cretr", cell.t1, f"{cell.tid}.{idx}.{cell.t1}.0".encode()))
+
+
+def on_cancel_retr_timer(payload: bytes) -> None:
+    """Retransmit a CANCEL until answered, the branch completed, or 64*T1 elapsed."""
+    tid, sidx, sint, selapsed = payload.decode().split(".")
+    idx, interval, elapsed = int(sidx), int(sint), int(selapsed) + int(sint)
+    cell = table().get(tid)
+    if cell is None or idx >= len(cell.branches):
+        return
+    br = cell.branches[idx]
+    if br.flags & B_CANCEL_REPLIED or br.state >= St.COMPLETED or elapsed >= 64 * cell.t1:
+        return
+    core = _core()
+    _send(core, _dest(core, br.proto, br.ip, br.port, br.sock),
+          build_local_request(br.buf, "CANCEL", reason=cell.cancel_reason))
+    nxt = min(interval * 2, cell.t2)
+    timer.schedule("tm:cretr", nxt, f"{tid}.{idx}.{nxt}.{elapsed}".encode())
+
+
+def _local_reason(value: str) -> str:
+    """The Reason line of a CANCEL caused by a final reply (local_cancel_reason)."""
+    return f"Reason: {value}" if cfg.local_cancel_reason else ""
 
 
 def _finish(core: Any, cell: Cell, out: Out) -> None:
@@ -386,8 +447,10 @@ def t_newtran(ctx: RouteCtx) -> int:
                 request=msg.buf, src_ip=rcv.src_ip, src_port=rcv.src_port,
                 dst_ip=rcv.dst_ip, dst_port=rcv.dst_port, rcv_proto=rcv.proto,
                 flags=ctx.flags, ruri=msg.ruri,
-                fr_timer=int(ctx.extra.get("tm_fr", 0) or cfg.fr_timer),
-                fr_inv_timer=int(ctx.extra.get("tm_fr_inv", 0) or cfg.fr_inv_timer),
+                fr_timer=int(ctx.extra.get("tm_fr", 0) or _avp_ms(ctx, cfg.fr_timer_avp)
+                             or cfg.fr_timer),
+                fr_inv_timer=int(ctx.extra.get("tm_fr_inv", 0)
+                                 or _avp_ms(ctx, cfg.fr_inv_timer_avp) or cfg.fr_inv_timer),
                 t1=int(ctx.extra.get("tm_t1", 0) or cfg.t1),
                 t2=int(ctx.extra.get("tm_t2", 0) or cfg.t2),
                 created_ms=now_ms(), keys=key)
@@ -417,6 +480,21 @@ def t_newtran(ctx: RouteCtx) -> int:
     return 1
 
 
+def _avp_ms(ctx: RouteCtx, spec: Optional[str]) -> int:
+    """fr_timer_avp / fr_inv_timer_avp: the AVP's value in seconds (legacy), as ms; 0 unset."""
+    if not spec or ctx.avps is None:
+        return 0
+    name = spec.strip()
+    if name.startswith("$avp(") and name.endswith(")"):
+        name = name[5:-1]
+    name = name.removeprefix("s:").removeprefix("i:")
+    v = ctx.avps.first(int(name) if name.isdigit() else name)
+    try:
+        return int(v) * 1000 if v is not None else 0
+    except ValueError:
+        return 0
+
+
 def _rcv_sock_text(ctx: RouteCtx) -> str:
     s = ctx.core.choose_socket(ctx.rcv.proto, ctx.rcv.src_ip)
     return str(s) if s is not None else ""
@@ -431,6 +509,7 @@ class Target:
     bflags: int = 0
     force_socket: Any = None
     path: Optional[str] = None
+    ruid: Optional[str] = None
 
 
 def _targets(ctx: RouteCtx) -> list[Target]:
@@ -438,9 +517,9 @@ def _targets(ctx: RouteCtx) -> list[Target]:
     out: list[Target] = []
     if not ctx.extra.get("ruri_consumed"):
         out.append(Target(ctx.msg.ruri, ctx.dst_uri, ctx.bflags, ctx.force_socket,
-                          ctx.extra.get("path_vec")))
+                          ctx.extra.get("path_vec"), ctx.extra.get("ruri_ruid")))
     for b in ctx.branches:
-        out.append(Target(b.uri, b.dst_uri, b.bflags, b.force_socket, b.path))
+        out.append(Target(b.uri, b.dst_uri, b.bflags, b.force_socket, b.path, b.ruid))
     return out
 
 
@@ -457,8 +536,15 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
                   ) -> Optional[_Built]:
     """Build one branch: per-branch copy of the request, branch_route, next hop, our Via.
     None when branch_route dropped it."""
-    from sipcore.forward import (ForwardError, NextHop, build_forwarded, choose_send_socket,
-                                 resolve, strip_brackets, uri_next_hop)
+    from sipcore.forward import (
+        ForwardError,
+        NextHop,
+        build_forwarded,
+        choose_send_socket,
+        resolve,
+        strip_brackets,
+        uri_next_hop,
+    )
     from sipcore.msg import parse_msg
 
     bmsg = parse_msg(base)
@@ -480,7 +566,7 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
             klog.dbg(f"tm: branch {idx} dropped in branch_route", ctx)
             return None
     br = Branch(state=fsm.initial_state(True, cell.invite), uri=bmsg.ruri,
-                dst_uri=bctx.dst_uri or "", bflags=bctx.bflags)
+                dst_uri=bctx.dst_uri or "", bflags=bctx.bflags, ruid=tgt.ruid or "")
     try:
         if host is None:
             hop = uri_next_hop(bctx.dst_uri or bmsg.ruri)
@@ -604,10 +690,51 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
     return err
 
 
+def _xavp_json(x: Any) -> list[Any]:
+    v = x.value
+    return [x.name, [_xavp_json(c) for c in v] if isinstance(v, list) else v,
+            isinstance(v, list)]
+
+
+def _xavp_from(item: list[Any]) -> Any:
+    from sipcore.pv.vars import Xavp
+
+    name, value, struct = item
+    return Xavp(name, [_xavp_from(c) for c in value] if struct else value)
+
+
+def dump_avps(ctx: RouteCtx) -> str:
+    """$avp and $xavp of the request as JSON text for the transaction (failure_route,
+    onreply_route and t_continue see them, as Kamailio keeps them in the transaction)."""
+    from .t_serial import _name
+
+    out: dict[str, Any] = {}
+    if ctx.avps is not None and ctx.avps._d:
+        out["a"] = [[k, v] for k, v in ctx.avps._d.items()]
+    skip = _name()
+    if ctx.xavps is not None and ctx.xavps.xavp:
+        out["x"] = [_xavp_json(x) for x in ctx.xavps.xavp if x.name != skip]
+    return json.dumps(out) if out else ""
+
+
+def restore_avps(ctx: RouteCtx, text: str) -> None:
+    from sipcore.pv.vars import AvpList, xavps
+
+    if not text:
+        return
+    data = json.loads(text)
+    if data.get("a"):
+        lst = ctx.avps = AvpList()
+        for name, values in data["a"]:
+            lst._d[name] = list(values)
+    if data.get("x"):
+        xavps(ctx).xavp[:0] = [_xavp_from(i) for i in data["x"]]
+
+
 def _ctx_snapshot(ctx: RouteCtx) -> dict[str, Any]:
     from .t_serial import dump
 
-    return {"flags": ctx.flags, "contacts": dump(ctx),
+    return {"flags": ctx.flags, "contacts": dump(ctx), "avps": dump_avps(ctx),
             **{k: ctx.extra[k] for k in ("tm_on_failure", "tm_on_reply", "tm_on_branch",
                                          "tm_on_branch_failure", "tm_fr", "tm_fr_inv")
                if k in ctx.extra}}
@@ -616,6 +743,7 @@ def _ctx_snapshot(ctx: RouteCtx) -> dict[str, Any]:
 def _apply_snapshot(cell: Cell, snap: dict[str, Any]) -> None:
     cell.flags = snap["flags"]
     cell.contacts = snap["contacts"]
+    cell.avps = snap["avps"]
     for name in ("on_failure", "on_reply", "on_branch", "on_branch_failure"):
         if "tm_" + name in snap:
             setattr(cell, name, snap["tm_" + name])
@@ -688,9 +816,12 @@ def relay_cancel(ctx: RouteCtx, inv_tid: str) -> int:
         c.tflags |= T_CANCELED
         c.cancel_reason = reason
         _cancel_branches(ctx.core, c, out, reason=reason)
+        _finish(ctx.core, c, out)     # cancel_b_method=0 may have ended every branch
 
     table().update(inv_tid, upd)
     _flush(ctx.core, out)
+    if out.failure is not None:
+        run_failure(inv_tid, out.failure, ctx.core)
     return 1
 
 
@@ -729,7 +860,7 @@ def t_reply(ctx: RouteCtx, code: int, reason: str, headers: tuple[str, ...] = ()
             c.tflags |= T_LOCAL_REPLY
             c.best_code, c.best_reason = code, reason
             if c.invite:
-                _cancel_branches(ctx.core, c, out, reason=f"Reason: SIP;cause={code}")
+                _cancel_branches(ctx.core, c, out, reason=_local_reason(f"SIP;cause={code}"))
         return True
 
     cell, ok = table().update(tid, upd)
@@ -740,7 +871,20 @@ def t_reply(ctx: RouteCtx, code: int, reason: str, headers: tuple[str, ...] = ()
     ctx.replied = True
     stats.inc("tmx:rpl_generated")
     _flush(ctx.core, out)
+    _event_route(ctx, "tm:local-response")
     return 1
+
+
+def _event_route(ctx: RouteCtx, name: str) -> None:
+    """Run event_route[NAME] on CTX when the config has it; ctx's route state is kept."""
+    routes = ctx.core.routes
+    if routes is None or not routes.has_route("event", name):
+        return
+    saved = (ctx.route_type, ctx.route_name, ctx.dropped)
+    try:
+        routes.run("event", name, ctx)
+    finally:
+        ctx.route_type, ctx.route_name, ctx.dropped = saved
 
 
 # ---- replies from downstream ----------------------------------------------------------------
@@ -757,6 +901,15 @@ def reply_received(ctx: RouteCtx) -> bool:
     tid, idx = rb
     stats.inc("tmx:rpl_received")
     code = msg.status
+    if msg.cseq.method == "CANCEL" and cell.method != "CANCEL":
+        # the reply to a CANCEL we sent on this branch: it ends that CANCEL's retransmissions
+        if code >= 200:
+            def cancel_done(c: Cell) -> None:
+                c.branches[idx].flags |= B_CANCEL_REPLIED
+
+            tbl.update(tid, cancel_done)
+        stats.inc("tmx:rpl_absorbed")
+        return True
     br = cell.branches[idx]
     tr = fsm.step(fsm.table_for(True, cell.invite), St(br.state), fsm.reply_event(code))
     if tr is None or Act.ABSORB in tr.actions:
@@ -768,6 +921,7 @@ def reply_received(ctx: RouteCtx) -> bool:
     ctx.extra[TID] = tid
     ctx.branch_index = idx
     ctx.flags = cell.flags
+    restore_avps(ctx, cell.avps)
     routes = ctx.core.routes
     if cell.on_reply and routes is not None and routes.has_route("onreply", cell.on_reply):
         ctx.dropped = False
@@ -802,9 +956,7 @@ def reply_received(ctx: RouteCtx) -> bool:
             if b.code < code:
                 b.code = code
             if b.flags & B_CANCEL_PENDING:
-                b.flags = (b.flags & ~B_CANCEL_PENDING) | B_CANCEL_SENT
-                out.sends.append((dest, build_local_request(b.buf, "CANCEL",
-                                                            reason=c.cancel_reason)))
+                send_cancel(core, c, idx, out, c.cancel_reason)
             if c.invite and (cfg.restart_fr_on_each_reply or not b.inv_fr):
                 b.inv_fr = 1
                 b.fr_gen += 1
@@ -823,12 +975,12 @@ def reply_received(ctx: RouteCtx) -> bool:
                 else:
                     _send_upstream(core, c, out, relay_buf, relay_code)
             if c.invite:
-                _cancel_branches(core, c, out, skip=idx, reason="Reason: SIP;cause=200;"
-                                 "text=\"Call completed elsewhere\"")
+                _cancel_branches(core, c, out, skip=idx, reason=_local_reason(
+                    'SIP;cause=200;text="Call completed elsewhere"'))
             return
         b.reply = raw
         if code >= 600 and c.invite and not c.tflags & T_DISABLE_6XX:
-            _cancel_branches(core, c, out, skip=idx, reason=f"Reason: SIP;cause={code}")
+            _cancel_branches(core, c, out, skip=idx, reason=_local_reason(f"SIP;cause={code}"))
         _finish(core, c, out)
 
     cell, _ = tbl.update(tid, upd)
@@ -890,6 +1042,7 @@ def ctx_from_cell(cell: Cell, core: Any) -> RouteCtx:
         msg.set_ruri(cell.ruri)
     ctx.extra[TID] = cell.tid
     ctx.extra["via1_rcv_params_added"] = bool(cell.fwd_base)
+    restore_avps(ctx, cell.avps)
     if cell.contacts:
         from .t_serial import restore
 
@@ -921,6 +1074,7 @@ def run_failure(tid: str, what: tuple[str, int, str, int], core: Any) -> None:
         c.tflags &= ~T_IN_FAILURE
         c.flags = flags
         c.contacts = snap["contacts"]
+        c.avps = snap["avps"]
         if "tm_on_failure" in snap:
             c.on_failure = snap["tm_on_failure"]
         if "tm_on_reply" in snap:
@@ -982,9 +1136,13 @@ def on_fr_timer(payload: bytes) -> None:
         b.reply = b""
         stats.inc("tm:branch_timeouts")
         if c.invite and b.flags & B_REPLIED and not b.flags & B_CANCEL_SENT:
-            b.flags |= B_CANCEL_SENT
-            out.sends.append((_dest(core, b.proto, b.ip, b.port, b.sock),
-                              build_local_request(b.buf, "CANCEL")))
+            send_cancel(core, c, idx, out)
+        if not cfg.noisy_ctimer and c.invite and len(c.branches) == 1 and \
+                not b.flags & B_REPLIED and not c.on_failure and not c.tflags & T_CANCELED:
+            # noisy_ctimer=0: a single never-answered INVITE branch ends silently
+            c.tflags |= T_FINAL_SENT
+            out.timers.append(("tm:wait", cfg.wt_timer, c.tid.encode()))
+            return
         _finish(core, c, out)
 
     cell, _ = table().update(tid, upd)
@@ -1142,7 +1300,9 @@ def uac_send(core: Any, method: str, ruri: str, nexthop: str, socket: str, heade
                 method=method, uas_state=fsm.initial_state(False, invite), request=raw,
                 fwd_base=raw, ruri=ruri, fr_timer=cfg.fr_timer, fr_inv_timer=cfg.fr_inv_timer,
                 t1=cfg.t1, t2=cfg.t2, created_ms=now_ms())
-    b = _build_branch(ctx, cell, 0, Target(ruri, ctx.dst_uri), raw, None, None, None)
+    ctx.extra[TID] = tid
+    _event_route(ctx, "tm:local-request")      # may still change $du / $fs
+    b = _build_branch(ctx, cell, 0, Target(ctx.msg.ruri, ctx.dst_uri), raw, None, None, None)
     if b is None or b.error:
         return None
     cell.branches.append(b.branch)

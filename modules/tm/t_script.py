@@ -62,6 +62,9 @@ def _mod_init(cfg: Any) -> None:
     c.relay_100, c.e2e_cancel_reason = p.relay_100, p.e2e_cancel_reason
     c.unmatched_cancel = p.unmatched_cancel
     c.on_sl_reply = p.on_sl_reply
+    c.fr_timer_avp, c.fr_inv_timer_avp = p.fr_timer_avp, p.fr_inv_timer_avp
+    c.noisy_ctimer, c.cancel_b_method = p.noisy_ctimer, p.cancel_b_method
+    c.local_cancel_reason = p.local_cancel_reason
     shm = shm_context()
     if shm is None:
         raise RuntimeError("tm needs the shared memory segment")
@@ -73,6 +76,7 @@ def _mod_init(cfg: Any) -> None:
     timer.register_handler("tm:uas", tf.on_uas_timer)
     timer.register_handler("tm:wait", tf.on_wait_timer)
     timer.register_handler("tm:life", tf.on_life_timer)
+    timer.register_handler("tm:cretr", tf.on_cancel_retr_timer)
     timer.register_timer("tm:clean", tf.on_clean_timer, 2000)
     for name in STATS:
         stats.register("tmx:" + name, no_reset=True)
@@ -657,6 +661,19 @@ def rpc_reply_callid(code: Any = 0, reason: str = "", callid: str = "", cseq: An
     return _rpc_reply(tf.find_by_callid(callid, str(cseq)), code, reason, to_tag, hdrs, body)
 
 
+@bind("t_is_retr_async_reply", 0)
+def ki_t_is_retr_async_reply(ctx: RouteCtx) -> int:
+    """Replies are never suspended in PyKam's tm: always false."""
+    return -1
+
+
+@bind("t_use_uac_headers", 0)
+def ki_t_use_uac_headers(ctx: RouteCtx) -> int:
+    """Local ACK/CANCEL are always built from the request as sent on the branch (the UAC-side
+    headers), so this only confirms it."""
+    return 1
+
+
 # ---- serial forking ----------------------------------------------------------------------------
 
 @bind("t_load_contacts", 0)
@@ -764,6 +781,8 @@ for _name, _fn, _doc in (
          "method ruri nexthop socket headers [body]: send a local request."),
         ("tm.t_uac_wait_block", rpc_t_uac_wait_block,
          "Same, blocking up to 80 s; returns code and reason."),
+        ("tm.t_uac_wait", rpc_t_uac_wait_block,
+         "Same as tm.t_uac_wait_block (the ctl process answers when the reply is in)."),
         ("tm.reply", rpc_reply,
          "code reason trans_id(index:label) to_tag hdrs [body]: reply to a transaction."),
         ("tm.reply_callid", rpc_reply_callid, "code reason callid cseq to_tag hdrs [body].")):

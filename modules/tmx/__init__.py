@@ -11,8 +11,16 @@ from __future__ import annotations
 from typing import Optional
 
 from sipcore.core.declared import declare_functions, declare_params
-from sipcore.mod import (ANY_ROUTE, EVENT_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx,
-                         Module, RouteType)
+from sipcore.mod import (
+    ANY_ROUTE,
+    EVENT_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Custom,
+    Fx,
+    Module,
+    RouteType,
+)
 
 mod = Module("tmx", summary="tm extensions: transaction helpers, $T_* variables, statistics.",
              depends=("tm",),

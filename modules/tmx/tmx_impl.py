@@ -272,7 +272,13 @@ def _t_reply_last(ctx: RouteCtx) -> Any:
 
 
 def _t_reply_ruid(ctx: RouteCtx) -> Any:
-    return None
+    """ruid of the branch whose reply is being handled (failure_route: the winning one)."""
+    cell = _cell(ctx)
+    best = ctx.extra.get(_tm().BEST)
+    idx = best[2] if best else ctx.branch_index
+    if cell is None or idx is None or not 0 <= idx < len(cell.branches):
+        return None
+    return cell.branches[idx].ruid or None
 
 
 class _Nested:
@@ -352,7 +358,7 @@ def _t_branch(inner: str) -> Callable[[RouteCtx], Any]:
         if cell is None or idx is None or idx >= len(cell.branches):
             return None
         br = cell.branches[idx]
-        return {"flags": br.bflags, "uri": br.uri, "ruid": None}.get(inner)
+        return {"flags": br.bflags, "uri": br.uri, "ruid": br.ruid or None}.get(inner)
 
     return get
 

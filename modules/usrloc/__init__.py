@@ -19,10 +19,10 @@ from sipcore.core.declared import declare_params
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import Module
 from sipcore.proc import ranks
-from sipcore.shm import ShmHashTable
+from sipcore.shm import ShmError, ShmHashTable
 
-from .api import UsrlocApi
-from .ucontact import Contact, q_text
+from .api import UsrlocApi, aor_hash
+from .ucontact import Contact, RecordTooLarge, q_text
 from .udomain import DB_ONLY, DB_READONLY, NO_DB, WRITE_BACK, DomainCfg, UDomain, new_ruid
 
 mod = Module("usrloc", summary="User location (AoR -> contacts) storage.")
@@ -250,6 +250,8 @@ def _rpc_guard(what: str, fn: Any) -> Any:
         return fn()
     except db.DbError as exc:
         raise RpcFault(500, f"{what}: database error: {exc}") from None
+    except (ShmError, RecordTooLarge) as exc:
+        raise RpcFault(500, f"{what}: {exc}") from None
 
 
 def rpc_dump(mode: str | None = None) -> dict[str, Any]:
@@ -263,7 +265,7 @@ def rpc_dump(mode: str | None = None) -> dict[str, Any]:
         for aor, cts in recs.items():
             contacts = ([{"Contact": {"Address": c.c}} for c in cts] if brief
                         else [_contact_info(c, now) for c in cts])
-            aors.append({"Info": {"AoR": aor, "HashID": hash(aor) & 0xFFFFFFFF,
+            aors.append({"Info": {"AoR": aor, "HashID": aor_hash(aor),
                                   "Contacts": contacts}})
         size = d.table.nbuckets if d.table is not None else 0
         domains.append({"Domain": {"Domain": d.name, "Size": size, "AoRs": aors,

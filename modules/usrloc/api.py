@@ -4,14 +4,21 @@ Runs in: every process. Shared state: the usrloc domains in shm (udomain.py).
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sipcore.errors import ModuleError
 
-from .ucontact import Contact, q_text
+from .ucontact import Contact, RecordTooLarge, q_text
 from .udomain import EXPIRED_CBS, DomainCfg, ExpiredCb, UDomain, new_ruid
+
+def aor_hash(aor: str) -> int:
+    """A hash of the AoR that is the same in every process (Python's hash() is salted per
+    process): ul.dump's HashID and $ulc(p=>aorhash)."""
+    return zlib.crc32(aor.encode("utf-8", "surrogateescape"))
+
 
 # matching_mode values (Kamailio CONTACT_ONLY, CONTACT_CALLID, CONTACT_PATH, CONTACT_CALLID_ONLY)
 CONTACT_ONLY, CONTACT_CALLID, CONTACT_PATH, CONTACT_CALLID_ONLY = 0, 1, 2, 3
@@ -27,7 +34,12 @@ def _uri_eq(a: str, b: str) -> bool:
 
 @dataclass
 class UsrlocApi:
-    """Kamailio usrloc_api_t, the part registrar needs."""
+    """Kamailio usrloc_api_t, the part registrar needs.
+
+    Errors of UDomain.update()/get(): sipcore.db.DbError (database), sipcore.shm.ShmError
+    (shared memory full), RecordTooLarge (a field over 64 KiB) - all mean "reply 500"."""
+
+    RecordTooLarge = RecordTooLarge
 
     get_domain: Callable[[str], UDomain]
     settings: Callable[[], DomainCfg]
@@ -74,6 +86,10 @@ class UsrlocApi:
     @staticmethod
     def q_text(q: int) -> str:
         return q_text(q)
+
+    @staticmethod
+    def aor_hash(aor: str) -> int:
+        return aor_hash(aor)
 
     def match_contact(self, contacts: list[Contact], uri: str, callid: str, path: str,
                       instance: str = "", reg_id: int = 0) -> Contact | None:

@@ -24,6 +24,10 @@ _LEN = struct.Struct("=H")
 _REC_LEN = struct.Struct("=I")
 
 
+class RecordTooLarge(ValueError):
+    """A contact field does not fit the record layout (64 KiB per string)."""
+
+
 @dataclass(slots=True)
 class Contact:
     """A binding. expires: wall-clock epoch seconds (0 = permanent, never expires)."""
@@ -70,7 +74,7 @@ class Contact:
         for name in _STR_FIELDS:
             b = getattr(self, name).encode("utf-8", "surrogateescape")
             if len(b) > 0xFFFF:
-                raise ValueError(f"contact {name} too long ({len(b)} bytes)")
+                raise RecordTooLarge(f"contact {name} too long ({len(b)} bytes)")
             parts.append(_LEN.pack(len(b)))
             parts.append(b)
         return b"".join(parts)

@@ -70,6 +70,7 @@ class CompiledConfig:
         self.cfg_vars = cfg_vars            # "group.var" -> (value, desc)
         self.defines = defines              # final #!define table
         self.module_paths = module_paths    # loadpath / mpath values
+        self.kemi: Any = None               # KEMI engine (app_lua/app_python3 mod_init sets it)
         self._routes = routes
         self._ns = ns
         self._entries: dict[tuple[str, Optional[str]], tuple[Callable[[RouteCtx], int],
@@ -91,6 +92,8 @@ class CompiledConfig:
         return kind, name
 
     def has_route(self, kind: str, name: Optional[str] = None) -> bool:
+        if self.kemi is not None:
+            return self.kemi.has_route(kind, name)
         return self._key(kind, name) in self._entries
 
     def route_names(self, kind: str) -> list[Any]:
@@ -107,7 +110,10 @@ class CompiledConfig:
 
     def run(self, kind: str, name: Optional[str], ctx: RouteCtx) -> int:
         """Run a route block on CTX: the block's return value, 0 after exit/drop/return(0).
-        A route the config does not define returns 1 (nothing to do)."""
+        A route the config does not define returns 1 (nothing to do). With a KEMI cfgengine
+        the script function for the route runs instead."""
+        if self.kemi is not None:
+            return self.kemi.run(kind, name, ctx)
         entry = self._entries.get(self._key(kind, name))
         if entry is None:
             return 1

@@ -57,6 +57,9 @@ def _print_errors(exc: Exception) -> None:
 @click.option("-l", "listen", multiple=True, metavar="ADDRESS",
               help="Listen on ADDRESS, e.g. udp:127.0.0.1:5060 (repeatable; replaces listen=).")
 @click.option("-n", "children", type=int, default=None, help="Number of children per socket.")
+@click.option("-N", "tcp_children", type=int, default=None,
+              help="Number of TCP worker processes (default: -n).")
+@click.option("-T", "disable_tcp", is_flag=True, help="Disable TCP (and TLS).")
 @click.option("-m", "shm_mb", type=int, default=None, help="Shared memory size in MB.")
 @click.option("-P", "pidfile", default=None, help="Write the master PID to this file.")
 @click.option("-Y", "rundir", default=None, help="Runtime directory.")
@@ -65,7 +68,7 @@ def _print_errors(exc: Exception) -> None:
 @click.option("-v", "show_version2", is_flag=True, hidden=True)
 def main(cfg_file: str, check_only: bool, defines: tuple[str, ...], no_daemon: int,
          log_stderr: bool, log_color: bool, listen: tuple[str, ...], children: Optional[int],
-         shm_mb: Optional[int], pidfile: Optional[str], rundir: Optional[str], debug_inc: int,
+         tcp_children: Optional[int], disable_tcp: bool, shm_mb: Optional[int], pidfile: Optional[str], rundir: Optional[str], debug_inc: int,
          show_version: bool, show_version2: bool) -> None:
     """PyKam SIP server (Kamailio-compatible)."""
     if show_version or show_version2:
@@ -88,7 +91,9 @@ def main(cfg_file: str, check_only: bool, defines: tuple[str, ...], no_daemon: i
     sys.exit(run_server(cfg, RunOptions(listen=listen, log_stderr=log_stderr,
                                         log_color=log_color, debug_inc=debug_inc,
                                         pidfile=pidfile, rundir=rundir, children=children,
-                                        shm_mb=shm_mb, no_daemon=no_daemon)))
+                                        shm_mb=shm_mb, no_daemon=no_daemon,
+                                        tcp_children=tcp_children,
+                                        disable_tcp=disable_tcp)))
 
 
 @dataclass
@@ -102,6 +107,8 @@ class RunOptions:
     children: Optional[int] = None
     shm_mb: Optional[int] = None
     no_daemon: int = 0
+    tcp_children: Optional[int] = None
+    disable_tcp: bool = False
 
 
 def run_server(cfg, opts: RunOptions) -> int:
@@ -129,6 +136,10 @@ def run_server(cfg, opts: RunOptions) -> int:
     fork = g.get("fork", 1) not in (0, False, "no") and opts.no_daemon != 1
     children = opts.children if opts.children is not None else int(g.get("children", 8) or 8)
     core = core_from_config(cfg, UdpCore, opts.listen, resolve_aliases=True)
+    if opts.disable_tcp:
+        core.globals["disable_tcp"] = True
+    if opts.tcp_children is not None:
+        core.globals["tcp_children"] = opts.tcp_children
     try:
         core.bind(int(g.get("maxbuffer", 262144) or 262144))
     except ConfigError as exc:
@@ -141,12 +152,26 @@ def run_server(cfg, opts: RunOptions) -> int:
         daemon_fd = daemonize(keep_stderr=to_stderr)
     shm_mb = opts.shm_mb or int(g.get("shm_mem_size", 64) or 64)
     n_udp = sum(1 for si in core.sockets if si.proto == "udp")
+    from sipcore.net.options import TcpOptions
+
+    tcp_opts = TcpOptions.from_globals(core.globals, children)
+    n_tcp = tcp_opts.children if core.stream_listeners and fork else 0
     try:
-        shm = create_shm(shm_mb, max_procs=1 + (children if fork else 1) * n_udp + 16)
+        shm = create_shm(shm_mb, max_procs=1 + (children if fork else 1) * n_udp + n_tcp + 16)
     except ShmError as exc:
         click.echo(f"error: shared memory: {exc}", err=True)
         return 1
     try:
+        if n_tcp:
+            from sipcore.net import tcp as net_tcp
+
+            net = net_tcp.StreamNet.create(shm.ctx.arena, tcp_opts, core.stream_listeners,
+                                           core.sockets)
+            net_tcp.install(net)
+            core.stream = net
+        elif core.stream_listeners:
+            klog.emit(klog.L_WARN, "TCP/TLS listen sockets are served by TCP workers only: "
+                      "not in the no-fork mode (-D)")
         set_current(cfg, core)
         setup_process(cfg)
         run_mod_init(cfg)
@@ -166,9 +191,17 @@ def run_server(cfg, opts: RunOptions) -> int:
                      runtime_cfg=RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars),
                      argv=sys.argv, master_pid=os.getpid())
         set_env(env)
+        tcp_children = []
+        if core.stream is not None:
+            from sipcore.net.tcp_worker import tcp_child_body
+
+            tcp_children = [(f"tcp receiver (generic) child={i}",
+                             tcp_child_body(cfg, core, core.stream, i))
+                            for i in range(core.stream.n_workers)]
         master = Master(cfg, core, children=children, daemon_fd=daemon_fd, pidfile=pidfile,
                         rundir=rundir,
-                        extra_children=[(ranks.PROC_RPC, "ctl handler", ctl_child_body(env))])
+                        extra_children=[(ranks.PROC_RPC, "ctl handler", ctl_child_body(env))],
+                        tcp_children=tcp_children)
         return master.run()
     finally:
         if os.getpid() == shm.owner_pid:

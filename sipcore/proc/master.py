@@ -1,7 +1,8 @@
 """The prefork master (Kamailio main.c main_loop + gunicorn's arbiter ideas).
 
 Runs in: the master process only. It binds the sockets, runs mod_init and child_init(PROC_INIT),
-forks the UDP workers (`children` per UDP socket), the timer process and the ctl process, then
+forks the UDP workers (`children` per UDP socket), the TCP workers (`tcp_children`, when there is
+a TCP/TLS listen socket; bodies from sipcore.net), the timer process and the ctl process, then
 only supervises: signal handlers only queue (a self-pipe wakes the loop), the loop reaps and
 respawns dead children with the same slot and rank (counted in the process table and in
 `core:child_restarts`), and stops everything on SIGTERM/SIGINT: children get SIGTERM, then
@@ -70,7 +71,9 @@ class Master:
     def __init__(self, cfg: Any, core: Any, *, children: int, daemon_fd: Optional[int] = None,
                  pidfile: Optional[str] = None, rundir: Optional[str] = None,
                  extra_children: Optional[list[tuple[int, str, Callable[[ChildEnv], None]]]]
-                 = None, on_stop: Optional[Callable[[], None]] = None) -> None:
+                 = None, on_stop: Optional[Callable[[], None]] = None,
+                 tcp_children: Optional[list[tuple[str, Callable[[ChildEnv], None]]]] = None
+                 ) -> None:
         self.cfg = cfg
         self.core = core
         self.children = children
@@ -78,6 +81,7 @@ class Master:
         self.pidfile = pidfile
         self.rundir = rundir
         self.extra = extra_children or []
+        self.tcp = tcp_children or []       # (desc, body) of each TCP worker (sipcore.net)
         self.on_stop = on_stop
         self.specs: list[ChildSpec] = []
         self.by_pid: dict[int, ChildSpec] = {}
@@ -102,6 +106,10 @@ class Master:
                 desc = f"udp receiver child={i} sock={host}:{si.port}{adv}"
                 self.specs.append(ChildSpec(idx, rank, desc, self._udp_body(s, si)))
                 idx += 1
+        for desc, body in self.tcp:        # Kamailio: tcp receivers continue the SIP ranks
+            rank += 1
+            self.specs.append(ChildSpec(idx, rank, desc, body))
+            idx += 1
         self.specs.append(ChildSpec(idx, ranks.PROC_TIMER, "timer", self._timer_body))
         idx += 1
         for rank_, desc, body in self.extra:

@@ -59,7 +59,10 @@ def lookup(name: str, modreg: Any = None) -> Optional[PvClass]:
 
     def _module_factory(inner: Optional[str], _modreg: Any) -> PvSpec:
         try:
-            spec = factory(inner)
+            # a factory marked `wants_modreg = True` also gets the module registry, so the
+            # PVs inside its name ($sht(t=>$fU-$shtinc(x=>y))) may be module PVs too
+            spec = (factory(inner, _modreg) if getattr(factory, "wants_modreg", False)
+                    else factory(inner))
         except PvError:
             raise
         except ValueError as e:

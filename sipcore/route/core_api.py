@@ -65,7 +65,8 @@ class Dest:
     ip: str
     port: int
     sock: Optional[SocketInfo] = None
-    conn_id: int = 0
+    conn_id: int = 0            # TCP/TLS: send on this connection when it is still open
+    no_connect: bool = False    # TCP/TLS: only over an existing connection (set_*_no_connect)
 
 
 @dataclass

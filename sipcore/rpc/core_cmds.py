@@ -168,6 +168,28 @@ class CoreCmds:
         except OSError as exc:
             raise RpcFault(500, f"kill {self.env.master_pid}: {exc.strerror}") from None
 
+    # ---- core.tcp_* (sipcore.net; the connection table is in shm) --------------------------
+    def _net(self) -> Any:
+        from sipcore.net.tcp import current
+
+        net = current()
+        if net is None:
+            raise RpcFault(500, "tcp support disabled")
+        return net
+
+    def tcp_info(self) -> dict[str, int]:
+        """TCP/TLS: readers, max_connections, max_tls_connections, opened_connections,
+        opened_tls_connections, write_queued_bytes."""
+        return self._net().info()
+
+    def tcp_list(self) -> list[dict[str, Any]]:
+        """Open TCP/TLS connections: id, type, state, owner, addresses, age, aliases."""
+        return self._net().list()
+
+    def tcp_options(self) -> dict[str, Any]:
+        """TCP parameters in effect."""
+        return self._net().opts.as_rpc()
+
     # ---- stats.* --------------------------------------------------------------------------
     def _all_stats(self) -> dict[str, int]:
         snap = dict(self.env.stats.snapshot())
@@ -332,6 +354,9 @@ def core_exports(env: Any) -> list[RpcExport]:
         ("core.ppdefines", c.ppdefines, ""),
         ("core.ppdefines_full", c.ppdefines_full, ""),
         ("core.kill", c.kill, "[signal]"),
+        ("core.tcp_info", c.tcp_info, ""),
+        ("core.tcp_list", c.tcp_list, ""),
+        ("core.tcp_options", c.tcp_options, ""),
         ("stats.get_statistics", c.get_statistics, "all | group: | name ..."),
         ("stats.fetch", c.fetch, "all | group: | name ..."),
         ("stats.fetchn", c.fetchn, "all | group: | name ..."),

@@ -310,11 +310,18 @@ class BucketView:
         cell = self._t._get(key, _NOLOCK)
         return None if cell is None else cell[0]
 
-    def set(self, key: bytes, value: bytes, ttl: float | None = None) -> None:
+    def get_cell(self, key: bytes) -> Cell | None:
+        """The value with its expiry (time.monotonic() seconds or None), or None."""
+        self._own(key)
+        cell = self._t._get(key, _NOLOCK)
+        return None if cell is None else Cell(key, cell[0], cell[1] / 1000.0 if cell[1] else None)
+
+    def set(self, key: bytes, value: bytes, ttl: float | None = None, *,
+            expires: float | None = None) -> None:
         self._own(key)
         t, now = self._t, now_ms()
         check(lib.sht_set(t.base, t.offset, key, len(key), value, len(value),
-                          _expires_ms(ttl, None, now), now, _SET, _NOLOCK), "sht set")
+                          _expires_ms(ttl, expires, now), now, _SET, _NOLOCK), "sht set")
 
     def delete(self, key: bytes) -> bool:
         self._own(key)

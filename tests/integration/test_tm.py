@@ -204,10 +204,12 @@ def _stock_server(tmp_path):
     rundir = tmp_path / f"stock-{port}"
     rundir.mkdir()
     log_path = tmp_path / f"stock-{port}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "sipcore", "-DD", "-E", "-Y", str(rundir),
-                             "-n", "2", "-l", f"udp:127.0.0.1:{port}", "-f", str(STOCK)],
-                            cwd=ROOT, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    with open(log_path, "wb") as logf:         # the child keeps its own copy of the fd
+        proc = subprocess.Popen([sys.executable, "-m", "sipcore", "-DD", "-E", "-Y",
+                                 str(rundir), "-n", "2", "-l", f"udp:127.0.0.1:{port}",
+                                 "-f", str(STOCK)], cwd=ROOT, stdout=logf,
+                                stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
     ua = UA()
     try:
         deadline = time.monotonic() + 20
@@ -312,4 +314,116 @@ def test_stock_config_call_cancel_busy(tmp_path):
         bob.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-    assert "ACC: transaction answered:" in log_path.read_text()
+    log = log_path.read_text()
+    assert "ACC: transaction answered:" in log and "Traceback" not in log
+
+
+def test_lost_messages_recovered_by_tm_retransmissions(start_server):
+    """The callee loses the first INVITE (timer A resends it); the caller loses the first 486
+    (timer G resends it until the ACK, which tm absorbs)."""
+    srv = start_server(CFG)
+    alice, bob = UA(), UA()
+    try:
+        cid = uuid.uuid4().hex
+        inv = (f"INVITE sip:bob@127.0.0.1:{bob.port} SIP/2.0\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{alice.port};branch=z9hG4bK{cid[:12]};rport\n"
+               f"Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=l{cid[:6]}\n"
+               f"To: <sip:bob@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 INVITE\n"
+               f"Contact: <sip:alice@127.0.0.1:{alice.port}>\nContent-Length: 0\n\n")
+        alice.send(sip(inv), srv.port)
+        first = recv_until(bob, lambda m: m.is_request and m.method == "INVITE")
+        assert first is not None                          # "lost": not answered
+        t0 = time.monotonic()
+        second = recv_until(bob, lambda m: m.is_request and m.method == "INVITE", timeout=2)
+        assert second is not None and 0.3 < time.monotonic() - t0 < 1.5
+        assert second.via1.branch == first.via1.branch
+        bob.send(reply_to(second, 486, "Busy Here", "bz", f"sip:bob@127.0.0.1:{bob.port}"),
+                 srv.port)
+        assert recv_until(bob, lambda m: m.is_request and m.method == "ACK") is not None
+        busy = recv_until(alice, lambda m: m.is_reply and m.status == 486)
+        assert busy is not None                           # "lost" too: no ACK yet
+        again = recv_until(alice, lambda m: m.is_reply and m.status == 486, timeout=2)
+        assert again is not None                          # timer G
+        alice.send(sip(f"ACK sip:bob@127.0.0.1:{bob.port} SIP/2.0\n"
+                       f"Via: SIP/2.0/UDP 127.0.0.1:{alice.port};branch=z9hG4bK{cid[:12]};"
+                       f"rport\nMax-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=l{cid[:6]}\n"
+                       f"To: {again.header('To').value}\nCall-ID: {cid}\nCSeq: 1 ACK\n"
+                       "Content-Length: 0\n\n"), srv.port)
+        # absorbed hop by hop: bob sees no second ACK, alice no more 486
+        assert recv_until(bob, lambda m: m.is_request and m.method == "ACK", timeout=1) is None
+        assert recv_until(alice, lambda m: m.is_reply, timeout=1.5) is None
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_stock_config_parallel_forking_and_checks(tmp_path):
+    """Stock cfg: two contacts of one user ring in parallel, the first 200 wins and the other
+    branch is cancelled; OPTIONS keepalive, Max-Forwards 0 -> 483, no user -> 484."""
+    import signal
+
+    if not STOCK.exists():
+        pytest.skip(f"{STOCK} is not available")
+    proc, port, log_path = _stock_server(tmp_path)
+    alice, bob1, bob2 = UA(), UA(), UA()
+    try:
+        assert _register(bob1, "bob", port) == 200
+        assert _register(bob2, "bob", port) == 200
+        cid = uuid.uuid4().hex
+        alice.send(_invite(alice, "bob", port, cid), port)
+        inv1 = recv_until(bob1, lambda m: m.is_request and m.method == "INVITE")
+        inv2 = recv_until(bob2, lambda m: m.is_request and m.method == "INVITE")
+        assert inv1 is not None and inv2 is not None
+        assert inv1.via1.branch != inv2.via1.branch
+        c1, c2 = f"sip:bob@127.0.0.1:{bob1.port}", f"sip:bob@127.0.0.1:{bob2.port}"
+        bob1.send(reply_to(inv1, 180, "Ringing", "p1", c1), port)
+        bob2.send(reply_to(inv2, 180, "Ringing", "p2", c2), port)
+        bob2.send(reply_to(inv2, 200, "OK", "p2", c2), port)
+        ok = recv_until(alice, lambda m: m.is_reply and m.status == 200)
+        assert ok is not None and ok.to_tag == "p2"
+        cancel = recv_until(bob1, lambda m: m.is_request and m.method == "CANCEL")
+        assert cancel is not None and cancel.via1.branch == inv1.via1.branch
+        bob1.send(reply_to(cancel, 200, "OK", "p1", c1), port)
+        bob1.send(reply_to(inv1, 487, "Request Terminated", "p1", c1), port)
+        assert recv_until(bob1, lambda m: m.is_request and m.method == "ACK") is not None
+        assert recv_until(alice, lambda m: m.is_reply and m.status >= 300, timeout=1) is None
+        # a retransmitted INVITE (landing on either worker) is absorbed: the callee sees one
+        cid = uuid.uuid4().hex
+        inv = _invite(alice, "bob", port, cid)
+        alice.send(inv, port)
+        alice.send(inv, port)
+        time.sleep(0.05)
+        alice.send(inv, port)
+        seen = []
+        deadline = time.monotonic() + 0.4          # before tm's own timer A (500 ms)
+        while time.monotonic() < deadline:
+            data = bob1.recv(0.05)
+            if data is not None and parse_msg(data).method == "INVITE":
+                seen.append(data)
+        assert len(seen) == 1, seen
+        trying = 0
+        while (data := alice.recv(0.1)) is not None:
+            trying += parse_msg(data).status == 100
+        assert trying >= 1
+        # OPTIONS to the server itself: keepalive
+        from .conftest import options
+
+        alice.send(options(alice, port), port)
+        r = recv_until(alice, lambda m: m.is_reply and m.cseq.method == "OPTIONS")
+        assert r is not None and r.status == 200 and r.reason == "Keepalive"
+        # Max-Forwards 0 -> 483
+        mf0 = _invite(alice, "bob", port, uuid.uuid4().hex).replace(b"Max-Forwards: 70",
+                                                                     b"Max-Forwards: 0")
+        alice.send(mf0, port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 483) is not None
+        # INVITE with no user in the R-URI -> 484
+        nouser = _invite(alice, "bob", port, uuid.uuid4().hex).replace(
+            f"INVITE sip:bob@127.0.0.1:{port}".encode(), f"INVITE sip:127.0.0.1:{port}".encode())
+        alice.send(nouser, port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 484) is not None
+    finally:
+        for ua in (alice, bob1, bob2):
+            ua.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert "Traceback" not in log_path.read_text()

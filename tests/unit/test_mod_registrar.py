@@ -265,6 +265,9 @@ def test_lookup_rewrites_ruri_and_appends_branches_in_q_order():
     assert r.ctx.msg.ruri == "sip:alice@192.0.2.11"
     assert [b.uri for b in r.ctx.branches] == ["sip:alice@192.0.2.12", "sip:alice@192.0.2.10"]
     assert [b.q for b in r.ctx.branches] == [500, 200]
+    # requests leave from the socket the REGISTER came in on
+    assert r.ctx.force_socket is not None and r.ctx.force_socket.port == 5060
+    assert all(b.force_socket is r.ctx.force_socket for b in r.ctx.branches)
     # the 302 built from the destination set names all three
     rep = reply_of(r)
     assert rep.status == 302 and len(rep.contacts.contacts) == 3
@@ -459,3 +462,4 @@ def test_case_sensitive_aor():
     h.request(register(user="Alice"))
     assert reply_of(h.request(invite("alice"))).status == 404
     assert h.request(invite("Alice")).rc == 1
+

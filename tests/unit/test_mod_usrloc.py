@@ -207,3 +207,11 @@ def test_bad_db_mode_rejected():
 
     with pytest.raises(ModuleError, match="db_mode"):
         harness('modparam("usrloc", "db_mode", 7)')
+
+
+def test_oversized_field_is_an_rpc_fault():
+    harness('modparam("usrloc", "preload", "location")')
+    with pytest.raises(RpcFault, match="too long"):
+        ul.rpc_add("location", "alice", "sip:alice@192.0.2.1", 60, 1, "<sip:p;lr>" * 7000,
+                   0, 0, -1)
+    assert ul.get_domain("location").get("alice") == []

@@ -39,6 +39,8 @@ request_route {
         $ru = "sip:s1@127.0.0.1:5111";
         append_branch("sip:s2@127.0.0.1:5112", "0.5");
         append_branch("sip:s3@127.0.0.1:5113", "0.5");
+        $avp(who) = "caller-a";
+        $xavp(t=>k) = "v1";
         t_load_contacts();
         t_next_contacts();
         t_on_failure("NEXT");
@@ -56,7 +58,8 @@ request_route {
 }
 
 failure_route[NEXT] {
-    xlog("L_NOTICE", "NEXT code=$T_reply_code reason=$T_reply_reason ci=$T_req($ci)\\n");
+    xlog("L_NOTICE", "NEXT code=$T_reply_code reason=$T_reply_reason ci=$T_req($ci) "
+         "avp=$avp(who) xavp=$xavp(t=>k)\\n");
     if (t_next_contacts()) {
         t_on_failure("NEXT");
         t_relay();
@@ -117,7 +120,8 @@ def test_serial_forking_by_q(h):
     step2 = by_port(h.reply(reply_to(first.buf, 486, "Busy Here")))
     assert sorted(k for k in step2 if k > 5100) == [5111, 5112, 5113]  # ACK + 2 parallel
     assert [m.method for m in step2[5111]] == ["ACK"]
-    assert any("NEXT code=486 reason=Busy Here ci=call-1" in t for _l, t in h.lines)
+    assert any("NEXT code=486 reason=Busy Here ci=call-1 avp=caller-a xavp=v1" in t
+               for _l, t in h.lines)
     b2, b3 = step2[5112][0], step2[5113][0]
     h.reply(reply_to(b2.buf, 404, "Not Found", tag="y2"))
     last = by_port(h.reply(reply_to(b3.buf, 480, "Unavailable", tag="y3")))

@@ -163,7 +163,7 @@ def test_invite_retransmits_with_doubling_until_timer_b():
     uac.start()
     clock.run_until(64 * 500 + 1)
     sends = [t for t, w, _s in link.log if w == "REQ"]
-    gaps = [b - a for a, b in zip(sends, sends[1:])]
+    gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]
     assert gaps[:4] == [500, 1000, 2000, 4000]
     assert max(gaps) == 4000                      # capped at T2, as tm does
     assert uac.timeouts == 1 and uac.state == St.TERMINATED
@@ -179,7 +179,7 @@ def test_lost_request_recovered_by_timer_a():
 
 
 def test_lost_final_reply_is_retransmitted_by_timer_g_or_on_request_retransmission():
-    clock, link, uac, uas = pair(True, lose=frozenset({2}))
+    clock, _link, uac, uas = pair(True, lose=frozenset({2}))
     uas.tu_reply = "486"
     uac.start()
     clock.run_until(2000)
@@ -194,7 +194,7 @@ def test_non_invite_timer_e_goes_to_t2_in_proceeding():
     uas.send_reply("100")
     clock.run_until(20000)
     sends = [t for t, w, _s in link.log if w == "REQ"]
-    gaps = [b - a for a, b in zip(sends, sends[1:])]
+    gaps = [b - a for a, b in zip(sends, sends[1:], strict=False)]
     # the timer armed in Trying fires at T1; from Proceeding on it is T2 (RFC 3261 17.1.2.2)
     assert gaps[0] == 500 and gaps[1:] and all(g == 4000 for g in gaps[1:])
     assert uac.timeouts == 0 and uac.state == St.PROCEEDING

@@ -71,7 +71,7 @@ def test_cell_roundtrip_and_table():
         c.branches[0].code = 180
         return 7
 
-    stored, res = tbl.update(cell.tid, upd)
+    _stored, res = tbl.update(cell.tid, upd)
     assert res == 7 and tbl.get(cell.tid).branches[0].code == 180
     assert [c.tid for c in tbl.cells()] == [cell.tid]
     assert tbl.delete(cell.tid) and tbl.get(cell.tid) is None

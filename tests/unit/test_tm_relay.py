@@ -259,3 +259,35 @@ def test_t_newtran_retransmission_of_local_reply(h):
     again = h.request(invite("local"))
     assert [r.status for r in again.replies] == [404]
     assert first.replies[-1].to_tag == again.replies[0].to_tag
+
+
+def test_cancel_reply_absorbed_and_cancel_retransmitted(h):
+    out = sent_to(h.request(invite()), 5090)[0]
+    h.reply(reply_to(out, 180, "Ringing"))
+    res = h.request(cancel())
+    [cancel_sent] = [b for d, b in res.sent if d.port == 5090]
+    time.sleep(0.12)
+    h.run_timers()                               # T1 = 100 ms: the CANCEL goes out again
+    again = [b for d, b in h.core.sent if d.port == 5090 and parse_msg(b).method == "CANCEL"]
+    assert len(again) >= 2
+    # the downstream 200 for the CANCEL is not a reply to the INVITE: nothing goes upstream
+    r = h.reply(reply_to(cancel_sent, 200, "canceling"))
+    assert r.sent == []
+    n = len(h.core.sent)
+    time.sleep(0.25)
+    h.run_timers()
+    assert not [b for d, b in h.core.sent[n:] if parse_msg(b).method == "CANCEL"]
+
+
+def test_cancel_b_method_0_local_487():
+    for m in (tm.mod, tmx.mod):
+        m.reset_params()
+    h = Harness.from_text(CFG.replace('modparam("tm", "wt_timer", 200)',
+                                      'modparam("tm", "wt_timer", 200)\n'
+                                      'modparam("tm", "cancel_b_method", 0)'))
+    out = sent_to(h.request(invite()), 5090)[0]
+    assert parse_msg(out).method == "INVITE"
+    res = h.request(cancel())
+    statuses = sorted(r.status for r in res.replies)
+    assert statuses == [200, 487]                 # 200 for the CANCEL, 487 for the INVITE
+    assert not [b for d, b in res.sent if d.port == 5090]     # nothing sent downstream

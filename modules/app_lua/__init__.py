@@ -1,0 +1,105 @@
+"""app_lua: route SIP in Lua (`cfgengine "lua"`), with KSR generated from the export tables.
+
+Runs in: the master (modparam syntax check, mod_init installs the engine on the config),
+every routing process (child_init creates its own Lua state: never before fork) and the ctl
+process (app_lua.reload checks the script, then bumps a generation in shm that every process
+compares before its next message). Kamailio equivalent: modules/app_lua (app_lua_api.c).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from sipcore import log as klog
+from sipcore.errors import ModuleError, RpcFault
+from sipcore.mod import Module
+from sipcore.proc import ranks
+
+from .lua_engine import LuaEngine, ScriptLoadError, check_syntax
+
+mod = Module("app_lua", summary="Routing scripts in Lua (KEMI), one Lua state per process.")
+
+
+def _script_path(value: Any) -> str:
+    path = str(value)
+    if not os.path.isfile(path):
+        raise ValueError(f"Lua script \"{path}\" not found")
+    try:
+        check_syntax(path)
+    except ScriptLoadError as e:
+        raise ValueError(f"Lua script does not compile: {e}") from None
+    except OSError as e:
+        raise ValueError(f"cannot read Lua script \"{path}\": {e.strerror or e}") from None
+    return os.path.abspath(path)
+
+
+mod.param("load", str, None, multi=True, validator=_script_path,
+          doc="Lua script to load (repeatable). With `cfgengine \"lua\"` it must define "
+          "ksr_request_route(); checked for syntax at configuration load.")
+mod.param("reload", int, 1,
+          doc="1: the app_lua.reload RPC is allowed; 0: it is refused.")
+mod.param("log_mode", int, 0,
+          doc="Kamailio compatibility (bit 1 logs each reload); reloads are always logged.")
+
+
+class _State:
+    engine: Optional[LuaEngine] = None
+
+
+STATE = _State()
+
+
+@mod.on_init
+def mod_init(cfg: Any) -> None:
+    """Master, pre-fork: with cfgengine "lua", install the engine (no Lua state yet)."""
+    paths = list(mod.p.load)
+    if cfg.engine != "lua":
+        STATE.engine = None
+        return
+    if not paths:
+        raise ModuleError("app_lua: cfgengine \"lua\" needs modparam(\"app_lua\", \"load\", FILE)")
+    STATE.engine = LuaEngine(cfg, paths)
+    cfg.kemi = STATE.engine
+
+
+@mod.on_child_init
+def child_init(rank: int) -> None:
+    """Every process but the master: its own Lua state with the script loaded."""
+    eng = STATE.engine
+    if eng is None or rank in (ranks.PROC_INIT, ranks.PROC_MAIN, ranks.PROC_POSTCHILDINIT):
+        return
+    try:
+        eng.child_init(rank)
+    except ScriptLoadError as e:
+        raise ModuleError(f"app_lua: {e}") from None
+
+
+def rpc_reload(*args: Any) -> dict[str, Any]:
+    """Check the script(s) and make every process load them at its next message."""
+    eng = STATE.engine
+    if eng is None:
+        raise RpcFault(500, "app_lua is not the configuration engine (cfgengine \"lua\")")
+    if not mod.p.reload:
+        raise RpcFault(500, "reload is disabled (modparam reload=0)")
+    try:
+        res = eng.request_reload()
+    except ScriptLoadError as e:
+        klog.emit(klog.L_ERR, f"app_lua.reload refused: {e}")
+        raise RpcFault(500, f"script not reloaded: {e}") from None
+    klog.emit(klog.L_INFO, f"app_lua.reload: generation {res['new']}")
+    return res
+
+
+def rpc_list() -> list[dict[str, Any]]:
+    """The loaded scripts and the reload generation."""
+    eng = STATE.engine
+    if eng is None:
+        return []
+    gen = eng.generation.get()
+    return [{"id": i, "file": p, "generation": gen} for i, p in enumerate(eng.paths)]
+
+
+mod.rpc("app_lua.reload", rpc_reload, params="[id]",
+        doc="Reload the Lua script(s) in every process at its next message; a script that "
+        "does not load is refused and the old one stays.")
+mod.rpc("app_lua.list", rpc_list, doc="List the loaded Lua scripts and the reload generation.")

@@ -1,0 +1,345 @@
+"""The real server over TCP (children=2, tcp_children=2) on 127.0.0.1: answers on the same
+connection, opens and reuses outbound connections, relays between TCP and UDP, frames
+streams, disconnects garbage and stalled peers without blocking others, closes idle
+connections, and reports them over RPC. Every process is stopped and reaped by the
+start_server fixture (by PID)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Callable, Optional
+
+import pytest
+
+from sipcore.msg import parse_msg
+from sipcore.msg.framing import ReceiveBuffer
+
+from .conftest import ROOT, UA, child_pids
+
+pytestmark = pytest.mark.integration
+
+CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+tcp_connection_lifetime={lifetime}
+tcp_wait_data=1000
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "pv"
+loadmodule "sl"
+loadmodule "textops"
+loadmodule "siputils"
+request_route {
+    force_rport();
+    if (is_method("OPTIONS") && uri==myself && $rU==$null) {
+        append_to_reply("X-Proto: $pr\\r\\nX-Conid: $conid\\r\\n");
+        sl_send_reply("200", "Keepalive");
+        exit;
+    }
+    if ($hdr(X-Alias) == "yes") { force_tcp_alias(); }
+    if ($rd != "127.0.0.1") { sl_send_reply("404", "Not Found"); exit; }
+    if (!forward()) { sl_send_reply("503", "Service Unavailable"); }
+}
+"""
+
+
+def cfg(lifetime: int = 120) -> str:
+    return CFG.replace("{lifetime}", str(lifetime))
+
+
+class TcpUA:
+    """A SIP client over one TCP connection to the server."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=3)
+        self.port = self.sock.getsockname()[1]
+        self.rb = ReceiveBuffer()
+        self.pending: list[bytes] = []
+
+    def send(self, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+        self.sock.sendall(data)
+
+    def recv(self, timeout: float = 3.0) -> Optional[bytes]:
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65535)
+            except socket.timeout:
+                return None
+            if not chunk:
+                raise ConnectionError("closed by the server")
+            self.rb.feed(chunk)
+            self.pending.extend(self.rb.messages())
+        return self.pending.pop(0)
+
+    def closed_by_peer(self, timeout: float = 5.0) -> bool:
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                if not self.sock.recv(65535):
+                    return True
+        except socket.timeout:
+            return False
+        except ConnectionError:
+            return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TcpListenerUA:
+    """A SIP UA listening on TCP (the callee side): accepts connections, reads messages."""
+
+    def __init__(self) -> None:
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.buffers: dict[socket.socket, ReceiveBuffer] = {}
+
+    def recv(self, timeout: float = 3.0) -> Optional[tuple[socket.socket, bytes]]:
+        import select
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.lsock, *self.accepted], [], [], left)
+            for s in r:
+                if s is self.lsock:
+                    c, _ = s.accept()
+                    self.accepted.append(c)
+                    self.buffers[c] = ReceiveBuffer()
+                    continue
+                data = s.recv(65535)
+                if not data:
+                    self.accepted.remove(s)
+                    continue
+                rb = self.buffers[s]
+                rb.feed(data)
+                for m in rb.messages():
+                    return s, m
+
+    def close(self) -> None:
+        for s in self.accepted:
+            s.close()
+        self.lsock.close()
+
+
+def options(via_proto: str, via_port: int, ruri: str, cid: Optional[str] = None,
+            extra: str = "", cseq: int = 1) -> str:
+    cid = cid or uuid.uuid4().hex
+    return (f"OPTIONS {ruri} SIP/2.0\n"
+            f"Via: SIP/2.0/{via_proto} 127.0.0.1:{via_port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\n"
+            f"Max-Forwards: 70\n"
+            f"From: <sip:tester@127.0.0.1>;tag={cid[:6]}\n"
+            f"To: <sip:127.0.0.1>\n"
+            f"Call-ID: {cid}\n"
+            f"CSeq: {cseq} OPTIONS\n"
+            f"{extra}"
+            f"Content-Length: 0\n\n")
+
+
+def reply_to(req: bytes, status: str = "200 OK") -> bytes:
+    """A reply to REQ (all its Vias, the dialog headers), as a UAS builds it."""
+    m = parse_msg(req)
+    b = m.buf
+    return (f"SIP/2.0 {status}\r\n".encode() +
+            b"".join(b[h.start:h.end] for h in m.header_all("Via")) +
+            b"".join(b[h.start:h.end] for h in m.headers
+                     if h.canonical_name in ("From", "To", "Call-ID", "CSeq")) +
+            b"Content-Length: 0\r\n\r\n")
+
+
+def _rpc(srv, method: str) -> object:
+    out = subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                          str(srv.rundir / "pykam_ctl"), "--json", method], cwd=ROOT,
+                         timeout=15, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _wait(cond: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _ask_tcp(port: int) -> int:
+    ua = TcpUA(port)
+    try:
+        ua.send(options("TCP", ua.port, f"sip:127.0.0.1:{port}"))
+        data = ua.recv(3)
+        return parse_msg(data).status if data else 0
+    finally:
+        ua.close()
+
+
+def test_processes_and_options_over_tcp_on_same_connection(start_server):
+    srv = start_server(cfg())
+    descs = [p["DSC"] for p in _rpc(srv, "core.psx")]
+    assert sum(d.startswith("tcp receiver") for d in descs) == 2
+    assert sum(d.startswith("udp receiver") for d in descs) == 2
+    ua = TcpUA(srv.port)
+    try:
+        ua.send(options("TCP", ua.port, f"sip:127.0.0.1:{srv.port}"))
+        rpl = parse_msg(ua.recv())
+        assert rpl.status == 200 and rpl.reason == "Keepalive"
+        assert rpl.header("X-Proto").value == "tcp"
+        conid = int(rpl.header("X-Conid").value)
+        assert conid > 0
+        conns = _rpc(srv, "core.tcp_list")
+        mine = [c for c in conns if c["src_port"] == ua.port]
+        assert len(mine) == 1 and mine[0]["id"] == conid and mine[0]["type"] == "TCP"
+        info = _rpc(srv, "core.tcp_info")
+        assert info["readers"] == 2 and info["opened_connections"] >= 1
+        assert _rpc(srv, "core.tcp_options")["connection_lifetime"] == 120
+    finally:
+        ua.close()
+
+
+def test_several_messages_in_one_segment_byte_by_byte_and_pings(start_server):
+    srv = start_server(cfg())
+    ua = TcpUA(srv.port)
+    try:
+        ruri = f"sip:127.0.0.1:{srv.port}"
+        cids = [uuid.uuid4().hex for _ in range(3)]
+        batch = "".join(options("TCP", ua.port, ruri, c) for c in cids)
+        ua.send(batch)
+        got = [parse_msg(ua.recv()).callid for _ in cids]
+        assert got == cids
+        one = options("TCP", ua.port, ruri).replace("\n", "\r\n").encode()
+        for i in range(len(one)):
+            ua.sock.sendall(one[i:i + 1])
+            if i % 50 == 0:
+                time.sleep(0.001)
+        assert parse_msg(ua.recv()).status == 200
+        ua.sock.sendall(b"\r\n\r\n")            # RFC 5626 ping: answered with CRLF
+        ua.sock.settimeout(3)
+        assert ua.sock.recv(16) == b"\r\n"
+    finally:
+        ua.close()
+
+
+def test_udp_request_forwarded_to_tcp_ua_reuses_connection(start_server):
+    srv = start_server(cfg())
+    caller, callee = UA(), TcpListenerUA()
+    try:
+        ruri = f"sip:bob@127.0.0.1:{callee.port};transport=tcp"
+        for n in range(2):
+            caller.send(options("UDP", caller.port, ruri, cseq=n + 1), srv.port)
+            got = callee.recv(5)
+            assert got is not None, srv.log()
+            conn, req = got
+            fwd = parse_msg(req)
+            assert fwd.vias[0].transport.upper() == "TCP" and fwd.vias[0].port == srv.port
+            conn.sendall(reply_to(req))     # answered on the connection it came on
+            back = parse_msg(caller.recv())
+            assert back.status == 200 and len(back.vias) == 1
+        assert len(callee.accepted) == 1    # the second request reused the connection
+        conns = _rpc(srv, "core.tcp_list")
+        assert any(c["outbound"] == 1 and c["src_port"] == callee.port for c in conns)
+    finally:
+        caller.close()
+        callee.close()
+
+
+def test_tcp_request_relayed_to_udp_reply_back_on_same_connection(start_server):
+    srv = start_server(cfg())
+    ua, callee = TcpUA(srv.port), UA()
+    try:
+        for n in range(3):
+            ua.send(options("TCP", ua.port, f"sip:bob@127.0.0.1:{callee.port}", cseq=n + 1))
+            req = callee.recv()
+            assert req is not None, srv.log()
+            fwd = parse_msg(req)
+            assert fwd.vias[1].transport.upper() == "TCP"
+            callee.send(reply_to(req), srv.port)    # over UDP: handled by a UDP worker
+            back = ua.recv()
+            assert back is not None, srv.log()
+            assert parse_msg(back).status == 200 and parse_msg(back).callid == fwd.callid
+    finally:
+        ua.close()
+        callee.close()
+
+
+def test_force_tcp_alias_lets_requests_reuse_the_connection(start_server):
+    srv = start_server(cfg())
+    ua, caller = TcpUA(srv.port), UA()
+    try:
+        # the TCP UA advertises port 5099 in its Via; force_tcp_alias() maps it to this conn
+        req = options("TCP", 5099, f"sip:127.0.0.1:{srv.port}", extra="X-Alias: yes\n")
+        req = req.replace("OPTIONS sip:127.0.0.1", "OPTIONS sip:nobody@127.0.0.1")
+        ua.send(req.replace(f"sip:nobody@127.0.0.1:{srv.port}",
+                            "sip:nobody@127.0.0.2:9"))  # 404: not routed anywhere
+        assert parse_msg(ua.recv()).status == 404
+        caller.send(options("UDP", caller.port, "sip:bob@127.0.0.1:5099;transport=tcp"),
+                    srv.port)
+        got = ua.recv()
+        assert got is not None, srv.log()
+        assert parse_msg(got).method == "OPTIONS"
+    finally:
+        ua.close()
+        caller.close()
+
+
+def test_garbage_and_stalled_peers_are_disconnected_others_served(start_server):
+    srv = start_server(cfg())
+    garbage, stalled = TcpUA(srv.port), TcpUA(srv.port)
+    try:
+        stalled.send("OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1")
+        garbage.send(b"\x00\x01 this is not SIP at all\r\n\r\n")
+        assert garbage.closed_by_peer(5)
+        for _ in range(5):                     # others are served meanwhile
+            assert _ask_tcp(srv.port) == 200
+        assert stalled.closed_by_peer(5)       # tcp_wait_data=1000 ms
+        stats = _rpc(srv, "stats.fetch")
+        assert int(stats["tcp.bad_framing"]) >= 1 and int(stats["tcp.stalled"]) >= 1
+    finally:
+        garbage.close()
+        stalled.close()
+
+
+def test_idle_connection_closed_after_lifetime(start_server):
+    srv = start_server(cfg(lifetime=1))
+    ua = TcpUA(srv.port)
+    try:
+        ua.send(options("TCP", ua.port, f"sip:127.0.0.1:{srv.port}"))
+        assert parse_msg(ua.recv()).status == 200
+        t0 = time.monotonic()
+        assert ua.closed_by_peer(5)
+        assert 0.8 < time.monotonic() - t0 < 4
+        assert _wait(lambda: _rpc(srv, "core.tcp_info")["opened_connections"] == 0)
+    finally:
+        ua.close()
+
+
+def test_killed_tcp_worker_is_respawned_and_serves(start_server):
+    srv = start_server(cfg())
+    assert _ask_tcp(srv.port) == 200
+    procs = _rpc(srv, "core.psx")
+    victim = next(p["PID"] for p in procs if p["DSC"].startswith("tcp receiver"))
+    os.kill(victim, 9)
+    assert _wait(lambda: victim not in child_pids(srv.proc.pid)
+                 and len(child_pids(srv.proc.pid)) == 6)
+    for _ in range(4):
+        assert _ask_tcp(srv.port) == 200
