@@ -15,11 +15,11 @@ setup(
         "sqlalchemy>=2.0,<3",
         "lupa>=2.0,<3",
         "click>=8.1,<9",
+        "PyMySQL>=1.0,<2",          # mysql:// db_url (pure Python, no client library)
+        "psycopg[binary]>=3.1,<4",  # postgres:// db_url (binary wheel, no libpq needed)
     ],
     extras_require={
         "test": ["pytest>=7,<10", "hypothesis>=6,<7"],
-        "mysql": ["PyMySQL>=1.0,<2"],
-        "postgres": ["psycopg[binary]>=3.1,<4"],
     },
     entry_points={
         "console_scripts": [

@@ -201,6 +201,11 @@ def build_via_value(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) 
     value = f"SIP/2.0/{proto.upper()} {host}:{port};branch={branch}"
     if ctx.local_rport:
         value += ";rport"
+    rcv = ctx.rcv
+    if rcv.conn_id and rcv.proto in _RELIABLE:
+        # Kamailio id_builder(): the connection the request came on, so that a reply (which
+        # Via 2 would send to the peer's advertised port) goes back on that connection
+        value += f";i={rcv.conn_id:x}"
     if ctx.extra.get("via_add_srvid"):      # corex via_add_srvid(1)
         value += f";srvid={int(ctx.core.get_global('server_id', 0) or 0)}"
     return value
@@ -372,7 +377,8 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
         log.err(f"forward: cannot build the request: {exc}", ctx)
         stats.inc("core:err_requests")
         return E.E_BAD_REQ
-    dest = Dest(dproto, ip, dport, sock)
+    dest = Dest(dproto, ip, dport, sock, no_connect=ctx.forward_no_connect,
+                close_after=bool(ctx.extra.get("forward_close")))
     if not run_onsend(ctx, dest, buf):
         log.info(f"request to {dproto}:{_bracket(ip)}:{dport} dropped by onsend_route", ctx)
         stats.inc("core:drop_requests")
@@ -441,7 +447,7 @@ def forward_reply(ctx: "RouteCtx") -> int:
         log.err(f"forward_reply: {exc.reason}", ctx)
         stats.inc("core:err_replies")
         return exc.code
-    dest = Dest(proto, ip, port, sock)
+    dest = Dest(proto, ip, port, sock, conn_id=_via_conn_id(via1) if proto in _RELIABLE else 0)
     if ctx.core.get_global("onsend_route_reply") and not run_onsend(ctx, dest, buf):
         log.info(f"reply to {proto}:{_bracket(ip)}:{port} dropped by onsend_route", ctx)
         stats.inc("core:drop_replies")
@@ -452,6 +458,17 @@ def forward_reply(ctx: "RouteCtx") -> int:
         return E.E_SEND
     stats.inc("core:fwd_replies")
     return 1
+
+
+def _via_conn_id(via: "Via") -> int:
+    """The connection id our Via carries in `;i=` (see build_via_value), or 0."""
+    raw = via.param("i")
+    if not raw:
+        return 0
+    try:
+        return int(raw, 16)
+    except ValueError:
+        return 0
 
 
 def _port_value(value: Optional[str]) -> Optional[int]:

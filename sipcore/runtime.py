@@ -182,7 +182,8 @@ class UdpCore(CoreApi):
     def send(self, dest: Dest, data: bytes) -> bool:
         if dest.proto != "udp":
             if self.stream is not None and dest.proto in ("tcp", "tls"):
-                return self.stream.send(dest, data, no_connect=dest.no_connect)
+                return self.stream.send(dest, data, no_connect=dest.no_connect,
+                                        close_after=dest.close_after)
             klog.emit(klog.L_ERR, f"send to {dest.proto}:{dest.ip}:{dest.port}: transport not "
                       "available in this version")
             return False

@@ -8,7 +8,7 @@ compares before its next message). Kamailio equivalent: modules/app_lua (app_lua
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
@@ -43,7 +43,7 @@ mod.param("log_mode", int, 0,
 
 
 class _State:
-    engine: Optional[LuaEngine] = None
+    engine: LuaEngine | None = None
 
 
 STATE = _State()

@@ -3,18 +3,23 @@
 Runs in: every routing process (state created in child_init), the ctl process (reload checks)
 and the master at modparam time (syntax check only: the chunk is compiled, never run).
 KSR.x.exit/drop and KSR.route are Lua functions, so an exit unwinds through nested script
-functions as a Lua error the trampoline recognises, without crossing into Python.
+functions as a Lua error the trampoline recognises, without crossing into Python. A Python
+exception raised by a KSR function comes back as the exception object (a ParseError still
+gets the 400 of receive.py) with the Lua traceback.
 """
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
+from sipcore.errors import ParseError
 from sipcore.kemi.engine import KemiEngine, ScriptLoadError
 from sipcore.kemi.registry import CURRENT
 from sipcore.route.ctx import RouteCtx, ScriptExit
 
+_TRUNCATED = re.compile(r"\.\.\.([^\s:]+):")
 _RUNTIMES = ("lupa.luajit21", "lupa.luajit20", "lupa.lua54", "lupa.lua53")
 
 
@@ -42,14 +47,17 @@ KSR.route = function(name)
   end
   return f()
 end
+local PYERR = {}
 local function handler(e)
   if e == EXIT then return e end
+  if type(e) == "userdata" then return {PYERR, e, debug.traceback("", 2)} end
   return debug.traceback(tostring(e), 2)
 end
 return function(name, ...)
   local ok, r = xpcall(G[name], handler, ...)
   if ok then return true, r end
   if r == EXIT then return true, 0, true end
+  if type(r) == "table" and r[1] == PYERR then return false, r[2], r[3] end
   return false, r
 end
 """
@@ -85,8 +93,10 @@ class LuaEngine(KemiEngine):
     lang = "Lua"
     module = "app_lua"
 
-    def new_state(self) -> LuaState:
+    def new_state(self, sources: Optional[list[str]] = None) -> LuaState:
         assert self.tree is not None
+        if sources is None:
+            sources = self.read_sources()
         lupa_mod = lua_module()
         lua = lupa_mod.LuaRuntime(unpack_returned_tuples=True)
         tree = self.tree
@@ -101,12 +111,7 @@ class LuaEngine(KemiEngine):
         g.KSR = ksr
         loader = lua.eval("loadstring or load")
         run_chunk = lua.eval("function(f) return pcall(f) end")
-        for path in self.paths:
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    src = fh.read()
-            except OSError as e:
-                raise ScriptLoadError(f"cannot read {path}: {e.strerror or e}") from None
+        for path, src in zip(self.paths, sources):
             chunk = loader(src, "@" + path)
             if isinstance(chunk, tuple):
                 raise ScriptLoadError(str(chunk[1]))
@@ -132,11 +137,26 @@ class LuaEngine(KemiEngine):
                 raise ScriptExit()
             r = res[1]
             return int(r) if isinstance(r, float) else r
+        if len(res) > 2:
+            # a Python exception raised by a KSR function: a malformed message part keeps
+            # its meaning (receive.py answers 400), anything else is a script error
+            exc = res[1]
+            if isinstance(exc, (ParseError, ScriptExit)):
+                raise exc
+            raise LuaScriptError(f"{type(exc).__name__}: {exc}{res[2]}")
         raise LuaScriptError(str(res[1]))
+
+    def _full_path(self, m: re.Match[str]) -> str:
+        """Lua shortens long chunk names to "...tail"; give the operator the whole path."""
+        for p in self.paths:
+            if p.endswith(m.group(1)):
+                return p + ":"
+        return m.group(0)
 
     def describe_error(self, exc: BaseException) -> str:
         if not isinstance(exc, LuaScriptError):
             return f"{type(exc).__name__}: {exc}"
-        first, *rest = str(exc).splitlines() or [""]
+        text = _TRUNCATED.sub(self._full_path, str(exc))
+        first, *rest = text.splitlines() or [""]
         where = [ln.strip() for ln in rest if any(p in ln for p in self.paths)]
         return first + (f" (traceback: {'; '.join(where)})" if where else "")

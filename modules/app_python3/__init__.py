@@ -12,7 +12,7 @@ the new script is loaded by every process at its next message).
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
@@ -48,7 +48,7 @@ mod.param("child_init_method", str, "child_init",
 
 
 class _State:
-    engine: Optional[PythonEngine] = None
+    engine: PythonEngine | None = None
 
 
 STATE = _State()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from sipcore.kemi.engine import KemiEngine, ScriptLoadError
 from sipcore.kemi.registry import KsrTree
@@ -64,15 +64,11 @@ class PythonEngine(KemiEngine):
         self.child_init_method = child_init_method
         self._loads = 0
 
-    def new_state(self) -> PyState:
+    def new_state(self, sources: Optional[list[str]] = None) -> PyState:
         assert self.tree is not None
         ksr_module(self.tree)
         path = self.paths[0]
-        try:
-            with open(path, encoding="utf-8") as fh:
-                src = fh.read()
-        except OSError as e:
-            raise ScriptLoadError(f"cannot read {path}: {e.strerror or e}") from None
+        src = (sources or self.read_sources())[0]
         self._loads += 1
         ns: dict[str, Any] = {"__name__": f"pykam_kemi_{self._loads}", "__file__": path,
                               "__builtins__": __builtins__}

@@ -14,14 +14,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sipcore import db
-from sipcore import log as klog
-from sipcore.mod import ANY_ROUTE, Fx, Module
-from sipcore.route.ctx import RouteCtx
-
 from modules.htable import ht_api, ht_db, ht_rpc, ht_var
 from modules.htable.ht_api import HTable
 from modules.htable.ht_spec import TableSpec, parse_table_spec
+from sipcore import db
+from sipcore import log as klog
+from sipcore.mod import Fx, Module
+from sipcore.route.ctx import RouteCtx
 
 mod = Module("htable", summary="Shared-memory hash tables with expiry, DB persistence and RPC.")
 
@@ -78,7 +77,7 @@ def _mod_init(cfg: Any) -> None:
     names = [s.name for s in specs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise ModuleError(f"htable: table {sorted(dup)[0]} defined twice")
+        raise ModuleError(f"htable: table {min(dup)} defined twice")
     if int(mod.p.enable_dmq):
         raise ModuleError("htable: enable_dmq is not supported")
     shm = shm_context()
@@ -273,7 +272,7 @@ def _match(table: str, op: str, val: str, on_values: bool, fn: str) -> int:
         return -1
     for it in t.items():
         target = it.value if on_values else it.key
-        if isinstance(target, str) and ht_api._match(op, pat, target):
+        if isinstance(target, str) and ht_api.match_op(op, pat, target):
             return 1
     return -1
 

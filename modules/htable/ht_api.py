@@ -21,14 +21,13 @@ import os
 import re
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
-
-from sipcore.shm import Cell, LockSet, ShmHashTable
 
 from modules.htable.ht_spec import TableSpec
+from sipcore.shm import Cell, LockSet, ShmHashTable
 
-HtValue = Union[int, str]
+HtValue = int | str
 
 _INT = struct.Struct("=q")
 _TAG_INT = b"i"
@@ -60,7 +59,7 @@ class Item:
     """A copy of one item. expires: seconds left (None = never)."""
     key: str
     value: HtValue
-    expires: Optional[float]
+    expires: float | None
 
 
 def _item(cell: Cell, now: float) -> Item:
@@ -76,16 +75,16 @@ class HTable:
         self.name = spec.name
         self.table = table
         self.locks = locks
-        self._ttl: Optional[float] = float(spec.autoexpire) if spec.autoexpire > 0 else None
+        self._ttl: float | None = float(spec.autoexpire) if spec.autoexpire > 0 else None
         self._lock_depth: dict[int, int] = {}      # this process: slot lock -> recursion
         self._lock_pid = os.getpid()
 
     # ---- single items -------------------------------------------------------------------
-    def get(self, key: str) -> Optional[HtValue]:
+    def get(self, key: str) -> HtValue | None:
         raw = self.table.get(_k(key))
         return None if raw is None else decode(raw)
 
-    def get_item(self, key: str) -> Optional[Item]:
+    def get_item(self, key: str) -> Item | None:
         cell = self.table.get_cell(_k(key))
         return None if cell is None else _item(cell, time.monotonic())
 
@@ -119,7 +118,7 @@ class HTable:
     def delete(self, key: str) -> bool:
         return self.table.delete(_k(key))
 
-    def add_int(self, key: str, delta: int) -> Optional[int]:
+    def add_int(self, key: str, delta: int) -> int | None:
         """Atomic $shtinc/$shtdec: the new value; a missing item starts from initval (or 0)
         and gets autoexpire. None when the item holds a string (as Kamailio)."""
         k = _k(key)
@@ -151,21 +150,21 @@ class HTable:
     def reset(self) -> int:
         return self.table.clear()
 
-    def remove_where(self, pred_key: Optional[re.Pattern[str] | str] = None,
-                     pred_val: Optional[re.Pattern[str] | str] = None,
+    def remove_where(self, pred_key: re.Pattern[str] | str | None = None,
+                     pred_val: re.Pattern[str] | str | None = None,
                      op: str = "re") -> int:
         """Delete items whose key (or string value) matches; op "re" (regex search) or "sw"
         (starts with). Returns how many were deleted."""
         n = 0
         for it in list(self.items()):
             if pred_key is not None:
-                target: Optional[str] = it.key
+                target: str | None = it.key
                 pat = pred_key
             else:
                 if not isinstance(it.value, str):
                     continue
                 target, pat = it.value, pred_val
-            if target is not None and _match(op, pat, target) and self.delete(it.key):
+            if target is not None and match_op(op, pat, target) and self.delete(it.key):
                 n += 1
         return n
 
@@ -202,7 +201,7 @@ class HTable:
         return True
 
 
-def _match(op: str, pat: object, target: str) -> bool:
+def match_op(op: str, pat: object, target: str) -> bool:
     if op == "re":
         return isinstance(pat, re.Pattern) and pat.search(target) is not None
     if op == "sw":
@@ -232,7 +231,7 @@ def create_tables(shm: object, specs: list[TableSpec]) -> None:
         TABLES[spec.name] = HTable(spec, table, locks)
 
 
-def get_table(name: str) -> Optional[HTable]:
+def get_table(name: str) -> HTable | None:
     return TABLES.get(name)
 
 
@@ -250,7 +249,7 @@ class IterState:
     pos: int = -1
 
     @property
-    def current(self) -> Optional[Item]:
+    def current(self) -> Item | None:
         return self.items[self.pos] if 0 <= self.pos < len(self.items) else None
 
 

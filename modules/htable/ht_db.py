@@ -15,9 +15,8 @@ from typing import Any
 
 from sqlalchemy import column, delete, insert, select, table
 
-from sipcore import db
-
 from modules.htable.ht_api import HTable
+from sipcore import db
 
 
 def _t(name: str, cols: list[str]) -> Any:

@@ -5,13 +5,13 @@ ht_api, each operation under its bucket lock); htable.reload/store open the DB f
 """
 from __future__ import annotations
 
-from typing import Any, Callable
-
-from sipcore import db
-from sipcore.errors import RpcFault
+from collections.abc import Callable
+from typing import Any
 
 from modules.htable import ht_api, ht_db
 from modules.htable.ht_api import HTable, HtValue
+from sipcore import db
+from sipcore.errors import RpcFault
 
 Params = Callable[[], Any]
 

@@ -5,7 +5,6 @@ Runs in: the master, at modparam time (pure parsing, no shared state).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 _INT_ATTRS = ("size", "autoexpire", "updateexpire", "initval", "dbmode", "dmqreplicate")
 
@@ -18,7 +17,7 @@ class TableSpec:
     size: int = 4                       # slots = 2**size, clamped into 3..14 like Kamailio
     autoexpire: int = 0                 # seconds; 0 = items never expire on their own
     updateexpire: int = 1               # 1: an update restarts the expiry
-    initval: Optional[int] = None       # returned by $sht for a missing key instead of $null
+    initval: int | None = None       # returned by $sht for a missing key instead of $null
     dbtable: str = ""
     cols: tuple[str, ...] = field(default=())
     dbmode: int = 0                     # 1: write the table back to dbtable at shutdown

@@ -8,16 +8,16 @@ per-process iterators and the expired record of the timer process).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Optional
-
-from sipcore.pv import PvError, PvSpec, parse_format
-from sipcore.pv.spec import PvValue, to_int
+from collections.abc import Callable
+from typing import Any
 
 from modules.htable import ht_api
 from modules.htable.ht_api import HTable
+from sipcore.pv import PvError, PvSpec, parse_format
+from sipcore.pv.spec import PvValue, to_int
 
 
-def split_name(inner: Optional[str], pv: str) -> tuple[str, str]:
+def split_name(inner: str | None, pv: str) -> tuple[str, str]:
     """`table=>key` -> (table, key text). ValueError when malformed."""
     if not inner or "=>" not in inner:
         raise ValueError(f"${pv}(table=>key) expected")
@@ -166,18 +166,18 @@ class RecordPv(PvSpec):
 def factories(known: Callable[[str], bool]) -> dict[str, tuple[Callable[..., PvSpec], str]]:
     """name -> (factory(inner), doc), for Module.pv()."""
 
-    def iter_name(pv: str, inner: Optional[str]) -> str:
+    def iter_name(pv: str, inner: str | None) -> str:
         if not inner or not inner.strip():
             raise ValueError(f"${pv}(iterator) expected")
         return inner.strip()
 
-    def record(inner: Optional[str]) -> PvSpec:
+    def record(inner: str | None) -> PvSpec:
         if inner not in ("key", "value"):
             raise ValueError("$shtrecord(key) or $shtrecord(value) expected")
         return RecordPv(inner == "key", f"$shtrecord({inner})")
 
-    def table_pv(make: Callable[[Optional[str], Any], PvSpec]) -> Callable[..., PvSpec]:
-        def factory(inner: Optional[str], modreg: Any = None) -> PvSpec:
+    def table_pv(make: Callable[[str | None, Any], PvSpec]) -> Callable[..., PvSpec]:
+        def factory(inner: str | None, modreg: Any = None) -> PvSpec:
             return make(inner, modreg)
         factory.wants_modreg = True  # type: ignore[attr-defined]
         return factory
@@ -199,6 +199,6 @@ def factories(known: Callable[[str], bool]) -> dict[str, tuple[Callable[..., PvS
                      "$shtitkey(iterator): key of the current item."),
         "shtitval": (lambda i: IterPv(iter_name("shtitval", i), False, f"$shtitval({i})"),
                      "$shtitval(iterator): value of the current item."),
-        "shtrecord": (record, "$shtrecord(key|value): the expired item in "
-                              "event_route[htable:expired:NAME]."),
+        "shtrecord": (record, ("$shtrecord(key|value): the expired item in "
+                               "event_route[htable:expired:NAME].")),
     }

@@ -71,55 +71,66 @@ def tid_of(index: int, label: int) -> str:
     return f"{index & 0xFFFFFFFF:08x}{label & 0x7FFFFFFF:08x}"
 
 
-# ---- compact record encoding: ints as int64, texts/bytes length-prefixed ------------------
+# ---- compact record encoding ---------------------------------------------------------------
+# A record is one struct header (every int field as int64, then the uint32 length of each
+# str/bytes field), the str/bytes fields' bytes, then (Cell only) the branch count and each
+# branch record. Field order is the dataclass order; the schema is computed once per class.
 
-_I = struct.Struct("<q")
 _L = struct.Struct("<I")
 
 
-def _enc(obj: object, out: bytearray) -> None:
-    for f in fields(obj):  # type: ignore[arg-type]
-        v = getattr(obj, f.name)
-        t = f.type
-        if t == "int":
-            out += _I.pack(v)
-        elif t == "str":
-            b = v.encode("utf-8", "surrogateescape")
-            out += _L.pack(len(b))
-            out += b
-        elif t == "bytes":
-            out += _L.pack(len(v))
-            out += v
-        elif t == "list[Branch]":
-            out += _L.pack(len(v))
-            for br in v:
-                _enc(br, out)
-        else:  # pragma: no cover - a new field type must be added here
-            raise TypeError(f"cannot pack field {f.name}: {t}")
+class _Schema:
+    def __init__(self, cls: type) -> None:
+        fs = fields(cls)
+        self.ints = [f.name for f in fs if f.type == "int"]
+        self.vars = [(f.name, f.type == "str") for f in fs if f.type in ("str", "bytes")]
+        self.has_branches = any(f.type == "list[Branch]" for f in fs)
+        # int64 fields, then the uint32 lengths of the var fields, then their bytes
+        self.head = struct.Struct(f"<{len(self.ints)}q{len(self.vars)}I")
+        self.nint = len(self.ints)
+
+
+_SCHEMAS: dict[type, _Schema] = {}
+
+
+def _schema(cls: type) -> _Schema:
+    sc = _SCHEMAS.get(cls)
+    if sc is None:
+        sc = _SCHEMAS[cls] = _Schema(cls)
+    return sc
+
+
+def _enc(obj: object, out: list[bytes]) -> None:
+    sc = _schema(type(obj))
+    data = [getattr(obj, n).encode("utf-8", "surrogateescape") if is_str else getattr(obj, n)
+            for n, is_str in sc.vars]
+    out.append(sc.head.pack(*[getattr(obj, n) for n in sc.ints], *map(len, data)))
+    out.extend(data)
+    if sc.has_branches:
+        brs = obj.branches  # type: ignore[attr-defined]
+        out.append(_L.pack(len(brs)))
+        for br in brs:
+            _enc(br, out)
 
 
 def _dec(cls: type, buf: bytes, pos: int) -> tuple[object, int]:
-    vals = []
-    for f in fields(cls):
-        t = f.type
-        if t == "int":
-            vals.append(_I.unpack_from(buf, pos)[0])
-            pos += 8
-        elif t in ("str", "bytes"):
-            n = _L.unpack_from(buf, pos)[0]
-            pos += 4
-            b = buf[pos:pos + n]
-            pos += n
-            vals.append(b.decode("utf-8", "surrogateescape") if t == "str" else bytes(b))
-        else:
-            n = _L.unpack_from(buf, pos)[0]
-            pos += 4
-            items = []
-            for _ in range(n):
-                br, pos = _dec(Branch, buf, pos)
-                items.append(br)
-            vals.append(items)
-    return cls(*vals), pos
+    sc = _schema(cls)
+    head = sc.head.unpack_from(buf, pos)
+    pos += sc.head.size
+    vals: dict[str, object] = dict(zip(sc.ints, head[:sc.nint], strict=True))
+    for (name, is_str), n in zip(sc.vars, head[sc.nint:], strict=True):
+        b = buf[pos:pos + n]
+        pos += n
+        vals[name] = b.decode("utf-8", "surrogateescape") if is_str else b
+    if sc.has_branches:
+        n = _L.unpack_from(buf, pos)[0]
+        pos += 4
+        items = []
+        for _ in range(n):
+            br, pos = _dec(Branch, buf, pos)
+            items.append(br)
+        vals["branches"] = items
+    return cls(**vals), pos
 
 
 @dataclass
@@ -191,9 +202,9 @@ class Cell:
     branches: list[Branch] = field(default_factory=list)
 
     def pack(self) -> bytes:
-        out = bytearray()
+        out: list[bytes] = []
         _enc(self, out)
-        return bytes(out)
+        return b"".join(out)
 
     @classmethod
     def unpack(cls, buf: bytes) -> "Cell":

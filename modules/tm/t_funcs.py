@@ -24,6 +24,7 @@ from sipcore.errors import ParseError
 from sipcore.mod.exports import RouteType
 from sipcore.route.core_api import Dest, SocketInfo
 from sipcore.route.ctx import RecvInfo, RouteCtx
+from sipcore.shm import ShmOutOfMemory
 from sipcore.shm.hashtable import now_ms
 
 from . import fsm
@@ -90,6 +91,7 @@ class TmConfig:
     fr_timer_avp: Optional[str] = None
     fr_inv_timer_avp: Optional[str] = None
     noisy_ctimer = 1
+    aggregate_challenges = 1
     cancel_b_method = 1
     local_cancel_reason = 1
 
@@ -170,13 +172,16 @@ def build_local_request(sent: bytes, method: str, to_line: Optional[str] = None,
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
-def _relay_buf(raw: bytes) -> tuple[bytes, int]:
-    """A received reply ready to go upstream: our Via removed, 503 -> 500 (remap_503_500)."""
+def _relay_buf(raw: bytes, extra: tuple[str, ...] = ()) -> tuple[bytes, int]:
+    """A received reply ready to go upstream: our Via removed, 503 -> 500 (remap_503_500),
+    EXTRA header lines added (aggregated challenges)."""
     from sipcore.forward import remove_via1
     from sipcore.msg import parse_msg
 
     m = parse_msg(raw)
     remove_via1(m)
+    for line in extra:
+        m.add_header(line)
     code = m.status
     if code == 503 and cfg.remap_503_500:
         eol = m.buf.find(b"\r\n")
@@ -358,6 +363,23 @@ def _local_reason(value: str) -> str:
     return f"Reason: {value}" if cfg.local_cancel_reason else ""
 
 
+def _challenges(cell: Cell, best: Optional[int]) -> tuple[str, ...]:
+    """aggregate_challenges: the WWW-/Proxy-Authenticate lines of the other 401/407 branches,
+    added to the 401/407 that goes upstream (RFC 3261 16.7 step 7)."""
+    from sipcore.msg import parse_msg
+
+    if not cfg.aggregate_challenges:
+        return ()
+    lines: list[str] = []
+    for i, b in enumerate(cell.branches):
+        if i == best or b.flags & B_DROPPED or b.code not in (401, 407) or not b.reply:
+            continue
+        m = parse_msg(b.reply)
+        for name in ("WWW-Authenticate", "Proxy-Authenticate"):
+            lines += _hdr_lines(m, name)
+    return tuple(lines)
+
+
 def _finish(core: Any, cell: Cell, out: Out) -> None:
     """All branches completed: run failure_route (once armed) or relay the best reply."""
     if cell.tflags & (T_FINAL_SENT | T_IN_FAILURE):
@@ -383,7 +405,7 @@ def _finish(core: Any, cell: Cell, out: Out) -> None:
         out.failure = (name, code, reason, -1 if best is None else best)
         return
     if raw:
-        buf, code = _relay_buf(raw)
+        buf, code = _relay_buf(raw, _challenges(cell, best) if code in (401, 407) else ())
         stats.inc("tmx:rpl_relayed")
     else:
         buf = _local_reply(cell, code, reason)
@@ -434,7 +456,10 @@ def t_newtran(ctx: RouteCtx) -> int:
     tid = new_tid()
     key = request_key(msg, ruri_matching=bool(cfg.ruri_matching))
     ttl = _ttl(invite)
-    old = tbl.index_add(key, tid, ttl)
+    try:
+        old = tbl.index_add(key, tid, ttl)
+    except ShmOutOfMemory:
+        return _no_memory(ctx)
     if old is not None:
         retransmit_reply(ctx, old)
         return 0
@@ -470,7 +495,11 @@ def t_newtran(ctx: RouteCtx) -> int:
     if invite and not cell.tflags & T_NO_100:
         buf = _local_reply(cell, 100, cfg.auto_inv_100_reason)
         _send_upstream(ctx.core, cell, out, buf, 100)
-    tbl.insert(cell, ttl)
+    try:
+        tbl.insert(cell, ttl)
+    except ShmOutOfMemory:
+        tbl.index_del(key)
+        return _no_memory(ctx)
     ctx.extra[TID] = tid
     life = int(ctx.extra.get("tm_max_inv_lifetime" if invite else "tm_max_noninv_lifetime", 0)
                or (cfg.max_inv_lifetime if invite else cfg.max_noninv_lifetime))
@@ -493,6 +522,14 @@ def _avp_ms(ctx: RouteCtx, spec: Optional[str]) -> int:
         return int(v) * 1000 if v is not None else 0
     except ValueError:
         return 0
+
+
+def _no_memory(ctx: RouteCtx) -> int:
+    """Shared memory is full: no transaction; the script's sl_reply_error() answers 500."""
+    klog.err("tm: no shared memory left for a new transaction", ctx)
+    stats.inc("tm:shm_oom")
+    ctx.extra["last_error"] = (500, "Server Internal Error (no memory)")
+    return E.E_OUT_OF_MEM
 
 
 def _rcv_sock_text(ctx: RouteCtx) -> str:
@@ -640,7 +677,8 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
             built.append(b)
     ok = [b for b in built if not b.error]
     if not built:
-        klog.info("t_relay: every branch was dropped", ctx)
+        klog.info("t_relay: no destination left (none set, or every branch_route dropped "
+                  "its branch)", ctx)
     out = Out()
     snapshot = _ctx_snapshot(ctx)
 
@@ -670,7 +708,13 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
         if c.tflags & T_CANCELED and c.invite:
             _cancel_branches(ctx.core, c, out, reason=c.cancel_reason)
 
-    tbl.update(tid, add)
+    try:
+        tbl.update(tid, add)
+    except ShmOutOfMemory:
+        if not in_failure:
+            t_release_now(tid)
+            ctx.extra.pop(TID, None)
+        return _no_memory(ctx)
     for b in ok:
         if _send(ctx.core, b.dest, b.buf):
             stats.inc("core:fwd_requests")
@@ -923,15 +967,16 @@ def reply_received(ctx: RouteCtx) -> bool:
     ctx.flags = cell.flags
     restore_avps(ctx, cell.avps)
     routes = ctx.core.routes
+    suppress = False        # `drop` in onreply_route: a 1xx/2xx is not relayed (state moves on)
     if cell.on_reply and routes is not None and routes.has_route("onreply", cell.on_reply):
         ctx.dropped = False
         routes.run("onreply", cell.on_reply, ctx)
         ctx.route_type = RouteType.ONREPLY
-        if ctx.dropped and code < 300:
+        suppress = ctx.dropped and code < 300
+        if suppress:
             stats.inc("tmx:rpl_absorbed")
-            return True
     relay_buf, relay_code = b"", code
-    if code < 300 and (code > 100 or cfg.relay_100):
+    if code < 300 and (code > 100 or cfg.relay_100) and not suppress:
         relay_buf, relay_code = _relay_buf(ctx.msg.build() if ctx.msg.lumps_pending
                                            else msg.buf)
     raw = msg.build() if msg.lumps_pending else msg.buf
@@ -969,7 +1014,7 @@ def reply_received(ctx: RouteCtx) -> bool:
         if code < 300:
             # every 2xx goes upstream (RFC 3261 16.7 step 5), the others are cancelled
             c.best_code, c.best_reason = code, msg.reason
-            if not c.tflags & T_2XX_SENT or c.invite:
+            if relay_buf and (not c.tflags & T_2XX_SENT or c.invite):
                 if c.tflags & T_2XX_SENT:
                     out.sends.append((_uas_dest(core, c), relay_buf))   # another 2xx
                 else:

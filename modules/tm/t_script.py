@@ -65,6 +65,7 @@ def _mod_init(cfg: Any) -> None:
     c.fr_timer_avp, c.fr_inv_timer_avp = p.fr_timer_avp, p.fr_inv_timer_avp
     c.noisy_ctimer, c.cancel_b_method = p.noisy_ctimer, p.cancel_b_method
     c.local_cancel_reason = p.local_cancel_reason
+    c.aggregate_challenges = p.aggregate_challenges
     shm = shm_context()
     if shm is None:
         raise RuntimeError("tm needs the shared memory segment")

@@ -14,6 +14,7 @@ from sipcore.errors import ModuleError
 from .ucontact import Contact, RecordTooLarge, q_text
 from .udomain import EXPIRED_CBS, DomainCfg, ExpiredCb, UDomain, new_ruid
 
+
 def aor_hash(aor: str) -> int:
     """A hash of the AoR that is the same in every process (Python's hash() is salted per
     process): ul.dump's HashID and $ulc(p=>aorhash)."""

@@ -256,14 +256,13 @@ class UDomain:
             written = {c.ruid for _, c in ins + upd}
         # phase 3: apply to shm under each AoR's lock, unless a worker changed it meanwhile
         expired = 0
+        orphans: list[str] = []
         for aor, cts in work.items():
             key = aor.encode()
             done = {c.ruid: c for c in cts}
             with self.table.locked(key) as b:
                 val = b.get(key)
-                if val is None:
-                    continue
-                stored = unpack_record(val)
+                stored = unpack_record(val) if val is not None else []
                 keep: list[Contact] = []
                 removed: list[Contact] = []
                 for c in stored:
@@ -272,13 +271,19 @@ class UDomain:
                                                            or c.state == CS_DELETED):
                         removed.append(c)
                         continue
-                    if seen is not None and c == seen and c.ruid in written:
-                        c.state = CS_SYNC
+                    if c.ruid in written:
+                        if c == seen:
+                            c.state = CS_SYNC
+                        elif c.state == CS_NEW:     # changed while its row was inserted
+                            c.state = CS_DIRTY
                     keep.append(c)
                 if keep:
                     b.set(key, pack_record(keep))
-                else:
+                elif val is not None:
                     b.delete(key)
+            # inserted while a worker removed it (it was NEW, so no tombstone was left)
+            present = {c.ruid for c in stored}
+            orphans.extend(r for r in done if r in written and r not in present)
             gone = [c for c in removed if c.state != CS_DELETED]
             if gone:
                 expired += len(gone)
@@ -287,6 +292,11 @@ class UDomain:
             self._count(stored, keep)
             for c in gone:
                 self._run_expired_cbs(aor, c)
+        if orphans and self.db is not None:
+            try:
+                self.db.delete_ruids(orphans)
+            except DbError:
+                pass                        # logged; the rows expire with their contacts
         return expired
 
     def _run_expired_cbs(self, aor: str, c: Contact) -> None:

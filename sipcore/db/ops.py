@@ -28,7 +28,7 @@ def guarded(what: str, fn: Callable[[], T]) -> T:
     driver exception reach the worker loop."""
     try:
         return fn()
-    except (SQLAlchemyError, DbUrlError, OSError) as exc:
+    except (SQLAlchemyError, DbUrlError, OSError, ImportError) as exc:   # ImportError: no driver
         klog.err(f"db: {what} failed: {type(exc).__name__}: {_short(exc)}")
         raise DbError(f"{what}: {_short(exc)}") from exc
 

@@ -6,7 +6,8 @@ Kamailio: BOOL functions give a language boolean, INT ones 1/-1, STR ones str or
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from sipcore import log as klog
 from sipcore.kemi.registry import CURRENT, KsrTree, _to_int, _to_str, call_native
@@ -60,7 +61,7 @@ def is_method_in(letters: str) -> bool:
 
 # ---- flags ----------------------------------------------------------------------------------
 
-def _flag(n: Any) -> Optional[int]:
+def _flag(n: Any) -> int | None:
     f = _to_int(n)
     if not 0 <= f <= 31:
         klog.emit(klog.L_ERR, f"flag {f} out of range (0..31)", cur.ctx)
@@ -68,7 +69,7 @@ def _flag(n: Any) -> Optional[int]:
     return f
 
 
-def _bflags_get(ctx: Any, branch: int) -> Optional[int]:
+def _bflags_get(ctx: Any, branch: int) -> int | None:
     if branch == 0:
         return ctx.bflags
     if 0 < branch <= len(ctx.branches):
@@ -359,7 +360,7 @@ def pv_is_null(name: Any) -> bool:
 
 # ---- KSR.hdr ---------------------------------------------------------------------------------
 
-def _hdr_line(txt: Any) -> Optional[str]:
+def _hdr_line(txt: Any) -> str | None:
     text = _to_str(txt)
     if ":" not in text:
         klog.emit(klog.L_ERR, f"KSR.hdr: not a header line: {text!r}", cur.ctx)
@@ -441,7 +442,7 @@ def hdr_append_to_reply(txt: Any) -> int:
     return 1
 
 
-def hdr_get_idx(hname: Any, idx: Any) -> Optional[str]:
+def hdr_get_idx(hname: Any, idx: Any) -> str | None:
     """Body of the IDX-th header named HNAME (negative counts from the end), None if absent."""
     hs = cur.ctx.msg.header_all(_to_str(hname))
     i = _to_int(idx)
@@ -451,7 +452,7 @@ def hdr_get_idx(hname: Any, idx: Any) -> Optional[str]:
         return None
 
 
-def hdr_get(hname: Any) -> Optional[str]:
+def hdr_get(hname: Any) -> str | None:
     """Body of the first header named HNAME, None if absent."""
     h = cur.ctx.msg.header(_to_str(hname))
     return None if h is None else h.value
@@ -521,6 +522,7 @@ def x_modf(name: Any, *args: Any) -> Any:
 def add_core(tree: KsrTree, registry: Any) -> None:
     """Add the non-cfg core functions, KSR.pv, KSR.hdr and KSR.x to TREE."""
     c = tree.core
+    fn: Callable[..., Any]
     for m in IS_METHODS:
         c[f"is_{m}"] = _make_is(m)
     for p in ("udp", "tcp", "tls", "sctp", "ws", "wss"):

@@ -3,20 +3,23 @@ context, error handling (log file:line + Call-ID, 500, never a dead worker) and 
 
 Runs in: every routing process. The engine object is created in the master (mod_init) and
 installed as `cfg.kemi`; the interpreter state is created per process in child_init (never
-before fork). Shared state: one 8-byte reload generation in shm, bumped by the reload RPC in
-the ctl process and compared by each process before it routes a message.
+before fork). Shared state: the reload generation and the validated script text in shm
+(ScriptStore), published by the reload RPC in the ctl process and compared by each process
+before it routes a message.
 
 Route kinds (CompiledConfig.run(kind, name, ctx) delegates here):
   request            ksr_request_route
   reply              kemi.reply_route_callback (default ksr_reply_route)
   onsend             kemi.onsend_route_callback (default ksr_onsend_route)
   failure/branch/onreply/route NAME   the script function NAME (KSR.tm.t_on_failure("f"))
-  event NAME         kemi.event_route_callback(NAME) when that global is set
+  event NAME         modparam(MOD, "event_callback") of the module named before the ':' if it
+                     declares one, else kemi.event_route_callback; called with NAME
 """
 from __future__ import annotations
 
+import json
 import struct
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import log as klog
 from sipcore import stats
@@ -37,25 +40,58 @@ class ScriptLoadError(Exception):
     """A script that cannot be loaded (syntax error, missing ksr_request_route, ...)."""
 
 
-class ReloadGeneration:
-    """A counter shared by all processes (shm when the server has a segment, else local)."""
+class ScriptStore:
+    """The reload generation and the script text every process must load for it.
+
+    The reload RPC validates the files as they are on disk and publishes their text; the
+    other processes load exactly that text at their next message (a file edited again after
+    the RPC does not leak into a process that had not switched yet). In the server this
+    lives in shm (gen, blob offset, blob length, previous blob offset); the harness and
+    `pykam -c` keep it in the process."""
 
     def __init__(self) -> None:
-        self._view: Any = [0]
         from sipcore.runtime import shm_context
 
+        self._arena: Any = None
+        self._view: Any = [0, 0, 0, 0]
+        self._local = b""
         ctx = shm_context()
         if ctx is not None:
-            off = ctx.arena.alloc(8)
-            ctx.arena.write(off, struct.pack("=Q", 0))
-            self._view = ctx.arena.segment.view(off, 8, "Q")
+            self._arena = ctx.arena
+            off = ctx.arena.alloc(32)
+            ctx.arena.write(off, struct.pack("=4Q", 0, 0, 0, 0))
+            self._view = ctx.arena.segment.view(off, 32, "Q")
 
     def get(self) -> int:
+        """The current generation (0: the scripts loaded at startup)."""
         return int(self._view[0])
 
-    def bump(self) -> int:
-        self._view[0] = self._view[0] + 1
-        return int(self._view[0])
+    def publish(self, sources: list[str]) -> int:
+        """Store SOURCES as the next generation's scripts; returns the new generation."""
+        blob = json.dumps(sources).encode("utf-8")
+        v = self._view
+        if self._arena is None:
+            self._local = blob
+        else:
+            off = self._arena.alloc(max(len(blob), 1))
+            self._arena.write(off, blob)
+            stale = int(v[3])
+            v[3] = v[1]              # keep the previous text: a reader may be copying it
+            v[1], v[2] = off, len(blob)
+            if stale:
+                self._arena.free(stale)
+        v[0] = v[0] + 1
+        return int(v[0])
+
+    def sources(self) -> Optional[list[str]]:
+        """The published script texts, None before the first reload."""
+        if not self.get():
+            return None
+        if self._arena is None:
+            blob = self._local
+        else:
+            blob = self._arena.read(int(self._view[1]), int(self._view[2]))
+        return list(json.loads(blob.decode("utf-8")))
 
 
 class KemiEngine:
@@ -71,9 +107,9 @@ class KemiEngine:
         self.reply_cb = str(g.get("kemi.reply_route_callback", "ksr_reply_route") or "")
         self.onsend_cb = str(g.get("kemi.onsend_route_callback", "ksr_onsend_route") or "")
         self.event_cb = str(g.get("kemi.event_route_callback", "") or "")
-        self.generation = ReloadGeneration()
+        self.generation = ScriptStore()
         self.loaded_gen = 0
-        self.tree: Optional[KsrTree] = None
+        self.tree: KsrTree | None = None
         self.state: Any = None
         self.rank = 0
 
@@ -83,7 +119,7 @@ class KemiEngine:
         self.rank = rank
         self.tree = build_ksr(self.cfg.modules)
         self.loaded_gen = self.generation.get()
-        self.state = self.new_state()
+        self.state = self.new_state(self.generation.sources())
 
     def ensure_state(self) -> None:
         if self.state is None:
@@ -97,7 +133,7 @@ class KemiEngine:
             return
         self.loaded_gen = gen
         try:
-            new = self.new_state()
+            new = self.new_state(self.generation.sources())
         except ScriptLoadError as e:
             klog.emit(klog.L_ERR, f"{self.module}: reload failed, keeping the old script: {e}")
             return
@@ -109,13 +145,27 @@ class KemiEngine:
         switches at its next message. Raises ScriptLoadError when they do not."""
         if self.tree is None:
             self.tree = build_ksr(self.cfg.modules)
-        self.new_state()          # validation: raises ScriptLoadError
+        sources = self.read_sources()
+        self.new_state(sources)   # validation: raises ScriptLoadError
         old = self.generation.get()
-        return {"old": old, "new": self.generation.bump()}
+        return {"old": old, "new": self.generation.publish(sources)}
+
+    def read_sources(self) -> list[str]:
+        """The script files as they are on disk now."""
+        out = []
+        for path in self.paths:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    out.append(fh.read())
+            except OSError as e:
+                raise ScriptLoadError(f"cannot read {path}: {e.strerror or e}") from None
+        return out
 
     # ---- subclass interface --------------------------------------------------------------
-    def new_state(self) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def new_state(self, sources: Optional[list[str]] = None) -> Any:
+        """A fresh interpreter with the script(s) loaded: SOURCES (one text per path, as
+        published by a reload) or the files on disk. Raises ScriptLoadError."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
     def has_function(self, name: str) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -129,7 +179,7 @@ class KemiEngine:
         return f"{type(exc).__name__}: {exc}"  # pragma: no cover - overridden
 
     # ---- routing (CompiledConfig delegates here) -----------------------------------------
-    def _target(self, kind: str, name: Optional[str]) -> tuple[Optional[str], tuple[Any, ...]]:
+    def _target(self, kind: str, name: str | None) -> tuple[str | None, tuple[Any, ...]]:
         if kind == "request" or (kind == "route" and name in (None, "0")):
             return "ksr_request_route", ()
         if kind == "reply" or (kind == "onreply" and name is None):
@@ -137,17 +187,27 @@ class KemiEngine:
         if kind == "onsend":
             return self.onsend_cb or None, ()
         if kind == "event":
-            return (self.event_cb or None), (name,)
+            return self._event_callback(name or ""), (name,)
         return name, ()
 
-    def has_route(self, kind: str, name: Optional[str] = None) -> bool:
+    def _event_callback(self, event: str) -> str | None:
+        """event_route[mod:ev] -> modparam(mod, "event_callback") if the module declares and
+        sets it (Kamailio's per-module KEMI event callbacks), else kemi.event_route_callback."""
+        mod = self.cfg.modules.get(event.split(":", 1)[0])
+        if mod is not None and "event_callback" in mod.params:
+            cb = mod.get_param("event_callback")
+            if cb:
+                return str(cb)
+        return self.event_cb or None
+
+    def has_route(self, kind: str, name: str | None = None) -> bool:
         fname, _ = self._target(kind, name)
         if not fname:
             return False
         self.ensure_state()
         return self.has_function(fname)
 
-    def run(self, kind: str, name: Optional[str], ctx: RouteCtx) -> int:
+    def run(self, kind: str, name: str | None, ctx: RouteCtx) -> int:
         """Run the script function for a route kind: its int result, 0 after KSR.x.exit /
         drop, 1 when the script does not define it; a script error is logged and answered."""
         self.ensure_state()
@@ -180,7 +240,7 @@ class KemiEngine:
             return 0
         except ParseError:
             raise                  # receive.py answers 400 for a malformed message part
-        except Exception as e:     # a script bug never kills the worker
+        except Exception as e:  # noqa: BLE001 - a script bug never kills the worker
             self.script_error(kind, fname, ctx, e)
             return -1
         finally:

@@ -18,8 +18,9 @@ functions Kamailio declares boolean (flags, is_*, seturi...) return a language b
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from sipcore import log as klog
 from sipcore.cfg.regex import compile_posix
@@ -265,7 +266,7 @@ class KsrTree:
     x: dict[str, KsrFunc] = field(default_factory=dict)
     entries: list[KsrEntry] = field(default_factory=list)
 
-    def lookup(self, path: str) -> Optional[KsrFunc]:
+    def lookup(self, path: str) -> KsrFunc | None:
         """`"sl.sl_send_reply"`, `"pv.get"`, `"is_INVITE"` -> the callable."""
         parts = path.removeprefix("KSR.").split(".")
         if len(parts) == 1:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 from sipcore.shm import ShmHashTable
 from sipcore.shm.alloc import ShmArena
@@ -57,7 +56,7 @@ class ConnRec:
         return head + ",".join(f"{ip}|{port}" for ip, port in self.aliases).encode()
 
     @classmethod
-    def unpack(cls, conn_id: int, raw: bytes) -> "ConnRec":
+    def unpack(cls, conn_id: int, raw: bytes) -> ConnRec:
         owner, proto, flags, rport, lport, created, rip, lip = _REC.unpack_from(raw, 0)
         aliases = []
         tail = raw[_REC.size:].decode()
@@ -88,11 +87,11 @@ class ConnTable:
         return self.t.offset
 
     @classmethod
-    def create(cls, arena: ShmArena, size: int = 1024) -> "ConnTable":
+    def create(cls, arena: ShmArena, size: int = 1024) -> ConnTable:
         return cls(ShmHashTable.create(arena, size))
 
     @classmethod
-    def attach(cls, arena: ShmArena, offset: int) -> "ConnTable":
+    def attach(cls, arena: ShmArena, offset: int) -> ConnTable:
         return cls(ShmHashTable.attach(arena, offset))
 
     # ---- ids and counts ------------------------------------------------------------------
@@ -114,11 +113,11 @@ class ConnTable:
             self.t.set(_alias_key(rec.proto, ip, port), _ID.pack(rec.conn_id))
         self.t.incr(f"#n:{rec.proto}".encode())
 
-    def get(self, conn_id: int) -> Optional[ConnRec]:
+    def get(self, conn_id: int) -> ConnRec | None:
         raw = self.t.get(_id_key(conn_id))
         return None if raw is None else ConnRec.unpack(conn_id, raw)
 
-    def lookup(self, proto: str, ip: str, port: int) -> Optional[ConnRec]:
+    def lookup(self, proto: str, ip: str, port: int) -> ConnRec | None:
         """The connection reachable as proto:ip:port (remote address or alias), or None."""
         key = _alias_key(proto, ip, port)
         raw = self.t.get(key)
@@ -144,7 +143,7 @@ class ConnTable:
         self.t.set(_alias_key(rec.proto, ip, port), _ID.pack(conn_id))
         return True
 
-    def remove(self, conn_id: int) -> Optional[ConnRec]:
+    def remove(self, conn_id: int) -> ConnRec | None:
         """Forget a connection and the aliases that still point to it."""
         rec = self.get(conn_id)
         if rec is None:

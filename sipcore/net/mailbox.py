@@ -13,7 +13,6 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Optional
 
 from sipcore.net.conntable import PROTO_IDS, PROTO_NAMES
 
@@ -45,7 +44,7 @@ class Command:
                          self.conn_id, self.ip.encode()) + self.data
 
     @classmethod
-    def unpack(cls, raw: bytes) -> "Command":
+    def unpack(cls, raw: bytes) -> Command:
         op, proto, flags, port, conn_id, ip = _HDR.unpack_from(raw, 0)
         return cls(op, PROTO_NAMES.get(proto, "tcp"), flags, ip.rstrip(b"\0").decode(), port,
                    conn_id, raw[_HDR.size:])
@@ -75,7 +74,7 @@ class Mailboxes:
     def reader(self, i: int) -> socket.socket:
         return self.pairs[i][0]
 
-    def post(self, i: int, cmd: Command) -> Optional[str]:
+    def post(self, i: int, cmd: Command) -> str | None:
         """Queue CMD for worker I; None on success, else the error text."""
         try:
             self.pairs[i][1].send(cmd.pack())

@@ -31,7 +31,7 @@ class TcpOptions:
     max_msg_size: int = 65535
 
     @classmethod
-    def from_globals(cls, g: dict[str, Any], children: int) -> "TcpOptions":
+    def from_globals(cls, g: dict[str, Any], children: int) -> TcpOptions:
         def num(name: str, default: float) -> float:
             v = g.get(name)
             return default if v is None else float(v)

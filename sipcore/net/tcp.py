@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import socket
 import zlib
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ConfigError
 from sipcore.net.conntable import ConnRec, ConnTable
-from sipcore.net.mailbox import F_CLOSE_AFTER, F_NO_CONNECT, OP_CLOSE, OP_SEND, Command, \
-    Mailboxes
+from sipcore.net.mailbox import F_CLOSE_AFTER, F_NO_CONNECT, OP_CLOSE, OP_SEND, Command, Mailboxes
 from sipcore.net.options import TcpOptions
 from sipcore.route.core_api import Dest, SocketInfo
 
@@ -47,9 +46,9 @@ TCP_STATS = ("tcp:established", "tcp:passive_open", "tcp:connect_success",
 class TlsProvider(Protocol):
     """What the TCP workers need from the tls module (registered in its mod_init)."""
 
-    def server_context(self, si: SocketInfo) -> "ssl.SSLContext": ...
+    def server_context(self, si: SocketInfo) -> ssl.SSLContext: ...
 
-    def client_context(self, ip: str, port: int) -> tuple["ssl.SSLContext", Optional[str]]: ...
+    def client_context(self, ip: str, port: int) -> tuple[ssl.SSLContext, str | None]: ...
 
     def refresh(self) -> None: ...
 
@@ -103,8 +102,8 @@ class StreamNet:
         self.mailboxes = mailboxes
         self.listeners = listeners
         self.sockets = sockets              # every listen socket (to pick a local one)
-        self.tls: Optional[TlsProvider] = _tls_provider
-        self.worker: Optional["TcpWorker"] = None   # set in a TCP worker process
+        self.tls: TlsProvider | None = _tls_provider
+        self.worker: TcpWorker | None = None   # set in a TCP worker process
         for name in TCP_STATS:
             stats.register(name)
         stats.register("tcp:current_opened_connections", no_reset=True)
@@ -112,7 +111,7 @@ class StreamNet:
     @classmethod
     def create(cls, arena: Any, opts: TcpOptions,
                listeners: list[tuple[socket.socket, SocketInfo]],
-               sockets: list[SocketInfo]) -> "StreamNet":
+               sockets: list[SocketInfo]) -> StreamNet:
         """Master, pre-fork: the table in shm and one mailbox per TCP worker."""
         size = 1 << max(6, min(16, (max(opts.max_connections, 64) * 2).bit_length()))
         return cls(opts, ConnTable.create(arena, size), Mailboxes(opts.children), listeners,
@@ -122,7 +121,7 @@ class StreamNet:
     def n_workers(self) -> int:
         return len(self.mailboxes)
 
-    def local_socket(self, proto: str, ip: str) -> Optional[SocketInfo]:
+    def local_socket(self, proto: str, ip: str) -> SocketInfo | None:
         af = 6 if ":" in ip else 4
         first = None
         for s in self.sockets:
@@ -133,7 +132,7 @@ class StreamNet:
         return None if first is None or first.af != af else first
 
     # ---- sending (any process) -----------------------------------------------------------
-    def find(self, dest: Dest) -> Optional[ConnRec]:
+    def find(self, dest: Dest) -> ConnRec | None:
         """The connection for DEST: its conn_id when set and alive, else by address."""
         t = self.table
         if dest.conn_id:
@@ -193,7 +192,7 @@ class StreamNet:
             return w.handle_command(cmd)
         return self.mailboxes.post(rec.owner, cmd) is None
 
-    def add_alias(self, conn_id: int, port: int, proto: str, ip: Optional[str] = None) -> bool:
+    def add_alias(self, conn_id: int, port: int, proto: str, ip: str | None = None) -> bool:
         """force_tcp_alias(): connection CONN_ID is also reachable at (its remote ip or IP,
         PORT)."""
         rec = self.table.get(conn_id)
@@ -227,21 +226,21 @@ class StreamNet:
 
 # ---- process-wide handles --------------------------------------------------------------------
 
-_net: Optional[StreamNet] = None
-_tls_provider: Optional[TlsProvider] = None
+_net: StreamNet | None = None
+_tls_provider: TlsProvider | None = None
 
 
-def install(net: Optional[StreamNet]) -> None:
+def install(net: StreamNet | None) -> None:
     """The master, pre-fork: make NET this server's stream runtime (children inherit it)."""
     global _net
     _net = net
 
 
-def current() -> Optional[StreamNet]:
+def current() -> StreamNet | None:
     return _net
 
 
-def register_tls_provider(p: Optional[TlsProvider]) -> None:
+def register_tls_provider(p: TlsProvider | None) -> None:
     """The tls module's mod_init (master, pre-fork)."""
     global _tls_provider
     _tls_provider = p
@@ -249,5 +248,5 @@ def register_tls_provider(p: Optional[TlsProvider]) -> None:
         _net.tls = p
 
 
-def tls_provider() -> Optional[TlsProvider]:
+def tls_provider() -> TlsProvider | None:
     return _tls_provider

@@ -20,17 +20,20 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
+import struct
 import time
 import traceback
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Callable, Optional
+from typing import Any
 
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ParseError
-from sipcore.msg.framing import KEEPALIVE_PING, PONG, ReceiveBuffer
+from sipcore.msg.framing import KEEPALIVE_PING, PONG
 from sipcore.net.conntable import ConnRec
 from sipcore.net.mailbox import F_CLOSE_AFTER, F_NO_CONNECT, OP_CLOSE, OP_SEND, Command
+from sipcore.net.stream import StreamBuffer
 from sipcore.net.tcp import StreamNet
 from sipcore.route.core_api import SocketInfo
 from sipcore.route.ctx import RecvInfo
@@ -48,18 +51,34 @@ class State(Enum):
 class Conn:
     """One owned connection (this process only; its shared record is in the ConnTable)."""
 
-    __slots__ = ("sock", "conn_id", "proto", "si", "rip", "rport", "rb", "outq", "state",
-                 "last", "partial_since", "deadline", "close_after", "outbound", "events")
+    __slots__ = (
+        "close_after",
+        "conn_id",
+        "deadline",
+        "events",
+        "last",
+        "outbound",
+        "outq",
+        "partial_since",
+        "proto",
+        "rb",
+        "rip",
+        "rport",
+        "si",
+        "sock",
+        "state",
+    )
 
     def __init__(self, sock: socket.socket, conn_id: int, proto: str, si: SocketInfo,
-                 rip: str, rport: int, max_size: int, state: State, outbound: bool) -> None:
+                 rip: str, rport: int, max_size: int, state: State, outbound: bool,
+                 accept_no_cl: bool = False) -> None:
         self.sock = sock
         self.conn_id = conn_id
         self.proto = proto
         self.si = si
         self.rip = rip
         self.rport = rport
-        self.rb = ReceiveBuffer(max_size)
+        self.rb = StreamBuffer(max_size, accept_no_cl)
         self.outq = bytearray()
         self.state = state
         self.last = time.monotonic()
@@ -77,7 +96,7 @@ class TcpWorker:
     """The event loop of one TCP worker."""
 
     def __init__(self, cfg: Any, core: Any, net: StreamNet, index: int,
-                 receive: Optional[Callable[..., Any]] = None) -> None:
+                 receive: Callable[..., Any] | None = None) -> None:
         """RECEIVE: what each framed message goes to (default sipcore.receive.receive_msg;
         tests pass their own)."""
         self.cfg = cfg
@@ -93,6 +112,18 @@ class TcpWorker:
 
     # ---- loop ----------------------------------------------------------------------------
     def run(self, keep_running: Callable[[], bool], on_idle: Callable[[], None]) -> None:
+        """The worker process's loop, until keep_running() turns false."""
+        self.setup()
+        try:
+            while keep_running():
+                if self.poll(HOUSEKEEPING):
+                    on_idle()
+        finally:
+            self.shutdown()
+
+    def setup(self) -> None:
+        """Start serving: forget a dead predecessor's connections, watch the listen sockets
+        and the mailbox."""
         if self._receive is None:
             from sipcore.receive import receive_msg
 
@@ -105,28 +136,35 @@ class TcpWorker:
         for s, si in self.net.listeners:
             self.sel.register(s, selectors.EVENT_READ, si)
         self.sel.register(self.mbox, selectors.EVENT_READ, None)
+
+    def poll(self, timeout: float) -> bool:
+        """Handle the events of at most TIMEOUT seconds; True when housekeeping ran."""
         try:
-            while keep_running():
-                try:
-                    events = self.sel.select(HOUSEKEEPING)
-                except InterruptedError:
-                    continue
-                for key, mask in events:
-                    data = key.data
-                    if isinstance(data, Conn):
-                        self._conn_event(data, mask)
-                    elif data is None:
-                        self._read_mailbox()
-                    else:
-                        self._accept(key.fileobj, data)  # type: ignore[arg-type]
-                now = time.monotonic()
-                if now >= self._next_hk:
-                    self._next_hk = now + HOUSEKEEPING
-                    self._housekeeping(now)
-                    on_idle()
-        finally:
-            for c in list(self.conns.values()):
-                self._close(c, None)
+            events = self.sel.select(timeout)
+        except InterruptedError:
+            events = []
+        for key, mask in events:
+            data = key.data
+            if isinstance(data, Conn):
+                self._conn_event(data, mask)
+            elif data is None:
+                self._read_mailbox()
+            else:
+                self._accept(key.fileobj, data)  # type: ignore[arg-type]
+        now = time.monotonic()
+        if now < self._next_hk:
+            return False
+        self._next_hk = now + HOUSEKEEPING
+        self._housekeeping(now)
+        return True
+
+    def shutdown(self) -> None:
+        """Close every owned connection (process exit)."""
+        for c in list(self.conns.values()):
+            self._close(c, None)
+        self.sel.close()
+        if self.net.worker is self:
+            self.net.worker = None
 
     # ---- accept --------------------------------------------------------------------------
     def _accept(self, lsock: socket.socket, si: SocketInfo) -> None:
@@ -169,7 +207,8 @@ class TcpWorker:
                 return
             state = State.HANDSHAKE
         conn = Conn(s, self.net.table.new_id(), proto, si, _ip(addr[0]), addr[1],
-                    self.opts.max_msg_size, state, outbound=False)
+                    self.opts.max_msg_size, state, outbound=False,
+                    accept_no_cl=self.opts.accept_no_cl)
         if state is State.HANDSHAKE:
             conn.deadline = time.monotonic() + self.opts.connect_timeout
         self._register(conn)
@@ -217,7 +256,7 @@ class TcpWorker:
         conn.events = ev
 
     # ---- connect (outbound) --------------------------------------------------------------
-    def _connect(self, proto: str, ip: str, port: int) -> Optional[Conn]:
+    def _connect(self, proto: str, ip: str, port: int) -> Conn | None:
         if self.net.table.count(proto) >= self._limit(proto):
             stats.inc("tcp:local_reject")
             klog.emit(klog.L_WARN, f"{proto} connection to {ip}:{port} not opened: "
@@ -246,7 +285,7 @@ class TcpWorker:
             klog.emit(klog.L_ERR, f"connect to {proto}:{ip}:{port}: {errno.errorcode.get(rc)}")
             return None
         conn = Conn(s, self.net.table.new_id(), proto, si, ip, port, self.opts.max_msg_size,
-                    State.CONNECTING, outbound=True)
+                    State.CONNECTING, outbound=True, accept_no_cl=self.opts.accept_no_cl)
         conn.deadline = time.monotonic() + self.opts.connect_timeout
         self._register(conn)
         return conn
@@ -449,7 +488,7 @@ class TcpWorker:
                 return
             try:
                 cmd = Command.unpack(raw)
-            except Exception as exc:    # struct.error / UnicodeDecodeError: a local bug
+            except (struct.error, UnicodeDecodeError) as exc:     # a local bug
                 klog.emit(klog.L_ERR, f"tcp worker {self.index}: bad mailbox command: {exc}")
                 continue
             self.handle_command(cmd)
@@ -477,7 +516,7 @@ class TcpWorker:
                 stats.inc("tcp:con_timeout")
                 self._close(conn, None)
 
-    def _close(self, conn: Conn, why: Optional[str]) -> None:
+    def _close(self, conn: Conn, why: str | None) -> None:
         if self.conns.pop(conn.conn_id, None) is None:
             return
         if why:

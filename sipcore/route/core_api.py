@@ -67,6 +67,7 @@ class Dest:
     sock: Optional[SocketInfo] = None
     conn_id: int = 0            # TCP/TLS: send on this connection when it is still open
     no_connect: bool = False    # TCP/TLS: only over an existing connection (set_*_no_connect)
+    close_after: bool = False   # TCP/TLS: close the connection once sent (set_*_close)
 
 
 @dataclass

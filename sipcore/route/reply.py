@@ -44,7 +44,10 @@ def send_stateless_reply(ctx: RouteCtx, code: int, reason: str, *,
     buf = build_reply(msg, code, reason, to_tag=to_tag, extra_headers=headers, body=body,
                       content_type=content_type, server_header=server_header(ctx),
                       via_received=received, via_rport=rport)
-    ok = ctx.core.send(reply_dest(msg, rcv, ctx.force_rport), buf)
+    dest = reply_dest(msg, rcv, ctx.force_rport)
+    dest.no_connect = ctx.reply_no_connect      # set_reply_no_connect(): TCP/TLS only
+    dest.close_after = bool(ctx.extra.get("reply_close"))      # set_reply_close()
+    ok = ctx.core.send(dest, buf)
     if ok:
         ctx.replied = True
         stats.inc("core:fwd_replies")

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import pytest
 
@@ -68,7 +68,7 @@ class TcpUA:
             data = data.replace("\r\n", "\n").replace("\n", "\r\n").encode()
         self.sock.sendall(data)
 
-    def recv(self, timeout: float = 3.0) -> Optional[bytes]:
+    def recv(self, timeout: float = 3.0) -> bytes | None:
         deadline = time.monotonic() + timeout
         while not self.pending:
             left = deadline - time.monotonic()
@@ -77,7 +77,7 @@ class TcpUA:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(65535)
-            except socket.timeout:
+            except TimeoutError:
                 return None
             if not chunk:
                 raise ConnectionError("closed by the server")
@@ -91,7 +91,7 @@ class TcpUA:
             while True:
                 if not self.sock.recv(65535):
                     return True
-        except socket.timeout:
+        except TimeoutError:
             return False
         except ConnectionError:
             return True
@@ -111,7 +111,7 @@ class TcpListenerUA:
         self.accepted: list[socket.socket] = []
         self.buffers: dict[socket.socket, ReceiveBuffer] = {}
 
-    def recv(self, timeout: float = 3.0) -> Optional[tuple[socket.socket, bytes]]:
+    def recv(self, timeout: float = 3.0) -> tuple[socket.socket, bytes] | None:
         import select
 
         deadline = time.monotonic() + timeout
@@ -141,7 +141,7 @@ class TcpListenerUA:
         self.lsock.close()
 
 
-def options(via_proto: str, via_port: int, ruri: str, cid: Optional[str] = None,
+def options(via_proto: str, via_port: int, ruri: str, cid: str | None = None,
             extra: str = "", cseq: int = 1) -> str:
     cid = cid or uuid.uuid4().hex
     return (f"OPTIONS {ruri} SIP/2.0\n"
@@ -169,7 +169,7 @@ def reply_to(req: bytes, status: str = "200 OK") -> bytes:
 def _rpc(srv, method: str) -> object:
     out = subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
                           str(srv.rundir / "pykam_ctl"), "--json", method], cwd=ROOT,
-                         timeout=15, capture_output=True, text=True,
+                         timeout=15, capture_output=True, text=True, check=False,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -333,13 +333,231 @@ def test_idle_connection_closed_after_lifetime(start_server):
         ua.close()
 
 
-def test_killed_tcp_worker_is_respawned_and_serves(start_server):
+def test_killed_tcp_worker_is_respawned_and_its_connections_forgotten(start_server):
     srv = start_server(cfg())
-    assert _ask_tcp(srv.port) == 200
-    procs = _rpc(srv, "core.psx")
-    victim = next(p["PID"] for p in procs if p["DSC"].startswith("tcp receiver"))
-    os.kill(victim, 9)
-    assert _wait(lambda: victim not in child_pids(srv.proc.pid)
-                 and len(child_pids(srv.proc.pid)) == 6)
-    for _ in range(4):
-        assert _ask_tcp(srv.port) == 200
+    ua = TcpUA(srv.port)
+    try:
+        ua.send(options("TCP", ua.port, f"sip:127.0.0.1:{srv.port}"))
+        assert parse_msg(ua.recv()).status == 200
+        owner = next(c["owner"] for c in _rpc(srv, "core.tcp_list")
+                     if c["src_port"] == ua.port)
+        procs = _rpc(srv, "core.psx")
+        victim = next(p["PID"] for p in procs
+                      if p["DSC"] == f"tcp receiver (generic) child={owner}")
+        os.kill(victim, 9)
+        assert ua.closed_by_peer(5)             # the kernel closed the dead owner's socket
+        assert _wait(lambda: victim not in child_pids(srv.proc.pid)
+                     and len(child_pids(srv.proc.pid)) == 6)
+        assert _wait(lambda: all(c["src_port"] != ua.port
+                                 for c in _rpc(srv, "core.tcp_list")))
+        for _ in range(4):
+            assert _ask_tcp(srv.port) == 200
+    finally:
+        ua.close()
+
+
+# ---- SIPp over TCP ---------------------------------------------------------------------------
+
+SIPP_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "sl"
+loadmodule "maxfwd"
+loadmodule "pv"
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (method=="OPTIONS" && uri==myself) { sl_send_reply("200", "Keepalive"); exit; }
+    TO_TCP
+    if (!forward()) { sl_send_reply("503", "Service Unavailable"); }
+    exit;
+}
+"""
+
+
+def _sipp_calls(srv, tmp_path, calls: int, uac_t: str, uas_t: str) -> None:
+    import shutil
+
+    from .conftest import free_udp_port
+    from .test_sipp import UAS_XML, _last_stats, _spawn, _stop, _tail
+
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp not installed")
+    uas_port, uac_port = free_udp_port(), free_udp_port()
+    uas_log, uac_log = tmp_path / "uas.log", tmp_path / "uac.log"
+    stat = tmp_path / "uac-stat.csv"
+    uas = _spawn(["sipp", "-sf", str(UAS_XML), "-d", "50", "-i", "127.0.0.1", "-t", uas_t,
+                  "-p", str(uas_port), "-bind_local", "-nostdin"], tmp_path, uas_log)
+    uac = None
+    try:
+        time.sleep(0.3)
+        assert uas.poll() is None, _tail(uas_log)
+        uac = _spawn(["sipp", "-sn", "uac", "-i", "127.0.0.1", "-p", str(uac_port), "-t", uac_t,
+                      "-bind_local", "-rsa", f"127.0.0.1:{srv.port}", f"127.0.0.1:{uas_port}",
+                      "-r", "100", "-m", str(calls), "-l", str(calls), "-recv_timeout", "5000",
+                      "-timeout", "25s", "-nostdin", "-trace_stat", "-stf", str(stat),
+                      "-fd", "3600", "-max_socket", "1000"], tmp_path, uac_log)
+        try:
+            rc = uac.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        st = _last_stats(stat)
+        detail = (f"rc={rc} ok={st.get('SuccessfulCall(C)')} failed={st.get('FailedCall(C)')}"
+                  f"\nuac:\n{_tail(uac_log, 1500)}\nuas:\n{_tail(uas_log, 1500)}"
+                  f"\npykam:\n{srv.log()[-3000:]}")
+        assert rc == 0 and int(st["SuccessfulCall(C)"]) == calls, detail
+    finally:
+        if uac is not None:
+            _stop(uac)
+        _stop(uas)
+
+
+@pytest.mark.parametrize("mode", ["t1", "tn"])    # one connection / one connection per call
+def test_sipp_uac_over_tcp_to_udp_uas(start_server, tmp_path, mode):
+    srv = start_server(SIPP_CFG.replace("TO_TCP", ""))
+    _sipp_calls(srv, tmp_path, 300, mode, "u1")
+    assert "Traceback" not in srv.log()
+
+
+def test_sipp_uac_over_udp_to_tcp_uas(start_server, tmp_path):
+    srv = start_server(SIPP_CFG.replace(
+        "TO_TCP", '$du = "sip:" + $rd + ":" + $rp + ";transport=tcp";'))
+    _sipp_calls(srv, tmp_path, 300, "u1", "t1")
+    stats = _rpc(srv, "stats.fetch")
+    assert int(stats["tcp.connect_success"]) == 1              # one connection, reused
+    assert "Traceback" not in srv.log()
+
+
+SIPP_TM_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "maxfwd"
+loadmodule "pv"
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (method=="OPTIONS" && uri==myself) { sl_send_reply("200", "Keepalive"); exit; }
+    TO_TCP
+    if (!t_relay()) { sl_reply_error(); }
+    exit;
+}
+"""
+
+
+def test_sipp_stateful_tcp_to_udp_and_udp_to_tcp(start_server, tmp_path):
+    srv = start_server(SIPP_TM_CFG.replace("TO_TCP", ""))
+    _sipp_calls(srv, tmp_path, 200, "t1", "u1")
+    srv2 = start_server(SIPP_TM_CFG.replace(
+        "TO_TCP", '$du = "sip:" + $rd + ":" + $rp + ";transport=tcp";'))
+    (tmp_path / "b").mkdir()
+    _sipp_calls(srv2, tmp_path / "b", 200, "u1", "t1")
+    assert "Traceback" not in srv.log() + srv2.log()
+
+
+V6_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+tcp_accept_aliases=yes
+tcp_max_connections=4
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+listen=tcp:[::1]:{port}
+loadmodule "pv"
+loadmodule "sl"
+loadmodule "textops"
+loadmodule "siputils"
+request_route {
+    if (is_method("OPTIONS") && uri==myself && $rU==$null) {
+        append_to_reply("X-Proto: $pr\\r\\nX-Src: $si\\r\\n");
+        sl_send_reply("200", "Keepalive");
+        exit;
+    }
+    if (!forward()) { sl_send_reply("503", "Service Unavailable"); }
+}
+"""
+
+
+def _has_ipv6() -> bool:
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")
+def test_ipv6_via_alias_and_max_connections(start_server):
+    srv = start_server(V6_CFG)
+    c6 = socket.create_connection(("::1", srv.port), timeout=3)
+    ua6 = TcpUA.__new__(TcpUA)
+    ua6.sock, ua6.port, ua6.rb, ua6.pending = c6, c6.getsockname()[1], ReceiveBuffer(), []
+    extra: list[TcpUA] = []
+    try:
+        req = options("TCP", ua6.port, f"sip:[::1]:{srv.port}").replace(
+            "127.0.0.1:", "[::1]:", 1)
+        ua6.send(req)
+        rpl = parse_msg(ua6.recv())
+        assert rpl.status == 200 and rpl.header("X-Src").value == "::1"
+        # RFC 5923: ;alias in the Via makes the connection reachable at the sent-by port
+        ua = TcpUA(srv.port)
+        extra.append(ua)
+        ua.send(options("TCP", 5098, f"sip:127.0.0.1:{srv.port}").replace(";rport", ";alias"))
+        assert parse_msg(ua.recv()).status == 200
+        caller = UA()
+        try:
+            caller.send(options("UDP", caller.port, "sip:bob@127.0.0.1:5098;transport=tcp"),
+                        srv.port)
+            got = ua.recv()
+            assert got is not None and parse_msg(got).method == "OPTIONS", srv.log()
+        finally:
+            caller.close()
+        # tcp_max_connections=4: two are open, two more are served, the fifth is refused
+        extra.extend(TcpUA(srv.port) for _ in range(2))
+        for u in extra[1:]:
+            u.send(options("TCP", u.port, f"sip:127.0.0.1:{srv.port}"))
+            assert parse_msg(u.recv()).status == 200
+        refused = TcpUA(srv.port)
+        extra.append(refused)
+        assert refused.closed_by_peer(3)
+        stats = _rpc(srv, "stats.fetch")
+        assert int(stats["tcp.local_reject"]) >= 1
+    finally:
+        c6.close()
+        for u in extra:
+            u.close()
+
+
+def test_200_connections_with_crlf_keepalives(start_server):
+    srv = start_server(cfg())
+    uas: list[TcpUA] = []
+    try:
+        for _ in range(200):
+            uas.append(TcpUA(srv.port))
+        for u in uas:
+            u.send(options("TCP", u.port, f"sip:127.0.0.1:{srv.port}"))
+        assert all(parse_msg(u.recv(5)).status == 200 for u in uas)
+        for _round in range(2):
+            for u in uas:
+                u.sock.sendall(b"\r\n\r\n")
+            for u in uas:
+                u.sock.settimeout(5)
+                assert u.sock.recv(16) == b"\r\n"
+        info = _rpc(srv, "core.tcp_info")
+        assert info["opened_connections"] == 200
+        owners = {c["owner"] for c in _rpc(srv, "core.tcp_list")}
+        assert owners <= {0, 1}
+    finally:
+        for u in uas:
+            u.close()

@@ -31,6 +31,15 @@ request_route {
 """
 
 
+
+@pytest.fixture(autouse=True)
+def _forget_modparams():
+    """modparam values live on the module objects: later tests must not inherit them."""
+    yield
+    for m in (tm.mod, acc.mod):
+        m.reset_params()
+
+
 @pytest.fixture
 def h():
     for m in (tm.mod, acc.mod):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-import modules.pike as pike
+from modules import pike
 from modules.htable import ht_api
 from sipcore.errors import RpcFault
 from sipcore.testing import Harness

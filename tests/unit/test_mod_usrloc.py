@@ -215,3 +215,29 @@ def test_oversized_field_is_an_rpc_fault():
         ul.rpc_add("location", "alice", "sip:alice@192.0.2.1", 60, 1, "<sip:p;lr>" * 7000,
                    0, 0, -1)
     assert ul.get_domain("location").get("alice") == []
+
+
+def test_write_back_race_between_timer_and_workers(tmp_path, monkeypatch):
+    """A worker changes or removes a NEW contact while the timer inserts its row: the contact
+    becomes DIRTY (next round UPDATEs, no duplicate INSERT) or the row is deleted."""
+    with temp_db("sqlite", tmp_path) as url:
+        db.create_all(url, ["location"])
+        harness(f'modparam("usrloc", "db_url", "{url}")\nmodparam("usrloc", "db_mode", 2)')
+        dom = ul.get_domain("location")
+        add(dom, "alice", contact("sip:a@1"))
+        add(dom, "bob", contact("sip:b@1"))
+        real = dom.db.write_batch
+
+        def racing_write(ins, upd, dels):
+            real(ins, upd, dels)             # the rows are in; now the workers act
+            dom.update("alice", lambda cur: [c.copy(cseq=5) for c in cur])
+            dom.delete_aor("bob")
+
+        monkeypatch.setattr(dom.db, "write_batch", racing_write)
+        dom.flush()
+        monkeypatch.setattr(dom.db, "write_batch", real)
+        assert [c.state for c in unpack_record(dom.table.get(b"alice"))] == [CS_DIRTY]
+        assert dom.db.get_aor("bob") == []                   # orphan row deleted
+        dom.flush()                                          # UPDATE, not a second INSERT
+        assert [c.cseq for c in dom.db.get_aor("alice")] == [5]
+        assert [c.state for c in unpack_record(dom.table.get(b"alice"))] == [CS_SYNC]

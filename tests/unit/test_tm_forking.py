@@ -77,6 +77,15 @@ failure_route[TIMEOUT] {
 """
 
 
+
+@pytest.fixture(autouse=True)
+def _forget_modparams():
+    """modparam values live on the module objects: later tests must not inherit them."""
+    yield
+    for m in (tm.mod, tmx.mod):
+        m.reset_params()
+
+
 @pytest.fixture
 def h():
     for m in (tm.mod, tmx.mod):
@@ -294,3 +303,40 @@ def test_max_lifetime_expires_the_transaction(hx):
 def test_unreachable_destination_503(hx):
     res = hx.request(invite("nowhere"))
     assert [m.status for m in res.replies] == [100, 503]
+
+
+def test_aggregate_challenges(h):
+    res = h.request(invite("par"))
+    sent = {d.port: b for d, b in res.sent if d.port in (5101, 5102)}
+
+    def challenge(req, realm, tag):
+        r = reply_to(req, 407, "Proxy Authentication Required", tag=tag)
+        return r.replace("Content-Length: 0",
+                         f'Proxy-Authenticate: Digest realm="{realm}", nonce="n{tag}"\n'
+                         "Content-Length: 0")
+
+    h.reply(challenge(sent[5101], "one.example", "c1"))
+    up = by_port(h.reply(challenge(sent[5102], "two.example", "c2")))[5080]
+    [rpl] = up
+    realms = sorted(v.split('realm="')[1].split('"')[0]
+                    for v in [h_.value for h_ in rpl.header_all("Proxy-Authenticate")])
+    assert rpl.status == 407 and realms == ["one.example", "two.example"]
+
+
+def test_rpcs(h):
+    from modules.tm import t_script
+
+    out = [b for d, b in h.request(invite("bob")).sent if d.port == 5120][0]
+    [entry] = t_script.rpc_list()
+    assert entry["method"] == "INVITE" and entry["callid"] == "call-1"
+    assert entry["outgoings"] == 1
+    st = t_script.rpc_stats()
+    assert st["current"] == 1 and st["total"] >= 1
+    # tm.reply_callid answers the pending INVITE from the control interface
+    assert t_script.rpc_reply_callid(480, "Later", "call-1", "1", ".", ".") == "ok"
+    ups = [parse_msg(b) for d, b in h.core.sent if d.port == 5080]
+    assert ups[-1].status == 480
+    # the branch never answered: its CANCEL waits for a provisional (cancel_b_method=1)
+    assert [parse_msg(b).method for d, b in h.core.sent if d.port == 5120] == ["INVITE"]
+    h.reply(reply_to(out, 180, "Ringing"))
+    assert [parse_msg(b).method for d, b in h.core.sent if d.port == 5120][-1] == "CANCEL"

@@ -75,3 +75,30 @@ def test_cell_roundtrip_and_table():
     assert res == 7 and tbl.get(cell.tid).branches[0].code == 180
     assert [c.tid for c in tbl.cells()] == [cell.tid]
     assert tbl.delete(cell.tid) and tbl.get(cell.tid) is None
+
+
+def test_shm_exhaustion_is_an_error_not_a_crash():
+    """A full segment: t_relay fails with E_OUT_OF_MEM and sl_reply_error() answers 500."""
+    import modules.tm as tm
+    from modules.tm import t_funcs
+    from sipcore.shm import ShmOutOfMemory
+    from sipcore.testing import Harness
+
+    tm.mod.reset_params()
+    h = Harness.from_text('loadmodule "sl"\nloadmodule "tm"\n'
+                          'request_route { if (!t_relay()) { sl_reply_error(); } }\n')
+    shm = create_private_shm(1)
+    small = TmTable(ShmHashTable.create(shm.arena, 16))
+    for size in (65536, 4096, 256, 16):       # use up the segment
+        while True:
+            try:
+                shm.arena.alloc(size)
+            except ShmOutOfMemory:
+                break
+    t_funcs.set_table(small)
+    inv = ("INVITE sip:b@127.0.0.1:5090 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;"
+           "branch=z9hG4bKoom\nFrom: <sip:a@a>;tag=1\nTo: <sip:b@b>\nCall-ID: oom\n"
+           "CSeq: 1 INVITE\nContent-Length: 0\n\n")
+    res = h.request(inv)
+    assert [m.status for m in res.replies] == [500]
+    assert not [d for d, _b in res.sent if d.port == 5090]

@@ -123,6 +123,15 @@ def reply_to(req: bytes, code: int, reason: str, tag: str = "b1") -> str:
             f"CSeq: {m.cseq.num} {m.cseq.method}\nContent-Length: 0\n\n")
 
 
+
+@pytest.fixture(autouse=True)
+def _forget_modparams():
+    """modparam values live on the module objects: later tests must not inherit them."""
+    yield
+    for m in (tm.mod, tmx.mod):
+        m.reset_params()
+
+
 @pytest.fixture
 def h():
     for m in (tm.mod, tmx.mod):
@@ -291,3 +300,16 @@ def test_cancel_b_method_0_local_487():
     statuses = sorted(r.status for r in res.replies)
     assert statuses == [200, 487]                 # 200 for the CANCEL, 487 for the INVITE
     assert not [b for d, b in res.sent if d.port == 5090]     # nothing sent downstream
+
+
+def test_drop_in_onreply_route_stops_relay_not_state():
+    for m in (tm.mod, tmx.mod):
+        m.reset_params()
+    h = Harness.from_text(CFG.replace("    $var(seen) = $rs;", "    if ($rs == 180) { drop; }"))
+    out = sent_to(h.request(invite()), 5090)[0]
+    r = h.reply(reply_to(out, 180, "Ringing"))
+    assert r.sent == []                               # not relayed upstream
+    n = len(h.core.sent)
+    time.sleep(0.22)
+    h.run_timers()                                    # but timer A stopped: no resend
+    assert not [b for d, b in h.core.sent[n:] if d.port == 5090]

@@ -1,0 +1,467 @@
+"""dialog: INVITE dialog tracking in shared memory, with flags, timeouts and profiles for
+concurrent-call limiting.
+
+Runs in: the master (mod_init: shm tables, tm binding, timer), SIP workers (dlg_manage and the
+other functions; tm's final-reply callback confirms or ends dialogs; a pre-script hook ends a
+dialog on its BYE and marks in-dialog requests), the timer process (timeouts: expired
+dialogs are removed and their profiles released), the ctl process (dlg.* RPCs).
+Shared state: "dialog:dlgs" and "dialog:profiles" (see dlg_hash.py for layout and lock order).
+
+Scope (basics): dialogs are created by dlg_manage() (or, with dlg_flag, by the final reply of
+an INVITE relayed with that flag set), confirmed by a 2xx and ended by a >=300 final reply,
+by a BYE from either side, or by their timeout. Not implemented: sending BYEs on timeout
+(send_bye), dlg_bye/dlg.end_dlg, early state from provisional replies, dialog variables,
+db_mode persistence.
+Kamailio equivalent: modules/dialog.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from modules.dialog.dlg_hash import (
+    CONFIRMED,
+    DELETED,
+    STATE_NAMES,
+    UNCONFIRMED,
+    Dialog,
+    DialogTable,
+    dlg_key,
+)
+from sipcore import log as klog
+from sipcore import stats
+from sipcore.errors import ModuleError, RpcFault
+from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, Module, bind_api
+from sipcore.msg import ParseError, parse_msg
+from sipcore.pv import PvSpec
+from sipcore.route.ctx import RouteCtx
+from sipcore.shm import ShmHashTable
+
+mod = Module("dialog", summary="Dialog tracking in shared memory: states, flags, timeouts, "
+             "profiles.", depends=("tm",))
+
+
+def _names(text: str) -> str:
+    for n in text.split(";"):
+        if n.strip() and not n.strip().replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"invalid profile name \"{n.strip()}\"")
+    return text
+
+
+mod.param("hash_size", int, 4096, doc="Buckets of the dialog table.")
+mod.param("default_timeout", int, 43200, doc="Seconds a confirmed dialog lives without BYE.")
+mod.param("dlg_flag", int, -1, doc="Message flag: an INVITE relayed with it set is tracked.")
+mod.param("profiles_with_value", str, "", validator=_names,
+          doc="\";\"-separated names of profiles with values.")
+mod.param("profiles_no_value", str, "", validator=_names,
+          doc="\";\"-separated names of profiles without value.")
+mod.param("enable_stats", int, 1, doc="1: dialog:* statistics.")
+mod.param("unconfirmed_lifetime", int, 300, doc="Seconds an unconfirmed dialog is kept when "
+          "no final reply comes (PyKam safety net).")
+
+STATS = ("active_dialogs", "early_dialogs", "processed_dialogs", "expired_dialogs",
+         "failed_dialogs")
+_state: dict[str, Any] = {"table": None}
+_KEY = "dialog_key"             # ctx.extra: key of the dialog of the current message
+_ENDED = "dialog_ended"         # ctx.extra: the dialog this BYE ended (state DELETED)
+
+
+def _table() -> DialogTable:
+    t = _state["table"]
+    if t is None:
+        raise ModuleError("dialog: not initialised")
+    return t
+
+
+def _profiles(param: str) -> set[str]:
+    return {n.strip() for n in str(mod.get_param(param) or "").split(";") if n.strip()}
+
+
+@mod.on_init
+def _mod_init(cfg: Any) -> None:
+    """Master, pre-fork: shm tables, tm final-reply callback, timeout timer, statistics."""
+    from sipcore import timer
+    from sipcore.runtime import shm_context
+
+    shm = shm_context()
+    if shm is None:
+        raise ModuleError("dialog: no shared memory")
+    size = max(16, int(mod.p.hash_size))
+    dlgs = shm.named("dialog:dlgs", lambda a: ShmHashTable.create(a, size),
+                     ShmHashTable.attach)
+    profs = shm.named("dialog:profiles", lambda a: ShmHashTable.create(a, 256),
+                      ShmHashTable.attach)
+    dlgs.clear()
+    profs.clear()
+    _state["table"] = DialogTable(dlgs, profs, float(max(1, int(mod.p.unconfirmed_lifetime))))
+    both = _profiles("profiles_with_value") & _profiles("profiles_no_value")
+    if both:
+        raise ModuleError(f"dialog: profile {min(both)} declared with and without value")
+    bind_api(cfg.modules, "tm", "dialog").register_final_callback(_on_final)
+    timer.register_timer("dialog:timeout", _on_timer, 1000)
+    if int(mod.p.enable_stats):
+        for name in STATS:
+            stats.register(f"dialog:{name}", no_reset=name in ("active_dialogs",
+                                                               "early_dialogs"))
+
+
+def _stat(name: str, n: int = 1) -> None:
+    if int(mod.p.enable_stats):
+        stats.inc(f"dialog:{name}", n)
+
+
+def _timeout_for(d: Dialog) -> int:
+    return d.timeout or int(mod.p.default_timeout)
+
+
+def _on_final(cell: Any, code: int, reply: bytes, core: Any) -> None:
+    """tm, after a final reply went upstream: confirm (2xx) or end (>=300) the INVITE's
+    dialog; with dlg_flag, create it first if the INVITE was relayed with the flag."""
+    if cell.method != "INVITE":
+        return
+    try:
+        req = parse_msg(cell.request)
+        callid, ftag = req.callid, req.from_tag or ""
+        if req.to_tag:                          # re-INVITE: nothing to track
+            return
+    except ParseError:
+        return
+    t = _table()
+    key = dlg_key(callid, ftag)
+    flag = int(mod.p.dlg_flag)
+    if t.get(callid, ftag) is None:
+        if flag < 0 or not cell.flags & (1 << flag) or code >= 300:
+            return
+        t.create(_new_dialog(req))
+        _stat("processed_dialogs")
+    if code < 300:
+        try:
+            to_tag = parse_msg(reply).to_tag or ""
+        except ParseError:
+            to_tag = ""
+
+        def confirm(d: Dialog) -> Dialog:
+            return replace(d, state=CONFIRMED, to_tag=to_tag or d.to_tag,
+                           timeout=_timeout_for(d))
+
+        d = t.update(key, confirm)
+        if d is not None:
+            _stat("active_dialogs")
+    else:
+        if t.update(key, lambda d: None) is not None:
+            _stat("failed_dialogs")
+
+
+def _on_timer() -> None:
+    """Timer process: dialogs past their timeout end and release their profiles."""
+    t = _state["table"]
+    if t is None:
+        return
+    for d in t.expire():
+        if d.state == CONFIRMED:
+            _stat("active_dialogs", -1)
+            _stat("expired_dialogs")
+            klog.info(f"dialog: {d.callid} timed out after {d.timeout} s")
+
+
+def _new_dialog(msg: Any) -> Dialog:
+    return Dialog(callid=msg.callid, from_tag=msg.from_tag or "", from_uri=msg.from_.uri,
+                  to_uri=msg.to.uri, req_uri=msg.ruri)
+
+
+@mod.pre_script
+def _in_dialog(ctx: RouteCtx) -> bool:
+    """Mark requests of a known dialog; a BYE ends the dialog (both directions)."""
+    msg = ctx.msg
+    if not msg.to_tag or _state["table"] is None:
+        return True
+    d = _table().find(msg.callid, msg.from_tag, msg.to_tag)
+    if d is None:
+        return True
+    ctx.extra[_KEY] = d.key
+    if msg.method == "BYE":
+        ended = _table().update(d.key, lambda _d: None)
+        if ended is not None:
+            ctx.extra[_ENDED] = ended           # still known while the BYE is routed
+            if d.state == CONFIRMED:
+                _stat("active_dialogs", -1)
+    return True
+
+
+def _current(ctx: RouteCtx) -> Dialog | None:
+    key = ctx.extra.get(_KEY)
+    if key is None:
+        return None
+    ended = ctx.extra.get(_ENDED)
+    if ended is not None:
+        return ended
+    raw = _table().dlgs.get(key)
+    return None if raw is None else Dialog.unpack(raw)
+
+
+# ---- functions -----------------------------------------------------------------------------------
+
+@mod.function("dlg_manage", args=(), routes=REQUEST_ROUTE)
+def ki_dlg_manage(ctx: RouteCtx) -> int:
+    """Track the dialog of this initial INVITE (in-dialog requests: just bind to it)."""
+    msg = ctx.msg
+    if msg.to_tag:
+        return 1 if ctx.extra.get(_KEY) is not None else -1
+    if msg.method != "INVITE":
+        return -1
+    try:
+        d = _table().create(_new_dialog(msg))
+    except ParseError:
+        return -1
+    if ctx.extra.get(_KEY) != d.key:
+        ctx.extra[_KEY] = d.key
+        _stat("processed_dialogs")
+    return 1
+
+
+@mod.function("is_known_dlg", args=())
+def ki_is_known_dlg(ctx: RouteCtx) -> int:
+    """1 if the message belongs to a tracked dialog."""
+    return 1 if _current(ctx) is not None else -1
+
+
+def _flag_op(ctx: RouteCtx, flag: int, op: str) -> int:
+    key = ctx.extra.get(_KEY)
+    if key is None or not 0 <= flag <= 31:
+        return -1
+    bit = 1 << flag
+    if op == "is":
+        d = _current(ctx)
+        return 1 if d is not None and d.flags & bit else -1
+    fn = (lambda d: replace(d, flags=d.flags | bit)) if op == "set" else \
+        (lambda d: replace(d, flags=d.flags & ~bit))
+    return 1 if _table().update(key, fn) is not None else -1
+
+
+@mod.function("dlg_setflag", args=(Fx.IGP,))
+def ki_dlg_setflag(ctx: RouteCtx, flag: int) -> int:
+    """Set dialog flag FLAG (0..31) of the current dialog."""
+    return _flag_op(ctx, flag, "set")
+
+
+@mod.function("dlg_resetflag", args=(Fx.IGP,))
+def ki_dlg_resetflag(ctx: RouteCtx, flag: int) -> int:
+    """Reset dialog flag FLAG."""
+    return _flag_op(ctx, flag, "reset")
+
+
+@mod.function("dlg_isflagset", args=(Fx.IGP,))
+def ki_dlg_isflagset(ctx: RouteCtx, flag: int) -> int:
+    """1 if dialog flag FLAG is set."""
+    return _flag_op(ctx, flag, "is")
+
+
+@mod.function("dlg_set_timeout", args=(Fx.IGP,))
+def ki_dlg_set_timeout(ctx: RouteCtx, seconds: int) -> int:
+    """Timeout (seconds) of the current dialog, counted from its confirmation (or from now
+    when it is already confirmed)."""
+    key = ctx.extra.get(_KEY)
+    if key is None or seconds <= 0:
+        return -1
+    return 1 if _table().update(key, lambda d: replace(d, timeout=seconds)) else -1
+
+
+def _check_profile(profile: str, value: str | None) -> bool:
+    if value is None and profile in _profiles("profiles_no_value"):
+        return True
+    if value is not None and profile in _profiles("profiles_with_value"):
+        return True
+    klog.err(f"dialog: profile \"{profile}\" is not declared "
+             f"{'with' if value is not None else 'without'} value")
+    return False
+
+
+def _set_profile(ctx: RouteCtx, profile: str, value: str | None, add: bool) -> int:
+    key = ctx.extra.get(_KEY)
+    if key is None or not _check_profile(profile, value):
+        return -1
+    member = (profile, value or "")
+
+    def fn(d: Dialog) -> Dialog:
+        if add:
+            return d if member in d.profiles else replace(d, profiles=d.profiles + (member,))
+        return replace(d, profiles=tuple(p for p in d.profiles if p != member))
+
+    return 1 if _table().update(key, fn) is not None else -1
+
+
+@mod.function("set_dlg_profile", args=(Fx.SPVE,))
+def ki_set_dlg_profile(ctx: RouteCtx, profile: str) -> int:
+    """Add the current dialog to PROFILE (declared in profiles_no_value)."""
+    return _set_profile(ctx, profile, None, True)
+
+
+@mod.function("set_dlg_profile", args=(Fx.SPVE, Fx.SPVE))
+def ki_set_dlg_profile_value(ctx: RouteCtx, profile: str, value: str) -> int:
+    """Add the current dialog to PROFILE with VALUE (profiles_with_value)."""
+    return _set_profile(ctx, profile, value, True)
+
+
+@mod.function("unset_dlg_profile", args=(Fx.SPVE,))
+def ki_unset_dlg_profile(ctx: RouteCtx, profile: str) -> int:
+    """Remove the current dialog from PROFILE."""
+    return _set_profile(ctx, profile, None, False)
+
+
+@mod.function("unset_dlg_profile", args=(Fx.SPVE, Fx.SPVE))
+def ki_unset_dlg_profile_value(ctx: RouteCtx, profile: str, value: str) -> int:
+    """Remove the current dialog from PROFILE with VALUE."""
+    return _set_profile(ctx, profile, value, False)
+
+
+def _in_profile(ctx: RouteCtx, profile: str, value: str | None) -> int:
+    d = _current(ctx)
+    if d is None:
+        return -1
+    if value is None:
+        return 1 if any(p == profile for p, _ in d.profiles) else -1
+    return 1 if (profile, value) in d.profiles else -1
+
+
+@mod.function("is_in_profile", args=(Fx.SPVE,))
+def ki_is_in_profile(ctx: RouteCtx, profile: str) -> int:
+    """1 if the current dialog is in PROFILE (with any value)."""
+    return _in_profile(ctx, profile, None)
+
+
+@mod.function("is_in_profile", args=(Fx.SPVE, Fx.SPVE))
+def ki_is_in_profile_value(ctx: RouteCtx, profile: str, value: str) -> int:
+    """1 if the current dialog is in PROFILE with VALUE."""
+    return _in_profile(ctx, profile, value)
+
+
+@mod.function("get_profile_size", args=(Fx.SPVE, Fx.PVAR), routes=ANY_ROUTE)
+def ki_get_profile_size(ctx: RouteCtx, profile: str, pv: PvSpec) -> int:
+    """Store the number of dialogs in PROFILE (all values) into PV."""
+    pv.set(ctx, _table().profile_size(profile))
+    return 1
+
+
+@mod.function("get_profile_size", args=(Fx.SPVE, Fx.SPVE, Fx.PVAR), routes=ANY_ROUTE)
+def ki_get_profile_size_value(ctx: RouteCtx, profile: str, value: str, pv: PvSpec) -> int:
+    """Store the number of dialogs in PROFILE with VALUE into PV."""
+    pv.set(ctx, _table().profile_size(profile, value))
+    return 1
+
+
+# ---- pseudo-variables ----------------------------------------------------------------------------
+
+_DLG_ATTRS = ("h_id", "h_entry", "state", "callid", "from_uri", "from_tag", "to_uri", "to_tag",
+              "ruri", "start_ts", "timeout", "dflags")
+
+
+class DlgPv(PvSpec):
+    """$dlg(attr): attribute of the current dialog ($null outside a dialog)."""
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+        self.text = f"$dlg({attr})"
+
+    def get(self, ctx: RouteCtx) -> Any:
+        d = _current(ctx)
+        if d is None:
+            return None
+        return {"h_id": d.h_id, "h_entry": d.h_entry, "state": d.state, "callid": d.callid,
+                "from_uri": d.from_uri, "from_tag": d.from_tag, "to_uri": d.to_uri,
+                "to_tag": d.to_tag, "ruri": d.req_uri, "start_ts": d.start_ts,
+                "timeout": _timeout_for(d), "dflags": d.flags}[self.attr]
+
+
+def _dlg_pv(inner: str | None) -> PvSpec:
+    if inner not in _DLG_ATTRS:
+        raise ValueError(f"$dlg(attr): attr is one of {', '.join(_DLG_ATTRS)}")
+    return DlgPv(inner)
+
+
+class DlgCountPv(PvSpec):
+    """$DLG_count: the number of confirmed dialogs."""
+
+    text = "$DLG_count"
+
+    def get(self, ctx: RouteCtx) -> Any:
+        return sum(1 for d in _table().all() if d.state == CONFIRMED)
+
+
+def _count_pv(inner: str | None) -> PvSpec:
+    if inner:
+        raise ValueError("$DLG_count takes no name")
+    return DlgCountPv()
+
+
+mod.pv("dlg", _dlg_pv, doc="$dlg(attr): h_id, h_entry, state, callid, from_uri, from_tag, "
+       "to_uri, to_tag, ruri, start_ts, timeout, dflags of the current dialog.")
+mod.pv("DLG_count", _count_pv, doc="Number of confirmed dialogs.")
+
+
+# ---- RPC -----------------------------------------------------------------------------------------
+
+def _info(d: Dialog, now_mono: float) -> dict[str, Any]:
+    cell = _table().cell(d)
+    left = int(cell.expires - now_mono) if cell is not None and cell.expires else 0
+    return {"h_entry": d.h_entry, "h_id": d.h_id, "call-id": d.callid,
+            "from_uri": d.from_uri, "from_tag": d.from_tag, "to_uri": d.to_uri,
+            "to_tag": d.to_tag, "request_uri": d.req_uri, "state": d.state,
+            "state_name": STATE_NAMES.get(d.state, "?"), "start_ts": d.start_ts,
+            "timeout": int(time.time()) + left if d.state == CONFIRMED else 0,
+            "sflags": d.flags,
+            "profiles": [{p: v} if v else p for p, v in d.profiles]}
+
+
+def rpc_list() -> list[dict[str, Any]]:
+    """dlg.list: every tracked dialog."""
+    now = time.monotonic()
+    return [_info(d, now) for d in sorted(_table().all(), key=lambda d: d.h_id)]
+
+
+def rpc_stats_active() -> dict[str, int]:
+    """dlg.stats_active: dialogs per state."""
+    counts = {n: 0 for n in ("starting", "connecting", "answering", "ongoing")}
+    for d in _table().all():
+        if d.state == UNCONFIRMED:
+            counts["starting"] += 1
+        elif d.state == CONFIRMED:
+            counts["ongoing"] += 1
+        elif d.state != DELETED:
+            counts["connecting"] += 1
+    counts["all"] = sum(counts.values())
+    return counts
+
+
+def _declared(profile: str) -> None:
+    if profile not in _profiles("profiles_with_value") | _profiles("profiles_no_value"):
+        raise RpcFault(404, "Profile not found")
+
+
+def rpc_profile_get_size(profile: str, value: str | None = None) -> dict[str, Any]:
+    """dlg.profile_get_size profile [value]."""
+    _declared(str(profile))
+    v = "" if value is None else str(value)
+    return {"profile": str(profile), "value": v,
+            "count": _table().profile_size(str(profile), v)}
+
+
+def rpc_profile_list(profile: str, value: str | None = None) -> list[dict[str, Any]]:
+    """dlg.profile_list profile [value]: the dialogs in the profile."""
+    _declared(str(profile))
+    now = time.monotonic()
+    out = []
+    for d in _table().all():
+        if any(p == profile and (value is None or v == str(value)) for p, v in d.profiles):
+            out.append(_info(d, now))
+    return out
+
+
+mod.rpc("dlg.list", rpc_list, doc="List the dialogs.")
+mod.rpc("dlg.stats_active", rpc_stats_active, doc="Dialogs per state.")
+mod.rpc("dlg.profile_get_size", rpc_profile_get_size, doc="Size of a profile.",
+        params="profile [value]")
+mod.rpc("dlg.profile_list", rpc_profile_list, doc="Dialogs of a profile.",
+        params="profile [value]")
+
+__all__ = ["mod"]

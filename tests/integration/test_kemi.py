@@ -1,0 +1,152 @@
+"""The real server routing in Lua and in Python (etc/pykam-lua.cfg, etc/pykam-python.cfg with
+etc/pykam.lua, etc/pykam_routing.py): the checks of test_udp_server.py, reload over RPC
+without restart, a broken script refused."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sipcore.msg import parse_msg
+
+from .conftest import ROOT, UA, options
+
+pytestmark = pytest.mark.integration
+
+ENGINES = {
+    "lua": ("pykam-lua.cfg", "pykam.lua", "app_lua.reload"),
+    "python": ("pykam-python.cfg", "pykam_routing.py", "app_python3.reload"),
+}
+
+
+def kemi_cfg(engine: str, script: Path) -> str:
+    """etc/pykam-<engine>.cfg listening on {port} with SCRIPT as the routing script."""
+    text = (ROOT / "etc" / ENGINES[engine][0]).read_text()
+    first, rest = text.split("\n", 1)
+    return (f"{first}\n#!define LISTEN udp:127.0.0.1:{{port}}\n"
+            f"#!define KEMI_SCRIPT \"{script}\"\n{rest}")
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def kemi_server(request, start_server, tmp_path):
+    engine = request.param
+    script = tmp_path / ENGINES[engine][1]
+    shutil.copy(ROOT / "etc" / ENGINES[engine][1], script)
+    srv = start_server(kemi_cfg(engine, script))
+    srv.script, srv.engine = script, engine
+    return srv
+
+
+def ctl(srv, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                           str(srv.rundir / "pykam_ctl"), *args],
+                          capture_output=True, text=True, timeout=20, cwd=ROOT, check=False)
+
+
+def ask(ua: UA, srv, **kw) -> object:
+    ua.send(options(ua, srv.port, **kw), srv.port)
+    data = ua.recv()
+    assert data is not None, srv.log()
+    return parse_msg(data)
+
+
+def test_options_keepalive_answered(kemi_server):
+    ua = UA()
+    try:
+        rpl = ask(ua, kemi_server)
+        assert rpl.status == 200 and rpl.reason == "Keepalive"
+        assert rpl.via1.rport == str(ua.port)          # KSR.force_rport()
+        assert rpl.to_tag
+    finally:
+        ua.close()
+
+
+def test_request_relayed_statelessly_and_reply_comes_back(kemi_server):
+    srv = kemi_server
+    caller, callee = UA(), UA()
+    try:
+        caller.send(options(caller, srv.port, ruri=f"sip:bob@127.0.0.1:{callee.port}"), srv.port)
+        data = callee.recv()
+        assert data is not None, srv.log()
+        fwd = parse_msg(data)
+        assert fwd.method == "OPTIONS" and fwd.max_forwards == 69
+        assert fwd.vias[0].port == srv.port and fwd.vias[0].branch.startswith("z9hG4bK")
+        assert fwd.vias[1].rport == str(caller.port)
+        reply = (b"SIP/2.0 200 OK\r\n" +
+                 b"".join(fwd.buf[h.start:h.end] for h in fwd.header_all("Via")) +
+                 b"".join(fwd.buf[h.start:h.end] for h in fwd.headers
+                          if h.canonical_name in ("From", "To", "Call-ID", "CSeq")) +
+                 b"Content-Length: 0\r\n\r\n")
+        callee.send(reply, srv.port)
+        data = caller.recv()
+        assert data is not None, srv.log()
+        back = parse_msg(data)
+        assert back.status == 200 and len(back.vias) == 1 and back.callid == fwd.callid
+    finally:
+        caller.close()
+        callee.close()
+
+
+def test_too_many_hops_and_local_404(kemi_server):
+    srv = kemi_server
+    ua = UA()
+    try:
+        ua.send(options(ua, srv.port, ruri="sip:bob@127.0.0.1:9").replace(
+            "Max-Forwards: 70", "Max-Forwards: 0"), srv.port)
+        assert parse_msg(ua.recv()).status == 483
+        rpl = ask(ua, srv, ruri=f"sip:nobody@127.0.0.1:{srv.port}")
+        assert rpl.status == 404
+    finally:
+        ua.close()
+    assert srv.alive() and "Traceback" not in srv.log()
+
+
+def test_reload_over_rpc_changes_behaviour_and_broken_script_refused(kemi_server):
+    srv = kemi_server
+    reload_cmd = ENGINES[srv.engine][2]
+    src = srv.script.read_text()
+    srv.script.write_text(src.replace('"Keepalive"', '"Reloaded"'))
+    out = ctl(srv, reload_cmd)
+    assert out.returncode == 0, out.stdout + out.stderr + srv.log()
+    ua = UA()
+    try:
+        # every worker (children=2) switches at its next message
+        for _ in range(6):
+            assert ask(ua, srv).reason == "Reloaded"
+        srv.script.write_text(src.replace("function", "fnction").replace("def ", "df "))
+        out = ctl(srv, reload_cmd)
+        assert out.returncode != 0 and "not reloaded" in (out.stdout + out.stderr)
+        for _ in range(6):
+            assert ask(ua, srv).reason == "Reloaded"      # the old script stays
+    finally:
+        ua.close()
+    assert srv.alive() and len(srv.children()) >= 3
+
+
+def test_reload_under_load_loses_no_request(kemi_server):
+    """Requests keep being answered while the script is reloaded: each answer comes from
+    either the old or the new script, none is lost."""
+    srv = kemi_server
+    src = srv.script.read_text()
+    srv.script.write_text(src.replace('"Keepalive"', '"New"'))
+    ua = UA()
+    reasons = []
+    try:
+        proc = None
+        for i in range(120):
+            if i == 20:
+                proc = subprocess.Popen([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                                         str(srv.rundir / "pykam_ctl"),
+                                         ENGINES[srv.engine][2]], cwd=ROOT,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            reasons.append(ask(ua, srv).reason)
+        assert proc is not None and proc.wait(20) == 0
+        for _ in range(4):
+            reasons.append(ask(ua, srv).reason)
+    finally:
+        ua.close()
+    assert set(reasons) <= {"Keepalive", "New"} and len(reasons) == 124
+    assert reasons[-4:] == ["New"] * 4

@@ -1,0 +1,290 @@
+"""The real server over TLS (children=2, tcp_children=2) on 127.0.0.1 with certificates made
+here (cryptography, into tmp_path; nothing is committed): OPTIONS answered over TLS, a client
+without a certificate refused when require_certificate is on, and tls.reload switching the
+certificate for new connections while an open connection keeps working."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sipcore.msg import parse_msg
+from sipcore.msg.framing import ReceiveBuffer
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+crypto = pytest.importorskip("cryptography")
+
+
+def make_cert(directory: Path, name: str, ca: tuple | None = None) -> tuple[Path, Path, object]:
+    """A key + certificate for CN=name (self-signed, or signed by CA=(cert, key)); returns
+    (cert path, key path, (cert, key))."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_cert, issuer_key = ca if ca else (None, key)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(subject)
+               .issuer_name(issuer_cert.subject if issuer_cert else subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.SubjectAlternativeName(
+                   [x509.DNSName(name), x509.IPAddress(__import__("ipaddress")
+                                                       .ip_address("127.0.0.1"))]),
+                   critical=False)
+               .add_extension(x509.BasicConstraints(ca=ca is None, path_length=None),
+                              critical=True))
+    cert = builder.sign(issuer_key, hashes.SHA256())
+    cpath, kpath = directory / f"{name}.pem", directory / f"{name}.key"
+    cpath.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kpath.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+    os.chmod(kpath, 0o600)
+    return cpath, kpath, (cert, key)
+
+
+CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+enable_tls=yes
+listen=udp:127.0.0.1:{port}
+listen=tls:127.0.0.1:{tlsport}
+loadmodule "pv"
+loadmodule "sl"
+loadmodule "textops"
+loadmodule "tls"
+modparam("tls", "config", "{tlscfg}")
+request_route {
+    if (is_method("OPTIONS")) {
+        append_to_reply("X-Proto: $pr\\r\\nX-Tls: $tls_version $tls_peer_verified $tls_peer_subject_cn\\r\\n");
+        sl_send_reply("200", "Keepalive");
+        exit;
+    }
+    sl_send_reply("404", "Not Found");
+}
+"""
+
+
+def _free_tcp_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _options(port: int) -> bytes:
+    cid = uuid.uuid4().hex
+    return (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK{cid[:12]}\r\n"
+            f"From: <sip:t@127.0.0.1>;tag={cid[:6]}\r\nTo: <sip:127.0.0.1>\r\n"
+            f"Call-ID: {cid}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def _tls_connect(port: int, cafile: Path | None = None, cert: tuple | None = None
+                 ) -> ssl.SSLSocket:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    if cafile:
+        ctx.load_verify_locations(cafile)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    if cert:
+        ctx.load_cert_chain(*cert)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _ask(s: ssl.SSLSocket, port: int) -> int:
+    return _ask_msg(s, port)[0]
+
+
+def _ask_msg(s: ssl.SSLSocket, port: int) -> tuple[int, object]:
+    s.sendall(_options(port))
+    rb = ReceiveBuffer()
+    s.settimeout(5)
+    while True:
+        data = s.recv(65535)
+        if not data:
+            return 0, None
+        rb.feed(data)
+        for m in rb.messages():
+            msg = parse_msg(m)
+            return msg.status, msg
+
+
+def _peer_cn(s: ssl.SSLSocket) -> str:
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(s.getpeercert(binary_form=True))
+    return cert.subject.rfc4514_string()
+
+
+def _rpc(srv, method: str) -> object:
+    out = subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                          str(srv.rundir / "pykam_ctl"), "--json", method], cwd=ROOT,
+                         timeout=15, capture_output=True, text=True, check=False,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout) if out.stdout.strip() else None
+
+
+def _start(start_server, tmp_path: Path, tlscfg_text: str) -> tuple[object, int]:
+    tlscfg = tmp_path / "tls.cfg"
+    tlscfg.write_text(tlscfg_text)
+    tlsport = _free_tcp_port()
+    srv = start_server(CFG.replace("{tlsport}", str(tlsport)).replace("{tlscfg}", str(tlscfg)))
+    return srv, tlsport
+
+
+def test_options_over_tls_and_reload_for_new_connections(start_server, tmp_path):
+    c1, k1, _ = make_cert(tmp_path, "first.test")
+    srv, port = _start(start_server, tmp_path,
+                       f"[server:default]\nmethod = TLSv1.2+\ncertificate = {c1}\n"
+                       f"private_key = {k1}\n\n[client:default]\nverify_certificate = no\n")
+    old = _tls_connect(port, cafile=c1)
+    assert "first.test" in _peer_cn(old)
+    status, rpl = _ask_msg(old, port)
+    assert status == 200 and rpl.header("X-Tls").value == f"{old.version()} 0 <null>"
+    assert _rpc(srv, "tls.info")["opened_connections"] == 1
+    # rotate: the same file names get a new certificate, then tls.reload
+    c2, k2, _ = make_cert(tmp_path, "second.test")
+    (tmp_path / "tls.cfg").write_text(f"[server:default]\ncertificate = {c2}\n"
+                                      f"private_key = {k2}\n")
+    _rpc(srv, "tls.reload")
+    deadline = time.monotonic() + 5
+    while True:
+        new = _tls_connect(port)
+        cn = _peer_cn(new)
+        if "second.test" in cn or time.monotonic() > deadline:
+            break
+        new.close()
+        time.sleep(0.1)
+    assert "second.test" in cn
+    assert _ask(new, port) == 200
+    assert _ask(old, port) == 200               # the open connection was not cut
+    assert "first.test" in _peer_cn(old)
+    opts = _rpc(srv, "tls.options")
+    assert opts["generation"] >= 1
+    new.close()
+    old.close()
+
+
+def test_bad_reload_keeps_configuration(start_server, tmp_path):
+    c1, k1, _ = make_cert(tmp_path, "first.test")
+    srv, port = _start(start_server, tmp_path,
+                       f"[server:default]\ncertificate = {c1}\nprivate_key = {k1}\n")
+    (tmp_path / "tls.cfg").write_text("[server:default]\ncertificate = /nonexistent.pem\n")
+    out = subprocess.run([sys.executable, "-m", "sipcore.cli.ctl", "-s",
+                          str(srv.rundir / "pykam_ctl"), "tls.reload"], cwd=ROOT, timeout=15,
+                         capture_output=True, text=True, check=False,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode != 0 and "unchanged" in (out.stdout + out.stderr)
+    s = _tls_connect(port, cafile=c1)
+    assert _ask(s, port) == 200
+    s.close()
+
+
+def test_require_certificate_refuses_clients_without_one(start_server, tmp_path):
+    ca_c, _ca_k, ca = make_cert(tmp_path, "ca.test")
+    sc, sk, _ = make_cert(tmp_path, "server.test", ca=ca)
+    cc, ck, _ = make_cert(tmp_path, "client.test", ca=ca)
+    srv, port = _start(start_server, tmp_path,
+                       f"[server:default]\ncertificate = {sc}\nprivate_key = {sk}\n"
+                       f"ca_list = {ca_c}\nrequire_certificate = yes\n"
+                       "verify_certificate = yes\n")
+    good = _tls_connect(port, cafile=ca_c, cert=(cc, ck))
+    status, rpl = _ask_msg(good, port)
+    assert status == 200
+    assert rpl.header("X-Tls").value == f"{good.version()} 1 client.test"
+    assert rpl.header("X-Proto").value == "tls"
+    good.close()
+    refused = False
+    try:
+        bad = _tls_connect(port, cafile=ca_c)
+        refused = _ask(bad, port) == 0        # TLS 1.3: the alert comes after the handshake
+    except (ssl.SSLError, ConnectionError, OSError):
+        refused = True
+    assert refused
+    assert srv.alive()
+
+
+FWD_CFG = CFG.replace('if (is_method("OPTIONS")) {', 'if (is_method("OPTIONS") && $rU == $null) {'
+                      ).replace('    sl_send_reply("404", "Not Found");\n',
+                      '    $du = "sip:" + $rd + ":" + $rp + ";transport=tls";\n'
+                      '    if (!forward()) { sl_send_reply("503", "Service Unavailable"); }\n')
+
+
+def test_udp_request_forwarded_over_outbound_tls_connection(start_server, tmp_path):
+    import select
+
+    from .conftest import UA
+
+    sc, sk, _ = make_cert(tmp_path, "server.test")
+    uc, uk, _ = make_cert(tmp_path, "ua.test")
+    tlscfg = tmp_path / "tls.cfg"
+    tlscfg.write_text(f"[server:default]\ncertificate = {sc}\nprivate_key = {sk}\n\n"
+                      f"[client:default]\nverify_certificate = yes\nca_list = {uc}\n"
+                      "server_name = ua.test\n")
+    tlsport = _free_tcp_port()
+    srv = start_server(FWD_CFG.replace("{tlsport}", str(tlsport))
+                       .replace("{tlscfg}", str(tlscfg)))
+    # the callee: a TLS server with the certificate pykam's client profile trusts
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(uc, uk)
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    callee_port = lsock.getsockname()[1]
+    caller = UA()
+    conns = []
+    try:
+        for n in range(2):
+            cid = uuid.uuid4().hex
+            caller.send(f"OPTIONS sip:bob@127.0.0.1:{callee_port} SIP/2.0\r\n"
+                        f"Via: SIP/2.0/UDP 127.0.0.1:{caller.port};branch=z9hG4bK{cid[:10]}"
+                        f";rport\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\n"
+                        f"Call-ID: {cid}\r\nCSeq: {n + 1} OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                        srv.port)
+            if n == 0:
+                r, _, _ = select.select([lsock], [], [], 5)
+                assert r, srv.log()
+                raw, _ = lsock.accept()
+                raw.settimeout(5)
+                conns.append(sctx.wrap_socket(raw, server_side=True))
+            rb = ReceiveBuffer()
+            got: list[bytes] = []
+            while not got:
+                rb.feed(conns[0].recv(65535))
+                got = list(rb.messages())
+            fwd = parse_msg(got[0])
+            assert fwd.callid == cid and fwd.vias[0].transport.upper() == "TLS"
+        lsock.settimeout(0.3)
+        with pytest.raises(OSError):
+            lsock.accept()                  # the second request reused the connection
+        assert _rpc(srv, "tls.list")[0]["outbound"] == 1
+    finally:
+        caller.close()
+        for c in conns:
+            c.close()
+        lsock.close()
