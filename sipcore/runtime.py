@@ -147,6 +147,10 @@ class UdpCore(CoreApi):
         from sipcore.net.tcp import STREAM_PROTOS, bind_stream_listeners
 
         self.stream_listeners = bind_stream_listeners(self.sockets, self.globals)
+        bound = {id(si) for _, si in self.stream_listeners}
+        # skipped TCP/TLS addresses (disable_tcp, TLS not enabled) are not ours at all
+        self.sockets[:] = [si for si in self.sockets
+                           if si.proto not in STREAM_PROTOS or id(si) in bound]
         for si in self.sockets:
             if si.proto != "udp":
                 if si.proto not in STREAM_PROTOS:

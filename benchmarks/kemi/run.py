@@ -3,10 +3,12 @@
 
 Usage: python3 benchmarks/kemi/run.py [-n ITERATIONS] [-r ROUNDS]
 
-Runs etc/pykam.cfg, etc/pykam-lua.cfg (etc/pykam.lua) and etc/pykam-python.cfg
+Runs benchmarks/kemi/pykam-stateful.cfg (the routing of the default KEMI scripts written in
+the native language), etc/pykam-lua.cfg (etc/pykam.lua) and etc/pykam-python.cfg
 (etc/pykam_routing.py) in-process through the Harness (parse + route + build what would be
-sent; sends recorded, not performed), on an OPTIONS keepalive to the proxy, an INVITE to a
-local user (404) and an INVITE relayed statelessly. CPU time of this process is measured,
+sent; sends recorded, not performed), on an OPTIONS keepalive to the proxy (stateless), an
+INVITE to an unregistered local user (transaction + 100 + 404) and an INVITE relayed
+statefully (transaction + 100 + forwarded INVITE). CPU time of this process is measured,
 rounds are interleaved and the best round is reported, so the three engines see the same
 machine load; the ratio column is against the native config.
 """
@@ -42,20 +44,39 @@ OPTIONS: bytes = _rb.OPTIONS  # type: ignore[attr-defined]
 INVITE: bytes = _rb.INVITE    # type: ignore[attr-defined]
 
 CONFIGS = (
-    ("native", "pykam.cfg", None),
-    ("lua", "pykam-lua.cfg", "pykam.lua"),
-    ("python", "pykam-python.cfg", "pykam_routing.py"),
+    ("native", os.path.join("benchmarks", "kemi", "pykam-stateful.cfg"), None),
+    ("lua", os.path.join("etc", "pykam-lua.cfg"), "pykam.lua"),
+    ("python", os.path.join("etc", "pykam-python.cfg"), "pykam_routing.py"),
 )
 LOCAL_INVITE = INVITE.replace(b"INVITE sip:bob@127.0.0.2:5060", b"INVITE sip:bob@127.0.0.1:5060")
-CASES = (("OPTIONS keepalive", OPTIONS), ("INVITE local 404", LOCAL_INVITE),
-         ("INVITE relayed", INVITE))
+# (label, message, stateful): stateful cases get a new branch and Call-ID per request (a
+# repeated one would be absorbed as a retransmission) and fewer iterations (every transaction
+# stays in the harness's 32 MB shm until its timers run)
+CASES = (("OPTIONS keepalive", OPTIONS, False), ("INVITE local 404", LOCAL_INVITE, True),
+         ("INVITE relayed", INVITE, True))
 
 
 def harness(cfg: str, script: str | None) -> Harness:
     defines: dict[str, str | None] = {"DBGLEVEL": "1"}
     if script:
         defines["KEMI_SCRIPT"] = f"\"{os.path.join(ROOT, 'etc', script)}\""
-    return Harness.from_file(os.path.join(ROOT, "etc", cfg), defines=defines)
+    return Harness.from_file(os.path.join(ROOT, cfg), defines=defines)
+
+
+_seq = [0]
+
+
+def variants(raw: bytes, n: int, unique: bool) -> list[bytes]:
+    """N copies of RAW; with UNIQUE, each with its own Via branch and Call-ID."""
+    if not unique:
+        return [raw] * n
+    out = []
+    for _ in range(n):
+        _seq[0] += 1
+        i = str(_seq[0]).encode()
+        out.append(raw.replace(b"branch=z9hG4bK", b"branch=z9hG4bK" + i + b"x")
+                   .replace(b"Call-ID: ", b"Call-ID: " + i + b"-"))
+    return out
 
 
 def describe(h: Harness, raw: bytes) -> str:
@@ -64,19 +85,21 @@ def describe(h: Harness, raw: bytes) -> str:
                      for m in res.parsed()) or "nothing sent"
 
 
-def timed(h: Harness, raw: bytes, n: int) -> float:
+def timed(h: Harness, msgs: list[bytes]) -> float:
     """CPU microseconds of this process per request (other processes' load does not count)."""
     req = h.request
     t0 = time.process_time()
-    for _ in range(n):
+    for raw in msgs:
         req(raw)
-    return (time.process_time() - t0) / n * 1e6
+    return (time.process_time() - t0) / len(msgs) * 1e6
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=3000, help="requests per round")
     ap.add_argument("-r", type=int, default=5, help="rounds (best is reported)")
+    ap.add_argument("--n-stateful", type=int, default=500,
+                    help="requests per round in the stateful cases")
     args = ap.parse_args()
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True, check=False).stdout.strip() or "?"
@@ -93,17 +116,18 @@ def main() -> None:
     harnesses = {engine: harness(cfg, script) for engine, cfg, script in CONFIGS}
     best: dict[tuple[str, str], float] = {}
     what: dict[tuple[str, str], str] = {}
-    for label, raw in CASES:
+    for label, raw, stateful in CASES:
+        n = min(args.n, args.n_stateful) if stateful else args.n
         for engine, h in harnesses.items():
-            what[(label, engine)] = describe(h, raw)
-            timed(h, raw, min(args.n, 500))                      # warm-up
+            what[(label, engine)] = describe(h, variants(raw, 1, stateful)[0])
+            timed(h, variants(raw, min(n, 100), stateful))           # warm-up
         for _ in range(args.r):
             for engine, h in harnesses.items():
-                us = timed(h, raw, args.n)
+                us = timed(h, variants(raw, n, stateful))
                 best[(label, engine)] = min(us, best.get((label, engine), us))
     klog.capture(False)
     print(f"{'case':<20} {'engine':<8} {'us/request':>11} {'x native':>9}  result")
-    for label, _ in CASES:
+    for label, _, _ in CASES:
         base = best[(label, "native")]
         for engine, _, _ in CONFIGS:
             us = best[(label, engine)]

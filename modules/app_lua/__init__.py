@@ -2,8 +2,8 @@
 
 Runs in: the master (modparam syntax check, mod_init installs the engine on the config),
 every routing process (child_init creates its own Lua state: never before fork) and the ctl
-process (app_lua.reload checks the script, then bumps a generation in shm that every process
-compares before its next message). Kamailio equivalent: modules/app_lua (app_lua_api.c).
+process (app_lua.reload checks the script, then publishes its text with a new generation in
+shm; every process loads that text before its next message). Kamailio equivalent: modules/app_lua (app_lua_api.c).
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from sipcore.errors import ParseError
 from sipcore.kemi.engine import KemiEngine, ScriptLoadError
@@ -93,7 +93,7 @@ class LuaEngine(KemiEngine):
     lang = "Lua"
     module = "app_lua"
 
-    def new_state(self, sources: Optional[list[str]] = None) -> LuaState:
+    def new_state(self, sources: list[str] | None = None) -> LuaState:
         assert self.tree is not None
         if sources is None:
             sources = self.read_sources()

@@ -559,6 +559,42 @@ class _ctl:
 ctl: _ctl
 
 
+class _dialog:
+    @staticmethod
+    def dlg_isflagset(flag: int) -> int:
+        """1 if dialog flag FLAG is set."""
+    @staticmethod
+    def dlg_manage() -> int:
+        """Track the dialog of this initial INVITE (in-dialog requests: just bind to it)."""
+    @staticmethod
+    def dlg_resetflag(flag: int) -> int:
+        """Reset dialog flag FLAG."""
+    @staticmethod
+    def dlg_set_timeout(seconds: int) -> int:
+        """Timeout (seconds) of the current dialog, counted from its confirmation (or from now"""
+    @staticmethod
+    def dlg_setflag(flag: int) -> int:
+        """Set dialog flag FLAG (0..31) of the current dialog."""
+    @staticmethod
+    def get_profile_size(profile: str, value: str, pv: str = ...) -> int:
+        """Store the number of dialogs in PROFILE (all values) into PV. / Store the number of dialogs in PROFILE with VALUE into PV."""
+    @staticmethod
+    def is_in_profile(profile: str, value: str = ...) -> int:
+        """1 if the current dialog is in PROFILE (with any value). / 1 if the current dialog is in PROFILE with VALUE."""
+    @staticmethod
+    def is_known_dlg() -> int:
+        """1 if the message belongs to a tracked dialog."""
+    @staticmethod
+    def set_dlg_profile(profile: str, value: str = ...) -> int:
+        """Add the current dialog to PROFILE (declared in profiles_no_value). / Add the current dialog to PROFILE with VALUE (profiles_with_value)."""
+    @staticmethod
+    def unset_dlg_profile(profile: str, value: str = ...) -> int:
+        """Remove the current dialog from PROFILE. / Remove the current dialog from PROFILE with VALUE."""
+
+
+dialog: _dialog
+
+
 class _htable:
     @staticmethod
     def sht_has_name(table: str, op: str, val: str) -> int:
@@ -719,6 +755,36 @@ class _maxfwd:
 
 
 maxfwd: _maxfwd
+
+
+class _permissions:
+    @staticmethod
+    def allow_address(group: int, addr: str, port: int) -> int:
+        """1 if ADDR:PORT matches an entry of GROUP (IP, subnet or DNS name by string; port 0 in"""
+    @staticmethod
+    def allow_address_group(addr: str, port: int) -> int:
+        """The group of the first entry matching ADDR:PORT, or -1."""
+    @staticmethod
+    def allow_register(allow_file: str, deny_file: str = ...) -> int:
+        """(To, Contact) pairs of a REGISTER against BASENAME.allow/.deny: 1 / -1. / Same with the two files."""
+    @staticmethod
+    def allow_routing(allow_file: str = ..., deny_file: str = ...) -> int:
+        """(From, R-URI/branch) pairs against default_allow_file/default_deny_file: 1 / -1. / Same with BASENAME.allow / BASENAME.deny. / Same with the two files."""
+    @staticmethod
+    def allow_source_address(group: int = ...) -> int:
+        """allow_address(1, '$si', '$sp'). / allow_address(GROUP, '$si', '$sp')."""
+    @staticmethod
+    def allow_source_address_group() -> int:
+        """The group of the first entry matching the source address and port, or -1."""
+    @staticmethod
+    def allow_trusted(src_ip: str = ..., proto: str = ..., from_uri: str = ...) -> int:
+        """1 if a trusted row matches the source IP, transport, From URI and R-URI, else -1. / Same for the given source IP and protocol. / Same for the given source IP, protocol and From URI."""
+    @staticmethod
+    def allow_uri(basename: str, pv: str) -> int:
+        """(From, URI in PV) against BASENAME.allow/.deny: 1 / -1."""
+
+
+permissions: _permissions
 
 
 class _pike:

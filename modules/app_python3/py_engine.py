@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import types
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from sipcore.kemi.engine import KemiEngine, ScriptLoadError
 from sipcore.kemi.registry import KsrTree
@@ -64,7 +64,7 @@ class PythonEngine(KemiEngine):
         self.child_init_method = child_init_method
         self._loads = 0
 
-    def new_state(self, sources: Optional[list[str]] = None) -> PyState:
+    def new_state(self, sources: list[str] | None = None) -> PyState:
         assert self.tree is not None
         ksr_module(self.tree)
         path = self.paths[0]

@@ -197,6 +197,7 @@ class Cell:
     cancel_reason: str = ""     # Reason header line of the received CANCEL (e2e)
     keys: str = ""              # its request matching keys, "\n"-separated (wait timer)
     fwd_base: bytes = b""       # the request with the script's edits, before our Via
+    send_lines: str = ""        # send-time header lines (Record-Route) of the first relay
     contacts: str = ""          # pending serial-forking contacts (t_serial.dump, JSON)
     avps: str = ""              # the request's $avp/$xavp at relay time (t_funcs, JSON)
     branches: list[Branch] = field(default_factory=list)

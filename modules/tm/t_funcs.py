@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from sipcore import log as klog
 from sipcore import stats, timer
 from sipcore.core import errcodes as E
+from sipcore.core import sendlumps
 from sipcore.errors import ParseError
 from sipcore.mod.exports import RouteType
 from sipcore.route.core_api import Dest, SocketInfo
@@ -676,6 +677,10 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
         if b is not None:
             built.append(b)
     ok = [b for b in built if not b.error]
+    # Record-Route and other send-time lines as rendered for the first branch: kept so that
+    # branches added later (failure_route, t_continue) carry them too, as Kamailio's clone does
+    send_lines = "\n".join(sendlumps.render(ctx, ok[0].dest.sock)) \
+        if ok and ok[0].dest.sock is not None and not in_failure else ""
     if not built:
         klog.info("t_relay: no destination left (none set, or every branch_route dropped "
                   "its branch)", ctx)
@@ -693,6 +698,7 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
         _apply_snapshot(c, snapshot)
         if not base.startswith(b"CANCEL") and not c.fwd_base:
             c.fwd_base = base
+            c.send_lines = send_lines
         for b in built:
             c.branches.append(b.branch)
             if b.error:
@@ -1074,6 +1080,17 @@ def _ack_for(sent: bytes, reply: "SipMsg") -> bytes:
 
 # ---- failure_route ---------------------------------------------------------------------------
 
+@dataclass
+class _SavedLines:
+    """A send lump replaying the lines rendered when the transaction was first relayed."""
+
+    lines_: list[str]
+    kind: str = "tm-saved"
+
+    def lines(self, ctx: RouteCtx, sock: SocketInfo) -> list[str]:
+        return list(self.lines_)
+
+
 def ctx_from_cell(cell: Cell, core: Any) -> RouteCtx:
     """A request context rebuilt from the transaction (failure_route, $T_req)."""
     from sipcore.msg import parse_msg
@@ -1088,6 +1105,8 @@ def ctx_from_cell(cell: Cell, core: Any) -> RouteCtx:
     ctx.extra[TID] = cell.tid
     ctx.extra["via1_rcv_params_added"] = bool(cell.fwd_base)
     restore_avps(ctx, cell.avps)
+    if cell.send_lines:
+        sendlumps.add(ctx, _SavedLines(cell.send_lines.split("\n")))
     if cell.contacts:
         from .t_serial import restore
 

@@ -171,7 +171,11 @@ def run_server(cfg, opts: RunOptions) -> int:
             core.stream = net
         elif core.stream_listeners:
             klog.emit(klog.L_WARN, "TCP/TLS listen sockets are served by TCP workers only: "
-                      "not in the no-fork mode (-D)")
+                      "not in the no-fork mode (-D); skipped")
+            for sock, si in core.stream_listeners:
+                sock.close()
+                core.sockets.remove(si)
+            core.stream_listeners = []
         set_current(cfg, core)
         setup_process(cfg)
         run_mod_init(cfg)

@@ -83,7 +83,7 @@ class ScriptStore:
         v[0] = v[0] + 1
         return int(v[0])
 
-    def sources(self) -> Optional[list[str]]:
+    def sources(self) -> list[str] | None:
         """The published script texts, None before the first reload."""
         if not self.get():
             return None
@@ -162,7 +162,7 @@ class KemiEngine:
         return out
 
     # ---- subclass interface --------------------------------------------------------------
-    def new_state(self, sources: Optional[list[str]] = None) -> Any:
+    def new_state(self, sources: list[str] | None = None) -> Any:
         """A fresh interpreter with the script(s) loaded: SOURCES (one text per path, as
         published by a reload) or the files on disk. Raises ScriptLoadError."""
         raise NotImplementedError  # pragma: no cover - abstract

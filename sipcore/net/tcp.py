@@ -107,6 +107,7 @@ class StreamNet:
         for name in TCP_STATS:
             stats.register(name)
         stats.register("tcp:current_opened_connections", no_reset=True)
+        stats.register("tcp:current_write_queue_size", no_reset=True)
 
     @classmethod
     def create(cls, arena: Any, opts: TcpOptions,
@@ -207,7 +208,7 @@ class StreamNet:
                 "max_tls_connections": self.opts.tls_max_connections,
                 "opened_connections": self.table.count("tcp"),
                 "opened_tls_connections": self.table.count("tls"),
-                "write_queued_bytes": 0}
+                "write_queued_bytes": max(0, stats.get("tcp:current_write_queue_size"))}
 
     def list(self) -> list[dict[str, Any]]:
         import time

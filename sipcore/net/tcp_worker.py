@@ -39,6 +39,7 @@ from sipcore.route.core_api import SocketInfo
 from sipcore.route.ctx import RecvInfo
 
 HOUSEKEEPING = 0.25
+WQ_STAT = "tcp:current_write_queue_size"     # bytes queued, summed over the workers
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 
 
@@ -131,6 +132,7 @@ class TcpWorker:
         self.net.worker = self
         purged = self.net.table.purge_owner(self.index)
         if purged:
+            stats.inc("tcp:current_opened_connections", -purged)
             klog.emit(klog.L_NOTICE, f"tcp worker {self.index}: forgot {purged} connections "
                       "of its previous instance")
         for s, si in self.net.listeners:
@@ -450,6 +452,7 @@ class TcpWorker:
         if not conn.outq and conn.state is State.OPEN:
             conn.deadline = time.monotonic() + self.opts.send_timeout
         conn.outq += data
+        stats.inc(WQ_STAT, len(data))
         if conn.state is State.OPEN:
             self._flush(conn)
         else:
@@ -469,6 +472,7 @@ class TcpWorker:
                 self._close(conn, f"write: {exc}")
                 return
             del conn.outq[:n]
+            stats.inc(WQ_STAT, -n)
             conn.last = time.monotonic()
         if not conn.outq:
             conn.deadline = 0.0
@@ -531,6 +535,8 @@ class TcpWorker:
         except OSError:
             pass
         self.net.table.remove(conn.conn_id)
+        if conn.outq:
+            stats.inc(WQ_STAT, -len(conn.outq))
         stats.inc("tcp:current_opened_connections", -1)
         stats.inc("tcp:closed")
 

@@ -47,6 +47,9 @@ request_route {
     }
     sl_send_reply("200", "OK");
 }
+event_route[htable:mod-init] {
+    $sht(events=>started) = "yes";
+}
 event_route[htable:expired:ipban] {
     $sht(events=>unbanned) = $shtrecord(key);
 }
@@ -129,6 +132,8 @@ def test_flood_banned_across_workers_and_ban_expires(start_server):
             banned_pids |= {p for _, p in more}
         assert len(banned_pids) == 2, banned_pids
 
+        started = _ctl(srv, "--json", "htable.get", "events", "started")
+        assert json.loads(started.stdout)["item"]["value"] == "yes", started.stderr
         dump = _ctl(srv, "--json", "htable.dump", "ipban")
         assert dump.returncode == 0, dump.stderr
         items = [e for slot in json.loads(dump.stdout) for e in slot["slot"]]

@@ -1,6 +1,7 @@
 """The real server routing in Lua and in Python (etc/pykam-lua.cfg, etc/pykam-python.cfg with
-etc/pykam.lua, etc/pykam_routing.py): the checks of test_udp_server.py, reload over RPC
-without restart, a broken script refused."""
+etc/pykam.lua, etc/pykam_routing.py): the checks of test_udp_server.py (the relay is stateful
+here), REGISTER and a call to the registered user, reload over RPC without restart, a broken
+script refused, no request lost while reloading."""
 from __future__ import annotations
 
 import shutil
@@ -150,3 +151,49 @@ def test_reload_under_load_loses_no_request(kemi_server):
         ua.close()
     assert set(reasons) <= {"Keepalive", "New"} and len(reasons) == 124
     assert reasons[-4:] == ["New"] * 4
+
+
+def test_register_then_call_and_busy_through_failure_route(kemi_server):
+    srv = kemi_server
+    caller, callee = UA(), UA()
+    try:
+        callee.send(f"REGISTER sip:127.0.0.1:{srv.port} SIP/2.0\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{callee.port};branch=z9hG4bKreg{callee.port}\n"
+                    "Max-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=r1\n"
+                    "To: <sip:bob@127.0.0.1>\nCall-ID: reg-kemi-1\nCSeq: 1 REGISTER\n"
+                    f"Contact: <sip:bob@127.0.0.1:{callee.port}>\nExpires: 60\n"
+                    "Content-Length: 0\n\n", srv.port)
+        ok = parse_msg(callee.recv())
+        assert ok.status == 200, srv.log()
+        cid = f"call-kemi-{caller.port}"
+        caller.send(f"INVITE sip:bob@127.0.0.1:{srv.port} SIP/2.0\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{caller.port};branch=z9hG4bKinv{caller.port}\n"
+                    "Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=a1\n"
+                    "To: <sip:bob@127.0.0.1>\n"
+                    f"Call-ID: {cid}\nCSeq: 1 INVITE\n"
+                    f"Contact: <sip:alice@127.0.0.1:{caller.port}>\nContent-Length: 0\n\n",
+                    srv.port)
+        assert parse_msg(caller.recv()).status == 100
+        data = callee.recv()
+        assert data is not None, srv.log()
+        fwd = parse_msg(data)
+        assert fwd.method == "INVITE" and fwd.ruri == f"sip:bob@127.0.0.1:{callee.port}"
+        assert fwd.header("Record-Route") is not None
+        busy = (b"SIP/2.0 486 Busy Here\r\n" +
+                b"".join(fwd.buf[h.start:h.end] for h in fwd.header_all("Via")) +
+                b"".join(fwd.buf[h.start:h.end] for h in fwd.headers
+                         if h.canonical_name in ("From", "Call-ID", "CSeq")) +
+                b"To: <sip:bob@127.0.0.1>;tag=b1\r\nContent-Length: 0\r\n\r\n")
+        callee.send(busy, srv.port)
+        got = None
+        for _ in range(5):
+            data = caller.recv()
+            assert data is not None, srv.log()
+            got = parse_msg(data)
+            if got.is_reply and got.status >= 200:
+                break
+        assert got is not None and got.status == 486
+    finally:
+        caller.close()
+        callee.close()
+    assert "Traceback" not in srv.log()

@@ -142,9 +142,6 @@ def test_route_types_and_fixups(registry):
 
 
 def test_pending_pvs_parse_but_fail(registry):
-    ctx = make_ctx("OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\n"
-                   "From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: x\nCSeq: 1 OPTIONS\n"
-                   "Content-Length: 0\n\n")
     with pytest.raises(ValueError):
         registry.find_pv("T").factory("nonsense")
     registry.find_pv("ulc").factory("p=>addr")

@@ -241,3 +241,44 @@ def test_close_after_send(make):
     assert c.recv(10) == b"BYE"
     assert _closed(c)
     assert h.net.table.count("tcp") == 0
+
+
+def test_write_queue_limit_and_send_timeout(make):
+    from sipcore import stats
+
+    h = make(conn_wq_max=200_000, send_timeout=0.5)
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.connect(("127.0.0.1", h.si.port))
+    c.sendall(MSG % 1)                  # a peer that never reads what it gets
+    h.spin()
+    rcv = h.got[0][1]
+    dest = Dest("tcp", rcv.src_ip, rcv.src_port, conn_id=rcv.conn_id)
+    full = stats.get("tcp:sendq_full")
+    for _ in range(400):
+        h.net.send(dest, b"z" * 65536)
+        h.spin(0.005)
+        if stats.get("tcp:sendq_full") > full or h.net.table.count("tcp") == 0:
+            break
+    assert stats.get("tcp:sendq_full") == full + 1
+    assert stats.get("tcp:current_write_queue_size") == 0
+    # a smaller backlog that never drains is cut by tcp_send_timeout
+    c2 = socket.socket()
+    c2.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c2.connect(("127.0.0.1", h.si.port))
+    c2.sendall(MSG % 2)
+    h.spin()
+    rcv2 = h.got[-1][1]
+    dest2 = Dest("tcp", rcv2.src_ip, rcv2.src_port, conn_id=rcv2.conn_id)
+    before = stats.get("tcp:send_timeout")
+    for _ in range(400):
+        h.net.send(dest2, b"q" * 16384)
+        h.spin(0.002)
+        if stats.get("tcp:current_write_queue_size") > 0:
+            break
+    assert stats.get("tcp:current_write_queue_size") > 0
+    h.spin(1.0)
+    assert stats.get("tcp:send_timeout") == before + 1
+    assert h.net.table.count("tcp") == 0
+    c.close()
+    c2.close()

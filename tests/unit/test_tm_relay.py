@@ -188,6 +188,9 @@ def test_serial_forking_after_486(h):
     new = sent_to(res, 5091)
     assert len(new) == 1 and parse_msg(new[0]).method == "INVITE"
     assert parse_msg(new[0]).header("X-Reply").value == "486"
+    # the Record-Route added before the first t_relay() is on the new leg too
+    assert parse_msg(new[0]).header("Record-Route").value == \
+        parse_msg(out).header("Record-Route").value
     assert not [b for d, b in res.sent if d.port == 5080 and parse_msg(b).status >= 300]
     # the second leg answers 200: relayed upstream
     ok = h.reply(reply_to(new[0], 200, "OK", tag="c1"))

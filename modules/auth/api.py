@@ -1,0 +1,403 @@
+"""The digest authentication engine shared by auth's own functions and its backends (auth_db):
+credentials lookup, nonce checks, response verification, challenges, identity checks
+(Kamailio auth api.c, challenge.c, auth_mod.c).
+
+Runs in: SIP workers. Shared state: the nonce secret (set in the master before fork, so every
+worker verifies every other worker's nonces) and, when one_time_nonce/nonce_count are on, the
+shm table of nid.py. Per message: ctx.extra["auth_cred_hdr"] (the header that authenticated,
+for consume_credentials) and ctx.extra["auth_stale"] (the next challenge says stale=true).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from sipcore import log as klog
+from sipcore.errors import ParseError
+from sipcore.msg import HdrType
+from sipcore.msg.digest import DigestCredentials
+from sipcore.route.ctx import RouteCtx
+
+from . import nid
+from . import nonce as nc
+from . import rfc2617
+
+# Kamailio auth_cfg_result_t
+AUTH_OK = 1
+AUTH_DROP = 0
+AUTH_ERROR = -1
+AUTH_INVALID_PASSWORD = -2
+AUTH_USER_UNKNOWN = -3
+AUTH_STALE_NONCE = -4
+AUTH_NO_CREDENTIALS = -5
+AUTH_NONCE_REUSED = -6
+AUTH_USER_MISMATCH = -8
+
+# challenge flags (www_challenge & co)
+CHF_QOP_AUTH = 1
+CHF_QOP_AUTH_INT = 2
+CHF_NO_500 = 4
+CHF_STALE = 16
+
+# auth_check / pv_auth_check flags
+CHECK_ID = 1
+CHECK_SKIP_FWD = 2
+_SKIP_FWD_METHODS = frozenset(("INVITE", "BYE", "PRACK", "UPDATE", "MESSAGE"))
+
+WWW = int(HdrType.AUTHORIZATION)
+PROXY = int(HdrType.PROXYAUTH)
+
+
+@dataclass
+class Settings:
+    """auth's parameters as the engine uses them (frozen after mod_init)."""
+
+    secret: bytes = b""
+    nonce_expire: int = 300
+    max_drift: int = 3
+    qop: str = ""
+    algorithm: str = "MD5"
+    realm_prefix: str = ""
+    checks_register: int = 0
+    checks_no_dlg: int = 0
+    checks_in_dlg: int = 0
+    nonce_count: bool = False
+    one_time_nonce: bool = False
+    force_stateless_reply: bool = False
+
+
+S = Settings()
+
+
+@dataclass
+class PreAuth:
+    """Credentials that passed the pre-checks, ready for the password comparison."""
+
+    creds: DigestCredentials
+    header: Any                      # sipcore.msg Header carrying them
+    alg: str                         # "MD5" | "SHA-256"
+    sess: bool
+    nid: int
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def strip_realm(realm: str) -> str:
+    """realm_prefix: 'sip.' turns 'sip.example.com' into 'example.com' (Kamailio)."""
+    p = S.realm_prefix
+    if p and realm.startswith(p) and len(realm) > len(p):
+        return realm[len(p):]
+    return realm
+
+
+def default_realm(ctx: RouteCtx) -> str:
+    """Realm for an empty realm argument: To domain for REGISTER, From domain otherwise."""
+    msg = ctx.msg
+    na = msg.to if msg.method == "REGISTER" else msg.from_
+    try:
+        return na.parsed_uri.host or ""
+    except ParseError:
+        return ""
+
+
+def hf_for_method(ctx: RouteCtx) -> int:
+    """Authorization for REGISTER (and PUBLISH for $au), Proxy-Authorization otherwise."""
+    return WWW if ctx.msg.method == "REGISTER" else PROXY
+
+
+# ---- credentials ---------------------------------------------------------------------------
+
+def find_credentials(ctx: RouteCtx, realm: str, hftype: int
+                     ) -> tuple[int, Optional[Any], Optional[DigestCredentials]]:
+    """(rc, header, creds): rc 1 found, -5 no credentials for REALM, -1 malformed."""
+    found_any = False
+    for h in ctx.msg.header_all(hftype):
+        found_any = True
+        try:
+            if h.parsed is None:
+                from sipcore.msg.digest import parse_digest
+                h.parsed = parse_digest(h.value)
+        except ParseError as exc:
+            klog.err(f"auth: malformed credentials in {h.name}: {exc}", ctx)
+            return AUTH_ERROR, None, None
+        creds = h.parsed
+        if creds.is_digest and creds.realm == realm:
+            return 1, h, creds
+    if found_any:
+        klog.dbg(f"auth: no credentials for realm \"{realm}\"", ctx)
+    return AUTH_NO_CREDENTIALS, None, None
+
+
+def _check_data(ctx: RouteCtx) -> Optional[bytes]:
+    """The message fields auth_checks_* bind to the nonce (None when no check applies)."""
+    msg = ctx.msg
+    if msg.method == "REGISTER":
+        mask = S.checks_register
+    elif msg.to_tag:
+        mask = S.checks_in_dlg
+    else:
+        mask = S.checks_no_dlg
+    if not mask:
+        return None
+    parts = [str(mask)]
+    if mask & nc.CHECK_FULL_URI:
+        parts.append(msg.ruri)
+    if mask & nc.CHECK_CALLID:
+        parts.append(msg.callid)
+    if mask & nc.CHECK_FROMTAG:
+        parts.append(msg.from_tag or "")
+    if mask & nc.CHECK_SRC_IP:
+        parts.append(ctx.rcv.src_ip)
+    return "\0".join(parts).encode("utf-8", "surrogateescape")
+
+
+def pre_auth(ctx: RouteCtx, realm: str, hftype: int) -> tuple[int, Optional[PreAuth]]:
+    """Find and sanity-check the credentials for REALM: (0, PreAuth) to go on with the
+    password check, or (rc < 0, None) with Kamailio's code."""
+    rc, hdr, creds = find_credentials(ctx, realm, hftype)
+    if creds is None:
+        return rc, None
+    if not creds.username or creds.nonce is None or creds.response is None \
+            or creds.uri is None:
+        klog.err("auth: credentials without username, nonce, uri or response", ctx)
+        return AUTH_ERROR, None
+    try:
+        alg, sess = rfc2617.split_algorithm(creds.algorithm)
+    except rfc2617.UnsupportedAlgorithm as exc:
+        klog.err(f"auth: {exc}", ctx)
+        return AUTH_ERROR, None
+    if creds.qop is not None:
+        if creds.qop not in ("auth", "auth-int") or not creds.nc or creds.cnonce is None:
+            klog.err(f"auth: bad qop \"{creds.qop}\" or missing nc/cnonce", ctx)
+            return AUTH_ERROR, None
+    elif sess:
+        klog.err("auth: -sess algorithm without qop", ctx)
+        return AUTH_ERROR, None
+    status, info = nc.check_nonce(S.secret, creds.nonce, now(), max_drift=S.max_drift,
+                                  checks=_check_data(ctx))
+    if status is nc.NonceStatus.BAD:
+        klog.dbg("auth: invalid nonce value received", ctx)
+        return AUTH_ERROR, None
+    if status is nc.NonceStatus.STALE:
+        ctx.extra["auth_stale"] = True
+        return AUTH_STALE_NONCE, None
+    assert info is not None
+    return 0, PreAuth(creds, hdr, alg, sess, info.nid)
+
+
+def post_auth(ctx: RouteCtx, pa: PreAuth, ha1: str, method: Optional[str] = None) -> int:
+    """Compare the response with the one computed from HA1 (user:realm:password hash, already
+    computed with pa.alg); then replay checks. 1, -2 or -6."""
+    creds = pa.creds
+    if pa.sess:
+        ha1 = rfc2617.calc_ha1_sess(pa.alg, ha1, creds.nonce or "", creds.cnonce or "")
+    expected = rfc2617.calc_response(
+        pa.alg, ha1.lower(), creds.nonce or "", method or ctx.msg.method, creds.uri or "",
+        qop=creds.qop, nc=creds.nc, cnonce=creds.cnonce,
+        body=ctx.msg.body if creds.qop == "auth-int" else b"")
+    if expected != (creds.response or "").lower():
+        return AUTH_INVALID_PASSWORD
+    rc = _replay_check(ctx, pa)
+    if rc != AUTH_OK:
+        return rc
+    ctx.extra["auth_cred_hdr"] = pa.header
+    return AUTH_OK
+
+
+def _replay_check(ctx: RouteCtx, pa: PreAuth) -> int:
+    if not nid.enabled() or not pa.nid:
+        return AUTH_OK
+    ttl = float(S.nonce_expire + S.max_drift)
+    creds = pa.creds
+    if S.nonce_count and creds.qop is not None:
+        try:
+            count = int(creds.nc or "", 16)
+        except ValueError:
+            return AUTH_ERROR
+        if not nid.nc_check_and_set(pa.nid, count, ttl):
+            ctx.extra["auth_stale"] = True
+            return AUTH_NONCE_REUSED
+        return AUTH_OK
+    if S.one_time_nonce and not nid.otn_use(pa.nid, ttl):
+        ctx.extra["auth_stale"] = True
+        return AUTH_NONCE_REUSED
+    return AUTH_OK
+
+
+def authenticate(ctx: RouteCtx, realm: str, hftype: int,
+                 get_ha1: Callable[[PreAuth], tuple[int, Optional[str]]],
+                 method: Optional[str] = None) -> int:
+    """pre_auth, then get_ha1(pa) -> (1, ha1) | (rc<0, None), then post_auth."""
+    rc, pa = pre_auth(ctx, strip_realm(realm), hftype)
+    if pa is None:
+        return rc
+    rc, ha1 = get_ha1(pa)
+    if ha1 is None:
+        return rc
+    return post_auth(ctx, pa, ha1, method)
+
+
+def password_ha1(pa: PreAuth, password: str, is_ha1: bool) -> str:
+    """HA1 for a plaintext password (username as sent, realm of the credentials)."""
+    if is_ha1:
+        return password
+    return rfc2617.calc_ha1(pa.alg, pa.creds.username or "", pa.creds.realm or "", password)
+
+
+# ---- identity checks (auth_check flags 1/2, pv_auth_check checks) --------------------------
+
+def _uri_matches(uri_text: str, user: str, realm: str, use_domain: bool) -> bool:
+    from sipcore.msg import parse_uri
+
+    try:
+        u = parse_uri(uri_text)
+    except ParseError:
+        return False
+    if (u.user or "") != user:
+        return False
+    return not use_domain or (u.host or "").lower() == realm.lower()
+
+
+def check_identity(ctx: RouteCtx, realm: str, flags: int, use_domain: bool = True) -> int:
+    """After a successful authentication: the URIs the method requires must carry the auth
+    user (and, with USE_DOMAIN, the realm as domain). 1 or -8."""
+    if not flags & CHECK_ID:
+        return AUTH_OK
+    hdr = ctx.extra.get("auth_cred_hdr")
+    if hdr is None:
+        return AUTH_ERROR
+    user = (hdr.parsed.username or "").partition("@")[0]
+    realm = strip_realm(realm)
+    msg = ctx.msg
+    uris: list[str] = []
+    if msg.method == "REGISTER":
+        uris = [msg.from_.uri, msg.to.uri]
+    else:
+        if not (flags & CHECK_SKIP_FWD and msg.method in _SKIP_FWD_METHODS):
+            uris.append(msg.from_.uri)
+        if msg.method == "PUBLISH":
+            uris += [msg.to.uri, msg.ruri]
+    for uri in uris:
+        if not _uri_matches(uri, user, realm, use_domain):
+            klog.dbg(f"auth: auth user {user}@{realm} does not match {uri}", ctx)
+            return AUTH_USER_MISMATCH
+    return AUTH_OK
+
+
+# ---- challenges ----------------------------------------------------------------------------
+
+def _qop_for(flags: int) -> str:
+    if flags & CHF_QOP_AUTH_INT:
+        return "auth-int"
+    if flags & CHF_QOP_AUTH:
+        return "auth"
+    return S.qop
+
+
+def challenge_value(ctx: RouteCtx, realm: str, flags: int, stale: bool = False,
+                    qop: Optional[str] = None) -> str:
+    """`Digest realm="...", nonce="..."[, stale=true][, qop="..."], algorithm=...`."""
+    from sipcore.msg.params import quote
+
+    realm = strip_realm(realm or default_realm(ctx))
+    use_nid = nid.new_nid() if nid.enabled() else 0
+    value = nc.make_nonce(S.secret, now(), S.nonce_expire, use_nid, _check_data(ctx))
+    parts = [f"Digest realm={quote(realm)}", f"nonce=\"{value}\""]
+    if stale or flags & CHF_STALE or ctx.extra.get("auth_stale"):
+        parts.append("stale=true")
+    q = _qop_for(flags) if qop is None else qop
+    if q:
+        parts.append(f"qop=\"{q}\"")
+    parts.append(f"algorithm={S.algorithm}")
+    return ", ".join(parts)
+
+
+def challenge_header(ctx: RouteCtx, realm: str, flags: int, hftype: int,
+                     qop: Optional[str] = None) -> str:
+    name = "WWW-Authenticate" if hftype == WWW else "Proxy-Authenticate"
+    return f"{name}: {challenge_value(ctx, realm, flags, qop=qop)}"
+
+
+def send_reply(ctx: RouteCtx, code: int, reason: str, headers: list[str]) -> bool:
+    """Through sl (stateful when tm has a transaction; counted in sl's statistics) unless
+    force_stateless_reply, else the core's stateless reply."""
+    from sipcore.runtime import current_config
+
+    cfg = current_config()
+    sl = cfg.modules.get("sl") if cfg is not None else None
+    if sl is not None and sl.api is not None:
+        saved = list(ctx.reply_lumps)
+        ctx.reply_lumps.extend(headers)
+        try:
+            if S.force_stateless_reply:
+                return sl.api.zreply(ctx, code, reason) == 1
+            return sl.api.freply(ctx, code, reason) == 1
+        finally:
+            ctx.reply_lumps[:] = saved
+    from sipcore.route.reply import send_stateless_reply
+
+    return send_stateless_reply(ctx, code, reason, extra_headers=headers)
+
+
+def challenge(ctx: RouteCtx, realm: str, flags: int, hftype: int) -> int:
+    """Send 401/407 with a fresh challenge: 1 sent, -1 error (500 sent unless flags & 4)."""
+    if not ctx.msg.is_request or ctx.msg.method in ("ACK", "CANCEL"):
+        klog.err(f"auth: cannot challenge a {ctx.msg.method or 'reply'}", ctx)
+        return AUTH_ERROR
+    hdr = challenge_header(ctx, realm, flags, hftype)
+    code, reason = (401, "Unauthorized") if hftype == WWW else \
+        (407, "Proxy Authentication Required")
+    if send_reply(ctx, code, reason, [hdr]):
+        return AUTH_OK
+    klog.err(f"auth: cannot send {code} challenge", ctx)
+    if not flags & CHF_NO_500:
+        send_reply(ctx, 500, "Internal Server Error", [])
+    return AUTH_ERROR
+
+
+def consume_credentials(ctx: RouteCtx) -> int:
+    """Remove the header that authenticated this request: 1, or -1 when none did."""
+    hdr = ctx.extra.get("auth_cred_hdr")
+    if hdr is None:
+        klog.err("auth: consume_credentials: no authorized credentials in the request", ctx)
+        return AUTH_ERROR
+    ctx.msg.remove_header(hdr)
+    ctx.extra.pop("auth_cred_hdr", None)
+    return AUTH_OK
+
+
+def has_credentials(ctx: RouteCtx, realm: str) -> int:
+    """1 when Authorization or Proxy-Authorization carries digest credentials for REALM."""
+    realm = strip_realm(realm)
+    for hftype in (WWW, PROXY):
+        rc, _h, creds = find_credentials(ctx, realm, hftype)
+        if creds is not None:
+            return AUTH_OK
+    return -1
+
+
+class AuthApi:
+    """What auth backends bind (Kamailio auth_api_s: pre_auth, post_auth, build_challenge,
+    calc_HA1, check_response)."""
+
+    PreAuth = PreAuth
+    pre_auth = staticmethod(pre_auth)
+    post_auth = staticmethod(post_auth)
+    authenticate = staticmethod(authenticate)
+    password_ha1 = staticmethod(password_ha1)
+    check_identity = staticmethod(check_identity)
+    challenge = staticmethod(challenge)
+    challenge_header = staticmethod(challenge_header)
+    strip_realm = staticmethod(strip_realm)
+    default_realm = staticmethod(default_realm)
+    hf_for_method = staticmethod(hf_for_method)
+    calc_ha1 = staticmethod(rfc2617.calc_ha1)
+    WWW = WWW
+    PROXY = PROXY
+
+
+__all__ = ["AuthApi", "PreAuth", "S", "Settings", "authenticate", "challenge",
+           "check_identity", "consume_credentials", "has_credentials", "post_auth", "pre_auth"]
