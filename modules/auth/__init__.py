@@ -77,6 +77,9 @@ mod.param("otn_in_flight_no", int, 1048576, validator=_non_negative,
           doc="Same sizing hint for one_time_nonce (the larger of the two is used).")
 mod.param("force_stateless_reply", int, 0,
           doc="1: challenges are always sent statelessly, even with a transaction.")
+mod.param("add_authinfo_hdr", int, 0,
+          doc="1: after a successful check of qop credentials, add Authentication-Info "
+              "(qop, rspauth, cnonce, nc; RFC 2617 3.2.3) to the reply sent for the request.")
 mod.param("realm_prefix", str, "",
           doc="Prefix stripped from realms (\"sip.\" turns sip.example.com into example.com).")
 mod.param("use_domain", int, 0,
@@ -112,6 +115,7 @@ def mod_init(cfg: Any) -> None:
         nonce_count=bool(int(p.nonce_count)),
         one_time_nonce=bool(int(p.one_time_nonce)),
         force_stateless_reply=bool(int(p.force_stateless_reply)),
+        add_authinfo_hdr=bool(int(p.add_authinfo_hdr)),
     )
     nid.forget()
     if api.S.nonce_count or api.S.one_time_nonce:
@@ -171,9 +175,6 @@ def ki_has_credentials(ctx: RouteCtx, realm: str) -> int:
 
 def _pv_authenticate(ctx: RouteCtx, realm: str, passwd: str, flags: int, hftype: int,
                      method: str | None = None) -> int:
-    if not realm:
-        realm = api.default_realm(ctx)
-
     def ha1(pa: api.PreAuth) -> tuple[int, str | None]:
         return 1, api.password_ha1(pa, passwd, bool(flags & 1))
 
@@ -221,12 +222,11 @@ def ki_pv_proxy_authenticate(ctx: RouteCtx, realm: str, passwd: str, flags: int)
 @mod.function("pv_auth_check", args=(Fx.SPVE, Fx.SPVE, Fx.IGP, Fx.IGP), routes=REQUEST_ROUTE)
 def ki_pv_auth_check(ctx: RouteCtx, realm: str, passwd: str, flags: int, checks: int) -> int:
     """pv_www_authenticate for REGISTER, pv_proxy_authenticate otherwise; checks 1: the
-    From/To user (REGISTER: both; PUBLISH: also R-URI) must be the auth user (-8 if not)."""
-    if not realm:
-        realm = api.default_realm(ctx)
+    To user (REGISTER, PUBLISH) or From user (others) must be the auth user, From must equal
+    To (REGISTER, PUBLISH; hosts too with use_domain) and the R-URI (PUBLISH): -8 if not."""
     rc = _pv_authenticate(ctx, realm, passwd, flags, api.hf_for_method(ctx))
     if rc == api.AUTH_OK and checks & api.CHECK_ID:
-        return api.check_identity(ctx, realm, checks, bool(int(mod.p.use_domain)))
+        return api.check_identity(ctx, checks, bool(int(mod.p.use_domain)))
     return rc
 
 

@@ -9,19 +9,20 @@ for consume_credentials) and ctx.extra["auth_stale"] (the next challenge says st
 """
 from __future__ import annotations
 
+import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, cast
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.msg import HdrType
-from sipcore.msg.digest import DigestCredentials
+from sipcore.msg.digest import DigestCredentials, parse_digest
 from sipcore.route.ctx import RouteCtx
 
-from . import nid
+from . import nid, rfc2617
 from . import nonce as nc
-from . import rfc2617
 
 # Kamailio auth_cfg_result_t
 AUTH_OK = 1
@@ -45,8 +46,8 @@ CHECK_ID = 1
 CHECK_SKIP_FWD = 2
 _SKIP_FWD_METHODS = frozenset(("INVITE", "BYE", "PRACK", "UPDATE", "MESSAGE"))
 
-WWW = int(HdrType.AUTHORIZATION)
-PROXY = int(HdrType.PROXYAUTH)
+WWW = int(HdrType["AUTHORIZATION"])
+PROXY = int(HdrType["PROXYAUTH"])
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Settings:
     nonce_count: bool = False
     one_time_nonce: bool = False
     force_stateless_reply: bool = False
+    add_authinfo_hdr: bool = False
 
 
 S = Settings()
@@ -111,19 +113,18 @@ def hf_for_method(ctx: RouteCtx) -> int:
 # ---- credentials ---------------------------------------------------------------------------
 
 def find_credentials(ctx: RouteCtx, realm: str, hftype: int
-                     ) -> tuple[int, Optional[Any], Optional[DigestCredentials]]:
+                     ) -> tuple[int, Any | None, DigestCredentials | None]:
     """(rc, header, creds): rc 1 found, -5 no credentials for REALM, -1 malformed."""
     found_any = False
     for h in ctx.msg.header_all(hftype):
         found_any = True
         try:
             if h.parsed is None:
-                from sipcore.msg.digest import parse_digest
                 h.parsed = parse_digest(h.value)
         except ParseError as exc:
             klog.err(f"auth: malformed credentials in {h.name}: {exc}", ctx)
             return AUTH_ERROR, None, None
-        creds = h.parsed
+        creds = cast(DigestCredentials, h.parsed)
         if creds.is_digest and creds.realm == realm:
             return 1, h, creds
     if found_any:
@@ -131,7 +132,7 @@ def find_credentials(ctx: RouteCtx, realm: str, hftype: int
     return AUTH_NO_CREDENTIALS, None, None
 
 
-def _check_data(ctx: RouteCtx) -> Optional[bytes]:
+def _check_data(ctx: RouteCtx) -> bytes | None:
     """The message fields auth_checks_* bind to the nonce (None when no check applies)."""
     msg = ctx.msg
     if msg.method == "REGISTER":
@@ -154,9 +155,16 @@ def _check_data(ctx: RouteCtx) -> Optional[bytes]:
     return "\0".join(parts).encode("utf-8", "surrogateescape")
 
 
-def pre_auth(ctx: RouteCtx, realm: str, hftype: int) -> tuple[int, Optional[PreAuth]]:
+def pre_auth(ctx: RouteCtx, realm: str, hftype: int) -> tuple[int, PreAuth | None]:
     """Find and sanity-check the credentials for REALM: (0, PreAuth) to go on with the
-    password check, or (rc < 0, None) with Kamailio's code."""
+    password check, or (rc, None) with Kamailio's code (1 for ACK/CANCEL/PRACK)."""
+    # ACK and CANCEL cannot be challenged (no reply / same CSeq as the INVITE), nor PRACK:
+    # Kamailio accepts them as authenticated
+    if ctx.msg.method in ("ACK", "CANCEL", "PRACK"):
+        return AUTH_OK, None
+    if not realm:
+        klog.err("auth: empty realm", ctx)
+        return AUTH_ERROR, None
     rc, hdr, creds = find_credentials(ctx, realm, hftype)
     if creds is None:
         return rc, None
@@ -188,7 +196,7 @@ def pre_auth(ctx: RouteCtx, realm: str, hftype: int) -> tuple[int, Optional[PreA
     return 0, PreAuth(creds, hdr, alg, sess, info.nid)
 
 
-def post_auth(ctx: RouteCtx, pa: PreAuth, ha1: str, method: Optional[str] = None) -> int:
+def post_auth(ctx: RouteCtx, pa: PreAuth, ha1: str, method: str | None = None) -> int:
     """Compare the response with the one computed from HA1 (user:realm:password hash, already
     computed with pa.alg); then replay checks. 1, -2 or -6."""
     creds = pa.creds
@@ -198,13 +206,35 @@ def post_auth(ctx: RouteCtx, pa: PreAuth, ha1: str, method: Optional[str] = None
         pa.alg, ha1.lower(), creds.nonce or "", method or ctx.msg.method, creds.uri or "",
         qop=creds.qop, nc=creds.nc, cnonce=creds.cnonce,
         body=ctx.msg.body if creds.qop == "auth-int" else b"")
-    if expected != (creds.response or "").lower():
+    given = (creds.response or "").lower()
+    if len(given) != len(expected):
+        klog.dbg("auth: response of the wrong length", ctx)
+        return AUTH_ERROR
+    if not hmac.compare_digest(expected, given):
         return AUTH_INVALID_PASSWORD
     rc = _replay_check(ctx, pa)
     if rc != AUTH_OK:
         return rc
     ctx.extra["auth_cred_hdr"] = pa.header
+    if S.add_authinfo_hdr and creds.qop is not None:
+        ctx.reply_lumps.append(_authinfo_header(ctx, pa, ha1))
     return AUTH_OK
+
+
+def _authinfo_header(ctx: RouteCtx, pa: PreAuth, ha1: str) -> str:
+    """RFC 2617 3.2.3 mutual authentication: rspauth is the response digest with
+    A2 = ":" digest-uri (the reply body is not known yet, so auth-int hashes an empty one);
+    nextnonce is the current nonce, or a fresh one with one_time_nonce (as in Kamailio)."""
+    c = pa.creds
+    nextnonce = c.nonce
+    if S.one_time_nonce:
+        nextnonce = nc.make_nonce(S.secret, now(), S.nonce_expire, nid.new_nid(),
+                                  _check_data(ctx))
+    rspauth = rfc2617.calc_response(pa.alg, ha1.lower(), c.nonce or "", "", c.uri or "",
+                                    qop=c.qop, nc=c.nc, cnonce=c.cnonce)
+    return (f"Authentication-Info: nextnonce=\"{nextnonce}\", qop={c.qop}, "
+            f"rspauth=\"{rspauth}\", "
+            f"cnonce=\"{c.cnonce}\", nc={c.nc}")
 
 
 def _replay_check(ctx: RouteCtx, pa: PreAuth) -> int:
@@ -228,8 +258,8 @@ def _replay_check(ctx: RouteCtx, pa: PreAuth) -> int:
 
 
 def authenticate(ctx: RouteCtx, realm: str, hftype: int,
-                 get_ha1: Callable[[PreAuth], tuple[int, Optional[str]]],
-                 method: Optional[str] = None) -> int:
+                 get_ha1: Callable[[PreAuth], tuple[int, str | None]],
+                 method: str | None = None) -> int:
     """pre_auth, then get_ha1(pa) -> (1, ha1) | (rc<0, None), then post_auth."""
     rc, pa = pre_auth(ctx, strip_realm(realm), hftype)
     if pa is None:
@@ -249,40 +279,39 @@ def password_ha1(pa: PreAuth, password: str, is_ha1: bool) -> str:
 
 # ---- identity checks (auth_check flags 1/2, pv_auth_check checks) --------------------------
 
-def _uri_matches(uri_text: str, user: str, realm: str, use_domain: bool) -> bool:
-    from sipcore.msg import parse_uri
+def check_identity(ctx: RouteCtx, flags: int, use_domain: bool) -> int:
+    """After a successful authentication (Kamailio auth_check / pv_auth_check with flag 1):
+    the auth username's user part must be the To user (REGISTER, PUBLISH) or the From user
+    (others; flag 2 skips this for INVITE, BYE, PRACK, UPDATE, MESSAGE); for REGISTER and
+    PUBLISH the From user must equal the To user (and, with USE_DOMAIN, the From host the To
+    host), and for PUBLISH also the R-URI user (and host). 1, -8 mismatch, -1 bad URI."""
 
-    try:
-        u = parse_uri(uri_text)
-    except ParseError:
-        return False
-    if (u.user or "") != user:
-        return False
-    return not use_domain or (u.host or "").lower() == realm.lower()
-
-
-def check_identity(ctx: RouteCtx, realm: str, flags: int, use_domain: bool = True) -> int:
-    """After a successful authentication: the URIs the method requires must carry the auth
-    user (and, with USE_DOMAIN, the realm as domain). 1 or -8."""
     if not flags & CHECK_ID:
         return AUTH_OK
     hdr = ctx.extra.get("auth_cred_hdr")
     if hdr is None:
         return AUTH_ERROR
     user = (hdr.parsed.username or "").partition("@")[0]
-    realm = strip_realm(realm)
     msg = ctx.msg
-    uris: list[str] = []
-    if msg.method == "REGISTER":
-        uris = [msg.from_.uri, msg.to.uri]
-    else:
-        if not (flags & CHECK_SKIP_FWD and msg.method in _SKIP_FWD_METHODS):
-            uris.append(msg.from_.uri)
-        if msg.method == "PUBLISH":
-            uris += [msg.to.uri, msg.ruri]
-    for uri in uris:
-        if not _uri_matches(uri, user, realm, use_domain):
-            klog.dbg(f"auth: auth user {user}@{realm} does not match {uri}", ctx)
+    reg_or_pub = msg.method in ("REGISTER", "PUBLISH")
+    try:
+        furi = msg.from_.parsed_uri
+        turi = msg.to.parsed_uri if reg_or_pub else furi
+        ruri = msg.parsed_ruri if msg.method == "PUBLISH" else None
+    except ParseError as exc:
+        klog.err(f"auth: identity check: bad URI: {exc}", ctx)
+        return AUTH_ERROR
+    if not (flags & CHECK_SKIP_FWD and msg.method in _SKIP_FWD_METHODS) \
+            and (turi.user or "") != user:
+        klog.dbg(f"auth: auth username {user} differs from the From/To user", ctx)
+        return AUTH_USER_MISMATCH
+    others = [turi] if reg_or_pub else []
+    if ruri is not None:
+        others.append(ruri)
+    for other in others:
+        if (furi.user or "") != (other.user or "") or \
+                (use_domain and (furi.host or "") != (other.host or "")):
+            klog.dbg("auth: From user/domain differs from To or R-URI", ctx)
             return AUTH_USER_MISMATCH
     return AUTH_OK
 
@@ -298,13 +327,13 @@ def _qop_for(flags: int) -> str:
 
 
 def challenge_value(ctx: RouteCtx, realm: str, flags: int, stale: bool = False,
-                    qop: Optional[str] = None) -> str:
+                    qop: str | None = None) -> str:
     """`Digest realm="...", nonce="..."[, stale=true][, qop="..."], algorithm=...`."""
     from sipcore.msg.params import quote
 
     realm = strip_realm(realm or default_realm(ctx))
-    use_nid = nid.new_nid() if nid.enabled() else 0
-    value = nc.make_nonce(S.secret, now(), S.nonce_expire, use_nid, _check_data(ctx))
+    # a random nid makes every nonce unique (and is the replay-tracking key when enabled)
+    value = nc.make_nonce(S.secret, now(), S.nonce_expire, nid.new_nid(), _check_data(ctx))
     parts = [f"Digest realm={quote(realm)}", f"nonce=\"{value}\""]
     if stale or flags & CHF_STALE or ctx.extra.get("auth_stale"):
         parts.append("stale=true")
@@ -316,7 +345,7 @@ def challenge_value(ctx: RouteCtx, realm: str, flags: int, stale: bool = False,
 
 
 def challenge_header(ctx: RouteCtx, realm: str, flags: int, hftype: int,
-                     qop: Optional[str] = None) -> str:
+                     qop: str | None = None) -> str:
     name = "WWW-Authenticate" if hftype == WWW else "Proxy-Authenticate"
     return f"{name}: {challenge_value(ctx, realm, flags, qop=qop)}"
 
@@ -373,7 +402,7 @@ def has_credentials(ctx: RouteCtx, realm: str) -> int:
     """1 when Authorization or Proxy-Authorization carries digest credentials for REALM."""
     realm = strip_realm(realm)
     for hftype in (WWW, PROXY):
-        rc, _h, creds = find_credentials(ctx, realm, hftype)
+        _rc, _h, creds = find_credentials(ctx, realm, hftype)
         if creds is not None:
             return AUTH_OK
     return -1

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Optional
 
 from sipcore.shm import ShmHashTable
 
 _NC = struct.Struct(">Q")
-_table: Optional[ShmHashTable] = None
+_table: ShmHashTable | None = None
 
 
 def create(shm: object, size: int) -> None:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import hmac
 import hashlib
+import hmac
 import struct
-from typing import Optional
 
 _HEAD = struct.Struct(">IIQ")
 _MAC = 8
@@ -42,7 +41,7 @@ def _mac(secret: bytes, tag: bytes, data: bytes) -> bytes:
 
 
 def make_nonce(secret: bytes, now: int, expire: int, nid: int = 0,
-               checks: Optional[bytes] = None) -> str:
+               checks: bytes | None = None) -> str:
     """A nonce valid from NOW for EXPIRE seconds; CHECKS: extra data bound to it (or None)."""
     head = _HEAD.pack((now + expire) & 0xFFFFFFFF, now & 0xFFFFFFFF, nid)
     raw = head + _mac(secret, b"1", head)
@@ -54,7 +53,7 @@ def make_nonce(secret: bytes, now: int, expire: int, nid: int = 0,
 class NonceInfo:
     """What a valid (or stale) nonce carries."""
 
-    __slots__ = ("expires", "since", "nid")
+    __slots__ = ("expires", "nid", "since")
 
     def __init__(self, expires: int, since: int, nid: int) -> None:
         self.expires = expires
@@ -62,7 +61,7 @@ class NonceInfo:
         self.nid = nid
 
 
-def decode_nonce(secret: bytes, nonce: str) -> Optional[tuple[NonceInfo, bytes, bytes]]:
+def decode_nonce(secret: bytes, nonce: str) -> tuple[NonceInfo, bytes, bytes] | None:
     """(info, head, mac2) of a nonce we issued, or None when it is not ours."""
     text = nonce.strip()
     try:
@@ -80,7 +79,7 @@ def decode_nonce(secret: bytes, nonce: str) -> Optional[tuple[NonceInfo, bytes, 
 
 
 def check_nonce(secret: bytes, nonce: str, now: int, *, max_drift: int = 3,
-                checks: Optional[bytes] = None) -> tuple[NonceStatus, Optional[NonceInfo]]:
+                checks: bytes | None = None) -> tuple[NonceStatus, NonceInfo | None]:
     """Verify a nonce from credentials against the secret, the clock and the check data."""
     decoded = decode_nonce(secret, nonce)
     if decoded is None:
@@ -90,9 +89,9 @@ def check_nonce(secret: bytes, nonce: str, now: int, *, max_drift: int = 3,
         return NonceStatus.BAD, info
     if now > info.expires:
         return NonceStatus.STALE, info
-    if checks is not None:
-        if not mac2 or not hmac.compare_digest(mac2, _mac(secret, b"2", head + checks)):
-            return NonceStatus.STALE, info
+    if checks is not None and (
+            not mac2 or not hmac.compare_digest(mac2, _mac(secret, b"2", head + checks))):
+        return NonceStatus.STALE, info
     return NonceStatus.OK, info
 
 

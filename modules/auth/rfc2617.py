@@ -12,9 +12,9 @@ Runs in: SIP workers (auth, auth_db) and tests. Pure functions, no shared state.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Optional
+from collections.abc import Callable
 
-_HASHES: dict[str, Callable[[bytes], "hashlib._Hash"]] = {
+_HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {
     "MD5": hashlib.md5,
     "SHA-256": hashlib.sha256,
 }
@@ -24,7 +24,7 @@ class UnsupportedAlgorithm(ValueError):
     """The credentials name an algorithm we cannot verify."""
 
 
-def split_algorithm(algorithm: Optional[str]) -> tuple[str, bool]:
+def split_algorithm(algorithm: str | None) -> tuple[str, bool]:
     """("MD5" | "SHA-256", is_sess) for an algorithm token (absent means MD5, RFC 2617 3.2.1)."""
     name = (algorithm or "MD5").strip().upper()
     sess = name.endswith("-SESS")
@@ -42,7 +42,7 @@ def hash_hex(alg: str, data: str | bytes) -> str:
 
 def hash_len(alg: str) -> int:
     """Length of a hex digest of ALG (32 for MD5, 64 for SHA-256)."""
-    return _HASHES[alg]().digest_size * 2
+    return _HASHES[alg](b"").digest_size * 2
 
 
 def calc_ha1(alg: str, username: str, realm: str, password: str) -> str:
@@ -54,8 +54,8 @@ def calc_ha1_sess(alg: str, ha1: str, nonce: str, cnonce: str) -> str:
 
 
 def calc_response(alg: str, ha1: str, nonce: str, method: str, uri: str, *,
-                  qop: Optional[str] = None, nc: Optional[str] = None,
-                  cnonce: Optional[str] = None, body: bytes = b"") -> str:
+                  qop: str | None = None, nc: str | None = None,
+                  cnonce: str | None = None, body: bytes = b"") -> str:
     """The request-digest a UA must send (ha1 already includes -sess if used)."""
     if qop == "auth-int":
         ha2 = hash_hex(alg, f"{method}:{uri}:{hash_hex(alg, body)}")

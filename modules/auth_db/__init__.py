@@ -10,7 +10,7 @@ Kamailio equivalent: modules/auth_db (authdb_mod.c, authorize.c). Return codes a
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import db
 from sipcore import log as klog
@@ -78,7 +78,7 @@ mod.param("force_generate_avps", int, 0,
           doc="1: load the credential AVPs even when the password check fails.")
 
 _auth: Any = None            # auth's AuthApi (bind_api in mod_init, inherited by the children)
-_lookup: Optional[authdb.Lookup] = None
+_lookup: authdb.Lookup | None = None
 
 
 def _make_lookup() -> authdb.Lookup:
@@ -115,14 +115,14 @@ def child_init(rank: int) -> None:
 # ---- the HA1 lookup -------------------------------------------------------------------------
 
 def _authenticate(ctx: RouteCtx, realm: str, tname: str, hftype: int,
-                  method: Optional[str] = None) -> int:
+                  method: str | None = None) -> int:
     assert _auth is not None and _lookup is not None, "auth_db used before mod_init"
     lk = _lookup
     calc = bool(int(mod.p.calculate_ha1))
     force_avps = bool(int(mod.p.force_generate_avps))
     row_seen: dict[str, Any] = {}
 
-    def get_ha1(pa: Any) -> tuple[int, Optional[str]]:
+    def get_ha1(pa: Any) -> tuple[int, str | None]:
         whole = pa.creds.username or ""
         user, at, dom = whole.partition("@")
         domain = dom if at else (pa.creds.realm or "")
@@ -142,8 +142,6 @@ def _authenticate(ctx: RouteCtx, realm: str, tname: str, hftype: int,
             return 1, _auth.calc_ha1(pa.alg, whole, pa.creds.realm or "", stored)
         return 1, stored
 
-    if not realm:
-        realm = _auth.default_realm(ctx)
     rc = _auth.authenticate(ctx, realm, hftype, get_ha1, method)
     if row_seen and (rc == 1 or force_avps):
         lk.load_avps(ctx, row_seen)
@@ -183,15 +181,20 @@ def ki_proxy_authenticate(ctx: RouteCtx, realm: str, table: str) -> int:
 
 @mod.function("auth_check", args=(Fx.SPVE, TABLE, Fx.IGP), routes=REQUEST_ROUTE)
 def ki_auth_check(ctx: RouteCtx, realm: str, table: str, flags: int) -> int:
-    """www_authorize for REGISTER, proxy_authorize otherwise. Flags 1: the auth user and the
-    realm must match To and From (REGISTER), From, To and R-URI (PUBLISH), From (others);
-    flags 2 with 1: no From check for INVITE, BYE, PRACK, UPDATE, MESSAGE. -8 on mismatch."""
+    """www_authorize for REGISTER, proxy_authorize otherwise (ACK and CANCEL: 1). Flags 1:
+    the auth user must be the To user (REGISTER, PUBLISH) or the From user (others), From
+    must equal To (REGISTER, PUBLISH; hosts too with use_domain) and the R-URI (PUBLISH);
+    flags 2 with 1: the auth user is not compared for INVITE, BYE, PRACK, UPDATE, MESSAGE.
+    -8 on a mismatch."""
     assert _auth is not None
-    if not realm:
-        realm = _auth.default_realm(ctx)
+    if ctx.msg.method in ("ACK", "CANCEL"):
+        return 1
+    if not table:
+        klog.err("auth_check: empty table", ctx)
+        return -1
     rc = _authenticate(ctx, realm, table, _auth.hf_for_method(ctx))
     if rc == 1 and flags & 1:
-        return _auth.check_identity(ctx, realm, flags, True)
+        return _auth.check_identity(ctx, flags, bool(int(mod.p.use_domain)))
     return rc
 
 

@@ -7,7 +7,7 @@ mod_init; its engine is disposed before fork). Shared state: none (the database)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import column, select, table
 
@@ -77,8 +77,8 @@ class Lookup:
         self.creds = creds
         self.use_domain = use_domain
 
-    def fetch(self, tname: str, user: str, domain: str, password_col: Optional[str]
-              ) -> Optional[dict[str, Any]]:
+    def fetch(self, tname: str, user: str, domain: str, password_col: str | None
+              ) -> dict[str, Any] | None:
         """The row of USER[@DOMAIN] with PASSWORD_COL and the credential columns, or None.
         Raises db.DbError (logged) on a database failure."""
         names = [c.column for c in self.creds]
@@ -116,5 +116,11 @@ class Lookup:
             lst.add(spec.avp, value if isinstance(value, int) else str(value))
 
 
-__all__ = ["Columns", "CredSpec", "Lookup", "SUBSCRIBER_VERSION", "parse_load_credentials",
-           "table_name"]
+__all__ = [
+    "SUBSCRIBER_VERSION",
+    "Columns",
+    "CredSpec",
+    "Lookup",
+    "parse_load_credentials",
+    "table_name",
+]

@@ -10,7 +10,7 @@ Shared state: "dialog:dlgs" and "dialog:profiles" (see dlg_hash.py for layout an
 Scope (basics): dialogs are created by dlg_manage() (or, with dlg_flag, by the final reply of
 an INVITE relayed with that flag set), confirmed by a 2xx and ended by a >=300 final reply,
 by a BYE from either side, or by their timeout. Not implemented: sending BYEs on timeout
-(send_bye), dlg_bye/dlg.end_dlg, early state from provisional replies, dialog variables,
+(send_bye), dlg_bye/dlg.end_dlg, early state from provisional replies, dlg_get_var/dlg_set_var,
 db_mode persistence.
 Kamailio equivalent: modules/dialog.
 """
@@ -35,6 +35,7 @@ from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, Module, bind_api
 from sipcore.msg import ParseError, parse_msg
 from sipcore.pv import PvSpec
+from sipcore.pv.spec import to_str
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
 
@@ -394,6 +395,44 @@ def _count_pv(inner: str | None) -> PvSpec:
     return DlgCountPv()
 
 
+class DlgVarPv(PvSpec):
+    """$dlg_var(name): a variable stored with the current dialog (seen by every process and
+    by later requests of the dialog); assigning $null deletes it."""
+
+    writable = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.text = f"$dlg_var({name})"
+
+    def get(self, ctx: RouteCtx) -> Any:
+        d = _current(ctx)
+        if d is None:
+            return None
+        return next((v for k, v in d.vars if k == self.name), None)
+
+    def set(self, ctx: RouteCtx, value: Any) -> None:
+        key = ctx.extra.get(_KEY)
+        if key is None or ctx.extra.get(_ENDED) is not None:
+            klog.err(f"{self.text}: no active dialog for this message", ctx)
+            return
+        name = self.name
+        extra = () if value is None else ((name, to_str(value)),)
+
+        def fn(d: Dialog) -> Dialog:          # under the dialog's bucket lock
+            return replace(d, vars=tuple(kv for kv in d.vars if kv[0] != name) + extra)
+
+        _table().update(key, fn)
+
+
+def _dlg_var_pv(inner: str | None) -> PvSpec:
+    if not inner or not inner.strip():
+        raise ValueError("$dlg_var(name) expected")
+    return DlgVarPv(inner.strip())
+
+
+mod.pv("dlg_var", _dlg_var_pv, doc="$dlg_var(name): read/write a variable of the current "
+       "dialog.")
 mod.pv("dlg", _dlg_pv, doc="$dlg(attr): h_id, h_entry, state, callid, from_uri, from_tag, "
        "to_uri, to_tag, ruri, start_ts, timeout, dflags of the current dialog.")
 mod.pv("DLG_count", _count_pv, doc="Number of confirmed dialogs.")

@@ -46,6 +46,7 @@ class Dialog:
     h_id: int = 0
     timeout: int = 0                               # seconds once confirmed
     profiles: tuple[tuple[str, str], ...] = field(default=())
+    vars: tuple[tuple[str, str], ...] = field(default=())      # $dlg_var(name)
 
     @property
     def key(self) -> bytes:
@@ -53,10 +54,11 @@ class Dialog:
 
     def pack(self) -> bytes:
         prof = _SEP_R.join(p + _SEP_P + v for p, v in self.profiles)
+        dvars = _SEP_R.join(k + _SEP_P + v for k, v in self.vars)
         out = [_HDR.pack(self.state, self.flags, self.start_ts, self.h_entry, self.h_id,
                          self.timeout)]
         for s in (self.callid, self.from_tag, self.from_uri, self.to_uri, self.to_tag,
-                  self.req_uri, prof):
+                  self.req_uri, prof, dvars):
             b = s.encode("utf-8", "surrogateescape")[:65535]
             out += [_LEN.pack(len(b)), b]
         return b"".join(out)
@@ -66,14 +68,15 @@ class Dialog:
         state, flags, start, h_entry, h_id, timeout = _HDR.unpack_from(raw, 0)
         pos = _HDR.size
         strs = []
-        for _ in range(7):
+        for _ in range(8):
             (n,) = _LEN.unpack_from(raw, pos)
             pos += _LEN.size
             strs.append(raw[pos:pos + n].decode("utf-8", "surrogateescape"))
             pos += n
         profs = tuple(tuple(x.split(_SEP_P, 1)) for x in strs[6].split(_SEP_R) if x)
+        dvars = tuple(tuple(x.split(_SEP_P, 1)) for x in strs[7].split(_SEP_R) if x)
         return cls(strs[0], strs[1], strs[2], strs[3], strs[4], strs[5], state, flags, start,
-                   h_entry, h_id, timeout, profs)  # type: ignore[arg-type]
+                   h_entry, h_id, timeout, profs, dvars)  # type: ignore[arg-type]
 
 
 def dlg_key(callid: str, from_tag: str) -> bytes:

@@ -153,6 +153,7 @@ class Branch:
     bflags: int = 0         # script branch flags
     inv_fr: int = 0         # 1 once the INVITE branch runs on fr_inv_timer
     ruid: str = ""          # usrloc record id of the contact ($T_reply_ruid)
+    on_reply: str = ""      # onreply_route armed for this branch only (in branch_route)
 
 
 @dataclass

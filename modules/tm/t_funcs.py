@@ -605,6 +605,8 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
             return None
     br = Branch(state=fsm.initial_state(True, cell.invite), uri=bmsg.ruri,
                 dst_uri=bctx.dst_uri or "", bflags=bctx.bflags, ruid=tgt.ruid or "")
+    if bctx.extra.get("tm_on_reply") != ctx.extra.get("tm_on_reply"):
+        br.on_reply = bctx.extra.get("tm_on_reply") or ""     # t_on_reply in branch_route
     try:
         if host is None:
             hop = uri_next_hop(bctx.dst_uri or bmsg.ruri)
@@ -971,12 +973,14 @@ def reply_received(ctx: RouteCtx) -> bool:
     ctx.extra[TID] = tid
     ctx.branch_index = idx
     ctx.flags = cell.flags
+    ctx.bflags = br.bflags
     restore_avps(ctx, cell.avps)
     routes = ctx.core.routes
     suppress = False        # `drop` in onreply_route: a 1xx/2xx is not relayed (state moves on)
-    if cell.on_reply and routes is not None and routes.has_route("onreply", cell.on_reply):
+    on_reply = br.on_reply or cell.on_reply
+    if on_reply and routes is not None and routes.has_route("onreply", on_reply):
         ctx.dropped = False
-        routes.run("onreply", cell.on_reply, ctx)
+        routes.run("onreply", on_reply, ctx)
         ctx.route_type = RouteType.ONREPLY
         suppress = ctx.dropped and code < 300
         if suppress:
@@ -1127,6 +1131,8 @@ def run_failure(tid: str, what: tuple[str, int, str, int], core: Any) -> None:
     fctx = ctx_from_cell(cell, core)
     fctx.extra[BEST] = (code, reason, best)
     fctx.route_type = RouteType.FAILURE
+    if 0 <= best < len(cell.branches):
+        fctx.bflags = cell.branches[best].bflags      # $bf: the failed branch's flags
     if routes is not None and routes.has_route("failure", name):
         stats.inc("tm:failure_routes")
         routes.run("failure", name, fctx)

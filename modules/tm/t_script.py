@@ -330,7 +330,8 @@ def _arm(what: str) -> Callable[[RouteCtx, str], int]:
     def fn(ctx: RouteCtx, name: str) -> int:
         ctx.extra["tm_" + what] = name or ""
         tid = ctx.extra.get(TID)
-        if tid is not None and ctx.route_type in (RouteType.ONREPLY, RouteType.BRANCH):
+        # in branch_route the branch's copy of ctx carries it (t_on_reply: that branch only)
+        if tid is not None and ctx.route_type == RouteType.ONREPLY:
             def upd(c: Any) -> None:
                 setattr(c, what, name or "")
 

@@ -26,6 +26,18 @@ class DigestCredentials:
 
     __slots__ = ("scheme", "params") + _FIELDS
 
+    # the _FIELDS, set in __init__ (declared for type checkers; absent params are None)
+    username: str | None
+    realm: str | None
+    nonce: str | None
+    uri: str | None
+    response: str | None
+    algorithm: str | None
+    cnonce: str | None
+    opaque: str | None
+    qop: str | None
+    nc: str | None
+
     def __init__(self, scheme: str, params: dict[str, str]) -> None:
         self.scheme = scheme
         self.params = params

@@ -29,6 +29,8 @@ class TcpOptions:
     no_connect: bool = False            # never open outbound connections
     wait_data: float = 5.0              # s a started message may take to complete
     max_msg_size: int = 65535
+    source_ipv4: str | None = None      # tcp_source_ipv4: local address of outbound IPv4
+    source_ipv6: str | None = None
 
     @classmethod
     def from_globals(cls, g: dict[str, Any], children: int) -> TcpOptions:
@@ -55,6 +57,9 @@ class TcpOptions:
             keepcnt=int(num("tcp_keepcnt", 0)),
             no_connect=bool(g.get("tcp_no_connect", False)),
             wait_data=num("tcp_wait_data", 5000) / 1000.0,
+            source_ipv4=str(g["tcp_source_ipv4"]) if g.get("tcp_source_ipv4") else None,
+            source_ipv6=str(g["tcp_source_ipv6"]).strip("[]") if g.get("tcp_source_ipv6")
+            else None,
         )
 
     def as_rpc(self) -> dict[str, Any]:

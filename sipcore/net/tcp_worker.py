@@ -272,9 +272,12 @@ class TcpWorker:
         s = socket.socket(fam, socket.SOCK_STREAM)
         s.setblocking(False)
         self._sockopts(s)
+        src = self.opts.source_ipv6 if fam == socket.AF_INET6 else self.opts.source_ipv4
+        if src is None and si.ip not in ("0.0.0.0", "::"):
+            src = si.ip
         try:
-            if si.ip not in ("0.0.0.0", "::"):
-                s.bind((si.ip, 0))
+            if src is not None:
+                s.bind((src, 0))
             rc = s.connect_ex((ip, port))
         except OSError as exc:
             s.close()

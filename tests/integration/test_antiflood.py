@@ -154,3 +154,61 @@ def test_flood_banned_across_workers_and_ban_expires(start_server):
         assert "ALERT: pike blocking OPTIONS" in srv.log()
     finally:
         ua.close()
+
+
+COUNT_CFG = """#!KAMAILIO
+children=2
+listen=udp:127.0.0.1:{port}
+loadmodule "sl"
+loadmodule "textops"
+loadmodule "htable"
+loadmodule "rtimer"
+modparam("htable", "htable", "cnt=>size=4;")
+modparam("rtimer", "timer", "name=tick;interval=100000u;mode=1;")
+modparam("rtimer", "exec", "timer=tick;route=TICK")
+request_route {
+    append_to_reply("X-Pid: $pp\\r\\n");
+    if ($fU == "count") { $var(n) = $shtinc(cnt=>hits); }
+    sl_send_reply("200", "OK");
+}
+route[TICK] {
+    $var(t) = $shtinc(cnt=>ticks);
+    $sht(cnt=>ticker) = $pp;
+}
+"""
+
+
+def test_counting_across_workers_is_exact(start_server):
+    """What pike and the ban rest on: increments from both workers add up exactly; an
+    rtimer route in the timer process shares the same table."""
+    srv = start_server(COUNT_CFG)
+    uas = [UA() for _ in range(4)]
+    try:
+        pids: set[str] = set()
+        total = 0
+        for _ in range(5):
+            for ua in uas:
+                for _ in range(50):
+                    ua.send(_opts(ua, srv.port).replace("sip:flood@", "sip:count@"), srv.port)
+            for ua in uas:
+                got = 0
+                while got < 50:
+                    data = ua.recv(3.0)
+                    assert data is not None, srv.log()
+                    pids |= {v for k, v in _headers(data) if k.lower() == "x-pid"}
+                    got += 1
+            total += 200
+        assert len(pids) == 2, pids
+        r = _ctl(srv, "--json", "htable.get", "cnt", "hits")
+        assert json.loads(r.stdout) == {"item": {"name": "hits", "value": total}}, r.stderr
+        # rtimer's route ran in the timer process, not in a worker
+        def ticks() -> int:
+            r = _ctl(srv, "--json", "htable.get", "cnt", "ticks")
+            return json.loads(r.stdout)["item"]["value"] if r.returncode == 0 else 0
+
+        assert _wait(lambda: ticks() >= 3, 5), srv.log()
+        ticker = json.loads(_ctl(srv, "--json", "htable.get", "cnt", "ticker").stdout)
+        assert str(ticker["item"]["value"]) not in pids
+    finally:
+        for ua in uas:
+            ua.close()

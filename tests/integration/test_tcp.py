@@ -327,7 +327,7 @@ def test_idle_connection_closed_after_lifetime(start_server):
         assert parse_msg(ua.recv()).status == 200
         t0 = time.monotonic()
         assert ua.closed_by_peer(5)
-        assert 0.8 < time.monotonic() - t0 < 4
+        assert 0.5 < time.monotonic() - t0 < 6        # lifetime 1 s, 0.25 s ticks
         assert _wait(lambda: _rpc(srv, "core.tcp_info")["opened_connections"] == 0)
     finally:
         ua.close()

@@ -23,7 +23,9 @@ modparam("dialog", "profiles_no_value", "calls")
 modparam("dialog", "default_timeout", 100)
 request_route {
     if (is_known_dlg()) {
-        if (is_method("BYE") && $dlg(state) != 5) { sl_send_reply("500", "state"); exit; }
+        if (is_method("BYE") && ($dlg(state) != 5 || $dlg_var(who) != "alice")) {
+            sl_send_reply("500", "state"); exit;
+        }
         $du = "sip:127.0.0.1:5090";
         t_relay(); exit;
     }
@@ -33,6 +35,9 @@ request_route {
         if ($var(n) >= 2) { sl_send_reply("486", "Too many calls $var(n)"); exit; }
         set_dlg_profile("caller", "$fU");
         set_dlg_profile("calls");
+        $dlg_var(who) = $fU;
+        $dlg_var(gone) = "x";
+        $dlg_var(gone) = $null;
         dlg_setflag(3);
         if ($fU == "short") { dlg_set_timeout(1); }
         if (!dlg_isflagset(3) || !is_in_profile("caller", "$fU")) {
@@ -95,6 +100,8 @@ def test_states_profiles_and_bye(h):
     lst = {d["call-id"]: d for d in dialog.rpc_list()}
     assert lst["c1"]["state"] == 4 and lst["c1"]["to_tag"] == "b-c1"
     assert lst["c1"]["profiles"] == [{"caller": "alice"}, "calls"]
+    d1 = dialog._table().get("c1", "a-c1")
+    assert d1 is not None and d1.vars == (("who", "alice"),)
     res = h.request(bye("c1", "alice", from_callee=True))     # BYE from the callee ends it
     assert [d.port for d, _ in res.sent] == [5090]            # known dialog: relayed
     assert dialog.rpc_profile_get_size("caller", "alice")["count"] == 1

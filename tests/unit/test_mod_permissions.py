@@ -143,6 +143,13 @@ request_route {{
     assert status(h, ("10.0.0.1", 5060), ruri="sip:carol@b.example") == (200, "ok")
     assert status(h, ("10.0.0.1", 5060), frm="sip:boss@x", ruri="sip:3613@abc.com") == \
         (200, "ok")
+    reg = ("REGISTER sip:abc.com SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKr\n"
+           "From: <sip:{u}@abc.com>;tag=1\nTo: <sip:{u}@abc.com>\nCall-ID: r1\n"
+           "CSeq: 1 REGISTER\nContact: <{c}>\nContent-Length: 0\n\n")
+    ok = h.request(reg.format(u="3611", c="sip:3611@abc.com"), src=("10.0.0.1", 5060))
+    assert ok.replies[0].status == 200
+    bad = h.request(reg.format(u="3611", c="sip:bob@10.0.0.9"), src=("10.0.0.1", 5060))
+    assert bad.replies[0].status == 403
     assert perm.rpc_test_uri(base, "sip:x@y", "sip:3613@abc.com") == "Denied"
     assert perm.rpc_allow_uri(base, "sip:x@y", "sip:3612@abc.com") == "Allowed"
     with pytest.raises(RpcFault):

@@ -282,3 +282,17 @@ def test_write_queue_limit_and_send_timeout(make):
     assert h.net.table.count("tcp") == 0
     c.close()
     c2.close()
+
+
+def test_outbound_source_address(make):
+    h = make(source_ipv4="127.0.0.2")
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(1)
+    assert h.net.send(Dest("tcp", "127.0.0.1", peer.getsockname()[1]), MSG % 1)
+    h.spin()
+    peer.settimeout(1)
+    s, addr = peer.accept()
+    assert addr[0] == "127.0.0.2"
+    s.close()
+    peer.close()

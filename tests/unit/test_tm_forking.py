@@ -340,3 +340,41 @@ def test_rpcs(h):
     assert [parse_msg(b).method for d, b in h.core.sent if d.port == 5120] == ["INVITE"]
     h.reply(reply_to(out, 180, "Ringing"))
     assert [parse_msg(b).method for d, b in h.core.sent if d.port == 5120][-1] == "CANCEL"
+
+
+def test_per_branch_onreply_route_and_branch_flags():
+    h = Harness.from_text("""
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "tmx"
+loadmodule "textops"
+loadmodule "corex"
+loadmodule "xlog"
+loadmodule "kex"
+request_route {
+    $ru = "sip:one@127.0.0.1:5151";
+    append_branch("sip:two@127.0.0.1:5152");
+    t_on_branch("B");
+    t_on_reply("ALL");
+    t_relay();
+}
+branch_route[B] {
+    if ($rU == "two") { setbflag(3); t_on_reply("TWO"); }
+}
+onreply_route[ALL] { xlog("L_NOTICE", "ALL $rs bf=$bf\\n"); }
+onreply_route[TWO] { xlog("L_NOTICE", "TWO $rs bf=$bf\\n"); }
+""")
+    lines = klog.capture()
+    level = klog.get_debug()
+    klog.set_debug(klog.L_INFO)
+    try:
+        res = h.request(invite("x"))
+        sent = {d.port: b for d, b in res.sent if d.port in (5151, 5152)}
+        h.reply(reply_to(sent[5151], 180, "Ringing", tag="o1"))
+        h.reply(reply_to(sent[5152], 183, "Progress", tag="o2"))
+        got = [t for _l, t in lines]
+        assert any("ALL 180 bf=0" in t for t in got)
+        assert any("TWO 183 bf=8" in t for t in got)
+    finally:
+        klog.capture(False)
+        klog.set_debug(level)
