@@ -3,7 +3,7 @@
 
 Usage: python3 benchmarks/kemi/run.py [-n ITERATIONS] [-r ROUNDS]
 
-Runs benchmarks/kemi/pykam-stateful.cfg (the routing of the default KEMI scripts written in
+Runs etc/pykam.cfg (the routing of the default KEMI scripts written in
 the native language), etc/pykam-lua.cfg (etc/pykam.lua) and etc/pykam-python.cfg
 (etc/pykam_routing.py) in-process through the Harness (parse + route + build what would be
 sent; sends recorded, not performed), on an OPTIONS keepalive to the proxy (stateless), an
@@ -44,7 +44,7 @@ OPTIONS: bytes = _rb.OPTIONS  # type: ignore[attr-defined]
 INVITE: bytes = _rb.INVITE    # type: ignore[attr-defined]
 
 CONFIGS = (
-    ("native", os.path.join("benchmarks", "kemi", "pykam-stateful.cfg"), None),
+    ("native", os.path.join("etc", "pykam.cfg"), None),
     ("lua", os.path.join("etc", "pykam-lua.cfg"), "pykam.lua"),
     ("python", os.path.join("etc", "pykam-python.cfg"), "pykam_routing.py"),
 )

@@ -144,7 +144,26 @@ def load() -> tuple[TlsConfig, dict[str, ssl.SSLContext]]:
                 and not _needs_server()):
             continue            # no TLS listener: an unconfigured server side is fine
         contexts[name] = build_context(prof)
+    _sni_dispatch(conf, contexts)
     return conf, contexts
+
+
+def _sni_dispatch(conf: TlsConfig, contexts: dict[str, ssl.SSLContext]) -> None:
+    """Server profiles with a server_name ([server:any] or an address) are chosen by the
+    client's SNI: every server context switches to the matching one during the handshake."""
+    by_name = {p.server_name.lower(): contexts[n] for n, p in conf.profiles.items()
+               if p.role == "server" and p.server_name and n in contexts}
+    if not by_name:
+        return
+
+    def pick(sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        chosen = by_name.get((name or "").lower())
+        if chosen is not None:
+            sock.context = chosen
+
+    for n, ctx in contexts.items():
+        if n.startswith("server:"):
+            ctx.sni_callback = pick
 
 
 def _needs_server() -> bool:

@@ -561,3 +561,51 @@ def test_200_connections_with_crlf_keepalives(start_server):
     finally:
         for u in uas:
             u.close()
+
+
+REG_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "pv"
+loadmodule "textops"
+loadmodule "siputils"
+loadmodule "usrloc"
+loadmodule "registrar"
+request_route {
+    if (is_method("OPTIONS") && uri==myself && $rU==$null) { sl_send_reply("200", "OK"); exit; }
+    if (is_method("REGISTER")) { force_tcp_alias(); save("location"); exit; }
+    if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+    t_relay();
+}
+"""
+
+
+def test_user_registered_over_tcp_is_reached_on_that_connection(start_server):
+    srv = start_server(REG_CFG)
+    phone, caller = TcpUA(srv.port), UA()
+    try:
+        cid = uuid.uuid4().hex
+        phone.send(f"REGISTER sip:127.0.0.1:{srv.port} SIP/2.0\n"
+                   f"Via: SIP/2.0/TCP 127.0.0.1:5097;branch=z9hG4bK{cid[:10]}\n"
+                   "Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=r1\n"
+                   f"To: <sip:alice@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 REGISTER\n"
+                   "Contact: <sip:alice@127.0.0.1:5097;transport=tcp>\nExpires: 600\n"
+                   "Content-Length: 0\n\n")
+        assert parse_msg(phone.recv()).status == 200
+        caller.send(options("UDP", caller.port, f"sip:alice@127.0.0.1:{srv.port}"), srv.port)
+        got = phone.recv()                  # nobody listens on 5097: it must be this conn
+        assert got is not None, srv.log()
+        req = parse_msg(got)
+        assert req.method == "OPTIONS" and req.ruri.startswith("sip:alice@127.0.0.1:5097")
+        phone.send(reply_to(got))
+        back = caller.recv()
+        assert back is not None and parse_msg(back).status == 200
+    finally:
+        phone.close()
+        caller.close()

@@ -288,3 +288,24 @@ def test_udp_request_forwarded_over_outbound_tls_connection(start_server, tmp_pa
         for c in conns:
             c.close()
         lsock.close()
+
+
+def test_sni_selects_the_server_any_profile(start_server, tmp_path):
+    c1, k1, _ = make_cert(tmp_path, "default.test")
+    c2, k2, _ = make_cert(tmp_path, "other.test")
+    srv, port = _start(start_server, tmp_path,
+                       f"[server:default]\ncertificate = {c1}\nprivate_key = {k1}\n\n"
+                       f"[server:any]\nserver_name = other.test\ncertificate = {c2}\n"
+                       f"private_key = {k2}\n")
+
+    def cn_for(sni: str) -> str:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname=sni) as s:
+            assert _ask(s, port) == 200
+            return _peer_cn(s)
+
+    assert "other.test" in cn_for("other.test")
+    assert "default.test" in cn_for("unknown.test")
