@@ -79,6 +79,7 @@ mod.param("force_generate_avps", int, 0,
 
 _auth: Any = None            # auth's AuthApi (bind_api in mod_init, inherited by the children)
 _lookup: authdb.Lookup | None = None
+_subs_lookups: dict[bool, authdb.Lookup] = {}      # is_subscriber, by its "use domain" flag
 
 
 def _make_lookup() -> authdb.Lookup:
@@ -95,6 +96,9 @@ def mod_init(cfg: Any) -> None:
     global _auth, _lookup
     _auth = bind_api(cfg.modules, "auth", "auth_db")
     _lookup = _make_lookup()
+    for by_domain in (False, True):
+        _subs_lookups[by_domain] = authdb.Lookup(_lookup.url, _lookup.cols, _lookup.creds,
+                                                 by_domain)
     if int(mod.p.version_table) and TABLES_SEEN:
         try:
             for name in sorted(TABLES_SEEN):
@@ -210,7 +214,7 @@ def ki_is_subscriber(ctx: RouteCtx, uri: str, table: str, flags: int) -> int:
     except ParseError as exc:
         klog.err(f"is_subscriber: bad URI \"{uri}\": {exc}", ctx)
         return -1
-    lk = authdb.Lookup(_lookup.url, _lookup.cols, _lookup.creds, bool(flags & 1))
+    lk = _subs_lookups[bool(flags & 1)]
     try:
         row = lk.fetch(table, u.user or "", (u.host or "").lower(), None)
     except db.DbError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import column, select, table
+from sqlalchemy import Select, bindparam, column, select, table
 
 from sipcore import db
 from sipcore import log as klog
@@ -76,29 +76,39 @@ class Lookup:
         self.cols = cols
         self.creds = creds
         self.use_domain = use_domain
+        self._stmts: dict[tuple[str, str | None], Select] = {}
 
-    def fetch(self, tname: str, user: str, domain: str, password_col: str | None
-              ) -> dict[str, Any] | None:
-        """The row of USER[@DOMAIN] with PASSWORD_COL and the credential columns, or None.
-        Raises db.DbError (logged) on a database failure."""
+    def _statement(self, tname: str, password_col: str | None) -> Select:
+        """SELECT password_col, credential columns ... WHERE user = :u [AND domain = :d],
+        built once per table and password column (then only parameters change)."""
+        key = (tname, password_col)
+        stmt = self._stmts.get(key)
+        if stmt is not None:
+            return stmt
         names = [c.column for c in self.creds]
         if password_col is not None:
             names.insert(0, password_col)
         if not names:
             names = [self.cols.user]
-        seen: list[str] = []
-        for n in names:
-            if n not in seen:
-                seen.append(n)
-        t = table(tname, *[column(n) for n in {*seen, self.cols.user, self.cols.domain}])
-        stmt = select(*[t.c[n] for n in seen]).where(t.c[self.cols.user] == user)
+        wanted = list(dict.fromkeys(names))             # unique, in order
+        t = table(tname, *[column(n) for n in {*wanted, self.cols.user, self.cols.domain}])
+        stmt = select(*[t.c[n] for n in wanted]).where(t.c[self.cols.user] == bindparam("u"))
         if self.use_domain:
-            stmt = stmt.where(t.c[self.cols.domain] == domain)
+            stmt = stmt.where(t.c[self.cols.domain] == bindparam("d"))
         stmt = stmt.limit(2)
+        self._stmts[key] = stmt
+        return stmt
+
+    def fetch(self, tname: str, user: str, domain: str, password_col: str | None
+              ) -> dict[str, Any] | None:
+        """The row of USER[@DOMAIN] with PASSWORD_COL and the credential columns, or None.
+        Raises db.DbError (logged) on a database failure."""
+        stmt = self._statement(tname, password_col)
+        params = {"u": user, "d": domain} if self.use_domain else {"u": user}
 
         def run() -> list[dict[str, Any]]:
             with db.get_engine(self.url).connect() as conn:
-                return [dict(r) for r in conn.execute(stmt).mappings().all()]
+                return [dict(r) for r in conn.execute(stmt, params).mappings().all()]
 
         rows = db.guarded(f"auth_db query on {tname}", run)
         if not rows:

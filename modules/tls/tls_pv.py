@@ -10,7 +10,8 @@ $null for them and 0 for $tls_peer_verified.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from sipcore.pv.spec import FuncPv, PvValue
 
@@ -28,7 +29,7 @@ def tls_socket(ctx: Any) -> Any:
     return None if conn is None else conn.sock
 
 
-def _name_field(name: Any, key: str) -> Optional[str]:
+def _name_field(name: Any, key: str) -> str | None:
     for rdn in name or ():
         for k, v in rdn:
             if k == key:
@@ -36,7 +37,7 @@ def _name_field(name: Any, key: str) -> Optional[str]:
     return None
 
 
-def _name_text(name: Any) -> Optional[str]:
+def _name_text(name: Any) -> str | None:
     if not name:
         return None
     return ",".join(f"{k}={v}" for rdn in name for k, v in rdn)
@@ -80,10 +81,10 @@ GETTERS: dict[str, tuple[Callable[[Any], PvValue], str]] = {
 }
 
 
-def factory(name: str) -> Callable[[Optional[str]], FuncPv]:
+def factory(name: str) -> Callable[[str | None], FuncPv]:
     getter = GETTERS[name][0]
 
-    def make(inner: Optional[str]) -> FuncPv:
+    def make(inner: str | None) -> FuncPv:
         if inner:
             raise ValueError(f"${name} takes no inner name")
         return FuncPv(getter, text=f"${name}")

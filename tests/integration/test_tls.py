@@ -293,7 +293,7 @@ def test_udp_request_forwarded_over_outbound_tls_connection(start_server, tmp_pa
 def test_sni_selects_the_server_any_profile(start_server, tmp_path):
     c1, k1, _ = make_cert(tmp_path, "default.test")
     c2, k2, _ = make_cert(tmp_path, "other.test")
-    srv, port = _start(start_server, tmp_path,
+    _srv, port = _start(start_server, tmp_path,
                        f"[server:default]\ncertificate = {c1}\nprivate_key = {k1}\n\n"
                        f"[server:any]\nserver_name = other.test\ncertificate = {c2}\n"
                        f"private_key = {k2}\n")
