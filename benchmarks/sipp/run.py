@@ -58,7 +58,7 @@ listen=udp:127.0.0.1:{port}
 {extra}
 loadmodule "sl"
 loadmodule "maxfwd"
-
+{modules}
 request_route {{
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
@@ -68,10 +68,15 @@ request_route {{
         sl_send_reply("200", "Keepalive");
         exit;
     }}
-    forward();
+    {relay}
     exit;
 }}
 """
+# --stateful: the same with tm: every request is relayed in a transaction (2xx ACKs statelessly)
+STATELESS = {"modules": "", "relay": "forward();"}
+MODE = STATELESS
+STATEFUL = {"modules": 'loadmodule "tm"\n',
+            "relay": "if (!t_relay()) {{ sl_reply_error(); }}".replace("{{", "{").replace("}}", "}")}
 
 
 # --------------------------------------------------------------------------- processes
@@ -261,7 +266,7 @@ class ServerRun:
 def start_pykam(work: Path, children: int, debug: int, root: Path = ROOT) -> ServerRun:
     port = free_udp_port()
     cfg = work / "pykam.cfg"
-    cfg.write_text(CFG_TEMPLATE.format(port=port, children=children, debug=debug, extra=""))
+    cfg.write_text(CFG_TEMPLATE.format(port=port, children=children, debug=debug, extra="", **MODE))
     log = work / "pykam.log"
     rundir = work / "pykam-run"
     rundir.mkdir(exist_ok=True)
@@ -278,7 +283,7 @@ def start_kamailio(work: Path, children: int, debug: int, tlsf: bool) -> ServerR
     rundir = work / "kamailio-run"
     rundir.mkdir(exist_ok=True)
     cfg = work / "kamailio.cfg"
-    cfg.write_text(CFG_TEMPLATE.format(port=port, children=children, debug=debug, extra=""))
+    cfg.write_text(CFG_TEMPLATE.format(port=port, children=children, debug=debug, extra="", **MODE))
     log = work / "kamailio.log"
     cmd = [KAMAILIO, "-DD", "-E", "-f", str(cfg), "-Y", str(rundir), "-n", str(children),
            "-m", "64", "-M", "8"]
@@ -540,7 +545,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="checkout to run pykam from (default: this one)")
     ap.add_argument("--debug", type=int, default=1, help="debug= in both configs (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument("--stateful", action="store_true",
+                    help="relay with tm's t_relay() instead of stateless forward()")
     args = ap.parse_args(argv)
+    global MODE
+    MODE = STATEFUL if args.stateful else STATELESS
 
     if shutil.which("sipp") is None:
         print("sipp not found (apt-get install sip-tester)", file=sys.stderr)
@@ -573,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
                                      else f" ({args.kamailio} not found)"))
     uas_desc = (f"sipp uas (built-in + {UAS_PAUSE_MS} ms ringing pause)" if UAS_PAUSE_MS > 0
                 else "sipp -sn uas")
-    print(f"scenario: sipp -sn uac -> server (stateless forward(), children={args.children}) "
+    relay = "stateful t_relay()" if args.stateful else "stateless forward()"
+    print(f"scenario: sipp -sn uac -> server ({relay}, children={args.children}) "
           f"-> {uas_desc}, all on {HOST}; {calls} calls at {args.rate:g}/s")
     print(f"work dir: {work}")
     print(flush=True)

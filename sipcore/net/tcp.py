@@ -155,6 +155,11 @@ class StreamNet:
             return False
         flags = (F_NO_CONNECT if no_connect or self.opts.no_connect else 0) | \
             (F_CLOSE_AFTER if close_after else 0)
+        w = self.worker
+        if w is not None and dest.conn_id in w.conns:
+            # a TCP worker answering on a connection it owns (the common reply): no lookup
+            return w.handle_command(Command(OP_SEND, dest.proto, flags, dest.ip, dest.port,
+                                            dest.conn_id, data))
         rec = self.find(dest)
         if rec is None:
             if flags & F_NO_CONNECT:
@@ -167,7 +172,6 @@ class StreamNet:
         else:
             owner = rec.owner
             cmd = Command(OP_SEND, rec.proto, flags, rec.rip, rec.rport, rec.conn_id, data)
-        w = self.worker
         if w is not None and w.index == owner:
             return w.handle_command(cmd)
         err = self.mailboxes.post(owner, cmd)

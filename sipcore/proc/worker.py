@@ -1,5 +1,8 @@
 """Bodies of the core child processes: UDP receivers (and the no-fork single process).
 
+TCP workers run sipcore.net.tcp_worker.TcpWorker (forked by the master from the bodies
+`tcp_child_body()` gives; see docs/transports.md).
+
 Runs in: SIP worker processes. Each UDP worker blocks in recvfrom() on the socket it serves;
 every worker of a socket shares the same file description, so the kernel hands each datagram
 to exactly one of them (natural load balancing, no thundering herd). SO_RCVTIMEO wakes a

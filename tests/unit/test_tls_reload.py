@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-import modules.tls as tls  # noqa: E402
-from sipcore.errors import RpcFault  # noqa: E402
-from sipcore.net import tcp as net_tcp  # noqa: E402
-from sipcore.route.core_api import SocketInfo  # noqa: E402
-from tests.integration.test_tls import make_cert  # noqa: E402
+from modules import tls
+from sipcore.errors import RpcFault
+from sipcore.net import tcp as net_tcp
+from sipcore.route.core_api import SocketInfo
+from tests.integration.test_tls import make_cert
 
 
 @pytest.fixture
