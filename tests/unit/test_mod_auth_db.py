@@ -1,8 +1,9 @@
-"""auth_db through the harness with a real subscriber table on SQLite and, when its server
-answers on 127.0.0.1, PostgreSQL (own schema per test, dropped after): the stock config's
-auth_check/auth_challenge flow, calculate_ha1 with plaintext passwords and with ha1/ha1b
-columns, unknown users, stale nonces, SHA-256, load_credentials into AVPs, is_subscriber,
-the version check, and a database that is gone."""
+"""auth_db through the harness with a real subscriber table on SQLite and, when their servers
+answer on 127.0.0.1, PostgreSQL (own schema per test) and MariaDB (own database per test),
+dropped afterwards: the stock config's auth_check/auth_challenge flow, calculate_ha1 with
+plaintext passwords and with ha1/ha1b columns, unknown users, stale nonces, SHA-256, identity
+checks, load_credentials into AVPs, is_subscriber, the version check, KEMI (Lua), and a
+database that is gone."""
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +49,7 @@ def md5(s: str) -> str:
     return hashlib.md5(s.encode()).hexdigest()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
 def url(request, tmp_path):
     with temp_db(request.param, tmp_path) as u:
         db.create_all(u, ["subscriber"])
