@@ -399,13 +399,15 @@ def _sipp_calls(srv, tmp_path, calls: int, uac_t: str, uas_t: str) -> None:
                       "-bind_local", "-rsa", f"127.0.0.1:{srv.port}", f"127.0.0.1:{uas_port}",
                       "-r", "100", "-m", str(calls), "-l", str(calls), "-recv_timeout", "5000",
                       "-timeout", "25s", "-nostdin", "-trace_stat", "-stf", str(stat),
-                      "-fd", "3600", "-max_socket", "1000"], tmp_path, uac_log)
+                      "-fd", "3600", "-max_socket", "1000", "-trace_err", "-error_file",
+                      str(tmp_path / "uac-errors.log")], tmp_path, uac_log)
         try:
             rc = uac.wait(30)
         except subprocess.TimeoutExpired:
             rc = None
         st = _last_stats(stat)
         detail = (f"rc={rc} ok={st.get('SuccessfulCall(C)')} failed={st.get('FailedCall(C)')}"
+                  f"\nerrors:\n{_tail(tmp_path / 'uac-errors.log')}"
                   f"\nuac:\n{_tail(uac_log, 1500)}\nuas:\n{_tail(uas_log, 1500)}"
                   f"\npykam:\n{srv.log()[-3000:]}")
         assert rc == 0 and int(st["SuccessfulCall(C)"]) == calls, detail
