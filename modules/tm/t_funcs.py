@@ -264,8 +264,8 @@ final_callbacks: list[Callable[[Cell, int, bytes, Any], None]] = []
 def _flush(core: Any, out: Out) -> None:
     for dest, buf in out.sends:
         _send(core, dest, buf)
-    for name, delay, payload in out.timers:
-        timer.schedule(name, delay, payload)
+    if out.timers:
+        timer.schedule_many(out.timers)
     for cell, code, buf in out.finals:
         for cb in final_callbacks:
             try:

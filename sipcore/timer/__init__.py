@@ -122,6 +122,37 @@ def schedule(name: str, delay_ms: int, payload: bytes = b"") -> bool:
         return False
 
 
+def schedule_many(items: list[tuple[str, int, bytes]]) -> int:
+    """schedule() for several jobs at once (what one message arms): the records go to the
+    timer process in as few pipe writes as possible, each at most PIPE_BUF bytes so it stays
+    atomic. Returns how many were queued."""
+    if _active is not None or _pipe is None or len(items) == 1:
+        return sum(1 for name, delay, payload in items if schedule(name, delay, payload))
+    chunks: list[bytes] = []
+    cur = b""
+    n = 0
+    for name, delay, payload in items:
+        nb = name.encode()
+        if name not in _handlers or len(payload) > MAX_PAYLOAD or len(nb) > 64:
+            schedule(name, delay, payload)      # logs why it is refused
+            continue
+        rec = _REC.pack(len(nb), max(delay, 0), len(payload)) + nb + payload
+        if len(cur) + len(rec) > MAX_RECORD:
+            chunks.append(cur)
+            cur = b""
+        cur += rec
+        n += 1
+    if cur:
+        chunks.append(cur)
+    for chunk in chunks:
+        try:
+            os.write(_pipe[1], chunk)
+        except BlockingIOError:
+            klog.emit(klog.L_ERR, "timer: queue full, dropping timer jobs")
+            return 0
+    return n
+
+
 class TimerLoop:
     """The scheduler state of the process that runs timers."""
 

@@ -66,3 +66,16 @@ def test_schedule_from_another_process_runs_in_timer_process(tmp_path):
         os._exit(0)
     _, status = os.waitpid(tproc, 0)
     assert out.read_bytes() == b"from-worker"
+
+
+def test_schedule_many_through_the_pipe_is_one_write_and_all_run(tmp_path):
+    ran = []
+    timer.register_handler("a", lambda p: ran.append(p))
+    timer.init()
+    r, w = timer._pipe
+    assert timer.schedule_many([("a", 0, b"1"), ("a", 0, b"2"), ("a", 0, b"3")]) == 3
+    data = os.read(r, 65536)                         # everything arrived in one read
+    loop = timer.TimerLoop()
+    loop.feed(data)
+    loop.run_due()
+    assert ran == [b"1", b"2", b"3"]
