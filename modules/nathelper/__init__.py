@@ -245,7 +245,7 @@ def ki_fix_nated_sdp_ip(ctx: RouteCtx, flags: int, ip: str) -> int:
 
 # ---- RPC -------------------------------------------------------------------------------------
 
-def rpc_enable_ping(value: Optional[Any] = None) -> dict[str, Any]:
+def rpc_enable_ping(value: Optional[int] = None) -> dict[str, Any]:
     """nathelper.enable_ping [0|1]: switch NAT pinging off/on; without a value, show it."""
     st: natping.PingState = _state["ping"]
     if value is not None:

@@ -1,0 +1,316 @@
+"""rtpproxy offer/answer/delete/record over the control protocol, and SDP rewriting.
+
+Runs in: SIP workers (script functions) and the timer process (expiring the offer marks).
+Shared state: the node table (rtpp_nodes.py) and the shm table "rtpproxy:offers"
+(Call-ID + CSeq of requests whose SDP was offered, so a reply in any worker knows whether its
+SDP is the answer or a late offer).
+Kamailio equivalent: modules/rtpproxy/rtpproxy.c (force_rtp_proxy, unforce_rtp_proxy,
+rtpproxy_manage, start_recording).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from sipcore import log as klog
+from sipcore.errors import ParseError
+from sipcore.mod import RouteType
+from sipcore.route.ctx import RouteCtx
+from sipcore.shm import ShmHashTable
+
+from . import rtpp_sdp
+from .rtpp_nodes import Node, NodeTable
+from .rtpp_proto import (SUPPORTED_VERSION, RtppClient, RtppError, check_ok, cmd_delete,
+                         cmd_record, cmd_update, parse_media_reply)
+
+SET_KEY = "rtpproxy:set"            # ctx.extra: set chosen by set_rtp_proxy_set()
+OFFER_TTL_S = 180
+
+
+class FlagError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Flags:
+    """Kamailio rtpproxy_offer/answer flags."""
+
+    asymmetric: bool = False        # a: UA does not do symmetric RTP (implies r)
+    lookup: bool = False            # l: only update an existing session (L command)
+    trust: bool = False             # r: trust the SDP address (else the source address)
+    origin: bool = False            # o: rewrite o= too
+    session_c: bool = False         # c: rewrite the session c= even if every m= has its own
+    force: bool = False             # f: ignore the nortpproxy mark of another proxy
+    direction: str = ""             # "I", "E", "IE", "EI" (i/e flags)
+    weak: bool = False              # w: force symmetric RTP for this side
+    repacketize: str = ""           # zNN: ptime for re-packetization
+
+    def modifiers(self) -> str:
+        m = ""
+        if self.asymmetric:
+            m += "A"
+        if self.weak:
+            m += "W"
+        m += self.direction
+        if self.repacketize:
+            m += "Z" + self.repacketize
+        return m
+
+
+def parse_flags(text: str) -> Flags:
+    kw: dict[str, object] = {}
+    direction = ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        i += 1
+        if ch == "a":
+            kw["asymmetric"] = True
+            kw["trust"] = True
+        elif ch == "A":
+            kw["asymmetric"] = True
+        elif ch in "lL":
+            kw["lookup"] = True
+        elif ch in "rR":
+            kw["trust"] = True
+        elif ch in "oO":
+            kw["origin"] = True
+        elif ch in "cC":
+            kw["session_c"] = True
+        elif ch in "fF":
+            kw["force"] = True
+        elif ch in "iIeE":
+            if len(direction) >= 2:
+                raise FlagError("more than two direction flags (i/e)")
+            direction += ch.upper()
+        elif ch in "wW":
+            kw["weak"] = True
+        elif ch in "zZ":
+            j = i
+            while j < len(text) and text[j].isdigit():
+                j += 1
+            if j == i:
+                raise FlagError("flag z needs a number (zNN)")
+            kw["repacketize"] = text[i:j]
+            i = j
+        elif ch in " \t":
+            continue
+        else:
+            raise FlagError(f"unsupported rtpproxy flag {ch!r}")
+    return Flags(direction=direction, **kw)  # type: ignore[arg-type]
+
+
+def _has_sdp(ctx: RouteCtx) -> bool:
+    msg = ctx.msg
+    ct = msg.content_type
+    return bool(msg.body) and ct is not None and ct.mime == "application/sdp"
+
+
+def _tags(ctx: RouteCtx) -> tuple[str, str]:
+    msg = ctx.msg
+    return msg.from_tag or "", msg.to_tag or ""
+
+
+class Engine:
+    """The module's working state in one process (built in mod_init, inherited by fork)."""
+
+    def __init__(self, nodes: NodeTable, client: RtppClient, nortpproxy_str: str,
+                 offers: Optional[ShmHashTable]) -> None:
+        self.nodes = nodes
+        self.client = client
+        self.nortpproxy = nortpproxy_str.rstrip("\r\n")
+        self.offers = offers
+
+    # ---- talking to a node --------------------------------------------------------------
+    def ping(self, node: Node) -> bool:
+        reply = self.client.send(node, "V")
+        return reply is not None and reply.strip() == SUPPORTED_VERSION
+
+    def _recheck(self, set_id: int) -> None:
+        for n in self.nodes.in_set(set_id):
+            if self.nodes.due_for_recheck(n):
+                if self.ping(n):
+                    self.nodes.enable(n)
+                else:
+                    self.nodes.disable(n)        # next recheck after disable_tout
+
+    def send(self, ctx: RouteCtx, command: str) -> Optional[str]:
+        """Send COMMAND to the node for this call; a node that does not answer is disabled
+        and the next one of the set tried. None when no node answered."""
+        set_id = ctx.extra.get(SET_KEY)
+        if set_id is None:
+            set_id = self.nodes.default_set()
+        if set_id is None:
+            klog.err("rtpproxy: no rtpproxy_sock configured", ctx)
+            return None
+        self._recheck(set_id)
+        tried: set[str] = set()
+        callid = ctx.msg.callid
+        while True:
+            node = self.nodes.select(set_id, callid, frozenset(tried))
+            if node is None:
+                klog.err(f"rtpproxy: no available node in set {set_id}", ctx)
+                return None
+            reply = self.client.send(node, command)
+            if reply is not None:
+                return reply
+            klog.warn(f"rtpproxy: {node.url} does not answer, disabled", ctx)
+            self.nodes.disable(node)
+            tried.add(node.url)
+
+    # ---- offer / answer -------------------------------------------------------------------
+    def force(self, ctx: RouteCtx, flags: Flags, offer: bool, new_ip: Optional[str]) -> int:
+        """Offer (U) or answer (L) every media stream of the message's SDP and rewrite it."""
+        msg = ctx.msg
+        if not _has_sdp(ctx):
+            return -1
+        try:
+            callid = msg.callid
+            from_tag, to_tag = _tags(ctx)
+        except ParseError as exc:
+            klog.err(f"rtpproxy: {exc}", ctx)
+            return -1
+        if not callid or not from_tag:
+            klog.err("rtpproxy: Call-ID and From tag are required", ctx)
+            return -1
+        lookup = flags.lookup or not offer
+        if lookup and not to_tag:
+            klog.err("rtpproxy: answer without To tag", ctx)
+            return -1
+        try:
+            sdp = rtpp_sdp.parse(msg.body)
+        except ValueError as exc:
+            klog.err(f"rtpproxy: {exc}", ctx)
+            return -1
+        if self.nortpproxy and sdp.has_line(self.nortpproxy) and not flags.force:
+            klog.dbg("rtpproxy: SDP already handled by another proxy", ctx)
+            return -1
+        if not sdp.streams:
+            return -1
+        session_c_needed = False
+        last_ip: Optional[str] = None
+        medianum = 0
+        for st in sdp.streams:
+            medianum += 1
+            if st.port == 0:
+                continue                        # disabled stream (RFC 3264 6)
+            old_ip = sdp.addr_of(st)
+            if old_ip is None:
+                klog.err("rtpproxy: media stream without connection address", ctx)
+                return -1
+            cmd_ip = old_ip if (flags.trust or rtpp_sdp.is_null(old_ip)) else ctx.rcv.src_ip
+            cmd = cmd_update(lookup, flags.modifiers(), callid, cmd_ip, st.port, from_tag,
+                             to_tag, medianum)
+            reply = self.send(ctx, cmd)
+            if reply is None:
+                return -1
+            try:
+                mr = parse_media_reply(reply)
+            except RtppError as exc:
+                klog.err(f"rtpproxy: {cmd.split(' ', 1)[0]}: {exc}", ctx)
+                return -1
+            if rtpp_sdp.is_null(old_ip):
+                ip = old_ip                     # on hold stays on hold
+            else:
+                ip = new_ip or mr.addr or self._local_addr(ctx)
+            rtpp_sdp.set_media_port(sdp.lines[st.m_index], mr.port)
+            if st.c_index is not None:
+                rtpp_sdp.set_conn(sdp.lines[st.c_index], ip)
+            else:
+                session_c_needed = True
+            if st.rtcp_index is not None:
+                rtpp_sdp.set_rtcp(sdp.lines[st.rtcp_index], mr.port + 1, ip)
+            last_ip = ip
+        if last_ip is None:
+            return -1                           # every stream disabled: nothing to relay
+        if sdp.session_c is not None and (session_c_needed or flags.session_c):
+            rtpp_sdp.set_conn(sdp.lines[sdp.session_c], last_ip)
+        if flags.origin and sdp.origin is not None:
+            rtpp_sdp.set_origin(sdp.lines[sdp.origin], last_ip)
+        if self.nortpproxy and not sdp.has_line(self.nortpproxy):
+            sdp.add_session_line(self.nortpproxy)
+        msg.set_body(sdp.to_bytes())
+        return 1
+
+    def _local_addr(self, ctx: RouteCtx) -> str:
+        sock = ctx.rcv.sock
+        if sock is not None and getattr(sock, "advertise_host", None):
+            return str(sock.advertise_host)
+        return ctx.rcv.dst_ip
+
+    # ---- delete / record ---------------------------------------------------------------------
+    def destroy(self, ctx: RouteCtx) -> int:
+        try:
+            callid = ctx.msg.callid
+            from_tag, to_tag = _tags(ctx)
+        except ParseError as exc:
+            klog.err(f"rtpproxy: {exc}", ctx)
+            return -1
+        if not callid or not from_tag:
+            return -1
+        reply = self.send(ctx, cmd_delete(callid, from_tag, to_tag))
+        if reply is None:
+            return -1
+        try:
+            check_ok(reply)
+        except RtppError as exc:
+            klog.dbg(f"rtpproxy: D: {exc}", ctx)     # E8: session already gone
+            return -1
+        return 1
+
+    def record(self, ctx: RouteCtx) -> int:
+        try:
+            callid = ctx.msg.callid
+            from_tag, to_tag = _tags(ctx)
+        except ParseError:
+            return -1
+        reply = self.send(ctx, cmd_record(callid, from_tag, to_tag))
+        if reply is None:
+            return -1
+        try:
+            check_ok(reply)
+        except RtppError as exc:
+            klog.err(f"rtpproxy: R: {exc}", ctx)
+            return -1
+        return 1
+
+    # ---- rtpproxy_manage ------------------------------------------------------------------
+    def _offer_key(self, ctx: RouteCtx) -> bytes:
+        msg = ctx.msg
+        return f"{msg.callid}\x00{msg.cseq.num}".encode("utf-8", "surrogateescape")
+
+    def manage(self, ctx: RouteCtx, flags: Flags, new_ip: Optional[str]) -> int:
+        """Offer, answer or delete depending on the message (Kamailio rtpproxy_manage)."""
+        msg = ctx.msg
+        if ctx.route_type & RouteType.FAILURE:
+            return self.destroy(ctx)
+        try:
+            method = msg.method if msg.is_request else msg.cseq.method
+        except ParseError:
+            return -1
+        if msg.is_request:
+            if method in ("BYE", "CANCEL"):
+                return self.destroy(ctx)
+            if not _has_sdp(ctx):
+                return -1
+            if method == "ACK":
+                return self.force(ctx, flags, False, new_ip)
+            if method in ("INVITE", "UPDATE", "PRACK"):
+                rc = self.force(ctx, flags, True, new_ip)
+                if rc > 0 and self.offers is not None:
+                    self.offers.set(self._offer_key(ctx), b"1", ttl=OFFER_TTL_S)
+                return rc
+            return -1
+        if method == "INVITE" and msg.status >= 300:
+            return self.destroy(ctx)
+        if not _has_sdp(ctx):
+            return -1
+        if method not in ("INVITE", "UPDATE", "PRACK"):
+            return -1
+        offered = self.offers is not None and self.offers.get(self._offer_key(ctx)) is not None
+        # the request carried the offer: this SDP is the answer; else a late offer
+        return self.force(ctx, flags, not offered, new_ip)
+
+    def expire_offers(self) -> None:
+        if self.offers is not None:
+            self.offers.expire()
