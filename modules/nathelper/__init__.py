@@ -11,12 +11,20 @@ see docs/modules/nathelper.md for what is not supported.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import timer
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import (ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE,
-                         Fx, Module, bind_api)
+from sipcore.mod import (
+    ANY_ROUTE,
+    BRANCH_ROUTE,
+    FAILURE_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Fx,
+    Module,
+    bind_api,
+)
 from sipcore.pv import PvSpec
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
@@ -245,7 +253,7 @@ def ki_fix_nated_sdp_ip(ctx: RouteCtx, flags: int, ip: str) -> int:
 
 # ---- RPC -------------------------------------------------------------------------------------
 
-def rpc_enable_ping(value: Optional[int] = None) -> dict[str, Any]:
+def rpc_enable_ping(value: int | None = None) -> dict[str, Any]:
     """nathelper.enable_ping [0|1]: switch NAT pinging off/on; without a value, show it."""
     st: natping.PingState = _state["ping"]
     if value is not None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
@@ -39,16 +40,16 @@ class PingConfig:
     ping_nated_only: bool
     nat_bflag: int               # usrloc's nat_bflag (-1: none)
     sipping_bflag: int           # -1: never SIP pings
-    sipping_from: Optional[str]
+    sipping_from: str | None
     sipping_method: str
     disable_bflag: int           # natping_disable_bflag (-1: none)
-    socket: Optional[str]        # natping_socket / force_socket: "udp:ip:port"
+    socket: str | None        # natping_socket / force_socket: "udp:ip:port"
 
 
 class PingState:
     """The enable flag in shm, shared by the timer process and the RPC process."""
 
-    def __init__(self, table: Optional[ShmHashTable]) -> None:
+    def __init__(self, table: ShmHashTable | None) -> None:
         self.table = table
         self._local = True          # no shm (config check): a process-local flag
 
@@ -72,12 +73,10 @@ def _bit(flags: int, bit: int) -> bool:
 def wanted(cfg: PingConfig, cflags: int) -> bool:
     if _bit(cflags, cfg.disable_bflag):
         return False
-    if cfg.ping_nated_only and not _bit(cflags, cfg.nat_bflag):
-        return False
-    return True
+    return not cfg.ping_nated_only or _bit(cflags, cfg.nat_bflag)
 
 
-def target_of(contact: Any) -> Optional[tuple[str, str, int]]:
+def target_of(contact: Any) -> tuple[str, str, int] | None:
     """(proto, ip, port) to ping for a usrloc contact, or None (hostname / bad URI)."""
     text = contact.received or contact.c
     try:
@@ -92,7 +91,7 @@ def target_of(contact: Any) -> Optional[tuple[str, str, int]]:
     return proto, host, port
 
 
-def _socket_from_spec(core: Any, spec: Optional[str]) -> Optional[SocketInfo]:
+def _socket_from_spec(core: Any, spec: str | None) -> SocketInfo | None:
     """The local socket named by "proto:ip:port" (contact socket or natping_socket)."""
     if not spec:
         return None

@@ -5,7 +5,6 @@ Runs in: SIP workers and the timer process (pure functions, no shared state).
 from __future__ import annotations
 
 import ipaddress
-from typing import Optional
 
 # nat_addr_mode 0: RFC 1918 only; 1 (default): also RFC 6598 (carrier-grade NAT) and the
 # RFC 6333 DS-Lite range, as Kamailio's nets_1918 table
@@ -18,7 +17,7 @@ PROTO_NUM = {"udp": 1, "tcp": 2, "tls": 3, "sctp": 4, "ws": 5, "wss": 6}
 NUM_PROTO = {v: k for k, v in PROTO_NUM.items()}
 
 
-def parse_ip(text: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     t = text.strip()
     if t.startswith("[") and t.endswith("]"):
         t = t[1:-1]

@@ -8,7 +8,7 @@ fix_nated_sdp, add_rcv_param, *_contact_alias, handle_ruri_alias).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
@@ -43,7 +43,7 @@ class NhConfig:
     """The parameters the functions read (taken from mod.p by __init__.py)."""
 
     nat_addr_mode: int = 1
-    received_avp: Optional[str] = None
+    received_avp: str | None = None
     nortpproxy_str: str = "a=nortpproxy:yes\r\n"
     append_sdp_oldmediaip: int = 1
     alias_name: str = "alias"
@@ -136,7 +136,7 @@ class ContactRef:
     element: str        # current element text (after earlier nathelper edits)
 
 
-def _first_contact(ctx: RouteCtx) -> Optional[ContactRef]:
+def _first_contact(ctx: RouteCtx) -> ContactRef | None:
     ref = ctx.extra.get(_CONTACT_KEY)
     if ref is not None:
         return ref
@@ -169,7 +169,7 @@ def _set_first_contact(ctx: RouteCtx, ref: ContactRef, element: str) -> None:
     ctx.extra[_CONTACT_KEY] = ref
 
 
-def contact_uri_text(ctx: RouteCtx) -> Optional[str]:
+def contact_uri_text(ctx: RouteCtx) -> str | None:
     """The first Contact URI as nathelper left it (for tests and set_alias_to_pv)."""
     ref = _first_contact(ctx)
     if ref is None:
@@ -232,7 +232,7 @@ def add_rcv_param(ctx: RouteCtx, flag: int) -> int:
                 msg.insert_after(end, f';received="{rcv}"'.encode())
                 continue
             try:
-                us, ue, angle = na.element_uri_span(elem)
+                _, ue, angle = na.element_uri_span(elem)
             except ValueError as exc:
                 klog.err(f"nathelper: add_rcv_param: {exc}", ctx)
                 return -1
@@ -258,8 +258,8 @@ def _uri_matches_source(uri: str, ctx: RouteCtx) -> bool:
     return na.same_ip(u.host or "", rcv.src_ip) and port == rcv.src_port and proto == rcv.proto
 
 
-def add_contact_alias(ctx: RouteCtx, cfg: NhConfig, ip: Optional[str] = None,
-                      port: Optional[int] = None, proto: Optional[str] = None,
+def add_contact_alias(ctx: RouteCtx, cfg: NhConfig, ip: str | None = None,
+                      port: int | None = None, proto: str | None = None,
                       trim: bool = False) -> int:
     """;alias=ip~port~proto on the first Contact URI when it differs from the source (or from
     the given address). 1 added, 2 nothing to do, -1 error."""
@@ -313,7 +313,7 @@ def handle_ruri_alias(ctx: RouteCtx, cfg: NhConfig, mode: int) -> int:
     return 1
 
 
-def alias_to_uri(ctx: RouteCtx, cfg: NhConfig) -> Optional[str]:
+def alias_to_uri(ctx: RouteCtx, cfg: NhConfig) -> str | None:
     """set_alias_to_pv(): the first Contact URI with host:port (and transport) from its alias
     param, the param removed; None when there is no alias."""
     uri = contact_uri_text(ctx)
@@ -326,14 +326,14 @@ def alias_to_uri(ctx: RouteCtx, cfg: NhConfig) -> Optional[str]:
     out = na.replace_hostport(stripped, ip, port)
     out, _ = na.remove_uri_param(out, "transport")
     if proto != "udp":
-        s, e = na.uri_params_span(out)
+        _, e = na.uri_params_span(out)
         out = out[:e] + f";transport={proto}" + out[e:]
     return out
 
 
 # ---- fix_nated_sdp -----------------------------------------------------------------------
 
-def fix_nated_sdp(ctx: RouteCtx, cfg: NhConfig, flags: int, ip: Optional[str]) -> int:
+def fix_nated_sdp(ctx: RouteCtx, cfg: NhConfig, flags: int, ip: str | None) -> int:
     """Rewrite the SDP for a NATed endpoint. 1 something changed, 2 nothing to change,
     -1 no SDP / error."""
     msg = ctx.msg

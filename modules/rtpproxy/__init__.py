@@ -9,12 +9,12 @@ Kamailio equivalent: modules/rtpproxy. Only UDP control sockets (udp:, udp6:) ar
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
+from sipcore import log as klog
 from sipcore import timer
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import (BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx,
-                         Module)
+from sipcore.mod import BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
 
@@ -42,7 +42,7 @@ mod.param("nortpproxy_str", str, "a=nortpproxy:yes\r\n",
           doc="SDP line marking relayed SDP (added after rewriting; SDP with it is left "
               "alone unless flag f).")
 
-_engine: dict[str, Optional[rf.Engine]] = {"e": None}
+_engine: dict[str, rf.Engine | None] = {"e": None}
 
 
 def _build_engine(shm: Any) -> rf.Engine:
@@ -63,7 +63,8 @@ def mod_init(cfg: Any) -> None:
     from sipcore.runtime import shm_context
 
     if not mod.p.rtpproxy_sock:
-        raise ModuleError("rtpproxy: no rtpproxy_sock configured")
+        # as Kamailio: the module loads, its functions fail (return -1) with an error log
+        klog.warn("rtpproxy: no rtpproxy_sock configured, relaying is disabled")
     if int(mod.p.rtpproxy_tout) <= 0 or int(mod.p.rtpproxy_retr) <= 0:
         raise ModuleError("rtpproxy: rtpproxy_tout and rtpproxy_retr must be positive")
     _engine["e"] = _build_engine(shm_context())
@@ -83,9 +84,7 @@ def engine() -> rf.Engine:
     return e
 
 
-def _flags(ctx: RouteCtx, text: str) -> Optional[rf.Flags]:
-    from sipcore import log as klog
-
+def _flags(ctx: RouteCtx, text: str) -> rf.Flags | None:
     try:
         return rf.parse_flags(text)
     except rf.FlagError as exc:
@@ -104,7 +103,7 @@ def ki_set_rtp_proxy_set(ctx: RouteCtx, set_id: int) -> int:
     return 1
 
 
-def _force(ctx: RouteCtx, flags: str, offer: bool, ip: Optional[str]) -> int:
+def _force(ctx: RouteCtx, flags: str, offer: bool, ip: str | None) -> int:
     f = _flags(ctx, flags)
     return -1 if f is None else engine().force(ctx, f, offer, ip or None)
 
@@ -117,7 +116,7 @@ def ki_rtpproxy_offer(ctx: RouteCtx) -> int:
 
 @mod.function("rtpproxy_offer", args=(Fx.SPVE,), routes=RFOB)
 def ki_rtpproxy_offer_flags(ctx: RouteCtx, flags: str) -> int:
-    """Same with FLAGS (a l r o c f i e w zNN)."""
+    """Same with FLAGS (a l r o c f i e w zNN 1 2 3)."""
     return _force(ctx, flags, True, None)
 
 
@@ -175,8 +174,9 @@ def ki_rtpproxy_destroy(ctx: RouteCtx) -> int:
 
 @mod.function("rtpproxy_destroy", args=(Fx.SPVE,), routes=RFOB)
 def ki_rtpproxy_destroy_flags(ctx: RouteCtx, flags: str) -> int:
-    """Same; FLAGS are accepted for compatibility (none changes the D command)."""
-    return engine().destroy(ctx)
+    """Same; FLAGS 1/2/3 delete the per-branch session (Via branch after the Call-ID)."""
+    f = _flags(ctx, flags)
+    return -1 if f is None else engine().destroy(ctx, f.via)
 
 
 @mod.function("unforce_rtp_proxy", args=(), routes=RFOB)

@@ -10,7 +10,6 @@ rtpproxy_manage, start_recording).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
@@ -20,8 +19,16 @@ from sipcore.shm import ShmHashTable
 
 from . import rtpp_sdp
 from .rtpp_nodes import Node, NodeTable
-from .rtpp_proto import (SUPPORTED_VERSION, RtppClient, RtppError, check_ok, cmd_delete,
-                         cmd_record, cmd_update, parse_media_reply)
+from .rtpp_proto import (
+    SUPPORTED_VERSION,
+    RtppClient,
+    RtppError,
+    check_ok,
+    cmd_delete,
+    cmd_record,
+    cmd_update,
+    parse_media_reply,
+)
 
 SET_KEY = "rtpproxy:set"            # ctx.extra: set chosen by set_rtp_proxy_set()
 OFFER_TTL_S = 180
@@ -44,6 +51,9 @@ class Flags:
     direction: str = ""             # "I", "E", "IE", "EI" (i/e flags)
     weak: bool = False              # w: force symmetric RTP for this side
     repacketize: str = ""           # zNN: ptime for re-packetization
+    via: int = 0                    # 1/2/3: ";<Via branch>" after the Call-ID (per-branch
+                                    # sessions): 1 top Via, 2 second Via, 3 top for requests
+                                    # and second for replies
 
     def modifiers(self) -> str:
         m = ""
@@ -93,6 +103,8 @@ def parse_flags(text: str) -> Flags:
                 raise FlagError("flag z needs a number (zNN)")
             kw["repacketize"] = text[i:j]
             i = j
+        elif ch in "123":
+            kw["via"] = int(ch)
         elif ch in " \t":
             continue
         else:
@@ -106,6 +118,19 @@ def _has_sdp(ctx: RouteCtx) -> bool:
     return bool(msg.body) and ct is not None and ct.mime == "application/sdp"
 
 
+def session_callid(ctx: RouteCtx, via: int) -> str:
+    """The Call-ID as rtpproxy keys the session: with flag 1/2/3 the Via branch appended."""
+    msg = ctx.msg
+    if via == 0:
+        return msg.callid
+    if via == 3:
+        via = 1 if msg.is_request else 2
+    v = msg.via1 if via == 1 else msg.via2
+    if v is None or not v.branch:
+        raise ParseError(f"no branch in Via {via} for rtpproxy flag {via}", -1)
+    return f"{msg.callid};{v.branch}"
+
+
 def _tags(ctx: RouteCtx) -> tuple[str, str]:
     msg = ctx.msg
     return msg.from_tag or "", msg.to_tag or ""
@@ -115,7 +140,7 @@ class Engine:
     """The module's working state in one process (built in mod_init, inherited by fork)."""
 
     def __init__(self, nodes: NodeTable, client: RtppClient, nortpproxy_str: str,
-                 offers: Optional[ShmHashTable]) -> None:
+                 offers: ShmHashTable | None) -> None:
         self.nodes = nodes
         self.client = client
         self.nortpproxy = nortpproxy_str.rstrip("\r\n")
@@ -134,7 +159,7 @@ class Engine:
                 else:
                     self.nodes.disable(n)        # next recheck after disable_tout
 
-    def send(self, ctx: RouteCtx, command: str) -> Optional[str]:
+    def send(self, ctx: RouteCtx, command: str) -> str | None:
         """Send COMMAND to the node for this call; a node that does not answer is disabled
         and the next one of the set tried. None when no node answered."""
         set_id = ctx.extra.get(SET_KEY)
@@ -159,18 +184,18 @@ class Engine:
             tried.add(node.url)
 
     # ---- offer / answer -------------------------------------------------------------------
-    def force(self, ctx: RouteCtx, flags: Flags, offer: bool, new_ip: Optional[str]) -> int:
+    def force(self, ctx: RouteCtx, flags: Flags, offer: bool, new_ip: str | None) -> int:
         """Offer (U) or answer (L) every media stream of the message's SDP and rewrite it."""
         msg = ctx.msg
         if not _has_sdp(ctx):
             return -1
         try:
-            callid = msg.callid
+            callid = session_callid(ctx, flags.via)
             from_tag, to_tag = _tags(ctx)
         except ParseError as exc:
             klog.err(f"rtpproxy: {exc}", ctx)
             return -1
-        if not callid or not from_tag:
+        if not msg.callid or not from_tag:
             klog.err("rtpproxy: Call-ID and From tag are required", ctx)
             return -1
         lookup = flags.lookup or not offer
@@ -188,7 +213,7 @@ class Engine:
         if not sdp.streams:
             return -1
         session_c_needed = False
-        last_ip: Optional[str] = None
+        last_ip: str | None = None
         medianum = 0
         for st in sdp.streams:
             medianum += 1
@@ -239,14 +264,14 @@ class Engine:
         return ctx.rcv.dst_ip
 
     # ---- delete / record ---------------------------------------------------------------------
-    def destroy(self, ctx: RouteCtx) -> int:
+    def destroy(self, ctx: RouteCtx, via: int = 0) -> int:
         try:
-            callid = ctx.msg.callid
+            callid = session_callid(ctx, via)
             from_tag, to_tag = _tags(ctx)
         except ParseError as exc:
             klog.err(f"rtpproxy: {exc}", ctx)
             return -1
-        if not callid or not from_tag:
+        if not ctx.msg.callid or not from_tag:
             return -1
         reply = self.send(ctx, cmd_delete(callid, from_tag, to_tag))
         if reply is None:
@@ -279,18 +304,18 @@ class Engine:
         msg = ctx.msg
         return f"{msg.callid}\x00{msg.cseq.num}".encode("utf-8", "surrogateescape")
 
-    def manage(self, ctx: RouteCtx, flags: Flags, new_ip: Optional[str]) -> int:
+    def manage(self, ctx: RouteCtx, flags: Flags, new_ip: str | None) -> int:
         """Offer, answer or delete depending on the message (Kamailio rtpproxy_manage)."""
         msg = ctx.msg
         if ctx.route_type & RouteType.FAILURE:
-            return self.destroy(ctx)
+            return self.destroy(ctx, flags.via)
         try:
             method = msg.method if msg.is_request else msg.cseq.method
         except ParseError:
             return -1
         if msg.is_request:
             if method in ("BYE", "CANCEL"):
-                return self.destroy(ctx)
+                return self.destroy(ctx, flags.via)
             if not _has_sdp(ctx):
                 return -1
             if method == "ACK":
@@ -302,7 +327,7 @@ class Engine:
                 return rc
             return -1
         if method == "INVITE" and msg.status >= 300:
-            return self.destroy(ctx)
+            return self.destroy(ctx, flags.via)
         if not _has_sdp(ctx):
             return -1
         if method not in ("INVITE", "UPDATE", "PRACK"):

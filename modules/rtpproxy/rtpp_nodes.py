@@ -12,7 +12,6 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Optional
 
 from sipcore.shm import ShmHashTable
 
@@ -68,7 +67,7 @@ def parse_sock_param(value: str) -> list[Node]:
 class NodeTable:
     """Every configured node plus its shared state."""
 
-    def __init__(self, nodes: list[Node], table: Optional[ShmHashTable],
+    def __init__(self, nodes: list[Node], table: ShmHashTable | None,
                  disable_tout_s: int) -> None:
         self.nodes = nodes
         self.table = table
@@ -78,7 +77,7 @@ class NodeTable:
     def sets(self) -> list[int]:
         return sorted({n.set_id for n in self.nodes})
 
-    def default_set(self) -> Optional[int]:
+    def default_set(self) -> int | None:
         return self.nodes[0].set_id if self.nodes else None
 
     def in_set(self, set_id: int) -> list[Node]:
@@ -120,7 +119,7 @@ class NodeTable:
 
     # ---- selection -------------------------------------------------------------------------
     def select(self, set_id: int, callid: str, skip: frozenset[str] = frozenset()
-               ) -> Optional[Node]:
+               ) -> Node | None:
         """The node for CALLID among the enabled nodes of SET_ID, by weight over a stable
         hash of the Call-ID (offer, answer and delete of one call reach the same node)."""
         active = [n for n in self.in_set(set_id)

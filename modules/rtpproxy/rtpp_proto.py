@@ -21,7 +21,6 @@ import select
 import socket
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 from .rtpp_nodes import Node
 
@@ -37,7 +36,7 @@ class RtppError(Exception):
 @dataclass(frozen=True)
 class MediaReply:
     port: int
-    addr: Optional[str]      # None: rtpproxy did not say (use our own address)
+    addr: str | None      # None: rtpproxy did not say (use our own address)
     ipv6: bool
 
 
@@ -112,7 +111,7 @@ class RtppClient:
             s.close()
         self._socks.clear()
 
-    def send(self, node: Node, command: str) -> Optional[str]:
+    def send(self, node: Node, command: str) -> str | None:
         """The reply text (cookie removed), or None when the node did not answer after
         `retr` tries of `tout_ms` each."""
         cookie = new_cookie()
@@ -138,6 +137,8 @@ class RtppClient:
                     continue
                 except OSError:
                     break               # ICMP port unreachable: next try
+                if src[1] != node.port:
+                    continue            # not from this node
                 text = reply.decode("utf-8", "replace")
                 rc, _, rest = text.partition(" ")
                 if rc == cookie:

@@ -5,7 +5,6 @@ Runs in: SIP workers (pure functions over bytes). Shared state: none.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 
 @dataclass
@@ -18,21 +17,21 @@ class Line:
 class Stream:
     m_index: int                    # index of the m= line in Sdp.lines
     port: int
-    c_index: Optional[int]          # media-level c= line, if any
-    rtcp_index: Optional[int] = None
+    c_index: int | None          # media-level c= line, if any
+    rtcp_index: int | None = None
 
 
 @dataclass
 class Sdp:
     lines: list[Line]
-    session_c: Optional[int] = None
-    origin: Optional[int] = None
+    session_c: int | None = None
+    origin: int | None = None
     streams: list[Stream] = field(default_factory=list)
 
     def eol(self) -> str:
         return next((ln.eol for ln in self.lines if ln.eol), "\r\n")
 
-    def addr_of(self, st: Stream) -> Optional[str]:
+    def addr_of(self, st: Stream) -> str | None:
         idx = st.c_index if st.c_index is not None else self.session_c
         return None if idx is None else conn_addr(self.lines[idx].text)
 
@@ -56,7 +55,7 @@ class Sdp:
                 st.rtcp_index += 1
 
 
-def conn_addr(text: str) -> Optional[str]:
+def conn_addr(text: str) -> str | None:
     parts = text[2:].split()
     if len(parts) < 3 or parts[0] != "IN":
         return None
@@ -77,7 +76,7 @@ def parse(body: bytes) -> Sdp:
                 raw, eol = raw[:-1], "\r\n"
         lines.append(Line(raw, eol))
     sdp = Sdp(lines)
-    cur: Optional[Stream] = None
+    cur: Stream | None = None
     for i, ln in enumerate(lines):
         t = ln.text
         if t.startswith("m="):
@@ -133,5 +132,5 @@ def set_rtcp(line: Line, port: int, ip: str) -> None:
         line.text = f"a=rtcp:{port}"
 
 
-def is_null(ip: Optional[str]) -> bool:
+def is_null(ip: str | None) -> bool:
     return ip in ("0.0.0.0", "::")
