@@ -21,6 +21,7 @@ collect what to send under the lock and send afterwards (STYLE rule 4).
 from __future__ import annotations
 
 import os
+import operator
 import struct
 from dataclasses import dataclass, field, fields
 from typing import Callable, Optional, TypeVar
@@ -88,6 +89,16 @@ class _Schema:
         # int64 fields, then the uint32 lengths of the var fields, then their bytes
         self.head = struct.Struct(f"<{len(self.ints)}q{len(self.vars)}I")
         self.nint = len(self.ints)
+        # hot path helpers, computed once: C-level attribute fetches, and a template of the
+        # instance dict (fields that are not encoded keep their default from here)
+        self.get_ints = operator.attrgetter(*self.ints) if len(self.ints) > 1 else (
+            lambda o, _n=self.ints[0]: (getattr(o, _n),))
+        var_names = [n for n, _ in self.vars]
+        self.get_vars = operator.attrgetter(*var_names) if len(var_names) > 1 else (
+            lambda o, _n=var_names[0]: (getattr(o, _n),))
+        self.str_flags = [is_str for _, is_str in self.vars]
+        self.var_names = var_names
+        self.cls = cls
 
 
 _SCHEMAS: dict[type, _Schema] = {}
@@ -102,9 +113,9 @@ def _schema(cls: type) -> _Schema:
 
 def _enc(obj: object, out: list[bytes]) -> None:
     sc = _schema(type(obj))
-    data = [getattr(obj, n).encode("utf-8", "surrogateescape") if is_str else getattr(obj, n)
-            for n, is_str in sc.vars]
-    out.append(sc.head.pack(*[getattr(obj, n) for n in sc.ints], *map(len, data)))
+    data = [v.encode("utf-8", "surrogateescape") if is_str else v
+            for v, is_str in zip(sc.get_vars(obj), sc.str_flags)]
+    out.append(sc.head.pack(*sc.get_ints(obj), *map(len, data)))
     out.extend(data)
     if sc.has_branches:
         brs = obj.branches  # type: ignore[attr-defined]
@@ -117,11 +128,14 @@ def _dec(cls: type, buf: bytes, pos: int) -> tuple[object, int]:
     sc = _schema(cls)
     head = sc.head.unpack_from(buf, pos)
     pos += sc.head.size
-    vals: dict[str, object] = dict(zip(sc.ints, head[:sc.nint], strict=True))
-    for (name, is_str), n in zip(sc.vars, head[sc.nint:], strict=True):
+    d: dict[str, object] = dict(zip(sc.ints, head))
+    for name, is_str, n in zip(sc.var_names, sc.str_flags, head[sc.nint:]):
+        if n == 0:
+            d[name] = "" if is_str else b""
+            continue
         b = buf[pos:pos + n]
         pos += n
-        vals[name] = b.decode("utf-8", "surrogateescape") if is_str else b
+        d[name] = b.decode("utf-8", "surrogateescape") if is_str else b
     if sc.has_branches:
         n = _L.unpack_from(buf, pos)[0]
         pos += 4
@@ -129,8 +143,11 @@ def _dec(cls: type, buf: bytes, pos: int) -> tuple[object, int]:
         for _ in range(n):
             br, pos = _dec(Branch, buf, pos)
             items.append(br)
-        vals["branches"] = items
-    return cls(**vals), pos
+        d["branches"] = items
+    # every field is in d (all are encoded), so skip __init__ and its defaults
+    obj = object.__new__(cls)
+    obj.__dict__ = d
+    return obj, pos
 
 
 @dataclass
