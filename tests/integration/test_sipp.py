@@ -199,3 +199,42 @@ def test_benchmark_runner_smoke(tmp_path):
     assert not Path(work).exists(), out                # temp dir removed
     left = _processes_using(work)
     assert not left, f"processes left behind: {left}"
+
+
+STATEFUL_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=4
+listen=udp:127.0.0.1:{port}
+loadmodule "sl"
+loadmodule "maxfwd"
+loadmodule "tm"
+loadmodule "xlog"
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (method=="OPTIONS" && uri==myself) { sl_send_reply("200", "Keepalive"); exit; }
+    xinfo("seen pid=$pp ci=$ci what=$rm\\n");
+    if (!t_relay()) { sl_reply_error(); }
+    exit;
+}
+reply_route {
+    xinfo("seen pid=$pp ci=$ci what=$rs\\n");
+}
+"""
+
+
+def test_stateful_children4_messages_of_one_transaction_on_different_workers(start_server,
+                                                                             tmp_path):
+    """tm state is in shm: with 4 workers, the INVITE, its replies and the ACK/BYE of one call
+    land on different workers and still match (every call completes)."""
+    srv = start_server(STATEFUL_CFG)
+    _run_calls(srv, tmp_path, 300, RATE)
+    pids_by_call: dict[str, set[str]] = {}
+    for m in re.finditer(r"seen pid=(\d+) ci=(\S+) what=", srv.log()):
+        pids_by_call.setdefault(m[2], set()).add(m[1])
+    assert len(pids_by_call) >= 300
+    spread = [ci for ci, pids in pids_by_call.items() if len(pids) > 1]
+    assert len(spread) > 30, f"only {len(spread)} calls handled by more than one worker"
+    assert len({p for pids in pids_by_call.values() for p in pids}) == 4
+    _options_answered(srv)
+    assert "Traceback" not in srv.log()
