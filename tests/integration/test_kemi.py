@@ -197,3 +197,42 @@ def test_register_then_call_and_busy_through_failure_route(kemi_server):
         caller.close()
         callee.close()
     assert "Traceback" not in srv.log()
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)")
+def test_reload_under_sipp_load_loses_no_request(kemi_server, tmp_path):
+    """SIPp sends OPTIONS at 200/s (a retransmitted request counts as a failure only when it is
+    never answered); the script is reloaded over RPC midway: every request is answered."""
+    import csv
+    import time
+
+    srv = kemi_server
+    src = srv.script.read_text()
+    srv.script.write_text(src.replace('"Keepalive"', '"New"'))
+    stat = tmp_path / "opt-stat.csv"
+    scen = ROOT / "tests" / "integration" / "sipp" / "options.xml"
+    sipp = subprocess.Popen(["sipp", "-sf", str(scen), "-i", "127.0.0.1", "-p", "0",
+                             f"127.0.0.1:{srv.port}", "-r", "200", "-m", "1200",
+                             "-l", "1200", "-nostdin", "-trace_stat", "-stf", str(stat),
+                             "-fd", "3600", "-timeout", "30s"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        time.sleep(2.0)
+        assert sipp.poll() is None                 # requests are still being sent
+        out = ctl(srv, ENGINES[srv.engine][2])
+        assert out.returncode == 0, out.stdout + out.stderr
+        rc = sipp.wait(40)
+    finally:
+        if sipp.poll() is None:
+            sipp.kill()
+            sipp.wait(5)
+    rows = list(csv.reader(open(stat, newline=""), delimiter=";"))
+    st = dict(zip(rows[0], rows[-1]))
+    assert rc == 0 and int(st["SuccessfulCall(C)"]) == 1200, st
+    ua = UA()
+    try:
+        assert ask(ua, srv).reason == "New"
+    finally:
+        ua.close()
+    assert "Traceback" not in srv.log()
