@@ -59,3 +59,11 @@ def test_default_config_registers_and_routes(start_server):
     finally:
         caller.close()
         bob.close()
+
+
+def test_default_config_cancel_gives_487(start_server):
+    from .test_kemi import cancel_flow
+
+    cfg = (ROOT / "etc" / "pykam.cfg").read_text().replace(
+        "#!trydef LISTEN udp:127.0.0.1:5060", "#!trydef LISTEN udp:127.0.0.1:{port}")
+    cancel_flow(start_server(cfg))

@@ -236,3 +236,70 @@ def test_reload_under_sipp_load_loses_no_request(kemi_server, tmp_path):
     finally:
         ua.close()
     assert "Traceback" not in srv.log()
+
+
+def cancel_flow(srv) -> None:
+    """REGISTER bob; alice calls; bob rings; alice cancels: 200 for the CANCEL, bob sees the
+    CANCEL, alice gets 487 for the INVITE. The same for every routing engine."""
+    caller, callee = UA(), UA()
+    try:
+        callee.send(f"REGISTER sip:127.0.0.1:{srv.port} SIP/2.0\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{callee.port};branch=z9hG4bKrc{callee.port}\n"
+                    "Max-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=r1\n"
+                    "To: <sip:bob@127.0.0.1>\nCall-ID: reg-cancel-1\nCSeq: 1 REGISTER\n"
+                    f"Contact: <sip:bob@127.0.0.1:{callee.port}>\nExpires: 60\n"
+                    "Content-Length: 0\n\n", srv.port)
+        assert parse_msg(callee.recv()).status == 200, srv.log()
+        head = (f"sip:bob@127.0.0.1:{srv.port} SIP/2.0\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{caller.port};branch=z9hG4bKcx{caller.port}\n"
+                "Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=a1\n"
+                f"To: <sip:bob@127.0.0.1>\nCall-ID: cancel-{caller.port}\n")
+        caller.send(f"INVITE {head}CSeq: 1 INVITE\n"
+                    f"Contact: <sip:alice@127.0.0.1:{caller.port}>\nContent-Length: 0\n\n",
+                    srv.port)
+        assert parse_msg(caller.recv()).status == 100
+        inv = parse_msg(callee.recv())
+        assert inv.method == "INVITE", srv.log()
+
+        def reply(req, code: str) -> bytes:
+            return (f"SIP/2.0 {code}\r\n".encode() +
+                    b"".join(req.buf[h.start:h.end] for h in req.header_all("Via")) +
+                    b"".join(req.buf[h.start:h.end] for h in req.headers
+                             if h.canonical_name in ("From", "Call-ID", "CSeq")) +
+                    b"To: <sip:bob@127.0.0.1>;tag=b1\r\nContent-Length: 0\r\n\r\n")
+
+        callee.send(reply(inv, "180 Ringing"), srv.port)
+        assert parse_msg(caller.recv()).status == 180
+        caller.send(f"CANCEL {head}CSeq: 1 CANCEL\nContent-Length: 0\n\n", srv.port)
+        seen = {}
+        for _ in range(6):                      # CANCEL's 200 and bob's CANCEL, any order
+            for ua, who in ((callee, "callee"), (caller, "caller")):
+                data = ua.recv(0.5)
+                if data is not None:
+                    m = parse_msg(data)
+                    seen.setdefault(who, []).append(m)
+            if "callee" in seen and "caller" in seen:
+                break
+        cancel = next(m for m in seen.get("callee", []) if m.is_request)
+        assert cancel.method == "CANCEL", srv.log()
+        assert any(m.is_reply and m.status == 200 and m.cseq.method == "CANCEL"
+                   for m in seen["caller"])
+        callee.send(reply(cancel, "200 OK"), srv.port)
+        callee.send(reply(inv, "487 Request Terminated"), srv.port)
+        final = None
+        for _ in range(6):
+            data = caller.recv(2.0)
+            assert data is not None, srv.log()
+            m = parse_msg(data)
+            if m.is_reply and m.cseq.method == "INVITE" and m.status >= 200:
+                final = m
+                break
+        assert final is not None and final.status == 487
+    finally:
+        caller.close()
+        callee.close()
+    assert "Traceback" not in srv.log()
+
+
+def test_cancel_before_answer_gives_487(kemi_server):
+    cancel_flow(kemi_server)
