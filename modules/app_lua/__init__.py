@@ -12,6 +12,7 @@ from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
+from sipcore.kemi.engine_glue import engine_child_init, engine_reload, script_path_validator
 from sipcore.mod import Module
 from sipcore.proc import ranks
 
@@ -20,17 +21,7 @@ from .lua_engine import LuaEngine, ScriptLoadError, check_syntax
 mod = Module("app_lua", summary="Routing scripts in Lua (KEMI), one Lua state per process.")
 
 
-def _script_path(value: Any) -> str:
-    path = str(value)
-    if not os.path.isfile(path):
-        raise ValueError(f"Lua script \"{path}\" not found")
-    try:
-        check_syntax(path)
-    except ScriptLoadError as e:
-        raise ValueError(f"Lua script does not compile: {e}") from None
-    except OSError as e:
-        raise ValueError(f"cannot read Lua script \"{path}\": {e.strerror or e}") from None
-    return os.path.abspath(path)
+_script_path = script_path_validator("Lua", check_syntax, ScriptLoadError)
 
 
 mod.param("load", str, None, multi=True, validator=_script_path,
@@ -65,29 +56,12 @@ def mod_init(cfg: Any) -> None:
 @mod.on_child_init
 def child_init(rank: int) -> None:
     """Every process but the master: its own Lua state with the script loaded."""
-    eng = STATE.engine
-    if eng is None or rank in (ranks.PROC_INIT, ranks.PROC_MAIN, ranks.PROC_POSTCHILDINIT):
-        return
-    try:
-        eng.child_init(rank)
-    except ScriptLoadError as e:
-        raise ModuleError(f"app_lua: {e}") from None
+    engine_child_init("app_lua", STATE.engine, rank, ScriptLoadError)
 
 
 def rpc_reload(*args: Any) -> dict[str, Any]:
     """Check the script(s) and make every process load them at its next message."""
-    eng = STATE.engine
-    if eng is None:
-        raise RpcFault(500, "app_lua is not the configuration engine (cfgengine \"lua\")")
-    if not mod.p.reload:
-        raise RpcFault(500, "reload is disabled (modparam reload=0)")
-    try:
-        res = eng.request_reload()
-    except ScriptLoadError as e:
-        klog.emit(klog.L_ERR, f"app_lua.reload refused: {e}")
-        raise RpcFault(500, f"script not reloaded: {e}") from None
-    klog.emit(klog.L_INFO, f"app_lua.reload: generation {res['new']}")
-    return res
+    return engine_reload("app_lua", STATE.engine, "lua", ScriptLoadError, bool(mod.p.reload))
 
 
 def rpc_list() -> list[dict[str, Any]]:

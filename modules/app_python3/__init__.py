@@ -16,6 +16,7 @@ from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
+from sipcore.kemi.engine_glue import engine_child_init, engine_reload, script_path_validator
 from sipcore.mod import Module
 from sipcore.proc import ranks
 
@@ -24,17 +25,7 @@ from .py_engine import PythonEngine, ScriptLoadError, check_syntax
 mod = Module("app_python3", summary="Routing scripts in Python (KEMI), one instance per process.")
 
 
-def _script_path(value: Any) -> str:
-    path = str(value)
-    if not os.path.isfile(path):
-        raise ValueError(f"Python script \"{path}\" not found")
-    try:
-        check_syntax(path)
-    except ScriptLoadError as e:
-        raise ValueError(f"Python script does not compile: {e}") from None
-    except OSError as e:
-        raise ValueError(f"cannot read Python script \"{path}\": {e.strerror or e}") from None
-    return os.path.abspath(path)
+_script_path = script_path_validator("Python", check_syntax, ScriptLoadError)
 
 
 mod.param("load", str, None, validator=_script_path,
@@ -73,27 +64,12 @@ def mod_init(cfg: Any) -> None:
 @mod.on_child_init
 def child_init(rank: int) -> None:
     """Every process but the master: run the script and create its routing object."""
-    eng = STATE.engine
-    if eng is None or rank in (ranks.PROC_INIT, ranks.PROC_MAIN, ranks.PROC_POSTCHILDINIT):
-        return
-    try:
-        eng.child_init(rank)
-    except ScriptLoadError as e:
-        raise ModuleError(f"app_python3: {e}") from None
+    engine_child_init("app_python3", STATE.engine, rank, ScriptLoadError)
 
 
 def rpc_reload(*args: Any) -> dict[str, Any]:
     """Check the script and make every process load it at its next message."""
-    eng = STATE.engine
-    if eng is None:
-        raise RpcFault(500, "app_python3 is not the configuration engine (cfgengine \"python\")")
-    try:
-        res = eng.request_reload()
-    except ScriptLoadError as e:
-        klog.emit(klog.L_ERR, f"app_python3.reload refused: {e}")
-        raise RpcFault(500, f"script not reloaded: {e}") from None
-    klog.emit(klog.L_INFO, f"app_python3.reload: generation {res['new']}")
-    return res
+    return engine_reload("app_python3", STATE.engine, "python", ScriptLoadError, True)
 
 
 mod.rpc("app_python3.reload", rpc_reload,
