@@ -7,14 +7,11 @@ shm; every process loads that text before its next message). Kamailio equivalent
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from sipcore import log as klog
-from sipcore.errors import ModuleError, RpcFault
+from sipcore.errors import ModuleError
 from sipcore.kemi.engine_glue import engine_child_init, engine_reload, script_path_validator
 from sipcore.mod import Module
-from sipcore.proc import ranks
 
 from .lua_engine import LuaEngine, ScriptLoadError, check_syntax
 

@@ -11,14 +11,11 @@ the new script is loaded by every process at its next message).
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from sipcore import log as klog
-from sipcore.errors import ModuleError, RpcFault
+from sipcore.errors import ModuleError
 from sipcore.kemi.engine_glue import engine_child_init, engine_reload, script_path_validator
 from sipcore.mod import Module
-from sipcore.proc import ranks
 
 from .py_engine import PythonEngine, ScriptLoadError, check_syntax
 
