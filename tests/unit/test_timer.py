@@ -25,7 +25,9 @@ def test_periodic_and_one_shot_in_local_loop():
         time.sleep(loop.timeout(0.01))
         loop.run_due()
     assert shots == [b"payload-1"]
-    assert 6 <= len(ticks) <= 12
+    # a loaded machine may delay ticks (missed ones are skipped, not bunched up): at least a
+    # few ran, never more than the interval allows, and never closer together than ~interval
+    assert 3 <= len(ticks) <= 12
     assert all(b - a >= 0.015 for a, b in zip(ticks, ticks[1:]))
 
 
