@@ -7,11 +7,14 @@ modules that own those tables.
 from __future__ import annotations
 
 import sys
+from typing import Callable, NoReturn, TypeVar
 
 import click
 
 from sipcore import KAMAILIO_COMPAT, __version__
 from sipcore.cli.rpcclient import DEFAULT_SOCKET, RpcError, call, typed_param
+
+T = TypeVar("T")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,9 +75,19 @@ DB_URL_OPTION = click.option(
     show_default=True, help="Database URL (Kamailio form mysql://, postgres://, sqlite:///).")
 
 
-def _db_fail(exc: Exception) -> None:
+def _db_fail(exc: Exception) -> NoReturn:
     click.echo(f"error: {exc}", err=True)
     sys.exit(1)
+
+
+def _db_run(label: str, run: Callable[[], T]) -> T:
+    """Run a database job for a command: a failure is one error line and exit status 1."""
+    from sipcore import db
+
+    try:
+        return db.guarded(label, run)
+    except (db.DbError, db.DbUrlError) as exc:
+        _db_fail(exc)
 
 
 @main.group("db")
@@ -133,10 +146,7 @@ def db_show(db_url: str, table: str) -> None:
         with db.get_engine(db_url).connect() as conn:
             return [dict(r) for r in conn.execute(select(t)).mappings()]
 
-    try:
-        rows = db.guarded(f"read {table}", run)
-    except (db.DbError, db.DbUrlError) as exc:
-        _db_fail(exc)
+    rows = _db_run(f"read {table}", run)
     for r in rows:
         click.echo(json.dumps(r, default=str))
 
@@ -191,10 +201,7 @@ def subscriber_add(db_url: str, user_spec: str, password: str, realm: str | None
                                           ha1=ha1, ha1b=ha1b))
             return True
 
-    try:
-        added = db.guarded("subscriber add", run)
-    except (db.DbError, db.DbUrlError) as exc:
-        _db_fail(exc)
+    added = _db_run("subscriber add", run)
     if not added:
         _db_fail(ValueError(f"subscriber {user}@{domain} already exists"))
     click.echo(f"added {user}@{domain}")
@@ -221,10 +228,7 @@ def subscriber_passwd(db_url: str, user_spec: str, password: str, realm: str | N
             return conn.execute(update(t).where(t.c.username == user, t.c.domain == domain)
                                 .values(password=password, ha1=ha1, ha1b=ha1b)).rowcount
 
-    try:
-        n = db.guarded("subscriber passwd", run)
-    except (db.DbError, db.DbUrlError) as exc:
-        _db_fail(exc)
+    n = _db_run("subscriber passwd", run)
     if not n:
         _db_fail(ValueError(f"no subscriber {user}@{domain}"))
     click.echo(f"password of {user}@{domain} changed")
@@ -248,10 +252,7 @@ def subscriber_rm(db_url: str, user_spec: str) -> None:
             return conn.execute(delete(t).where(t.c.username == user,
                                                 t.c.domain == domain)).rowcount
 
-    try:
-        n = db.guarded("subscriber rm", run)
-    except (db.DbError, db.DbUrlError) as exc:
-        _db_fail(exc)
+    n = _db_run("subscriber rm", run)
     if not n:
         _db_fail(ValueError(f"no subscriber {user}@{domain}"))
     click.echo(f"removed {user}@{domain}")
@@ -277,10 +278,7 @@ def subscriber_show(db_url: str, user_spec: str | None) -> None:
         with db.get_engine(db_url).connect() as conn:
             return conn.execute(q).all()
 
-    try:
-        rows = db.guarded("subscriber show", run)
-    except (db.DbError, db.DbUrlError) as exc:
-        _db_fail(exc)
+    rows = _db_run("subscriber show", run)
     for r in rows:
         click.echo(f"{r.username}@{r.domain}\t{r.ha1}")
 
