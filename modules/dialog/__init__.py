@@ -3,14 +3,17 @@ concurrent-call limiting.
 
 Runs in: the master (mod_init: shm tables, tm binding, timer), SIP workers (dlg_manage and the
 other functions; tm's final-reply callback confirms or ends dialogs; a pre-script hook ends a
-dialog on its BYE and marks in-dialog requests), the timer process (timeouts: expired
-dialogs are removed and their profiles released), the ctl process (dlg.* RPCs).
+dialog on its BYE and marks in-dialog requests; dlg_bye), the timer process (timeouts:
+expired dialogs are removed, their profiles released and, with send_bye, both sides get a
+BYE), the ctl process (dlg.* RPCs; dlg.end_dlg sends BYEs).
 Shared state: "dialog:dlgs" and "dialog:profiles" (see dlg_hash.py for layout and lock order).
 
-Scope (basics): dialogs are created by dlg_manage() (or, with dlg_flag, by the final reply of
-an INVITE relayed with that flag set), confirmed by a 2xx and ended by a >=300 final reply,
-by a BYE from either side, or by their timeout. Not implemented: sending BYEs on timeout
-(send_bye), dlg_bye/dlg.end_dlg, early state from provisional replies, dlg_get_var/dlg_set_var,
+Scope: dialogs are created by dlg_manage() (or, with dlg_flag, by the final reply of an
+INVITE relayed with that flag set), confirmed by a 2xx (which stores the leg data: contacts,
+route sets, CSeqs, sockets) and ended by a >=300 final reply, by a BYE from either side, by
+their timeout (with send_bye: BYEs to both sides), by dlg_bye() or by dlg.end_dlg /
+dlg.terminate_dlg (BYEs built from the leg data, see dlg_req_within.py, sent through tm's
+API). Not implemented: early state from provisional replies, dlg_get_var/dlg_set_var,
 db_mode persistence.
 Kamailio equivalent: modules/dialog.
 """
@@ -20,6 +23,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from modules.dialog import dlg_req_within as within
 from modules.dialog.dlg_hash import (
     CONFIRMED,
     DELETED,
@@ -32,9 +36,9 @@ from modules.dialog.dlg_hash import (
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, Module, bind_api
+from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Custom, Fx, Module, bind_api
 from sipcore.msg import ParseError, parse_msg
-from sipcore.pv import PvSpec
+from sipcore.pv import PvError, PvSpec, parse_pv
 from sipcore.pv.spec import to_str
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
@@ -58,12 +62,16 @@ mod.param("profiles_with_value", str, "", validator=_names,
 mod.param("profiles_no_value", str, "", validator=_names,
           doc="\";\"-separated names of profiles without value.")
 mod.param("enable_stats", int, 1, doc="1: dialog:* statistics.")
+mod.param("send_bye", int, 0, doc="1: when a dialog times out, send a BYE to both sides.")
+mod.param("timeout_avp", str, "", doc="AVP (\"$avp(name)\") holding the timeout (s) of the "
+          "dialog of the INVITE, read when the 2xx confirms it.")
+mod.param("dlg_extra_hdrs", str, "", doc="Header lines added to the BYEs the module sends.")
 mod.param("unconfirmed_lifetime", int, 300, doc="Seconds an unconfirmed dialog is kept when "
           "no final reply comes (PyKam safety net).")
 
 STATS = ("active_dialogs", "early_dialogs", "processed_dialogs", "expired_dialogs",
          "failed_dialogs")
-_state: dict[str, Any] = {"table": None}
+_state: dict[str, Any] = {"table": None, "tm": None, "timeout_avp": None}
 _KEY = "dialog_key"             # ctx.extra: key of the dialog of the current message
 _ENDED = "dialog_ended"         # ctx.extra: the dialog this BYE ended (state DELETED)
 
@@ -99,7 +107,15 @@ def _mod_init(cfg: Any) -> None:
     both = _profiles("profiles_with_value") & _profiles("profiles_no_value")
     if both:
         raise ModuleError(f"dialog: profile {min(both)} declared with and without value")
-    bind_api(cfg.modules, "tm", "dialog").register_final_callback(_on_final)
+    tm = bind_api(cfg.modules, "tm", "dialog")
+    tm.register_final_callback(_on_final)
+    _state["tm"] = tm
+    _state["timeout_avp"] = None
+    if str(mod.p.timeout_avp or "").strip():
+        try:
+            _state["timeout_avp"] = parse_pv(str(mod.p.timeout_avp).strip())
+        except PvError as exc:
+            raise ModuleError(f"dialog: timeout_avp: {exc}") from None
     timer.register_timer("dialog:timeout", _on_timer, 1000)
     if int(mod.p.enable_stats):
         for name in STATS:
@@ -138,13 +154,16 @@ def _on_final(cell: Any, code: int, reply: bytes, core: Any) -> None:
         _stat("processed_dialogs")
     if code < 300:
         try:
-            to_tag = parse_msg(reply).to_tag or ""
+            rpl = parse_msg(reply)
+            legs = _leg_data(cell, req, rpl, core)
+            to_tag = rpl.to_tag or ""
         except ParseError:
-            to_tag = ""
+            legs, to_tag = {}, ""
+        avp_timeout = _avp_timeout(cell, core)
 
         def confirm(d: Dialog) -> Dialog:
             return replace(d, state=CONFIRMED, to_tag=to_tag or d.to_tag,
-                           timeout=_timeout_for(d))
+                           timeout=d.timeout or avp_timeout or _timeout_for(d), **legs)
 
         d = t.update(key, confirm)
         if d is not None:
@@ -154,8 +173,36 @@ def _on_final(cell: Any, code: int, reply: bytes, core: Any) -> None:
             _stat("failed_dialogs")
 
 
+def _leg_data(cell: Any, req: Any, rpl: Any, core: Any) -> dict[str, Any]:
+    """What a BYE generated here needs, from the INVITE as received and its relayed 2xx
+    (Kamailio populate_leg_info)."""
+    invite_rr = req.record_routes
+    branch = next((b for b in cell.branches if 200 <= b.code < 300), None)
+    is_myself = getattr(core, "is_myself", lambda _h, _p: False)
+    return {"caller_cseq": req.cseq.num, "caller_contact": req.contact_uri or "",
+            "caller_route_set": within.caller_route_set(invite_rr),
+            "caller_sock": cell.uas_sock,
+            "callee_contact": rpl.contact_uri or "",
+            "callee_route_set": within.callee_route_set(rpl.record_routes, len(invite_rr),
+                                                        is_myself),
+            "callee_sock": branch.sock if branch is not None else ""}
+
+
+def _avp_timeout(cell: Any, core: Any) -> int:
+    """timeout_avp: its value (seconds) as the INVITE's transaction carries it, 0 unset."""
+    spec = _state["timeout_avp"]
+    if spec is None or _state["tm"] is None:
+        return 0
+    try:
+        v = spec.get(_state["tm"].request_ctx(cell, core))
+        return max(0, int(v)) if v is not None else 0
+    except (PvError, ParseError, ValueError, TypeError):
+        return 0
+
+
 def _on_timer() -> None:
-    """Timer process: dialogs past their timeout end and release their profiles."""
+    """Timer process: dialogs past their timeout end and release their profiles; with
+    send_bye, both sides get a BYE."""
     t = _state["table"]
     if t is None:
         return
@@ -164,6 +211,24 @@ def _on_timer() -> None:
             _stat("active_dialogs", -1)
             _stat("expired_dialogs")
             klog.info(f"dialog: {d.callid} timed out after {d.timeout} s")
+            if int(mod.p.send_bye) and _state["tm"] is not None:
+                within.send_bye(_state["tm"], d, within.SIDES["all"],
+                                str(mod.p.dlg_extra_hdrs or ""))
+
+
+def end_dialog(d: Dialog, sides: tuple[int, ...], extra_hdrs: str = "") -> Dialog | None:
+    """End confirmed dialog D now and send its BYEs to SIDES (dlg_bye, dlg.end_dlg): the
+    ended record (state DELETED), None when D was gone already or is not confirmed."""
+    if d.state != CONFIRMED:
+        return None
+    ended = _table().update(d.key, lambda _d: None)
+    if ended is None:
+        return None
+    _stat("active_dialogs", -1)
+    hdrs = "\n".join(x for x in (str(mod.p.dlg_extra_hdrs or ""), extra_hdrs) if x)
+    n = within.send_bye(_state["tm"], d, sides, hdrs)
+    klog.info(f"dialog: {d.callid} ended here, {n} BYE(s) sent")
+    return ended
 
 
 def _new_dialog(msg: Any) -> Dialog:
@@ -181,6 +246,8 @@ def _in_dialog(ctx: RouteCtx) -> bool:
     if d is None:
         return True
     ctx.extra[_KEY] = d.key
+    if d.state == CONFIRMED and msg.method not in ("ACK", "CANCEL"):
+        _track_cseq(d, msg)
     if msg.method == "BYE":
         ended = _table().update(d.key, lambda _d: None)
         if ended is not None:
@@ -188,6 +255,19 @@ def _in_dialog(ctx: RouteCtx) -> bool:
             if d.state == CONFIRMED:
                 _stat("active_dialogs", -1)
     return True
+
+
+def _track_cseq(d: Dialog, msg: Any) -> None:
+    """Keep the last CSeq number of each side (the BYEs generated here continue it)."""
+    try:
+        num = msg.cseq.num
+    except (ParseError, AttributeError):
+        return
+    if msg.from_tag == d.from_tag:
+        if num > d.caller_cseq:
+            _table().update(d.key, lambda x: replace(x, caller_cseq=max(x.caller_cseq, num)))
+    elif num > d.callee_cseq:
+        _table().update(d.key, lambda x: replace(x, callee_cseq=max(x.callee_cseq, num)))
 
 
 def _current(ctx: RouteCtx) -> Dialog | None:
@@ -351,10 +431,32 @@ def ki_get_profile_size_value(ctx: RouteCtx, profile: str, value: str, pv: PvSpe
     return 1
 
 
+def _side(text: str) -> tuple[int, ...]:
+    sides = within.SIDES.get(text.strip().lower())
+    if sides is None:
+        raise ValueError("dlg_bye: side is \"all\", \"caller\" or \"callee\"")
+    return sides
+
+
+@mod.function("dlg_bye", args=(Custom(_side, dynamic=True, name="side"),))
+def ki_dlg_bye(ctx: RouteCtx, sides: tuple[int, ...]) -> int:
+    """Send a BYE to the "caller", the "callee" or "all" (both) of the current confirmed
+    dialog and end it; 1 sent, -1 no such dialog (or not confirmed)."""
+    d = _current(ctx)
+    if d is None or ctx.extra.get(_ENDED) is not None:
+        return -1
+    ended = end_dialog(d, sides)
+    if ended is None:
+        return -1
+    ctx.extra[_ENDED] = ended
+    return 1
+
+
 # ---- pseudo-variables ----------------------------------------------------------------------------
 
 _DLG_ATTRS = ("h_id", "h_entry", "state", "callid", "from_uri", "from_tag", "to_uri", "to_tag",
-              "ruri", "start_ts", "timeout", "dflags")
+              "ruri", "start_ts", "timeout", "dflags", "from_cseq", "to_cseq", "from_contact",
+              "to_contact", "from_rs", "to_rs", "from_bindaddr", "to_bindaddr")
 
 
 class DlgPv(PvSpec):
@@ -371,7 +473,11 @@ class DlgPv(PvSpec):
         return {"h_id": d.h_id, "h_entry": d.h_entry, "state": d.state, "callid": d.callid,
                 "from_uri": d.from_uri, "from_tag": d.from_tag, "to_uri": d.to_uri,
                 "to_tag": d.to_tag, "ruri": d.req_uri, "start_ts": d.start_ts,
-                "timeout": _timeout_for(d), "dflags": d.flags}[self.attr]
+                "timeout": _timeout_for(d), "dflags": d.flags,
+                "from_cseq": d.caller_cseq, "to_cseq": d.callee_cseq,
+                "from_contact": d.caller_contact, "to_contact": d.callee_contact,
+                "from_rs": d.caller_route_set, "to_rs": d.callee_route_set,
+                "from_bindaddr": d.caller_sock, "to_bindaddr": d.callee_sock}[self.attr]
 
 
 def _dlg_pv(inner: str | None) -> PvSpec:
@@ -434,7 +540,8 @@ def _dlg_var_pv(inner: str | None) -> PvSpec:
 mod.pv("dlg_var", _dlg_var_pv, doc="$dlg_var(name): read/write a variable of the current "
        "dialog.")
 mod.pv("dlg", _dlg_pv, doc="$dlg(attr): h_id, h_entry, state, callid, from_uri, from_tag, "
-       "to_uri, to_tag, ruri, start_ts, timeout, dflags of the current dialog.")
+       "to_uri, to_tag, ruri, start_ts, timeout, dflags, from_cseq, to_cseq, from_contact, "
+       "to_contact, from_rs, to_rs, from_bindaddr, to_bindaddr of the current dialog.")
 mod.pv("DLG_count", _count_pv, doc="Number of confirmed dialogs.")
 
 
@@ -449,6 +556,12 @@ def _info(d: Dialog, now_mono: float) -> dict[str, Any]:
             "state_name": STATE_NAMES.get(d.state, "?"), "start_ts": d.start_ts,
             "timeout": int(time.time()) + left if d.state == CONFIRMED else 0,
             "sflags": d.flags,
+            "caller": {"tag": d.from_tag, "contact": d.caller_contact,
+                       "cseq": str(d.caller_cseq), "route_set": d.caller_route_set,
+                       "socket": d.caller_sock},
+            "callee": {"tag": d.to_tag, "contact": d.callee_contact,
+                       "cseq": str(d.callee_cseq), "route_set": d.callee_route_set,
+                       "socket": d.callee_sock},
             "profiles": [{p: v} if v else p for p, v in d.profiles]}
 
 
@@ -496,7 +609,38 @@ def rpc_profile_list(profile: str, value: str | None = None) -> list[dict[str, A
     return out
 
 
+def _rpc_end(d: Dialog | None, extra_hdrs: Any) -> str:
+    if d is None:
+        raise RpcFault(404, "Dialog not found")
+    hdrs = "" if extra_hdrs is None else str(extra_hdrs)
+    if end_dialog(d, within.SIDES["all"], hdrs) is None:
+        raise RpcFault(500, "Dialog is not confirmed")
+    return "ok"
+
+
+def rpc_end_dlg(h_entry: Any, h_id: Any, extra_hdrs: Any = None) -> str:
+    """dlg.end_dlg h_entry h_id [extra_hdrs]: BYE both sides and end the dialog."""
+    try:
+        he, hi = int(h_entry), int(h_id)
+    except (TypeError, ValueError):
+        raise RpcFault(400, "h_entry and h_id are integers") from None
+    d = next((x for x in _table().all() if x.h_entry == he and x.h_id == hi), None)
+    return _rpc_end(d, extra_hdrs)
+
+
+def rpc_terminate_dlg(callid: Any, from_tag: Any, to_tag: Any = None) -> str:
+    """dlg.terminate_dlg callid from_tag [to_tag]: same, the dialog found by its ids."""
+    d = _table().get(str(callid), str(from_tag))
+    if d is not None and to_tag is not None and str(to_tag) and d.to_tag != str(to_tag):
+        d = None
+    return _rpc_end(d, None)
+
+
 mod.rpc("dlg.list", rpc_list, doc="List the dialogs.")
+mod.rpc("dlg.end_dlg", rpc_end_dlg, doc="Send BYE to both sides of a dialog and end it.",
+        params="h_entry h_id [extra_hdrs]")
+mod.rpc("dlg.terminate_dlg", rpc_terminate_dlg, doc="Same as dlg.end_dlg, the dialog "
+        "given by its Call-ID and tags.", params="callid from_tag [to_tag]")
 mod.rpc("dlg.stats_active", rpc_stats_active, doc="Dialogs per state.")
 mod.rpc("dlg.profile_get_size", rpc_profile_get_size, doc="Size of a profile.",
         params="profile [value]")

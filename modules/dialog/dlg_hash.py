@@ -26,9 +26,11 @@ from sipcore.shm import Cell, ShmHashTable
 UNCONFIRMED, EARLY, CONFIRMED_NA, CONFIRMED, DELETED = 1, 2, 3, 4, 5
 STATE_NAMES = {1: "unconfirmed", 2: "early", 3: "confirmed_na", 4: "confirmed", 5: "deleted"}
 
-_HDR = struct.Struct("=BIqIIi")     # state, flags, start (unix s), h_entry, h_id, timeout (s)
+# state, flags, start (unix s), h_entry, h_id, timeout (s), caller cseq, callee cseq
+_HDR = struct.Struct("=BIqIIiII")
 _LEN = struct.Struct("=H")
 _SEP_P, _SEP_R = "\x1f", "\x1e"
+_NSTR = 14                          # length-prefixed strings after the header
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,16 @@ class Dialog:
     timeout: int = 0                               # seconds once confirmed
     profiles: tuple[tuple[str, str], ...] = field(default=())
     vars: tuple[tuple[str, str], ...] = field(default=())      # $dlg_var(name)
+    # leg data, stored when the dialog is confirmed (Kamailio dlg_cell legs): what a BYE
+    # generated here (timeout with send_bye, dlg_bye, dlg.end_dlg) is built from
+    caller_cseq: int = 0            # last CSeq number used by the caller
+    callee_cseq: int = 0            # last CSeq number used by the callee (0: none yet)
+    caller_contact: str = ""        # remote target towards the caller (INVITE Contact)
+    callee_contact: str = ""        # remote target towards the callee (2xx Contact)
+    caller_route_set: str = ""      # Route set towards the caller: "<uri>,<uri>"
+    callee_route_set: str = ""      # Route set towards the callee
+    caller_sock: str = ""           # our socket on the caller's side ("udp:ip:port")
+    callee_sock: str = ""           # our socket on the callee's side
 
     @property
     def key(self) -> bytes:
@@ -56,19 +68,21 @@ class Dialog:
         prof = _SEP_R.join(p + _SEP_P + v for p, v in self.profiles)
         dvars = _SEP_R.join(k + _SEP_P + v for k, v in self.vars)
         out = [_HDR.pack(self.state, self.flags, self.start_ts, self.h_entry, self.h_id,
-                         self.timeout)]
+                         self.timeout, self.caller_cseq, self.callee_cseq)]
         for s in (self.callid, self.from_tag, self.from_uri, self.to_uri, self.to_tag,
-                  self.req_uri, prof, dvars):
+                  self.req_uri, prof, dvars, self.caller_contact, self.callee_contact,
+                  self.caller_route_set, self.callee_route_set, self.caller_sock,
+                  self.callee_sock):
             b = s.encode("utf-8", "surrogateescape")[:65535]
             out += [_LEN.pack(len(b)), b]
         return b"".join(out)
 
     @classmethod
     def unpack(cls, raw: bytes) -> Dialog:
-        state, flags, start, h_entry, h_id, timeout = _HDR.unpack_from(raw, 0)
+        state, flags, start, h_entry, h_id, timeout, cseq_a, cseq_b = _HDR.unpack_from(raw, 0)
         pos = _HDR.size
         strs = []
-        for _ in range(8):
+        for _ in range(_NSTR):
             (n,) = _LEN.unpack_from(raw, pos)
             pos += _LEN.size
             strs.append(raw[pos:pos + n].decode("utf-8", "surrogateescape"))
@@ -76,7 +90,8 @@ class Dialog:
         profs = tuple(tuple(x.split(_SEP_P, 1)) for x in strs[6].split(_SEP_R) if x)
         dvars = tuple(tuple(x.split(_SEP_P, 1)) for x in strs[7].split(_SEP_R) if x)
         return cls(strs[0], strs[1], strs[2], strs[3], strs[4], strs[5], state, flags, start,
-                   h_entry, h_id, timeout, profs, dvars)  # type: ignore[arg-type]
+                   h_entry, h_id, timeout, profs, dvars,  # type: ignore[arg-type]
+                   cseq_a, cseq_b, *strs[8:])
 
 
 def dlg_key(callid: str, from_tag: str) -> bytes:

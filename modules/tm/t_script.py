@@ -88,7 +88,8 @@ def _mod_init(cfg: Any) -> None:
 
 class TmApi:
     """What other modules may use (Kamailio load_tm_api): acc registers its final-reply
-    callback here; `t_reply` and `ctx_from_cell` are exposed for module-made replies."""
+    callback here; `t_reply` and `ctx_from_cell` are exposed for module-made replies;
+    `t_request` sends local requests (dialog's BYEs)."""
 
     def register_final_callback(self, fn: Callable[..., None]) -> None:
         if fn not in tf.final_callbacks:
@@ -99,6 +100,19 @@ class TmApi:
 
     def request_ctx(self, cell: Any, core: Any) -> RouteCtx:
         return tf.ctx_from_cell(cell, core)
+
+    def t_request(self, method: str, ruri: str, headers: str, body: str = "",
+                  nexthop: str = "", socket: str = "", core: Any = None) -> Optional[str]:
+        """Send a request generated here as a UAC transaction (Kamailio tmb.t_request /
+        t_request_within: dialog's BYEs): HEADERS are "\\r\\n"-separated lines with From
+        (tagged) and To, plus Call-ID, CSeq and Route for an in-dialog request; tm adds its
+        Via and Content-Length, retransmits, and absorbs the replies. NEXTHOP overrides the
+        R-URI as destination, SOCKET ("udp:ip:port") picks the sending socket. Returns the
+        transaction id, None when nothing could be sent."""
+        from sipcore.runtime import current_core
+
+        return tf.uac_send(core if core is not None else current_core(), method, ruri,
+                           nexthop, socket, headers, body)
 
 
 api = TmApi()

@@ -28,7 +28,7 @@ VERSIONS: dict[str, int] = {
     "version": 1, "subscriber": 7, "aliases": 8, "location": 9, "location_attrs": 1,
     "dbaliases": 1, "domain": 2, "domain_attrs": 1, "trusted": 6, "address": 6,
     "dispatcher": 4, "dialplan": 2, "dialog": 7, "dialog_vars": 1, "htable": 2, "acc": 5,
-    "acc_cdrs": 2, "missed_calls": 4, "speed_dial": 2, "uacreg": 5,
+    "acc_cdrs": 2, "missed_calls": 4, "speed_dial": 2, "uacreg": 5, "usr_preferences": 2,
 }
 
 DT_DEFAULT = _dt.datetime(2000, 1, 1, 0, 0, 1)        # '2000-01-01 00:00:01'
@@ -156,6 +156,11 @@ def tables_for(md: MetaData, prefix: str = "") -> dict[str, Table]:
               _s("auth_proxy", 255), _i("expires"), _i("flags"), _i("reg_delay"),
               _s("contact_addr", 255), _s("socket", 128),
               Index(f"{p}uacreg_l_uuid_idx", "l_uuid", unique=True)))
+    add(Table(f"{p}usr_preferences", md, _id(), _s("uuid", 64), _s("username", 255, "0"),
+              _s("domain", 64), _s("attribute", 32), _i("type"), _s("value", 128),
+              _dt_col("last_modified"),
+              Index(f"{p}usr_preferences_ua_idx", "uuid", "attribute"),
+              Index(f"{p}usr_preferences_uda_idx", "username", "domain", "attribute")))
     return t
 
 

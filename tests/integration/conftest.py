@@ -121,7 +121,8 @@ def pid_alive(pid: int) -> bool:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator:
-    """start_server(cfg_text_with_{port}) -> Server, ready to answer OPTIONS."""
+    """start_server(cfg_text_with_{port}, args=(...{port}...)) -> Server, ready to answer
+    OPTIONS."""
     started: list[Server] = []
 
     def _start(cfg_text: str, ready_check: bool = True, args: tuple[str, ...] = (),
@@ -129,6 +130,7 @@ def start_server(tmp_path: Path) -> Iterator:
         port = free_udp_port()
         cfg = tmp_path / f"pykam-{port}.cfg"
         cfg.write_text(cfg_text.replace("{port}", str(port)))
+        args = tuple(a.replace("{port}", str(port)) for a in args)    # e.g. -l udp:...:{port}
         log_path = tmp_path / f"pykam-{port}.log"
         logf = open(log_path, "wb")
         rundir = tmp_path / f"run-{port}"

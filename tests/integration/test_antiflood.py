@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -212,3 +216,111 @@ def test_counting_across_workers_is_exact(start_server):
     finally:
         for ua in uas:
             ua.close()
+
+
+# ---- Kamailio's stock configuration with -A WITH_ANTIFLOOD, under a SIPp flood -------------
+
+STOCK = Path("/work/shared/compat/kamailio-5.6-default.cfg")
+FLOOD_XML = Path(__file__).resolve().parent / "sipp" / "flood_options.xml"
+FLOOD_RATE, FLOOD_REQS = 2000, 6000          # 3 s from 127.0.0.2
+GOOD_INTERVAL = 0.25                         # 127.0.0.3: 8 per pike window (limit 16)
+
+
+class _Src:
+    """A UDP source on another loopback address (127.0.0.0/8 is all local on Linux)."""
+
+    def __init__(self, ip: str) -> None:
+        self.ip = ip
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 0))
+        self.port = self.sock.getsockname()[1]
+
+    def ask(self, port: int, timeout: float = 2.0) -> Optional[int]:
+        """One OPTIONS to the proxy; the status of its reply, None without one."""
+        cid = uuid.uuid4().hex
+        self.sock.sendto((f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+                          f"Via: SIP/2.0/UDP {self.ip}:{self.port};branch=z9hG4bK{cid[:12]};"
+                          f"rport\r\nMax-Forwards: 70\r\n"
+                          f"From: <sip:probe@{self.ip}>;tag={cid[:6]}\r\n"
+                          f"To: <sip:127.0.0.1>\r\nCall-ID: {cid}\r\nCSeq: 1 OPTIONS\r\n"
+                          f"Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", port))
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65535)
+            except socket.timeout:
+                return None
+            m = parse_msg(data)
+            if m.is_reply and m.callid == cid:
+                return m.status
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)")
+def test_stock_config_antiflood_blocks_a_sipp_flood_and_serves_others(start_server, tmp_path):
+    """kamailio-5.6-default.cfg -A WITH_ANTIFLOOD (unmodified; listen and children on the
+    command line): SIPp floods OPTIONS from 127.0.0.2 at 2,000/s; pike detects it, the script
+    bans the source in $sht(ipban) and drops its requests silently, while 127.0.0.3 at a
+    normal rate is answered throughout. The stock table keeps a ban 300 s: the operator's
+    htable.setex shortens it to 1 s and the source is served again once it expires."""
+    from .test_sipp import _last_stats, _spawn, _stop, _tail
+
+    srv = start_server(STOCK.read_text(), args=("-n", "2", "-l", "udp:127.0.0.1:{port}",
+                                                "-A", "WITH_ANTIFLOOD"))
+    good, probe = _Src("127.0.0.3"), _Src("127.0.0.2")
+    flood = None
+    try:
+        # neither address is "myself" (only 127.0.0.1 is), so the pike check applies to both
+        assert good.ask(srv.port) == 200 and probe.ask(srv.port) == 200, srv.log()[-2000:]
+        time.sleep(2 * 2.05)                  # both probes leave pike's two windows
+        stat, log = tmp_path / "flood-stat.csv", tmp_path / "flood.log"
+        flood = _spawn(["sipp", "-sf", str(FLOOD_XML), "-i", "127.0.0.2", "-p", "0",
+                        f"127.0.0.1:{srv.port}", "-r", str(FLOOD_RATE), "-m", str(FLOOD_REQS),
+                        "-nr", "-timeout", "30s", "-nostdin", "-trace_stat", "-stf",
+                        str(stat), "-fd", "3600"], tmp_path, log)
+        served: list[Optional[int]] = []
+        while flood.poll() is None:           # the good source, at its normal rate
+            t = time.monotonic()
+            served.append(good.ask(srv.port))
+            time.sleep(max(0.0, GOOD_INTERVAL - (time.monotonic() - t)))
+        st = _last_stats(stat)
+        detail = f"{st}\n{_tail(log, 1500)}\npykam:\n{srv.log()[-3000:]}"
+        assert int(st["OutgoingCall(C)"]) == FLOOD_REQS, detail
+        assert len(served) >= 10 and served == [200] * len(served), (served, detail)
+        # the flood got answers only until pike caught it (16 per 2 s window), then nothing
+        assert int(st["SuccessfulCall(C)"]) <= 100, detail
+        assert int(st["FailedCall(C)"]) >= FLOOD_REQS - 100, detail
+        assert "ALERT: pike blocking OPTIONS from sip:flood@127.0.0.2" in srv.log()
+
+        dump = _ctl(srv, "--json", "htable.dump", "ipban")
+        assert dump.returncode == 0, dump.stderr
+        items = [e for slot in json.loads(dump.stdout) for e in slot["slot"]]
+        assert items == [{"name": "127.0.0.2", "value": 1, "type": "int"}]
+        assert probe.ask(srv.port, 1.0) is None           # banned: dropped silently
+        assert good.ask(srv.port) == 200
+
+        # once pike's windows have no hits of the flood left, shorten the ban: it expires
+        def cooled() -> bool:
+            top = json.loads(_ctl(srv, "--json", "pike.top", "ALL").stdout)
+            e = [x for x in top if x["ip_addr"] == "127.0.0.2"]
+            return not e or e[0]["leaf_hits_prev"] + e[0]["leaf_hits_curr"] == 0
+
+        assert _wait(cooled, 6)
+        alerts = srv.log().count("ALERT: pike blocking")   # 1, or 2 when both workers raced
+        r = _ctl(srv, "htable.setex", "ipban", "127.0.0.2", "1")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert probe.ask(srv.port, 0.5) is None           # still banned for that second
+        time.sleep(1.0)
+        assert probe.ask(srv.port) == 200, srv.log()[-2000:]
+        assert srv.log().count("ALERT: pike blocking") == alerts   # not banned again
+    finally:
+        if flood is not None:
+            _stop(flood)
+        good.close()
+        probe.close()
