@@ -5,9 +5,9 @@ or `python3 cffi_build/build_shm.py` to compile in place into sipcore/ for devel
 Never imported at runtime; only sipcore/shm/_ffi.py imports the built extension.
 
 What is compiled: the arena allocator (shm_arena.c), robust process-shared mutexes
-(shm_lock.c), the generic hash table (shm_htable.c) and the statistics counters
-(shm_counters.c). The cdef is cdefs/shm.h; constants there are `...` so their values come from
-the C headers.
+(shm_lock.c), the generic hash table (shm_htable.c), the statistics counters
+(shm_counters.c) and the record ring of the timer queue (shm_ring.c). The cdef is
+cdefs/shm.h; constants there are `...` so their values come from the C headers.
 
 Switches (environment):
   PYKAM_CFLAGS     extra compiler flags, split on spaces (default "-O2"),
@@ -25,9 +25,9 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-_SOURCES = ["shm_arena.c", "shm_lock.c", "shm_htable.c", "shm_counters.c"]
+_SOURCES = ["shm_arena.c", "shm_lock.c", "shm_htable.c", "shm_counters.c", "shm_ring.c"]
 _HEADERS = ["shm_api.h", "shm_common.h", "shm_arena.h", "shm_lock.h", "shm_htable.h",
-            "shm_counters.h"]
+            "shm_counters.h", "shm_ring.h"]
 
 
 def _cflags() -> list[str]:

@@ -84,3 +84,12 @@ int shm_cnt_get(char *base, uint64_t off, uint32_t idx, int64_t *out);
 int shm_cnt_get_all(char *base, uint64_t off, int64_t *out, uint32_t n);
 int shm_cnt_reset(char *base, uint64_t off, uint32_t idx, int64_t *old);
 void shm_cnt_add_shared(char *base, uint64_t off, uint32_t idx, int64_t delta);
+
+/* ---- record ring (shm_ring.c) ---- */
+size_t shm_ring_size(uint64_t cap);
+int shm_ring_init(char *base, uint64_t off, uint64_t cap);
+int shm_ring_attach(char *base, uint64_t off);
+int shm_ring_push(char *base, uint64_t off, const char *rec, uint32_t len);
+int shm_ring_drain(char *base, uint64_t off, char *out, uint64_t outcap, uint64_t *used);
+uint64_t shm_ring_dropped(char *base, uint64_t off);
+uint64_t shm_ring_queued(char *base, uint64_t off);

@@ -10,6 +10,7 @@ Public names:
   Lock, LockSet   robust process-shared mutexes as context managers (lock order in locks.py)
   ShmHashTable    generic byte-cell hash table with per-bucket locks and expiry
   ShmCounters     statistics counters with per-process rows
+  ShmRing         multi-producer, single-consumer queue of byte records (the timer queue)
   ShmContext      segment + arena + counters + named(name, create, attach) directory
   ShmError, ShmOutOfMemory, ShmCorrupt, LockError
 """
@@ -21,6 +22,7 @@ from sipcore.shm.counters import ShmCounters
 from sipcore.shm.errors import LockError, ShmCorrupt, ShmError, ShmOutOfMemory
 from sipcore.shm.hashtable import Cell, ShmHashTable
 from sipcore.shm.locks import LOCK_ORDER, Lock, LockSet
+from sipcore.shm.ring import ShmRing
 from sipcore.shm.segment import Segment
 
 __all__ = [
@@ -37,4 +39,5 @@ __all__ = [
            "ShmError",
            "ShmHashTable",
            "ShmOutOfMemory",
+           "ShmRing",
 ]

@@ -6,8 +6,11 @@ process between messages).
 
 Functions cannot cross process boundaries, so one-shot callbacks are registered by name before
 fork (`register_handler`) and scheduled by name with a byte payload. A schedule request is one
-record written to a pipe that the timer process reads: writes of at most PIPE_BUF bytes are
-atomic, so workers never interleave records and never take a lock.
+record pushed to a ring in shared memory (sipcore.shm.ShmRing): no system call and no wake-up
+of the timer process per request, which drains the ring every TICK_MS. A request due sooner
+than one tick also writes a byte to a wake-up pipe, so short delays stay short. Records carry
+their absolute due time (CLOCK_MONOTONIC is the same in every process), so the tick adds no
+delay to a job.
 """
 from __future__ import annotations
 
@@ -17,14 +20,15 @@ import select
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from sipcore import log as klog
 
-_REC = struct.Struct("<HIH")        # name length, delay ms, payload length
-MAX_RECORD = select.PIPE_BUF
+_REC = struct.Struct("<Hd")         # name length, due time (time.monotonic() seconds)
+MAX_RECORD = 4096
 MAX_PAYLOAD = MAX_RECORD - _REC.size - 64
-
+TICK_MS = 20                        # how often the timer process drains the ring
+RING_BYTES = 1 << 21
 
 @dataclass(order=True)
 class _Due:
@@ -51,7 +55,8 @@ class TimerError(Exception):
 
 _periodic: dict[str, Periodic] = {}
 _handlers: dict[str, Callable[[bytes], None]] = {}
-_pipe: Optional[tuple[int, int]] = None
+_pipe: Optional[tuple[int, int]] = None       # wake-up pipe of the timer process
+_ring: Any = None                             # ShmRing of schedule requests
 _seq = 0
 
 
@@ -75,8 +80,9 @@ def register_handler(name: str, fn: Callable[[bytes], None]) -> None:
 
 def reset() -> None:
     """Forget every registration (tests, or a new config in the same process)."""
-    global _pipe, _active
+    global _pipe, _active, _ring
     _active = None
+    _ring = None
     _periodic.clear()
     _handlers.clear()
     if _pipe is not None:
@@ -88,69 +94,72 @@ def reset() -> None:
     _pipe = None
 
 
-def init() -> None:
-    """Master, before fork: create the schedule pipe (non-blocking write end)."""
-    global _pipe
+def init(shm: Any = None) -> None:
+    """Master, before fork: the schedule ring in shared memory (`shm` is the ShmContext;
+    default: the server's, sipcore.runtime.shm_context()) and the wake-up pipe."""
+    global _pipe, _ring
+    if _ring is None:
+        from sipcore.shm import ShmRing
+
+        if shm is None:
+            from sipcore.runtime import shm_context
+            shm = shm_context()
+        if shm is None:
+            raise TimerError("timer.init(): no shared memory to hold the schedule queue")
+        _ring = shm.named("timer:queue", lambda a: ShmRing.create(a, RING_BYTES),
+                          ShmRing.attach)
     if _pipe is None:
         r, w = os.pipe()
         os.set_blocking(w, False)
+        os.set_blocking(r, False)
         _pipe = (r, w)
+
+
+def _record(name: str, delay_ms: int, payload: bytes) -> Optional[bytes]:
+    """The queue record of one request; None (logged) when it cannot be queued."""
+    if name not in _handlers:
+        klog.emit(klog.L_ERR, f"timer: schedule of unknown handler {name}")
+        return None
+    nb = name.encode()
+    if len(payload) > MAX_PAYLOAD or len(nb) > 64:
+        klog.emit(klog.L_ERR, f"timer: payload for {name} too large ({len(payload)} bytes)")
+        return None
+    return _REC.pack(len(nb), time.monotonic() + max(delay_ms, 0) / 1000.0) + nb + payload
+
+
+def _wake() -> None:
+    try:
+        os.write(_pipe[1], b"!")        # type: ignore[index]
+    except BlockingIOError:             # already full of wake-ups: it will wake
+        pass
 
 
 def schedule(name: str, delay_ms: int, payload: bytes = b"") -> bool:
     """Run handler NAME with PAYLOAD after DELAY_MS, in the timer process. False when the
-    request cannot be queued (unknown handler, payload too big, pipe full)."""
-    if name not in _handlers:
-        klog.emit(klog.L_ERR, f"timer: schedule of unknown handler {name}")
-        return False
-    nb = name.encode()
-    if len(payload) > MAX_PAYLOAD or len(nb) > 64:
-        klog.emit(klog.L_ERR, f"timer: payload for {name} too large ({len(payload)} bytes)")
-        return False
+    request cannot be queued (unknown handler, payload too big, queue full)."""
     if _active is not None:             # the timer process itself, or no-fork mode
+        if _record(name, delay_ms, payload) is None:
+            return False
         _active.add(name, max(delay_ms, 0), payload)
         return True
-    if _pipe is None:
+    if _ring is None:
         klog.emit(klog.L_ERR, f"timer: {name} scheduled but no timer process is running")
         return False
-    rec = _REC.pack(len(nb), max(delay_ms, 0), len(payload)) + nb + payload
-    try:
-        os.write(_pipe[1], rec)
-        return True
-    except BlockingIOError:
+    rec = _record(name, delay_ms, payload)
+    if rec is None:
+        return False
+    if not _ring.push(rec):
         klog.emit(klog.L_ERR, f"timer: queue full, dropping {name}")
         return False
+    if delay_ms < TICK_MS:
+        _wake()
+    return True
 
 
 def schedule_many(items: list[tuple[str, int, bytes]]) -> int:
-    """schedule() for several jobs at once (what one message arms): the records go to the
-    timer process in as few pipe writes as possible, each at most PIPE_BUF bytes so it stays
-    atomic. Returns how many were queued."""
-    if _active is not None or _pipe is None or len(items) == 1:
-        return sum(1 for name, delay, payload in items if schedule(name, delay, payload))
-    chunks: list[bytes] = []
-    cur = b""
-    n = 0
-    for name, delay, payload in items:
-        nb = name.encode()
-        if name not in _handlers or len(payload) > MAX_PAYLOAD or len(nb) > 64:
-            schedule(name, delay, payload)      # logs why it is refused
-            continue
-        rec = _REC.pack(len(nb), max(delay, 0), len(payload)) + nb + payload
-        if len(cur) + len(rec) > MAX_RECORD:
-            chunks.append(cur)
-            cur = b""
-        cur += rec
-        n += 1
-    if cur:
-        chunks.append(cur)
-    for chunk in chunks:
-        try:
-            os.write(_pipe[1], chunk)
-        except BlockingIOError:
-            klog.emit(klog.L_ERR, "timer: queue full, dropping timer jobs")
-            return 0
-    return n
+    """schedule() for several jobs at once (what one message arms). Returns how many were
+    queued."""
+    return sum(1 for name, delay, payload in items if schedule(name, delay, payload))
 
 
 class TimerLoop:
@@ -158,7 +167,6 @@ class TimerLoop:
 
     def __init__(self) -> None:
         self.heap: list[_Due] = []
-        self.buf = b""
         now = time.monotonic()
         for p in _periodic.values():
             self._push(now + p.first_ms / 1000.0, p.name, b"", p)
@@ -177,18 +185,12 @@ class TimerLoop:
             return cap
         return max(0.0, min(cap, self.heap[0].when - time.monotonic()))
 
-    def feed(self, data: bytes) -> None:
-        """Bytes read from the schedule pipe: complete records become heap entries."""
-        self.buf += data
-        while len(self.buf) >= _REC.size:
-            nlen, delay, plen = _REC.unpack_from(self.buf)
-            end = _REC.size + nlen + plen
-            if len(self.buf) < end:
-                break
-            name = self.buf[_REC.size:_REC.size + nlen].decode("utf-8", "replace")
-            payload = self.buf[_REC.size + nlen:end]
-            self.buf = self.buf[end:]
-            self.add(name, delay, payload)
+    def feed(self, records: list[bytes]) -> None:
+        """Records drained from the schedule ring become heap entries."""
+        for rec in records:
+            nlen, due = _REC.unpack_from(rec)
+            end = _REC.size + nlen
+            self._push(due, rec[_REC.size:end].decode("utf-8", "replace"), rec[end:])
 
     def run_due(self) -> int:
         """Run every job that is due; a failing job is logged and counted, never fatal."""
@@ -228,19 +230,20 @@ def local_loop() -> TimerLoop:
 
 def run_timer_process(should_stop: Callable[[], bool], parent_alive: Callable[[], bool]
                       ) -> None:
-    """Body of the timer process."""
-    if _pipe is None:
+    """Body of the timer process: every tick (or sooner, when a job is due or a short
+    request woke it), drain the schedule ring and run what is due."""
+    if _ring is None or _pipe is None:
         raise TimerError("timer.init() was not called before fork")
     global _active
     loop = _active = TimerLoop()
     rfd = _pipe[0]
+    tick = TICK_MS / 1000.0
     while not should_stop() and parent_alive():
-        r, _, _ = select.select([rfd], [], [], loop.timeout())
+        r, _, _ = select.select([rfd], [], [], loop.timeout(tick))
         if r:
             try:
-                data = os.read(rfd, 65536)
-            except InterruptedError:
-                data = b""
-            if data:
-                loop.feed(data)
+                os.read(rfd, 4096)
+            except (BlockingIOError, InterruptedError):
+                pass
+        loop.feed(_ring.drain())
         loop.run_due()

@@ -1,4 +1,4 @@
-"""Timer API: periodic jobs and one-shot callbacks, in-process and through the fork pipe."""
+"""Timer API: periodic jobs and one-shot callbacks, in-process and through the shm queue."""
 import os
 import time
 
@@ -12,6 +12,16 @@ def _clean():
     timer.reset()
     yield
     timer.reset()
+
+
+@pytest.fixture
+def shm():
+    from sipcore.shm import ShmContext
+
+    ctx = ShmContext.create(4, f"timer{os.getpid()}")
+    ctx.unlink()                     # the mapping stays, inherited by forked children
+    yield ctx
+    ctx.close()
 
 
 def test_periodic_and_one_shot_in_local_loop():
@@ -50,10 +60,10 @@ def test_unknown_handler_and_oversized_payload_refused():
     assert not timer.schedule("h", 1, b"x" * (timer.MAX_PAYLOAD + 1))
 
 
-def test_schedule_from_another_process_runs_in_timer_process(tmp_path):
+def test_schedule_from_another_process_runs_in_timer_process(tmp_path, shm):
     out = tmp_path / "ran"
     timer.register_handler("write", lambda p: out.write_bytes(p))
-    timer.init()
+    timer.init(shm)
     child = os.fork()
     if child == 0:                                   # a worker: schedule and leave
         ok = timer.schedule("write", 10, b"from-worker")
@@ -70,14 +80,42 @@ def test_schedule_from_another_process_runs_in_timer_process(tmp_path):
     assert out.read_bytes() == b"from-worker"
 
 
-def test_schedule_many_through_the_pipe_is_one_write_and_all_run(tmp_path):
+def test_schedule_many_goes_through_the_ring_in_order_with_due_times(shm):
     ran = []
     timer.register_handler("a", lambda p: ran.append(p))
-    timer.init()
-    r, w = timer._pipe
-    assert timer.schedule_many([("a", 0, b"1"), ("a", 0, b"2"), ("a", 0, b"3")]) == 3
-    data = os.read(r, 65536)                         # everything arrived in one read
+    timer.init(shm)
+    assert timer.schedule_many([("a", 0, b"1"), ("a", 0, b"2"), ("a", 60, b"3")]) == 3
     loop = timer.TimerLoop()
-    loop.feed(data)
+    loop.feed(timer._ring.drain())
+    assert timer._ring.drain() == []                 # drained once
+    loop.run_due()
+    assert ran == [b"1", b"2"]                       # the 60 ms job is not due yet
+    time.sleep(0.07)
     loop.run_due()
     assert ran == [b"1", b"2", b"3"]
+
+
+def test_a_short_delay_wakes_the_timer_process_a_long_one_does_not(shm):
+    timer.register_handler("a", lambda p: None)
+    timer.init(shm)
+    r = timer._pipe[0]
+    assert timer.schedule("a", 5000, b"later")
+    with pytest.raises(BlockingIOError):
+        os.read(r, 16)                               # no wake-up for a job far away
+    assert timer.schedule("a", 0, b"now")
+    assert os.read(r, 16) == b"!"
+
+
+def test_full_ring_refuses_and_counts():
+    from sipcore.shm import ShmContext, ShmRing
+
+    ctx = ShmContext.create(2, f"ring{os.getpid()}")
+    ctx.unlink()
+    ring = ShmRing.create(ctx.arena, 256)
+    pushed = 0
+    while ring.push(b"x" * 40):
+        pushed += 1
+    assert pushed == 256 // 44 and ring.dropped == 1
+    assert ring.drain() == [b"x" * 40] * pushed
+    assert ring.push(b"y" * 40) and ring.drain() == [b"y" * 40]   # wraps around the end
+    ctx.close()
