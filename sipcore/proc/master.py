@@ -56,15 +56,36 @@ class ChildEnv:
     idx: int
     stop: list = field(default_factory=lambda: [False])
     debug_gen: int = -1
+    next_check: float = 0.0
 
     def keep_running(self) -> bool:
-        return not self.stop[0] and os.getppid() == self.master_pid
+        """Called once per message: the stop flag every time, whether the master is still
+        there (a system call) at most every 0.25 s."""
+        if self.stop[0]:
+            return False
+        now = time.monotonic()
+        if now < self.next_check:
+            return True
+        self.next_check = now + 0.25
+        return os.getppid() == self.master_pid
 
     def on_idle(self) -> None:
         gen = self.table.generation
         if gen != self.debug_gen:
             self.debug_gen = gen
             klog.set_debug(self.table.debug)
+
+
+def _run_profiled(spec: ChildSpec, env: ChildEnv, prof_dir: str) -> None:
+    """Run a child's body under cProfile and write PROF_DIR/<desc>-<pid>.prof when it ends."""
+    import cProfile
+
+    prof = cProfile.Profile()
+    try:
+        prof.runcall(spec.run, env)
+    finally:
+        name = "".join(c if c.isalnum() else "_" for c in spec.desc)
+        prof.dump_stats(os.path.join(prof_dir, f"{name}-{os.getpid()}.prof"))
 
 
 class Master:
@@ -181,7 +202,11 @@ class Master:
                 os._exit(CHILD_INIT_FAILED)
             self.table.set_status(spec.idx, STATUS_READY)
             env.on_idle()
-            spec.run(env)
+            prof_dir = os.environ.get("PYKAM_PROFILE_DIR")
+            if prof_dir:                # development: cProfile each child (benchmarks/README)
+                _run_profiled(spec, env, prof_dir)
+            else:
+                spec.run(env)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0
         except BaseException as exc:  # anything else: log it and let the master respawn us
