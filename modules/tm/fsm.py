@@ -86,8 +86,11 @@ class Act(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    state: St
+    state: int                  # an St value, kept as a plain int: cells store it as is
     actions: tuple[Act, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "state", int(self.state))
 
 
 T = Transition
@@ -174,10 +177,10 @@ SERVER_NON_INVITE: Table = {
 }
 
 
-def initial_state(client: bool, invite: bool) -> St:
+def initial_state(client: bool, invite: bool) -> int:
     if client:
-        return St.CALLING if invite else St.TRYING
-    return St.PROCEEDING if invite else St.TRYING
+        return int(St.CALLING if invite else St.TRYING)
+    return int(St.PROCEEDING if invite else St.TRYING)
 
 
 def table_for(client: bool, invite: bool) -> Table:

@@ -20,10 +20,11 @@ collect what to send under the lock and send afterwards (STYLE rule 4).
 """
 from __future__ import annotations
 
-import os
 import operator
-import struct
 from dataclasses import dataclass, field, fields
+from marshal import dumps as _dumps
+from marshal import loads as _loads
+from random import getrandbits as _getrandbits
 from typing import Callable, Optional, TypeVar
 
 from sipcore.shm import ShmHashTable
@@ -63,91 +64,22 @@ B_CANCEL_REPLIED = 64   # our CANCEL on this branch got its final reply
 def new_tid() -> str:
     """16 hex digits: $T(id_index) is the first 8 as an int, $T(id_label) the last 8 (kept
     below 2^31 so the pair maps back to the tid: t_continue, tm.reply)."""
-    b = bytearray(os.urandom(8))
-    b[4] &= 0x7F
-    return b.hex()
+    # the random module is reseeded from os.urandom in every forked child (CPython's
+    # at-fork hook), so processes do not repeat each other, without a system call per tid
+    return f"{_getrandbits(32):08x}{_getrandbits(31):08x}"
 
 
 def tid_of(index: int, label: int) -> str:
     return f"{index & 0xFFFFFFFF:08x}{label & 0x7FFFFFFF:08x}"
 
 
-# ---- compact record encoding ---------------------------------------------------------------
-# A record is one struct header (every int field as int64, then the uint32 length of each
-# str/bytes field), the str/bytes fields' bytes, then (Cell only) the branch count and each
-# branch record. Field order is the dataclass order; the schema is computed once per class.
+# ---- record encoding ---------------------------------------------------------------------
+# A cell is stored as marshal.dumps((cell field values, [branch field values, ...])): C-speed
+# in both directions, and equal objects (the request, its relayed copy) are written once.
+# The records are written and read only by this server's own processes (the same code, so
+# the same field order): marshal is not for untrusted data, and none reaches it.
 
-_L = struct.Struct("<I")
-
-
-class _Schema:
-    def __init__(self, cls: type) -> None:
-        fs = fields(cls)
-        self.ints = [f.name for f in fs if f.type == "int"]
-        self.vars = [(f.name, f.type == "str") for f in fs if f.type in ("str", "bytes")]
-        self.has_branches = any(f.type == "list[Branch]" for f in fs)
-        # int64 fields, then the uint32 lengths of the var fields, then their bytes
-        self.head = struct.Struct(f"<{len(self.ints)}q{len(self.vars)}I")
-        self.nint = len(self.ints)
-        # hot path helpers, computed once: C-level attribute fetches, and a template of the
-        # instance dict (fields that are not encoded keep their default from here)
-        self.get_ints = operator.attrgetter(*self.ints) if len(self.ints) > 1 else (
-            lambda o, _n=self.ints[0]: (getattr(o, _n),))
-        var_names = [n for n, _ in self.vars]
-        self.get_vars = operator.attrgetter(*var_names) if len(var_names) > 1 else (
-            lambda o, _n=var_names[0]: (getattr(o, _n),))
-        self.str_flags = [is_str for _, is_str in self.vars]
-        self.var_names = var_names
-        self.cls = cls
-
-
-_SCHEMAS: dict[type, _Schema] = {}
-
-
-def _schema(cls: type) -> _Schema:
-    sc = _SCHEMAS.get(cls)
-    if sc is None:
-        sc = _SCHEMAS[cls] = _Schema(cls)
-    return sc
-
-
-def _enc(obj: object, out: list[bytes]) -> None:
-    sc = _schema(type(obj))
-    data = [v.encode("utf-8", "surrogateescape") if is_str else v
-            for v, is_str in zip(sc.get_vars(obj), sc.str_flags)]
-    out.append(sc.head.pack(*sc.get_ints(obj), *map(len, data)))
-    out.extend(data)
-    if sc.has_branches:
-        brs = obj.branches  # type: ignore[attr-defined]
-        out.append(_L.pack(len(brs)))
-        for br in brs:
-            _enc(br, out)
-
-
-def _dec(cls: type, buf: bytes, pos: int) -> tuple[object, int]:
-    sc = _schema(cls)
-    head = sc.head.unpack_from(buf, pos)
-    pos += sc.head.size
-    d: dict[str, object] = dict(zip(sc.ints, head))
-    for name, is_str, n in zip(sc.var_names, sc.str_flags, head[sc.nint:]):
-        if n == 0:
-            d[name] = "" if is_str else b""
-            continue
-        b = buf[pos:pos + n]
-        pos += n
-        d[name] = b.decode("utf-8", "surrogateescape") if is_str else b
-    if sc.has_branches:
-        n = _L.unpack_from(buf, pos)[0]
-        pos += 4
-        items = []
-        for _ in range(n):
-            br, pos = _dec(Branch, buf, pos)
-            items.append(br)
-        d["branches"] = items
-    # every field is in d (all are encoded), so skip __init__ and its defaults
-    obj = object.__new__(cls)
-    obj.__dict__ = d
-    return obj, pos
+_MARSHAL_VERSION = 4
 
 
 @dataclass
@@ -171,6 +103,7 @@ class Branch:
     inv_fr: int = 0         # 1 once the INVITE branch runs on fr_inv_timer
     ruid: str = ""          # usrloc record id of the contact ($T_reply_ruid)
     on_reply: str = ""      # onreply_route armed for this branch only (in branch_route)
+    conn_id: int = 0        # TCP/TLS connection the branch goes out on (0: by address)
 
 
 @dataclass
@@ -221,14 +154,25 @@ class Cell:
     branches: list[Branch] = field(default_factory=list)
 
     def pack(self) -> bytes:
-        out: list[bytes] = []
-        _enc(self, out)
-        return b"".join(out)
+        rec = (_cell_values(self), [_branch_values(b) for b in self.branches])
+        try:
+            return _dumps(rec, _MARSHAL_VERSION)
+        except ValueError:          # an enum (St.X) or other int/str subclass was assigned
+            return _dumps(_plain(rec), _MARSHAL_VERSION)
 
     @classmethod
     def unpack(cls, buf: bytes) -> "Cell":
-        cell, _ = _dec(cls, buf, 0)
-        return cell  # type: ignore[return-value]
+        values, branches = _loads(buf)
+        cell = object.__new__(cls)          # every field is set: skip __init__'s defaults
+        d = dict(zip(_CELL_FIELDS, values))
+        brs = []
+        for bv in branches:
+            br = object.__new__(Branch)
+            br.__dict__ = dict(zip(_BRANCH_FIELDS, bv))
+            brs.append(br)
+        d["branches"] = brs
+        cell.__dict__ = d
+        return cell
 
     @property
     def invite(self) -> bool:
@@ -236,6 +180,25 @@ class Cell:
 
     def branch_id(self, idx: int) -> str:
         return f"{BRANCH_PREFIX}{self.tid}.{idx}"
+
+
+def _plain(rec: tuple) -> tuple:
+    """REC with int and str subclasses (IntEnum states) turned into plain int and str."""
+    def conv(v: object) -> object:
+        if isinstance(v, int) and type(v) is not int and type(v) is not bool:
+            return int(v)
+        if isinstance(v, str) and type(v) is not str:
+            return str(v)
+        return v
+
+    values, branches = rec
+    return tuple(map(conv, values)), [tuple(map(conv, b)) for b in branches]
+
+
+_CELL_FIELDS = tuple(f.name for f in fields(Cell) if f.name != "branches")
+_BRANCH_FIELDS = tuple(f.name for f in fields(Branch))
+_cell_values = operator.attrgetter(*_CELL_FIELDS)
+_branch_values = operator.attrgetter(*_BRANCH_FIELDS)
 
 
 def parse_branch_id(branch: Optional[str]) -> Optional[tuple[str, int]]:
@@ -254,14 +217,22 @@ class TmTable:
 
     def __init__(self, table: ShmHashTable) -> None:
         self.table = table
+        self._last: Optional[tuple[bytes, Cell]] = None     # what get() decoded last
 
     @staticmethod
     def _ck(tid: str) -> bytes:
         return b"c" + tid.encode()
 
-    def get(self, tid: str) -> Optional[Cell]:
+    def get(self, tid: str, for_update: bool = False) -> Optional[Cell]:
+        """The cell, decoded (a copy: changing it changes nothing in shm). for_update: the
+        caller calls update() next and leaves this copy as it is until then (see update)."""
         raw = self.table.get(self._ck(tid))
-        return Cell.unpack(raw) if raw is not None else None
+        if raw is None:
+            return None
+        cell = Cell.unpack(raw)
+        if for_update:
+            self._last = (raw, cell)
+        return cell
 
     def insert(self, cell: Cell, ttl: float) -> None:
         cell.expires_ms = now_ms() + int(ttl * 1000)
@@ -269,13 +240,18 @@ class TmTable:
 
     def update(self, tid: str, fn: Callable[[Cell], R]) -> tuple[Optional[Cell], Optional[R]]:
         """Read-modify-write the cell under its bucket lock: fn(cell) changes the cell and
-        returns what the caller needs afterwards. (None, None) when the cell is gone."""
+        returns what the caller needs afterwards. (None, None) when the cell is gone.
+
+        A get(tid, for_update=True) just before (read, run the script, then update) is not
+        decoded twice: when the stored bytes are still the ones get() saw, its object is
+        reused, so the caller's copy from get() is the one returned, changed."""
         key = self._ck(tid)
+        last, self._last = self._last, None
         with self.table.locked(key) as b:
             raw = b.get(key)
             if raw is None:
                 return None, None
-            cell = Cell.unpack(raw)
+            cell = last[1] if last is not None and last[0] == raw else Cell.unpack(raw)
             res = fn(cell)
             # keep the absolute expiry: a locked view sets ttls relative to now
             b.set(key, cell.pack(), max(0.001, (cell.expires_ms - now_ms()) / 1000.0))

@@ -131,8 +131,9 @@ def _find_sock(core: Any, text: str) -> Optional[SocketInfo]:
     return None
 
 
-def _dest(core: Any, proto: str, ip: str, port: int, sock: str) -> Dest:
-    return Dest(proto, ip, port, _find_sock(core, sock) or core.choose_socket(proto, ip))
+def _dest(core: Any, proto: str, ip: str, port: int, sock: str, conn_id: int = 0) -> Dest:
+    return Dest(proto, ip, port, _find_sock(core, sock) or core.choose_socket(proto, ip),
+                conn_id)
 
 
 def _send(core: Any, dest: Dest, buf: bytes) -> bool:
@@ -336,7 +337,7 @@ def send_cancel(core: Any, cell: Cell, idx: int, out: Out, reason: str = "") -> 
     client transaction) until its reply arrives or the INVITE branch completes."""
     br = cell.branches[idx]
     br.flags = (br.flags & ~B_CANCEL_PENDING) | B_CANCEL_SENT
-    out.sends.append((_dest(core, br.proto, br.ip, br.port, br.sock),
+    out.sends.append((_dest(core, br.proto, br.ip, br.port, br.sock, br.conn_id),
                       build_local_request(br.buf, "CANCEL", reason=reason)))
     if br.proto == "udp":
         out.timers.append(("tm:cretr", cell.t1, f"{cell.tid}.{idx}.{cell.t1}.0".encode()))
@@ -353,7 +354,7 @@ def on_cancel_retr_timer(payload: bytes) -> None:
     if br.flags & B_CANCEL_REPLIED or br.state >= St.COMPLETED or elapsed >= 64 * cell.t1:
         return
     core = _core()
-    _send(core, _dest(core, br.proto, br.ip, br.port, br.sock),
+    _send(core, _dest(core, br.proto, br.ip, br.port, br.sock, br.conn_id),
           build_local_request(br.buf, "CANCEL", reason=cell.cancel_reason))
     nxt = min(interval * 2, cell.t2)
     timer.schedule("tm:cretr", nxt, f"{tid}.{idx}.{nxt}.{elapsed}".encode())
@@ -548,6 +549,7 @@ class Target:
     force_socket: Any = None
     path: Optional[str] = None
     ruid: Optional[str] = None
+    otcpid: int = 0             # connection to send on (registrar lookup)
 
 
 def _targets(ctx: RouteCtx) -> list[Target]:
@@ -555,9 +557,10 @@ def _targets(ctx: RouteCtx) -> list[Target]:
     out: list[Target] = []
     if not ctx.extra.get("ruri_consumed"):
         out.append(Target(ctx.msg.ruri, ctx.dst_uri, ctx.bflags, ctx.force_socket,
-                          ctx.extra.get("path_vec"), ctx.extra.get("ruri_ruid")))
+                          ctx.extra.get("path_vec"), ctx.extra.get("ruri_ruid"), ctx.otcpid))
     for b in ctx.branches:
-        out.append(Target(b.uri, b.dst_uri, b.bflags, b.force_socket, b.path, b.ruid))
+        out.append(Target(b.uri, b.dst_uri, b.bflags, b.force_socket, b.path, b.ruid,
+                          b.otcpid))
     return out
 
 
@@ -594,7 +597,8 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
             bmsg.add_header("Route: " + p, before=first)
     bctx = dataclasses.replace(ctx, msg=bmsg, dst_uri=tgt.dst_uri, bflags=tgt.bflags,
                                force_socket=tgt.force_socket or ctx.force_socket,
-                               branch_index=idx, extra=dict(ctx.extra), branches=[])
+                               otcpid=tgt.otcpid, branch_index=idx, extra=dict(ctx.extra),
+                               branches=[])
     routes = ctx.core.routes
     if cell.on_branch and routes is not None and routes.has_route("branch", cell.on_branch):
         bctx.dropped = False
@@ -630,8 +634,10 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
         br.state, br.code, br.flags = St.TERMINATED, 500, B_LOCAL_FAIL
         return _Built(br, b"", Dest("udp", "", 0), E.E_BAD_REQ)
     br.proto, br.ip, br.port, br.sock, br.buf = dproto, ip, dport, str(sock), buf
+    # the contact's own connection (lookup), unless t_relay(host, ...) names another hop
+    br.conn_id = bctx.otcpid if host is None and dproto != "udp" else 0
     br.retr_ms = 0 if dproto != "udp" else cell.t1
-    return _Built(br, buf, Dest(dproto, ip, dport, sock))
+    return _Built(br, buf, Dest(dproto, ip, dport, sock, br.conn_id))
 
 
 def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = None,
@@ -661,7 +667,7 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
             return rc if rc < 0 else 0
     tid = ctx.extra[TID]
     tbl = table()
-    cell = tbl.get(tid)
+    cell = tbl.get(tid, for_update=True)     # only on_branch is set on it before update()
     if cell is None:
         return E.E_UNSPEC
     # script state armed after t_newtran (t_on_*, t_set_fr...) travels with the transaction
@@ -947,7 +953,7 @@ def reply_received(ctx: RouteCtx) -> bool:
     msg = ctx.msg
     rb = reply_branch(msg)
     tbl = table()
-    cell = tbl.get(rb[0]) if rb is not None else None
+    cell = tbl.get(rb[0], for_update=True) if rb is not None else None
     if rb is None or cell is None or rb[1] >= len(cell.branches):
         return _sl_reply(ctx)
     tid, idx = rb
@@ -966,7 +972,7 @@ def reply_received(ctx: RouteCtx) -> bool:
     tr = fsm.step(fsm.table_for(True, cell.invite), St(br.state), fsm.reply_event(code))
     if tr is None or Act.ABSORB in tr.actions:
         if tr is not None and Act.SEND_ACK in tr.actions:
-            _send(ctx.core, _dest(ctx.core, br.proto, br.ip, br.port, br.sock),
+            _send(ctx.core, _dest(ctx.core, br.proto, br.ip, br.port, br.sock, br.conn_id),
                   _ack_for(br.buf, msg))
         stats.inc("tmx:rpl_absorbed")
         return True
@@ -1004,7 +1010,7 @@ def reply_received(ctx: RouteCtx) -> bool:
         b.flags |= B_REPLIED
         c.last_code = code
         c.flags = flags
-        dest = _dest(core, b.proto, b.ip, b.port, b.sock)
+        dest = _dest(core, b.proto, b.ip, b.port, b.sock, b.conn_id)
         if Act.SEND_ACK in t.actions:
             out.sends.append((dest, _ack_for(b.buf, msg)))
         if code < 200:
@@ -1177,7 +1183,7 @@ def on_retr_timer(payload: bytes) -> None:
     if br.state not in ((St.CALLING,) if invite else (St.TRYING, St.PROCEEDING)):
         return
     core = _core()
-    if _send(core, _dest(core, br.proto, br.ip, br.port, br.sock), br.buf):
+    if _send(core, _dest(core, br.proto, br.ip, br.port, br.sock, br.conn_id), br.buf):
         stats.inc("tm:retransmissions")
     timers = fsm.Timers(cell.t1, cell.t2)
     nxt = timers.next_retr(interval, invite, br.state == St.PROCEEDING)
@@ -1200,7 +1206,7 @@ def on_fr_timer(payload: bytes) -> None:
             return
         ev = Ev.TIMER_B if c.invite else Ev.TIMER_F
         t = fsm.step(fsm.table_for(True, c.invite), St(b.state), ev)
-        b.state = t.state if t is not None else St.TERMINATED
+        b.state = t.state if t is not None else int(St.TERMINATED)
         b.flags |= B_TIMEOUT
         b.code = 487 if c.tflags & T_CANCELED and c.invite else 408
         b.reply = b""
@@ -1263,7 +1269,7 @@ def on_life_timer(payload: bytes) -> None:
             _cancel_branches(core, c, out, reason="Reason: SIP;cause=408")
         for b in c.branches:
             if St.NONE < b.state < St.COMPLETED:
-                b.state = St.TERMINATED
+                b.state = int(St.TERMINATED)
                 b.flags |= B_TIMEOUT
                 b.code = 487 if c.tflags & T_CANCELED and c.invite else 408
                 b.reply = b""
