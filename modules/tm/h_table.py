@@ -100,7 +100,8 @@ class Branch:
     retr_ms: int = 0        # current A/E interval
     fr_gen: int = 0         # generation of the armed fr timer (restart invalidates old ones)
     bflags: int = 0         # script branch flags
-    inv_fr: int = 0         # 1 once the INVITE branch runs on fr_inv_timer
+    inv_fr: int = 0         # when (now_ms) the INVITE branch went on fr_inv_timer; 0 not yet
+    fr_due: int = 0         # when (now_ms) the armed fr timer fires
     ruid: str = ""          # usrloc record id of the contact ($T_reply_ruid)
     on_reply: str = ""      # onreply_route armed for this branch only (in branch_route)
     conn_id: int = 0        # TCP/TLS connection the branch goes out on (0: by address)
@@ -141,6 +142,7 @@ class Cell:
     t2: int = 0
     created_ms: int = 0
     expires_ms: int = 0         # the table entry's absolute expiry (CLOCK_MONOTONIC ms)
+    life_due: int = 0           # end of max_(non)inv_lifetime (now_ms), 0 none
     best_code: int = 0          # status of the reply chosen for upstream ($T_reply_code)
     best_reason: str = ""
     last_code: int = 0          # last received reply status ($T_reply_last)

@@ -442,9 +442,12 @@ def retransmit_reply(ctx: RouteCtx, tid: str) -> int:
     return 1
 
 
-def t_newtran(ctx: RouteCtx) -> int:
+def t_newtran(ctx: RouteCtx, arm_life: bool = True) -> int:
     """Create the server transaction of ctx.msg. 1 created (or already ours), 0 when it is a
-    retransmission (the last reply was resent; the script must stop), negative on error."""
+    retransmission (the last reply was resent; the script must stop), negative on error.
+
+    arm_life=False (t_relay): no timer of its own for max_(non)inv_lifetime; the branches'
+    fr timers are capped at it and expire the transaction (one timer job less per call)."""
     from sipcore.forward import reply_dest
 
     if ctx.extra.get(TID) is not None:
@@ -481,6 +484,9 @@ def t_newtran(ctx: RouteCtx) -> int:
                 t1=int(ctx.extra.get("tm_t1", 0) or cfg.t1),
                 t2=int(ctx.extra.get("tm_t2", 0) or cfg.t2),
                 created_ms=now_ms(), keys=key)
+    cell.life_due = cell.created_ms + int(
+        ctx.extra.get("tm_max_inv_lifetime" if invite else "tm_max_noninv_lifetime", 0)
+        or (cfg.max_inv_lifetime if invite else cfg.max_noninv_lifetime))
     if msg.method == "CANCEL":
         cell.tflags |= T_IS_CANCEL
     for name in ("on_failure", "on_reply", "on_branch", "on_branch_failure"):
@@ -503,9 +509,8 @@ def t_newtran(ctx: RouteCtx) -> int:
         tbl.index_del(key)
         return _no_memory(ctx)
     ctx.extra[TID] = tid
-    life = int(ctx.extra.get("tm_max_inv_lifetime" if invite else "tm_max_noninv_lifetime", 0)
-               or (cfg.max_inv_lifetime if invite else cfg.max_noninv_lifetime))
-    out.timers.append(("tm:life", life, tid.encode()))
+    if arm_life:
+        out.timers.append(("tm:life", cell.life_due - cell.created_ms, tid.encode()))
     stats.inc("tmx:UAS_transactions")
     _flush(ctx.core, out)
     return 1
@@ -662,7 +667,7 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
             return 0
     in_failure = ctx.route_type == RouteType.FAILURE and ctx.extra.get(TID) is not None
     if not in_failure:
-        rc = t_newtran(ctx)
+        rc = t_newtran(ctx, arm_life=False)
         if rc <= 0:
             return rc if rc < 0 else 0
     tid = ctx.extra[TID]
@@ -717,8 +722,11 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
                 ev = "A" if c.invite else "E"
                 out.timers.append(("tm:retr", br.retr_ms, f"{c.tid}.{idx}.{br.retr_ms}.{ev}"
                                    .encode()))
-            fr = c.fr_timer
-            out.timers.append(("tm:fr", fr, f"{c.tid}.{idx}.{br.fr_gen}".encode()))
+            now = now_ms()
+            br.fr_due = now + c.fr_timer
+            if c.life_due:
+                br.fr_due = min(br.fr_due, max(c.life_due, now))
+            out.timers.append(("tm:fr", br.fr_due - now, f"{c.tid}.{idx}.{br.fr_gen}".encode()))
         if c.tflags & T_CANCELED and c.invite:
             _cancel_branches(ctx.core, c, out, reason=c.cancel_reason)
 
@@ -1019,10 +1027,19 @@ def reply_received(ctx: RouteCtx) -> bool:
             if b.flags & B_CANCEL_PENDING:
                 send_cancel(core, c, idx, out, c.cancel_reason)
             if c.invite and (cfg.restart_fr_on_each_reply or not b.inv_fr):
-                b.inv_fr = 1
-                b.fr_gen += 1
-                out.timers.append(("tm:fr", c.fr_inv_timer, f"{c.tid}.{idx}.{b.fr_gen}"
-                                   .encode()))
+                # fr_inv_timer runs from now: the armed fr timer, when it fires, sees the
+                # later deadline and re-arms itself in the timer process; a new job is
+                # queued only when the deadline comes sooner than the armed one
+                now = now_ms()
+                b.inv_fr = now
+                due = now + c.fr_inv_timer
+                if c.life_due:
+                    due = min(due, max(c.life_due, now))
+                if due < b.fr_due:
+                    b.fr_gen += 1
+                    b.fr_due = due
+                    out.timers.append(("tm:fr", due - now, f"{c.tid}.{idx}.{b.fr_gen}"
+                                       .encode()))
             if relay_buf and not c.tflags & T_FINAL_SENT:
                 _send_upstream(core, c, out, relay_buf, relay_code)
             return
@@ -1204,6 +1221,17 @@ def on_fr_timer(payload: bytes) -> None:
         b = c.branches[idx]
         if b.fr_gen != gen or b.state >= St.COMPLETED:
             return
+        now = now_ms()
+        due = b.inv_fr + c.fr_inv_timer if c.invite and b.inv_fr else b.fr_due
+        if c.life_due:
+            due = min(due, c.life_due)
+        if due > now:           # fr_inv_timer started later: wait for its end
+            b.fr_due = due
+            out.timers.append(("tm:fr", due - now, payload))
+            return
+        if c.life_due and now >= c.life_due and not c.tflags & T_FINAL_SENT:
+            _expire(core, c, out)   # max lifetime reached (t_relay arms no timer of its own)
+            return
         ev = Ev.TIMER_B if c.invite else Ev.TIMER_F
         t = fsm.step(fsm.table_for(True, c.invite), St(b.state), ev)
         b.state = t.state if t is not None else int(St.TERMINATED)
@@ -1252,6 +1280,23 @@ def on_uas_timer(payload: bytes) -> None:
     _flush(core, out)
 
 
+def _expire(core: Any, c: Cell, out: Out) -> None:
+    """Max lifetime reached without a final reply upstream: pending branches are cancelled
+    and count as timed out, and the transaction completes (Kamailio's lifetime expiry)."""
+    c.tflags |= T_EXPIRED
+    if c.tflags & T_IN_FAILURE:
+        return
+    if c.invite:
+        _cancel_branches(core, c, out, reason="Reason: SIP;cause=408")
+    for b in c.branches:
+        if St.NONE < b.state < St.COMPLETED:
+            b.state = int(St.TERMINATED)
+            b.flags |= B_TIMEOUT
+            b.code = 487 if c.tflags & T_CANCELED and c.invite else 408
+            b.reply = b""
+    _finish(core, c, out)
+
+
 def on_life_timer(payload: bytes) -> None:
     """max_inv_lifetime / max_noninv_lifetime (timer C): a transaction still without a final
     reply upstream is expired: its pending branches are cancelled and count as timed out."""
@@ -1260,20 +1305,8 @@ def on_life_timer(payload: bytes) -> None:
     out = Out()
 
     def upd(c: Cell) -> None:
-        if c.tflags & T_FINAL_SENT:
-            return
-        c.tflags |= T_EXPIRED
-        if c.tflags & T_IN_FAILURE:
-            return
-        if c.invite:
-            _cancel_branches(core, c, out, reason="Reason: SIP;cause=408")
-        for b in c.branches:
-            if St.NONE < b.state < St.COMPLETED:
-                b.state = int(St.TERMINATED)
-                b.flags |= B_TIMEOUT
-                b.code = 487 if c.tflags & T_CANCELED and c.invite else 408
-                b.reply = b""
-        _finish(core, c, out)
+        if not c.tflags & T_FINAL_SENT:
+            _expire(core, c, out)
 
     cell, _ = table().update(tid, upd)
     if cell is None:
@@ -1381,6 +1414,7 @@ def uac_send(core: Any, method: str, ruri: str, nexthop: str, socket: str, heade
     b = _build_branch(ctx, cell, 0, Target(ctx.msg.ruri, ctx.dst_uri), raw, None, None, None)
     if b is None or b.error:
         return None
+    b.branch.fr_due = now_ms() + cell.fr_timer
     cell.branches.append(b.branch)
     table().insert(cell, _ttl(invite))
     stats.inc("tmx:UAC_transactions")

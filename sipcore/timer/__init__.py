@@ -30,13 +30,15 @@ MAX_PAYLOAD = MAX_RECORD - _REC.size - 64
 TICK_MS = 20                        # how often the timer process drains the ring
 RING_BYTES = 1 << 21
 
-@dataclass(order=True)
+@dataclass
 class _Due:
+    """One pending job. The heap holds (when, seq, _Due) tuples, compared in C."""
+
     when: float
     seq: int
-    name: str = field(compare=False)
-    payload: bytes = field(compare=False, default=b"")
-    periodic: Optional["Periodic"] = field(compare=False, default=None)
+    name: str
+    payload: bytes = b""
+    periodic: Optional["Periodic"] = None
 
 
 @dataclass
@@ -166,7 +168,7 @@ class TimerLoop:
     """The scheduler state of the process that runs timers."""
 
     def __init__(self) -> None:
-        self.heap: list[_Due] = []
+        self.heap: list[tuple[float, int, _Due]] = []
         now = time.monotonic()
         for p in _periodic.values():
             self._push(now + p.first_ms / 1000.0, p.name, b"", p)
@@ -175,15 +177,33 @@ class TimerLoop:
               ) -> None:
         global _seq
         _seq += 1
-        heapq.heappush(self.heap, _Due(when, _seq, name, payload, periodic))
+        heapq.heappush(self.heap, (when, _seq, _Due(when, _seq, name, payload, periodic)))
 
     def add(self, name: str, delay_ms: int, payload: bytes) -> None:
         self._push(time.monotonic() + delay_ms / 1000.0, name, payload)
 
+    def pending(self) -> list[_Due]:
+        """Every pending job, soonest first (diagnostics, tests)."""
+        return [d for _, _, d in sorted(self.heap)]
+
+    def make_due(self, select: Callable[[_Due], bool]) -> int:
+        """Make the jobs SELECT picks due now, keeping their order (tests, benchmarks: "let
+        time pass" for those jobs). Returns how many."""
+        n = 0
+        entries = []
+        for when, seq, d in self.heap:
+            if select(d):
+                n += 1
+                d.when = when - 1e6
+            entries.append((d.when, seq, d))
+        heapq.heapify(entries)
+        self.heap = entries
+        return n
+
     def timeout(self, cap: float = 0.5) -> float:
         if not self.heap:
             return cap
-        return max(0.0, min(cap, self.heap[0].when - time.monotonic()))
+        return max(0.0, min(cap, self.heap[0][0] - time.monotonic()))
 
     def feed(self, records: list[bytes]) -> None:
         """Records drained from the schedule ring become heap entries."""
@@ -196,8 +216,9 @@ class TimerLoop:
         """Run every job that is due; a failing job is logged and counted, never fatal."""
         now = time.monotonic()
         n = 0
-        while self.heap and self.heap[0].when <= now:
-            d = heapq.heappop(self.heap)
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            d = heapq.heappop(heap)[2]
             n += 1
             try:
                 if d.periodic is not None:
