@@ -377,7 +377,8 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
         log.err(f"forward: cannot build the request: {exc}", ctx)
         stats.inc("core:err_requests")
         return E.E_BAD_REQ
-    dest = Dest(dproto, ip, dport, sock, no_connect=ctx.forward_no_connect,
+    dest = Dest(dproto, ip, dport, sock, conn_id=ctx.otcpid if host is None and dproto in _RELIABLE else 0,
+                no_connect=ctx.forward_no_connect,
                 close_after=bool(ctx.extra.get("forward_close")))
     if not run_onsend(ctx, dest, buf):
         log.info(f"request to {dproto}:{_bracket(ip)}:{dport} dropped by onsend_route", ctx)

@@ -3,6 +3,7 @@
 
     python3 benchmarks/sipp/run.py [--rate 200] [--calls N] [--children 2] [--search]
                                    [--search-budget 240] [--no-kamailio]
+                                   [--transport udp|tcp|both]
 
 Everything runs on 127.0.0.1 (free ports picked at start). For one rate it prints the calls
 attempted, completed and failed (from SIPp's -trace_stat file), and the server's CPU time per
@@ -15,6 +16,11 @@ With --search it steps the rate up (doubling) and then bisects to find the highe
 When /usr/sbin/kamailio exists, the same scenario runs through Kamailio with an equivalent
 stateless config (same script body: forward() to the R-URI, which SIPp points at the uas), and the
 ratio pykam/kamailio of CPU microseconds per call is printed.
+
+--transport tcp runs the same stateless scenario with both legs over TCP: SIPp's uac on one
+connection (-t t1) to the server, and the server relaying over one connection it opens to a SIPp
+uas listening on TCP (-t t1; the script sets $du to the R-URI host with ;transport=tcp).
+--transport both runs UDP then TCP for each server.
 
 The uas is SIPp's built-in scenario plus a short pause between 180 and 200 (uas_ring_pause.xml,
 --uas-pause; 0 = the unmodified built-in `-sn uas`): a proxy with several workers may relay two
@@ -36,6 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +79,26 @@ request_route {{
     exit;
 }}
 """
+# --transport tcp: both legs over TCP (SIPp uac -t t1 -> server -> SIPp uas -t t1). The UDP
+# socket stays for the readiness probe; $du sends the relayed request over TCP to the uas.
+TCP_EXTRA = """tcp_children={children}
+listen=tcp:127.0.0.1:{port}
+"""
+TCP_DU = '$du = "sip:" + $rd + ":" + $rp + ";transport=tcp";\n    '
+TRANSPORTS = ("udp", "tcp")
+
+
+def render_cfg(port: int, children: int, debug: int, transport: str) -> str:
+    """The config of both servers for TRANSPORT (udp: as before; tcp: TCP on, $du over TCP)."""
+    if transport == "udp":
+        return CFG_TEMPLATE.format(port=port, children=children, debug=debug, extra="", **MODE)
+    cfg = CFG_TEMPLATE.replace("disable_tcp=yes\n", "")
+    return cfg.format(port=port, children=children, debug=debug,
+                      extra=TCP_EXTRA.format(children=children, port=port),
+                      modules=MODE["modules"] + 'loadmodule "pv"\n',
+                      relay=TCP_DU + MODE["relay"])
+
+
 # --stateful: the same with tm: every request is relayed in a transaction (2xx ACKs statelessly)
 STATELESS = {"modules": "", "relay": "forward();"}
 MODE = STATELESS
@@ -261,36 +288,41 @@ class ServerRun:
     proc: subprocess.Popen
     port: int
     log: Path
+    transport: str = "udp"      # of the SIPp legs (the UDP socket is always there for probes)
 
 
-def start_pykam(work: Path, children: int, debug: int, root: Path = ROOT) -> ServerRun:
+def start_pykam(work: Path, children: int, debug: int, root: Path = ROOT,
+                transport: str = "udp") -> ServerRun:
     port = free_udp_port()
     cfg = work / "pykam.cfg"
-    cfg.write_text(CFG_TEMPLATE.format(port=port, children=children, debug=debug, extra="", **MODE))
+    cfg.write_text(render_cfg(port, children, debug, transport))
     log = work / "pykam.log"
     rundir = work / "pykam-run"
     rundir.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "sipcore", "-DD", "-E", "-f", str(cfg), "-Y", str(rundir),
            "-n", str(children), "-l", f"udp:{HOST}:{port}"]
+    if transport == "tcp":
+        cmd += ["-l", f"tcp:{HOST}:{port}"]
     proc = spawn(cmd, log, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
-    srv = ServerRun("pykam", proc, port, log)
+    srv = ServerRun("pykam", proc, port, log, transport)
     _wait_ready(srv)
     return srv
 
 
-def start_kamailio(work: Path, children: int, debug: int, tlsf: bool) -> ServerRun:
+def start_kamailio(work: Path, children: int, debug: int, tlsf: bool,
+                   transport: str = "udp") -> ServerRun:
     port = free_udp_port()
     rundir = work / "kamailio-run"
     rundir.mkdir(exist_ok=True)
     cfg = work / "kamailio.cfg"
-    cfg.write_text(CFG_TEMPLATE.format(port=port, children=children, debug=debug, extra="", **MODE))
+    cfg.write_text(render_cfg(port, children, debug, transport))
     log = work / "kamailio.log"
     cmd = [KAMAILIO, "-DD", "-E", "-f", str(cfg), "-Y", str(rundir), "-n", str(children),
            "-m", "64", "-M", "8"]
     if tlsf:
         cmd[1:1] = ["-x", "tlsf"]
     proc = spawn(cmd, log, cwd=work)
-    srv = ServerRun("kamailio", proc, port, log)
+    srv = ServerRun("kamailio", proc, port, log, transport)
     _wait_ready(srv)
     return srv
 
@@ -344,7 +376,7 @@ class Result:
     def line(self) -> str:
         us = self.cpu_us_per_call
         us_s = f"{us:8.1f}" if us is not None else "     n/a"
-        return (f"{self.server:8s} rate {self.rate:7.1f}/s  attempted {self.attempted:6d}  "
+        return (f"{self.server:12s} rate {self.rate:7.1f}/s  attempted {self.attempted:6d}  "
                 f"completed {self.completed:6d}  failed {self.failed:5d}  "
                 f"({100 * self.completed_ratio:6.2f} %)  wall {self.wall:6.1f} s  "
                 f"cpu {self.cpu_ticks / CLK_TCK:6.2f} s  cpu/call {us_s} us  "
@@ -360,13 +392,13 @@ class Uas:
     several workers a proxy may reorder back-to-back replies, and the built-in uac fails a call
     that sees its 180 after the 200); UAS_PAUSE_MS = 0 runs the unmodified built-in `-sn uas`."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, transport: str = "udp") -> None:
         self.port = free_udp_port()
         log = work / f"sipp-uas-{self.port}.log"
         scen = (["-sf", str(UAS_SCENARIO), "-d", str(UAS_PAUSE_MS)] if UAS_PAUSE_MS > 0
                 else ["-sn", "uas"])
         self.proc = spawn(["sipp", *scen, "-i", HOST, "-p", str(self.port), "-nostdin",
-                           "-bind_local"], log, cwd=work)
+                           "-bind_local", *_sipp_transport(transport)], log, cwd=work)
         time.sleep(0.3)
         if self.proc.poll() is not None:
             raise RuntimeError(f"sipp uas exited with {self.proc.returncode}: "
@@ -374,6 +406,11 @@ class Uas:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+def _sipp_transport(transport: str) -> list[str]:
+    """SIPp's -t option: UDP on one socket (u1), TCP on one connection (t1)."""
+    return ["-t", "t1"] if transport == "tcp" else ["-t", "u1"]
 
 
 def read_sipp_stats(path: Path) -> dict[str, str]:
@@ -389,7 +426,7 @@ def read_sipp_stats(path: Path) -> dict[str, str]:
 def run_uac(work: Path, srv: ServerRun, rate: float, calls: int,
             recv_timeout_ms: int = 5000) -> Result:
     """One measurement with a fresh uas (no leftovers of an earlier overloaded step)."""
-    uas = Uas(work)
+    uas = Uas(work, srv.transport)
     try:
         return _run_uac(work, srv, uas, rate, calls, recv_timeout_ms)
     finally:
@@ -398,14 +435,15 @@ def run_uac(work: Path, srv: ServerRun, rate: float, calls: int,
 
 def _run_uac(work: Path, srv: ServerRun, uas: Uas, rate: float, calls: int,
              recv_timeout_ms: int) -> Result:
-    tag = f"{srv.name}-{int(rate)}-{calls}-{uuid.uuid4().hex[:6]}"
+    tag = f"{srv.name}-{srv.transport}-{int(rate)}-{calls}-{uuid.uuid4().hex[:6]}"
     stat = work / f"uac-{tag}.csv"
     nominal = calls / rate
     cmd = ["sipp", "-sn", "uac", "-i", HOST, "-p", str(free_udp_port()), "-bind_local",
            "-rsa", f"{HOST}:{srv.port}", f"{HOST}:{uas.port}",
            "-r", f"{rate:g}", "-rp", "1000", "-m", str(calls), "-l", str(max(1000, calls)),
            "-recv_timeout", str(recv_timeout_ms), "-timeout", f"{int(nominal * 2 + 20)}s",
-           "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "3600"]
+           "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "3600",
+           *_sipp_transport(srv.transport)]
     before = cpu_sample(srv.proc.pid)
     t0 = time.monotonic()
     proc = spawn(cmd, work / f"uac-{tag}.log", cwd=work)
@@ -417,7 +455,8 @@ def _run_uac(work: Path, srv: ServerRun, uas: Uas, rate: float, calls: int,
     after = cpu_sample(srv.proc.pid)
     stop_process(proc)
     st = read_sipp_stats(stat)
-    res = Result(srv.name, rate, calls, sipp_rc=rc, wall=wall,
+    label = srv.name if srv.transport == "udp" else f"{srv.name}/{srv.transport}"
+    res = Result(label, rate, calls, sipp_rc=rc, wall=wall,
                  cpu_ticks=after.ticks - before.ticks,
                  processes=after.processes, threads=after.threads)
     res.attempted = int(st.get("OutgoingCall(C)", 0) or 0)
@@ -430,9 +469,12 @@ def _run_uac(work: Path, srv: ServerRun, uas: Uas, rate: float, calls: int,
 
 
 def search(work: Path, srv: ServerRun, start: float, step_seconds: float,
-           budget: float, min_calls: int) -> tuple[Result | None, list[Result]]:
+           budget: float, min_calls: int, measure: Callable[..., Result] | None = None
+           ) -> tuple[Result | None, list[Result]]:
     """Double the rate while it passes, then bisect between the last pass and the first failure
-    until they are within 10 % or the time budget is spent."""
+    until they are within 10 % or the time budget is spent. measure(work, srv, rate, calls)
+    runs one step (default run_uac; benchmarks/register/run.py passes its REGISTER run)."""
+    measure = measure or run_uac
     t_end = time.monotonic() + budget
     results: list[Result] = []
     best: Result | None = None
@@ -441,7 +483,7 @@ def search(work: Path, srv: ServerRun, start: float, step_seconds: float,
 
     def step(r: float) -> Result:
         calls = max(min_calls, int(r * step_seconds))
-        res = run_uac(work, srv, r, calls)
+        res = measure(work, srv, r, calls)
         results.append(res)
         print("  " + res.line() + ("  PASS" if res.passed else "  FAIL"), flush=True)
         time.sleep(1.0 if res.passed else 3.0)     # let the server's queue drain
@@ -547,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     ap.add_argument("--stateful", action="store_true",
                     help="relay with tm's t_relay() instead of stateless forward()")
+    ap.add_argument("--transport", choices=("udp", "tcp", "both"), default="udp",
+                    help="SIPp legs over UDP (default), TCP (one connection each side: -t t1), "
+                         "or both, one after the other")
     args = ap.parse_args(argv)
     global MODE
     MODE = STATEFUL if args.stateful else STATELESS
@@ -583,8 +628,11 @@ def main(argv: list[str] | None = None) -> int:
     uas_desc = (f"sipp uas (built-in + {UAS_PAUSE_MS} ms ringing pause)" if UAS_PAUSE_MS > 0
                 else "sipp -sn uas")
     relay = "stateful t_relay()" if args.stateful else "stateless forward()"
+    transports = TRANSPORTS if args.transport == "both" else (args.transport,)
     print(f"scenario: sipp -sn uac -> server ({relay}, children={args.children}) "
-          f"-> {uas_desc}, all on {HOST}; {calls} calls at {args.rate:g}/s")
+          f"-> {uas_desc}, all on {HOST}; {calls} calls at {args.rate:g}/s; over "
+          + " and ".join("UDP" if t == "udp" else "TCP (sipp -t t1 both sides, "
+                         f"tcp_children={args.children})" for t in transports))
     print(f"work dir: {work}")
     print(flush=True)
 
@@ -595,33 +643,35 @@ def main(argv: list[str] | None = None) -> int:
         servers = [("pykam", None)] + ([("kamailio", kam)] if kam else [])
         if args.only:
             servers = [s for s in servers if s[0] == args.only]
-        for name, _ in servers:
-            sub = work / name
+        for (name, _), transport in [(s, t) for s in servers for t in transports]:
+            label = name if transport == "udp" else f"{name}/{transport}"
+            sub = work / label.replace("/", "-")
             sub.mkdir()
             if name == "pykam":
-                srv = start_pykam(sub, args.children, args.debug, args.pykam_root.resolve())
+                srv = start_pykam(sub, args.children, args.debug, args.pykam_root.resolve(),
+                                  transport)
             else:
-                srv = start_kamailio(sub, args.children, args.debug, tlsf)
+                srv = start_kamailio(sub, args.children, args.debug, tlsf, transport)
             try:
                 idle0 = cpu_sample(srv.proc.pid)
                 time.sleep(1.0)
                 idle = cpu_sample(srv.proc.pid)
-                print(f"{name}: pid {srv.proc.pid}, {idle.processes} processes "
+                print(f"{label}: pid {srv.proc.pid}, {idle.processes} processes "
                       f"({idle.threads} threads), idle CPU "
                       f"{(idle.ticks - idle0.ticks) * 1000 / CLK_TCK:.0f} ms/s", flush=True)
                 res = run_uac(sub, srv, args.rate, calls)
-                results[name] = res
+                results[label] = res
                 print("  " + res.line(), flush=True)
                 if args.search and (name == "pykam" or args.search_kamailio):
-                    print(f"{name}: searching the highest rate with >= {100 * PASS_RATIO:.1f} % "
+                    print(f"{label}: searching the highest rate with >= {100 * PASS_RATIO:.1f} % "
                           f"completed (budget {args.search_budget:g} s)", flush=True)
                     b, _ = search(sub, srv, args.search_start or args.rate,
                                   args.search_step, args.search_budget, min_calls=500)
-                    best[name] = b
+                    best[label] = b
             finally:
                 stop_process(srv.proc)
                 if "Traceback" in srv.log.read_text(errors="replace"):
-                    print(f"WARNING: {name} log has a Traceback: {srv.log}", flush=True)
+                    print(f"WARNING: {label} log has a Traceback: {srv.log}", flush=True)
                     args.keep = True
     except KeyboardInterrupt:
         print("\ninterrupted: stopping every process started", file=sys.stderr)
@@ -637,19 +687,21 @@ def main(argv: list[str] | None = None) -> int:
     print("summary")
     for name, res in results.items():
         us = res.cpu_us_per_call
-        print(f"  {name:8s}: attempted {res.attempted}, completed {res.completed}, failed "
+        print(f"  {name:12s}: attempted {res.attempted}, completed {res.completed}, failed "
               f"{res.failed} at {res.rate:g} calls/s; CPU per call "
               f"{'n/a' if us is None else f'{us:.1f} us'} (all {res.processes} processes)")
     for name, b in best.items():
-        print(f"  {name:8s}: highest rate with >= {100 * PASS_RATIO:.1f} % completed: "
+        print(f"  {name:12s}: highest rate with >= {100 * PASS_RATIO:.1f} % completed: "
               + (f"{b.rate:g} calls/s ({b.completed}/{b.calls}, {b.cpu_us_per_call:.1f} us/call)"
                  if b else "none found within the budget"))
-    p, k = results.get("pykam"), results.get("kamailio")
-    if p and k and p.cpu_us_per_call and k.cpu_us_per_call:
-        print(f"  ratio pykam/kamailio CPU per call at {p.rate:g} calls/s: "
-              f"{p.cpu_us_per_call / k.cpu_us_per_call:.1f}x")
-    if p and p.completed_ratio < PASS_RATIO and rc == 0:
-        rc = 1
+    for t in transports:
+        sfx = "" if t == "udp" else f"/{t}"
+        p, k = results.get("pykam" + sfx), results.get("kamailio" + sfx)
+        if p and k and p.cpu_us_per_call and k.cpu_us_per_call:
+            print(f"  ratio pykam/kamailio CPU per call over {t.upper()} at {p.rate:g} "
+                  f"calls/s: {p.cpu_us_per_call / k.cpu_us_per_call:.1f}x")
+        if p and p.completed_ratio < PASS_RATIO and rc == 0:
+            rc = 1
     if args.keep:
         print(f"kept {work}")
     else:

@@ -9,12 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import time
+
 from sipcore.core.sockets import find_socket, parse_socket_spec
 from sipcore.db import DbError
 from sipcore.errors import ParseError
+from sipcore.msg import parse_nameaddr_list
 from sipcore.route.ctx import Branch, RouteCtx
 
 from . import common
+from .save import xavp_cfg_value, xavp_rcd_add
 
 LOOKUP_OK, LOOKUP_NOT_FOUND, LOOKUP_METHOD, LOOKUP_ERROR = 1, -1, -2, -3
 
@@ -31,11 +35,25 @@ def _aor(ctx: RouteCtx, p: Any, uri: str | None) -> str | None:
         return None
 
 
-def _contacts(ctx: RouteCtx, table: str, aor: str) -> list[Any] | None:
+def _contacts(ctx: RouteCtx, table: str, aor: str, expired: bool = False
+              ) -> list[Any] | None:
+    """The AoR's contacts, best first; EXPIRED: also those expired but not yet removed by
+    usrloc's timer (use_expired_contacts). None on a database error."""
     try:
-        return common.usrloc_api().register_udomain(table).get(aor)
+        return common.usrloc_api().register_udomain(table).get(aor, include_expired=expired)
     except DbError:
         return None
+
+
+def _bflags_filtered(ctx: RouteCtx, p: Any, cts: list[Any]) -> list[Any]:
+    """lookup_filter_mode bit 1: only contacts whose branch flags include every flag of
+    $xavp(<xavp_cfg>=>rlf_bflags)."""
+    if not int(p.lookup_filter_mode) & 1:
+        return cts
+    want = xavp_cfg_value(ctx, p, "rlf_bflags")
+    if not isinstance(want, int) or want == 0:
+        return cts
+    return [c for c in cts if c.cflags & want == want]
 
 
 def _filtered(ctx: RouteCtx, p: Any, cts: list[Any]) -> list[Any]:
@@ -45,12 +63,29 @@ def _filtered(ctx: RouteCtx, p: Any, cts: list[Any]) -> list[Any]:
     return [c for c in cts if c.methods == -1 or c.methods & mid]
 
 
-def _dst_of(c: Any) -> str | None:
-    """Where to send: the first Path hop (loose routing), else the received address."""
+def _route_of(ctx: RouteCtx, p: Any, c: Any) -> tuple[str | None, str | None]:
+    """(path vector, $du) for a contact: the first Path hop (loose routing), else the received
+    address. path_check_local: a first hop that is this server is dropped (the next one, if
+    any, becomes the destination), as Kamailio's lookup does for a registrar that is its own
+    edge proxy."""
     if c.path:
-        first = c.path.split(",")[0].strip()
-        return first[1:first.index(">")] if first.startswith("<") and ">" in first else first
-    return c.received or None
+        path = c.path
+        try:
+            hops = parse_nameaddr_list(path)
+        except ParseError:
+            hops = []
+        if hops and p.path_check_local:
+            try:
+                local = ctx.core.is_myself(hops[0].parsed_uri.host)
+            except ParseError:
+                local = False
+            if local:
+                hops = hops[1:]
+                path = ", ".join(f"<{h.uri}>" + "".join(
+                    f";{k}" if v is None else f";{k}={v}" for k, v in h.params) for h in hops)
+        if hops:
+            return path, hops[0].uri
+    return None, c.received or None
 
 
 def _socket_of(ctx: RouteCtx, c: Any) -> Any:
@@ -64,10 +99,11 @@ def _socket_of(ctx: RouteCtx, c: Any) -> Any:
         return None
 
 
-def _branch(ctx: RouteCtx, c: Any) -> Branch:
-    return Branch(uri=c.c, dst_uri=_dst_of(c), path=c.path or None, q=c.q, bflags=c.cflags,
+def _branch(ctx: RouteCtx, p: Any, c: Any) -> Branch:
+    path, dst = _route_of(ctx, p, c)
+    return Branch(uri=c.c, dst_uri=dst, path=path, q=c.q, bflags=c.cflags,
                   force_socket=_socket_of(ctx, c), instance=c.instance or None, ruid=c.ruid,
-                  location_ua=c.user_agent or None)
+                  location_ua=c.user_agent or None, otcpid=c.conn_id)
 
 
 def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool = False
@@ -77,29 +113,33 @@ def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool 
     aor = _aor(ctx, p, uri)
     if aor is None:
         return LOOKUP_ERROR
-    cts = _contacts(ctx, table, aor)
+    cts = _contacts(ctx, table, aor, bool(p.use_expired_contacts))
     if cts is None:
         return LOOKUP_ERROR
+    cts = _bflags_filtered(ctx, p, cts)
     if not cts:
         return LOOKUP_NOT_FOUND
     cts = _filtered(ctx, p, cts)
     if not cts:
         return LOOKUP_METHOD
     if to_dset:
-        ctx.branches.extend(_branch(ctx, c) for c in cts)
+        ctx.branches.extend(_branch(ctx, p, c) for c in cts)
         return LOOKUP_OK
     first, rest = cts[0], cts[1:]
     ctx.msg.set_ruri(first.c)
-    ctx.dst_uri = _dst_of(first)
-    ctx.extra["path_vec"] = first.path or None
+    ctx.extra["path_vec"], ctx.dst_uri = _route_of(ctx, p, first)
+    xavp_rcd_add(ctx, p, first, time.time())
     ctx.extra["ruri_q"] = first.q
     ctx.bflags = first.cflags
     sock = _socket_of(ctx, first)
     if sock is not None:
         ctx.force_socket = sock
+    # a contact registered over TCP/TLS is reached over that connection (by its id) while
+    # it is open, whatever address its Contact claims (Kamailio tcpconn_id -> otcpid)
+    ctx.otcpid = first.conn_id
     ctx.extra["ruri_ruid"] = first.ruid
     if p.append_branches:
-        ctx.branches.extend(_branch(ctx, c) for c in rest)
+        ctx.branches.extend(_branch(ctx, p, c) for c in rest)
     return LOOKUP_OK
 
 
@@ -114,10 +154,11 @@ def lookup_branches(ctx: RouteCtx, p: Any, table: str) -> int:
             ctx.branches.append(b)
             continue
         aor = _aor(ctx, p, b.uri)
-        cts = _contacts(ctx, table, aor) if aor is not None else None
-        cts = _filtered(ctx, p, cts) if cts else cts
+        cts = _contacts(ctx, table, aor, bool(p.use_expired_contacts)) \
+            if aor is not None else None
+        cts = _filtered(ctx, p, _bflags_filtered(ctx, p, cts)) if cts else cts
         if cts:
-            ctx.branches.extend(_branch(ctx, c) for c in cts)
+            ctx.branches.extend(_branch(ctx, p, c) for c in cts)
             found = True
         else:
             ctx.branches.append(b)
@@ -126,8 +167,10 @@ def lookup_branches(ctx: RouteCtx, p: Any, table: str) -> int:
 
 def registered(ctx: RouteCtx, p: Any, table: str, uri: str | None, match_option: int,
                match_action: int) -> int:
-    """1 when the AoR has a live contact (matching Call-ID / received / Contact URI of this
-    message when match_option bits 1 / 2 / 4 are set), else -1."""
+    """1 when the AoR has a live contact (matching Call-ID / received / Contact URI when
+    match_option bits 1 / 2 / 4 are set: the values of $xavp(<xavp_cfg>=>match_callid /
+    match_received / match_contact), else this message's), else -1. The matched contact
+    fills $xavp(<xavp_rcd>) unless match_action bit 2 is set."""
     aor = _aor(ctx, p, uri)
     if aor is None:
         return -1
@@ -135,13 +178,25 @@ def registered(ctx: RouteCtx, p: Any, table: str, uri: str | None, match_option:
     if not cts:
         return -1
     msg = ctx.msg
+
+    def wanted(name: str, default: Any) -> str:
+        v = xavp_cfg_value(ctx, p, name)
+        return str(v) if v is not None else default()
+
+    callid = wanted("match_callid", lambda: msg.callid) if match_option & 1 else ""
+    received = wanted("match_received", lambda: f"sip:{ctx.rcv.src_ip}:{ctx.rcv.src_port}") \
+        if match_option & 2 else ""
+    contact = wanted("match_contact", lambda: msg.contact_uri or "") if match_option & 4 \
+        else ""
     for c in cts:
-        if match_option & 1 and c.callid != msg.callid:
+        if match_option & 1 and c.callid != callid:
             continue
-        if match_option & 2 and c.received != f"sip:{ctx.rcv.src_ip}:{ctx.rcv.src_port}":
+        if match_option & 2 and c.received != received:
             continue
-        if match_option & 4 and c.c != (msg.contact_uri or ""):
+        if match_option & 4 and c.c != contact:
             continue
+        if not match_action & 2:
+            xavp_rcd_add(ctx, p, c, time.time())
         return 1
     return -1
 

@@ -10,6 +10,7 @@ modules/usrloc (usrloc_mod.c, udomain.c, urecord.c, ucontact.c, ul_rpc.c).
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -92,14 +93,16 @@ declare_params(mod, [
 
 
 _domains: dict[str, UDomain] = {}
-_state: dict[str, Any] = {"ctx": None, "cfg": None}
+_state: dict[str, Any] = {"ctx": None, "cfg": None, "master_pid": 0}
 
 
 def _settings() -> DomainCfg:
     p = mod.p
     return DomainCfg(db_mode=int(p.db_mode), db_url=str(p.db_url or db.DEFAULT_URL),
                      use_domain=bool(p.use_domain), hash_size=int(p.hash_size),
-                     desc_time_order=bool(p.desc_time_order), fetch_rows=int(p.fetch_rows))
+                     desc_time_order=bool(p.desc_time_order), fetch_rows=int(p.fetch_rows),
+                     db_timer_clean=bool(p.db_timer_clean),
+                     rm_expired_delay=int(p.rm_expired_delay), db_clean_tcp=bool(p.db_clean_tcp))
 
 
 def get_domain(name: str) -> UDomain:
@@ -130,6 +133,9 @@ def get_domain(name: str) -> UDomain:
     d = UDomain(name, cfg, table)
     _domains[name] = d
     d.register_stats()
+    if (cfg.db_mode != NO_DB and mod.p.version_table and os.getpid() == _state["master_pid"]
+            and (created or cfg.db_mode == DB_ONLY)):
+        _check_table_version(d, cfg.db_url)
     if created and cfg.db_mode in (1, WRITE_BACK, DB_READONLY) and mod.p.db_load:
         try:
             d.preload()
@@ -138,6 +144,23 @@ def get_domain(name: str) -> UDomain:
         finally:
             db.dispose_engine(cfg.db_url)      # no connection may cross fork
     return d
+
+
+def _check_table_version(d: UDomain, url: str) -> None:
+    """version_table=1: the table's `version` row must be Kamailio 5.6's location version
+    (checked once, in the master before fork). An unreachable database is only logged (queries
+    fail and are retried at run time); a missing or different version stops the start."""
+    try:
+        got = db.table_version(url, d.name)
+    except db.DbError as exc:
+        klog.warn(f"usrloc: cannot check the version of table {d.name}: {exc}")
+        return
+    finally:
+        db.dispose_engine(url)              # no connection may cross fork
+    want = db.schema.VERSIONS["location"]
+    if got != want:
+        raise ModuleError(f"usrloc: table {d.name} has version {got} in {db.display_url(url)}, "
+                          f"expected {want} (create it with `pykamctl db create`)")
 
 
 def _param(name: str) -> Any:
@@ -161,6 +184,7 @@ def mod_init(_cfg: Any) -> None:
     _domains.clear()
     _state["cfg"] = cfg
     _state["ctx"] = None
+    _state["master_pid"] = os.getpid()
     if cfg.db_mode != DB_ONLY:
         stats.register("usrloc:registered_users", no_reset=True)
     for name in mod.p.preload:

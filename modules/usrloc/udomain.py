@@ -45,6 +45,9 @@ class DomainCfg:
     hash_size: int = 10
     desc_time_order: bool = False
     fetch_rows: int = 2000
+    db_timer_clean: bool = False        # db_mode 1/2: the timer also deletes expired rows
+    rm_expired_delay: int = 0           # db_mode 3: expired rows deleted N s after expiry
+    db_clean_tcp: bool = False          # startup: delete rows of TCP/TLS/WS/WSS contacts
 
 
 Updater = Callable[[list[Contact]], list[Contact]]
@@ -96,8 +99,10 @@ class UDomain:
                 stats.inc(self.st_users, (a > 0) - (b > 0))
 
     # ---- reads --------------------------------------------------------------------------
-    def get(self, aor: str) -> list[Contact]:
-        """Live contacts of AOR, best first. Raises DbError in db_mode 3 when the DB fails."""
+    def get(self, aor: str, *, include_expired: bool = False) -> list[Contact]:
+        """Live contacts of AOR, best first; include_expired: also the expired ones the timer
+        has not removed yet (registrar's use_expired_contacts). Raises DbError in db_mode 3
+        when the DB fails."""
         now = time.time()
         if self.table is None:
             assert self.db is not None
@@ -105,7 +110,11 @@ class UDomain:
         else:
             val = self.table.get(aor.encode())
             raw = unpack_record(val) if val is not None else []
-        return sort_contacts([c for c in raw if c.live(now)], self.cfg.desc_time_order)
+        if include_expired:
+            keep = [c for c in raw if c.state != CS_DELETED]
+        else:
+            keep = [c for c in raw if c.live(now)]
+        return sort_contacts(keep, self.cfg.desc_time_order)
 
     def aors(self) -> list[str]:
         if self.table is None:
@@ -201,6 +210,9 @@ class UDomain:
             return 0
         n = 0
         recs: dict[str, list[Contact]] = {}
+        if self.cfg.db_clean_tcp:
+            gone = self.db.delete_stream_contacts()
+            klog.info(f"usrloc: {self.name}: {gone} TCP/TLS/WS contacts removed at startup")
         for aor, ct in self.db.load_all(self.cfg.fetch_rows):
             recs.setdefault(aor, []).append(ct)
         for aor, cts in recs.items():
@@ -220,11 +232,18 @@ class UDomain:
             if self.db is None:
                 return 0
             try:
-                return self.db.delete_expired(now)
+                return self.db.delete_expired(now - max(0, self.cfg.rm_expired_delay))
             except DbError:
                 return 0                    # logged; retried next round
         mode = self.cfg.db_mode
         writes_db = self.db is not None and mode in (WRITE_THROUGH, WRITE_BACK)
+        if writes_db and self.cfg.db_timer_clean:
+            # rows other instances sharing the table left behind (ours are deleted by ruid)
+            assert self.db is not None
+            try:
+                self.db.delete_expired(now)
+            except DbError:
+                pass                        # logged; retried next round
         # phase 1: a consistent copy of the work, bucket by bucket (no lock held after)
         work: dict[str, list[Contact]] = {}
         for cell in self.table.items():

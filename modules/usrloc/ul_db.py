@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 
 from sipcore.db import get_engine, guarded, schema
 
@@ -145,6 +145,18 @@ class LocationDb:
                                                     t.c.expires != PERMANENT_DT)).rowcount
 
         return guarded(f"usrloc expiry in {t.name}", run)
+
+    def delete_stream_contacts(self) -> int:
+        """db_clean_tcp: rows whose socket is TCP, TLS, WS or WSS (their connections are gone
+        after a restart)."""
+        t = self.table
+        cond = or_(*(t.c.socket.like(f"{proto}:%") for proto in ("tcp", "tls", "ws", "wss")))
+
+        def run() -> int:
+            with get_engine(self.url).begin() as conn:
+                return conn.execute(delete(t).where(cond)).rowcount
+
+        return guarded(f"usrloc TCP clean-up of {t.name}", run)
 
     # ---- reads --------------------------------------------------------------------------
     def load_all(self, fetch_rows: int = 2000) -> Iterable[tuple[str, Contact]]:

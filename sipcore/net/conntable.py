@@ -7,7 +7,8 @@ one ShmHashTable created by the master before fork (`ConnTable.create`), holding
 
   b"i" + id (4 bytes, big endian)   -> the connection record (owner worker, addresses, aliases)
   b"a" + proto + b"|" + ip + b"|" + port -> id (4 bytes): the remote address and every alias
-  b"#id"                             -> the last connection id handed out (incr)
+  b"#id"                             -> the last connection id handed out (incr; the
+                                        first one is random, see create)
   b"#n:tcp", b"#n:tls"               -> open connections per protocol (incr +1/-1)
 
 Aliases always point to the newest connection with that address (a later connection to the
@@ -17,6 +18,7 @@ nothing here holds a lock across I/O.
 """
 from __future__ import annotations
 
+import random
 import struct
 import time
 from dataclasses import dataclass, field
@@ -88,7 +90,11 @@ class ConnTable:
 
     @classmethod
     def create(cls, arena: ShmArena, size: int = 1024) -> ConnTable:
-        return cls(ShmHashTable.create(arena, size))
+        t = cls(ShmHashTable.create(arena, size))
+        # ids start at a random point so that an id a contact was stored with (usrloc in a
+        # database) does not name an unrelated connection after a restart
+        t.t.incr(b"#id", random.randrange(1 << 30))
+        return t
 
     @classmethod
     def attach(cls, arena: ShmArena, offset: int) -> ConnTable:

@@ -18,6 +18,7 @@ Each such event is counted in the tcp:* statistics.
 from __future__ import annotations
 
 import errno
+import select
 import selectors
 import socket
 import struct
@@ -345,6 +346,10 @@ class TcpWorker:
 
     # ---- events --------------------------------------------------------------------------
     def _conn_event(self, conn: Conn, mask: int) -> None:
+        if self.conns.get(conn.conn_id) is not conn:
+            # closed by an earlier event of the same select() batch (write queue full, a
+            # mailbox CLOSE, ...): its socket is closed, its fd number may already be reused
+            return
         if conn.state is State.CONNECTING:
             if mask & (selectors.EVENT_WRITE | selectors.EVENT_READ):
                 self._connected(conn)
@@ -381,8 +386,10 @@ class TcpWorker:
         conn.last = now
         rb = conn.rb
         rb.feed(data)
+        framed = False
         try:
             for ev in rb.events():
+                framed = True
                 if ev is KEEPALIVE_PING:
                     if self.opts.crlf_ping:
                         self._write(conn, PONG)
@@ -396,7 +403,13 @@ class TcpWorker:
                       "closing the connection")
             self._close(conn, None)
             return
-        conn.partial_since = (conn.partial_since or now) if len(rb) else 0.0
+        # tcp_wait_data counts from the start of the message still incomplete: a busy stream
+        # nearly always ends a read inside a message, but that message began in this read
+        # when an earlier one was completed by it
+        if not len(rb):
+            conn.partial_since = 0.0
+        elif framed or not conn.partial_since:
+            conn.partial_since = now
 
     def _dispatch(self, conn: Conn, raw: bytes) -> None:
         rcv = RecvInfo(conn.proto, conn.rip, conn.rport, conn.si.ip, conn.si.port,
@@ -458,6 +471,11 @@ class TcpWorker:
         stats.inc(WQ_STAT, len(data))
         if conn.state is State.OPEN:
             self._flush(conn)
+        elif conn.state is State.CONNECTING and _writable(conn.sock):
+            # the connect() has finished already (loopback, LAN): open and flush now, so that
+            # a burst of sends drained from the mailbox is written rather than queued up to
+            # tcp_conn_wq_max before the next select() reports the connection writable
+            self._connected(conn)
         else:
             self._want(conn)
         return True
@@ -542,6 +560,13 @@ class TcpWorker:
             stats.inc(WQ_STAT, -len(conn.outq))
         stats.inc("tcp:current_opened_connections", -1)
         stats.inc("tcp:closed")
+
+
+def _writable(sock: socket.socket) -> bool:
+    """True when SOCK is writable now (a non-blocking connect() has completed or failed)."""
+    p = select.poll()
+    p.register(sock, select.POLLOUT)
+    return bool(p.poll(0))
 
 
 def _ip(addr: str) -> str:

@@ -328,7 +328,7 @@ class BranchPv(PvSpec):
         if a == "send_socket":
             return str(b.force_socket) if b.force_socket is not None else None
         if a == "otcpid":
-            return 0
+            return b.otcpid
         return getattr(b, a)
 
     def set(self, ctx: "RouteCtx", value: PvValue) -> None:

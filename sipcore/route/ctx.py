@@ -45,6 +45,7 @@ class Branch:
     instance: Optional[str] = None
     ruid: Optional[str] = None
     location_ua: Optional[str] = None
+    otcpid: int = 0             # TCP/TLS connection to send on (registrar lookup), 0 none
 
 
 class ScriptExit(Exception):
@@ -71,6 +72,9 @@ class RouteCtx:
     dst_uri: Optional[str] = None       # $du
     branches: list[Branch] = field(default_factory=list)
     force_socket: Any = None            # $fs / force_send_socket()
+    # Kamailio msg->otcpid: the TCP/TLS connection the request goes out on when it is still
+    # open (lookup() sets the one the contact registered over); 0: by address only
+    otcpid: int = 0
     advertised_address: Optional[str] = None
     advertised_port: Optional[int] = None
     force_rport: bool = False           # force_rport(): add rport/received to Via on reply

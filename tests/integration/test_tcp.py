@@ -358,6 +358,8 @@ def test_killed_tcp_worker_is_respawned_and_its_connections_forgotten(start_serv
 
 # ---- SIPp over TCP ---------------------------------------------------------------------------
 
+# SIPp sends R-URI sip:service@127.0.0.1:<uas port> to the proxy (-rsa); RELAY forwards it
+# statelessly (forward) or statefully (t_relay); TO_TCP makes the hop to the uas go over TCP.
 SIPP_CFG = """#!KAMAILIO
 debug=2
 log_stderror=yes
@@ -366,19 +368,34 @@ tcp_children=2
 listen=udp:127.0.0.1:{port}
 listen=tcp:127.0.0.1:{port}
 loadmodule "sl"
+LOAD_TM
 loadmodule "maxfwd"
 loadmodule "pv"
 request_route {
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
     if (method=="OPTIONS" && uri==myself) { sl_send_reply("200", "Keepalive"); exit; }
     TO_TCP
-    if (!forward()) { sl_send_reply("503", "Service Unavailable"); }
+    RELAY
     exit;
 }
 """
 
+SIPP_CALLS = 1000
+SIPP_RATE = 300         # calls/s: 1,000 calls in ~3.5 s on an idle machine
+
+
+def sipp_cfg(stateful: bool, to_tcp: bool) -> str:
+    relay = ("if (!t_relay()) { sl_reply_error(); }" if stateful
+             else 'if (!forward()) { sl_send_reply("503", "Service Unavailable"); }')
+    return (SIPP_CFG.replace("LOAD_TM", 'loadmodule "tm"' if stateful else "")
+            .replace("TO_TCP", '$du = "sip:" + $rd + ":" + $rp + ";transport=tcp";'
+                     if to_tcp else "")
+            .replace("RELAY", relay))
+
 
 def _sipp_calls(srv, tmp_path, calls: int, uac_t: str, uas_t: str) -> None:
+    """SIPp uac (transport UAC_T) -> SRV -> SIPp uas (UAS_T): CALLS calls at SIPP_RATE, every
+    one must complete."""
     import shutil
 
     from .conftest import free_udp_port
@@ -395,14 +412,19 @@ def _sipp_calls(srv, tmp_path, calls: int, uac_t: str, uas_t: str) -> None:
     try:
         time.sleep(0.3)
         assert uas.poll() is None, _tail(uas_log)
+        # -timeout bounds a run on a loaded 2-core machine; an idle one needs ~4 s. -d 20: the
+        # uac talks 20 ms between its ACK and its BYE. Sent back to back over UDP, two UDP
+        # workers may relay the BYE before the ACK (Kamailio with children=2 as well), and
+        # SIPp's uas aborts the call on the late ACK instead of answering the BYE.
         uac = _spawn(["sipp", "-sn", "uac", "-i", "127.0.0.1", "-p", str(uac_port), "-t", uac_t,
                       "-bind_local", "-rsa", f"127.0.0.1:{srv.port}", f"127.0.0.1:{uas_port}",
-                      "-r", "100", "-m", str(calls), "-l", str(calls), "-recv_timeout", "5000",
-                      "-timeout", "25s", "-nostdin", "-trace_stat", "-stf", str(stat),
-                      "-fd", "3600", "-max_socket", "1000", "-trace_err", "-error_file",
-                      str(tmp_path / "uac-errors.log")], tmp_path, uac_log)
+                      "-d", "20", "-r", str(SIPP_RATE), "-m", str(calls), "-l", str(calls),
+                      "-recv_timeout", "10000", "-timeout", "90s", "-nostdin", "-trace_stat",
+                      "-stf", str(stat), "-fd", "3600", "-max_socket", str(calls + 100),
+                      "-trace_err", "-error_file", str(tmp_path / "uac-errors.log")],
+                     tmp_path, uac_log)
         try:
-            rc = uac.wait(30)
+            rc = uac.wait(100)
         except subprocess.TimeoutExpired:
             rc = None
         st = _last_stats(stat)
@@ -411,57 +433,30 @@ def _sipp_calls(srv, tmp_path, calls: int, uac_t: str, uas_t: str) -> None:
                   f"\nuac:\n{_tail(uac_log, 1500)}\nuas:\n{_tail(uas_log, 1500)}"
                   f"\npykam:\n{srv.log()[-3000:]}")
         assert rc == 0 and int(st["SuccessfulCall(C)"]) == calls, detail
+        assert int(st["FailedCall(C)"]) == 0, detail
     finally:
         if uac is not None:
             _stop(uac)
         _stop(uas)
 
 
-@pytest.mark.parametrize("mode", ["t1", "tn"])    # one connection / one connection per call
-def test_sipp_uac_over_tcp_to_udp_uas(start_server, tmp_path, mode):
-    srv = start_server(SIPP_CFG.replace("TO_TCP", ""))
-    _sipp_calls(srv, tmp_path, 300, mode, "u1")
-    assert "Traceback" not in srv.log()
-
-
-def test_sipp_uac_over_udp_to_tcp_uas(start_server, tmp_path):
-    srv = start_server(SIPP_CFG.replace(
-        "TO_TCP", '$du = "sip:" + $rd + ":" + $rp + ";transport=tcp";'))
-    _sipp_calls(srv, tmp_path, 300, "u1", "t1")
+@pytest.mark.parametrize("stateful", [False, True], ids=["forward", "t_relay"])
+@pytest.mark.parametrize(("uac_t", "uas_t"), [("t1", "u1"), ("tn", "u1"), ("u1", "t1")],
+                         ids=["uac-tcp-one-conn", "uac-tcp-conn-per-call", "uas-tcp"])
+def test_sipp_1000_calls_between_tcp_and_udp(start_server, tmp_path, stateful, uac_t, uas_t):
+    """Acceptance: 1,000 calls, 0 failures, children=2 and tcp_children=2; SIPp over TCP with
+    one connection (t1) or one connection per call (tn) to a UDP uas, and a UDP uac to a
+    TCP uas that pykam connects to once and then reuses."""
+    srv = start_server(sipp_cfg(stateful, to_tcp=uas_t != "u1"))
+    _sipp_calls(srv, tmp_path, SIPP_CALLS, uac_t, uas_t)
     stats = _rpc(srv, "stats.fetch")
-    assert int(stats["tcp.connect_success"]) == 1              # one connection, reused
+    if uas_t == "t1":
+        assert int(stats["tcp.connect_success"]) == 1           # one connection, reused
+    elif uac_t == "tn":
+        assert int(stats["tcp.passive_open"]) >= SIPP_CALLS      # one connection per call
+    else:
+        assert int(stats["tcp.passive_open"]) == 1
     assert "Traceback" not in srv.log()
-
-
-SIPP_TM_CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-tcp_children=2
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
-loadmodule "sl"
-loadmodule "tm"
-loadmodule "maxfwd"
-loadmodule "pv"
-request_route {
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (method=="OPTIONS" && uri==myself) { sl_send_reply("200", "Keepalive"); exit; }
-    TO_TCP
-    if (!t_relay()) { sl_reply_error(); }
-    exit;
-}
-"""
-
-
-def test_sipp_stateful_tcp_to_udp_and_udp_to_tcp(start_server, tmp_path):
-    srv = start_server(SIPP_TM_CFG.replace("TO_TCP", ""))
-    _sipp_calls(srv, tmp_path, 200, "t1", "u1")
-    srv2 = start_server(SIPP_TM_CFG.replace(
-        "TO_TCP", '$du = "sip:" + $rd + ":" + $rp + ";transport=tcp";'))
-    (tmp_path / "b").mkdir()
-    _sipp_calls(srv2, tmp_path / "b", 200, "u1", "t1")
-    assert "Traceback" not in srv.log() + srv2.log()
 
 
 V6_CFG = """#!KAMAILIO
@@ -611,3 +606,132 @@ def test_user_registered_over_tcp_is_reached_on_that_connection(start_server):
     finally:
         phone.close()
         caller.close()
+
+
+LOOKUP_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "pv"
+loadmodule "textops"
+loadmodule "siputils"
+loadmodule "usrloc"
+loadmodule "registrar"
+request_route {
+    if (is_method("OPTIONS") && uri==myself && $rU==$null) { sl_send_reply("200", "OK"); exit; }
+    if (is_method("REGISTER")) { save("location"); exit; }
+    if (is_method("CANCEL") || has_totag()) { t_relay(); exit; }
+    if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+    if ($hdr(X-Stateless) == "yes") { forward(); exit; }
+    t_relay();
+}
+"""
+
+
+def _request(method: str, ruri: str, port: int, cid: str, branch: str, cseq: int = 1,
+             extra: str = "") -> str:
+    """A request from the UDP caller on PORT (same BRANCH for an INVITE and its CANCEL)."""
+    return (f"{method} {ruri} SIP/2.0\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{branch};rport\n"
+            "Max-Forwards: 70\n"
+            f"From: <sip:bob@127.0.0.1>;tag=f{cid[:6]}\n"
+            f"To: <sip:alice@127.0.0.1>\n"
+            f"Call-ID: {cid}\n"
+            f"CSeq: {cseq} {method}\n"
+            f"Contact: <sip:bob@127.0.0.1:{port}>\n"
+            f"{extra}"
+            "Content-Length: 0\n\n")
+
+
+def _answer(req: bytes, status: str, to_tag: str = "p1") -> bytes:
+    """The phone's reply to REQ, with a To tag."""
+    raw = reply_to(req, status)
+    head, _, rest = raw.partition(b"\r\nTo: ")
+    to_line, _, tail = rest.partition(b"\r\n")
+    if b";tag=" not in to_line:
+        to_line += f";tag={to_tag}".encode()
+    return head + b"\r\nTo: " + to_line + b"\r\n" + tail
+
+
+def _replies(ua: UA, want: set[int], timeout: float = 5.0) -> dict[int, bytes]:
+    """Replies received by UA until every status in WANT is seen (100 Trying ignored)."""
+    got: dict[int, bytes] = {}
+    deadline = time.monotonic() + timeout
+    while not want <= set(got):
+        data = ua.recv(max(0.05, deadline - time.monotonic()))
+        if data is None:
+            break
+        m = parse_msg(data)
+        if m.is_request or m.status == 100:
+            continue
+        got[m.status] = data
+    return got
+
+
+def _values(tree: object, key: str) -> list[object]:
+    if isinstance(tree, dict):
+        return [v for k, v in tree.items() if k == key] + \
+            [x for v in tree.values() for x in _values(v, key)]
+    if isinstance(tree, list):
+        return [x for v in tree for x in _values(v, key)]
+    return []
+
+
+def test_lookup_sends_over_the_connection_the_contact_registered_on(start_server):
+    """A phone registers over TCP from a client socket that never listens; its Contact names
+    a port where another TCP UA listens. lookup() takes the stored connection id, so the
+    INVITE from a UDP caller, its CANCEL and the ACK of the 487 (t_relay), and a stateless
+    forward() all arrive on the phone's own connection; the other UA gets nothing."""
+    srv = start_server(LOOKUP_CFG)
+    decoy = TcpListenerUA()                 # what address-based delivery would reach
+    phone, caller = TcpUA(srv.port), UA()
+    try:
+        cid = uuid.uuid4().hex
+        contact = f"sip:alice@127.0.0.1:{decoy.port};transport=tcp"
+        phone.send(f"REGISTER sip:127.0.0.1:{srv.port} SIP/2.0\n"
+                   f"Via: SIP/2.0/TCP 127.0.0.1:{decoy.port};branch=z9hG4bK{cid[:10]}\n"
+                   "Max-Forwards: 70\nFrom: <sip:alice@127.0.0.1>;tag=r1\n"
+                   f"To: <sip:alice@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 REGISTER\n"
+                   f"Contact: <{contact}>\nExpires: 600\nContent-Length: 0\n\n")
+        assert parse_msg(phone.recv()).status == 200
+        conid = next(c["id"] for c in _rpc(srv, "core.tcp_list") if c["src_port"] == phone.port)
+        assert _values(_rpc(srv, "ul.dump"), "Tcpconn-Id") == [conid]
+
+        # stateful: INVITE, 180, CANCEL, 487 and its ACK, all on the phone's connection
+        call, br = uuid.uuid4().hex, uuid.uuid4().hex[:12]
+        ruri = f"sip:alice@127.0.0.1:{srv.port}"
+        caller.send(_request("INVITE", ruri, caller.port, call, br), srv.port)
+        inv = phone.recv(5)
+        assert inv is not None, srv.log()[-3000:]
+        assert parse_msg(inv).method == "INVITE" and parse_msg(inv).ruri == contact
+        phone.send(_answer(inv, "180 Ringing"))
+        assert 180 in _replies(caller, {180})
+        caller.send(_request("CANCEL", ruri, caller.port, call, br), srv.port)
+        cancel = phone.recv(5)
+        assert cancel is not None and parse_msg(cancel).method == "CANCEL", srv.log()[-3000:]
+        phone.send(_answer(cancel, "200 OK"))
+        phone.send(_answer(inv, "487 Request Terminated"))
+        assert {200, 487} <= set(_replies(caller, {200, 487}))
+        ack = phone.recv(5)
+        assert ack is not None and parse_msg(ack).method == "ACK", srv.log()[-3000:]
+
+        # stateless: forward() after lookup() takes the same connection
+        caller.send(_request("OPTIONS", ruri, caller.port, uuid.uuid4().hex,
+                             uuid.uuid4().hex[:12], extra="X-Stateless: yes\n"), srv.port)
+        opt = phone.recv(5)
+        assert opt is not None and parse_msg(opt).method == "OPTIONS", srv.log()[-3000:]
+        phone.send(reply_to(opt))
+        assert 200 in _replies(caller, {200})
+
+        assert decoy.recv(0.3) is None and decoy.accepted == []
+        assert _rpc(srv, "stats.fetch")["tcp.connect_success"] in (0, "0")
+        assert "Traceback" not in srv.log()
+    finally:
+        phone.close()
+        caller.close()
+        decoy.close()

@@ -309,3 +309,129 @@ def test_sni_selects_the_server_any_profile(start_server, tmp_path):
 
     assert "other.test" in cn_for("other.test")
     assert "default.test" in cn_for("unknown.test")
+
+
+CALLS_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+enable_tls=yes
+listen=udp:127.0.0.1:{port}
+listen=tls:127.0.0.1:{tlsport}
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "maxfwd"
+loadmodule "tls"
+modparam("tls", "config", "{tlscfg}")
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (!t_relay()) { sl_reply_error(); }
+    exit;
+}
+"""
+
+
+class TlsUac:
+    """SIPp's built-in uac (INVITE, ACK, BYE) over one TLS connection, CONCURRENT calls in
+    flight: stands in for `sipp -t l1` where SIPp is built without OpenSSL (Debian's is)."""
+
+    def __init__(self, sock: ssl.SSLSocket, proxy_port: int, uas_port: int) -> None:
+        self.sock = sock
+        self.lport = sock.getsockname()[1]
+        self.proxy_port, self.uas_port = proxy_port, uas_port
+        self.rb = ReceiveBuffer()
+        self.calls: dict[str, str] = {}     # Call-ID -> "invite" | "bye"
+        self.ok = 0
+        self.failed: list[str] = []
+
+    def _send(self, method: str, ruri: str, cid: str, cseq: int, to_tag: str = "") -> None:
+        to = f"<sip:service@127.0.0.1:{self.uas_port}>" + (f";tag={to_tag}" if to_tag else "")
+        self.sock.sendall(
+            (f"{method} {ruri} SIP/2.0\r\n"
+             f"Via: SIP/2.0/TLS 127.0.0.1:{self.lport};branch=z9hG4bK{uuid.uuid4().hex[:16]}\r\n"
+             f"Max-Forwards: 70\r\nFrom: <sip:uac@127.0.0.1>;tag=u{cid[:8]}\r\nTo: {to}\r\n"
+             f"Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\n"
+             f"Contact: <sip:uac@127.0.0.1:{self.lport};transport=tls>\r\n"
+             "Content-Length: 0\r\n\r\n").encode())
+
+    def start_call(self) -> None:
+        cid = uuid.uuid4().hex
+        self.calls[cid] = "invite"
+        self._send("INVITE", f"sip:service@127.0.0.1:{self.uas_port}", cid, 1)
+
+    def _on_reply(self, raw: bytes) -> None:
+        m = parse_msg(raw)
+        state = self.calls.get(m.callid)
+        if state is None or m.status < 200:
+            return
+        if m.status >= 300:
+            self.failed.append(f"{m.callid}: {m.status} to {m.cseq.method}")
+            del self.calls[m.callid]
+        elif state == "invite" and m.cseq.method == "INVITE":
+            contact = m.contact_uri or f"sip:127.0.0.1:{self.uas_port}"
+            self._send("ACK", contact, m.callid, 1, m.to_tag or "")
+            self._send("BYE", contact, m.callid, 2, m.to_tag or "")
+            self.calls[m.callid] = "bye"
+        elif state == "bye" and m.cseq.method == "BYE":
+            del self.calls[m.callid]
+            self.ok += 1
+
+    def run(self, total: int, concurrent: int, timeout: float) -> None:
+        started = 0
+        deadline = time.monotonic() + timeout
+        self.sock.settimeout(0.5)
+        while (started < total or self.calls) and time.monotonic() < deadline:
+            while started < total and len(self.calls) < concurrent:
+                self.start_call()
+                started += 1
+            try:
+                data = self.sock.recv(65535)
+            except (TimeoutError, ssl.SSLWantReadError):
+                continue
+            if not data:
+                self.failed.append("connection closed by the proxy")
+                return
+            self.rb.feed(data)
+            for raw in self.rb.messages():
+                self._on_reply(raw)
+
+
+def test_200_calls_over_tls_through_pykam_to_a_udp_sipp_uas(start_server, tmp_path):
+    """Acceptance (TLS): 200 calls from a client over one TLS connection, verifying pykam's
+    certificate against the test CA, relayed by t_relay to a SIPp uas over UDP; 0 failures.
+    Replies reach the TLS connection from the UDP workers through its owner."""
+    import shutil
+
+    from .conftest import free_udp_port
+    from .test_sipp import UAS_XML, _spawn, _stop, _tail
+
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp not installed")
+    ca_cert, _, ca = make_cert(tmp_path, "test-ca")
+    sc, sk, _ = make_cert(tmp_path, "127.0.0.1", ca=ca)
+    tlscfg = tmp_path / "tls.cfg"
+    tlscfg.write_text(f"[server:default]\ncertificate = {sc}\nprivate_key = {sk}\n")
+    tlsport = _free_tcp_port()
+    srv = start_server(CALLS_CFG.replace("{tlsport}", str(tlsport))
+                       .replace("{tlscfg}", str(tlscfg)))
+    uas_port, uas_log = free_udp_port(), tmp_path / "uas.log"
+    uas = _spawn(["sipp", "-sf", str(UAS_XML), "-d", "20", "-i", "127.0.0.1", "-t", "u1",
+                  "-p", str(uas_port), "-bind_local", "-nostdin"], tmp_path, uas_log)
+    s = None
+    try:
+        time.sleep(0.3)
+        assert uas.poll() is None, _tail(uas_log)
+        s = _tls_connect(tlsport, cafile=ca_cert)       # verifies pykam against the test CA
+        uac = TlsUac(s, tlsport, uas_port)
+        uac.run(200, concurrent=20, timeout=60)
+        assert uac.ok == 200 and not uac.failed, (
+            f"ok={uac.ok} failed={uac.failed[:5]} pending={len(uac.calls)}\n"
+            f"uas:\n{_tail(uas_log, 1500)}\npykam:\n{srv.log()[-3000:]}")
+        tls_conns = _rpc(srv, "tls.list")
+        assert len(tls_conns) == 1                       # all calls on the one connection
+        assert "Traceback" not in srv.log()
+    finally:
+        if s is not None:
+            s.close()
+        _stop(uas)

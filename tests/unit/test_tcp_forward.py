@@ -57,3 +57,19 @@ def test_no_connect_and_close_flags_reach_the_destination():
     assert send_stateless_reply(ctx, 200, "OK")
     rdest, _ = ctx.core.sent[-1]
     assert rdest.no_connect and rdest.close_after and rdest.proto == "tcp"
+
+
+def test_otcpid_names_the_connection_unless_a_host_is_given():
+    """lookup() sets ctx.otcpid (the contact's connection): forward() to the R-URI/$du sends on
+    it, forward(host) to another hop does not, and UDP never carries one."""
+    tcp_req = REQ.replace("bob@192.0.2.20", "bob@192.0.2.20;transport=tcp")
+    ctx = make_ctx(tcp_req, src=("10.0.0.1", 5070), core=_core())
+    ctx.otcpid = 77
+    assert forward_request(ctx) == 1
+    assert ctx.core.sent[-1][0].conn_id == 77
+    assert forward_request(ctx, host="192.0.2.30", proto="tcp") == 1
+    assert ctx.core.sent[-1][0].conn_id == 0
+    udp = make_ctx(REQ, src=("10.0.0.1", 5070), core=_core())
+    udp.otcpid = 77
+    assert forward_request(udp) == 1
+    assert udp.core.sent[-1][0].conn_id == 0

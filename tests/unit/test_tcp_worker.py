@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import selectors
 import socket
 import time
 from collections.abc import Iterator
@@ -294,5 +295,66 @@ def test_outbound_source_address(make):
     peer.settimeout(1)
     s, addr = peer.accept()
     assert addr[0] == "127.0.0.2"
+    s.close()
+    peer.close()
+
+
+def test_busy_stream_split_inside_messages_is_not_stalled(make):
+    """tcp_wait_data counts from the start of the incomplete message: a stream whose every read
+    ends inside a message (a busy trunk) stays open for longer than wait_data."""
+    h = make(wait_data=0.3)
+    c = h.connect()
+    stream = b"".join(MSG % i for i in range(40))
+    cut = len(MSG % 0) // 2
+    chunks = [stream[i:i + len(MSG % 0)] for i in range(cut, len(stream), len(MSG % 0))]
+    c.sendall(stream[:cut])
+    for chunk in chunks:                # ~1 s in all, each read ends mid-message
+        h.spin(0.025)
+        c.sendall(chunk)
+    h.spin(0.1)
+    assert len(h.got) == 40 and not _closed(c, 0.05)
+
+
+def test_event_of_a_connection_closed_in_the_same_batch_is_ignored(make):
+    h = make()
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(4)
+    w = h.workers[0]
+    h.net.worker = w
+    conn = w._connect("tcp", "127.0.0.1", peer.getsockname()[1])
+    assert conn is not None
+    w._close(conn, None)
+    w._conn_event(conn, selectors.EVENT_WRITE | selectors.EVENT_READ)   # no EBADF
+    peer.close()
+
+
+def test_burst_to_a_new_destination_is_not_cut_by_the_write_queue_limit(make):
+    """Sends that pile up in the mailbox while the connection to a new peer is being opened
+    are written once it is up, not queued past tcp_conn_wq_max (which closes it)."""
+    from sipcore import stats
+
+    h = make(conn_wq_max=32768)
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(4)
+    port = peer.getsockname()[1]
+    full = stats.get("tcp:sendq_full")
+    big = [(MSG % i).replace(b"hello", b"x" * 400).replace(b"Length: 5", b"Length: 400")
+           for i in range(200)]         # 200 x ~600 bytes: 4 x tcp_conn_wq_max
+    for m in big:
+        assert h.net.send(Dest("tcp", "127.0.0.1", port), m)
+    h.spin(0.3)
+    s, _ = peer.accept()
+    s.settimeout(1)
+    rb = ReceiveBuffer()
+    got: list[bytes] = []
+    while len(got) < len(big):
+        data = s.recv(65535)
+        assert data, f"closed after {len(got)} messages"
+        rb.feed(data)
+        got.extend(rb.messages())
+        h.spin(0.01)
+    assert got == big and stats.get("tcp:sendq_full") == full
     s.close()
     peer.close()
