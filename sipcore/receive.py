@@ -7,7 +7,7 @@ answered with a 400 when a reply can be built, otherwise dropped and counted.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from sipcore import log as klog
 from sipcore import stats
@@ -92,8 +92,15 @@ def _response_cbs(cfg: Any) -> list:
     return cbs
 
 
+#: set per process (sipcore.proc.master): adopt runtime cfg changes (cfg.seti) before each
+#: message, as Kamailio's cfg_update() does; one 8-byte read when nothing changed
+cfg_update: Optional[Callable[[], object]] = None
+
+
 def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[RouteCtx]:
     """Process one message; returns the RouteCtx it ran with (None when it was dropped early)."""
+    if cfg_update is not None:
+        cfg_update()
     stats.inc("core:rcv_msgs")
     try:
         msg = parse_msg(buf)

@@ -72,6 +72,7 @@ def _mod_init(cfg: Any) -> None:
     tbl = shm.named("tm:table", lambda a: ShmHashTable.create(a, 4096), ShmHashTable.attach)
     tf.set_table(TmTable(tbl))
     tf.final_callbacks.clear()
+    mod.runtime_cfg(_apply_cfg, *_CFG_GROUP)
     timer.register_handler("tm:retr", tf.on_retr_timer)
     timer.register_handler("tm:fr", tf.on_fr_timer)
     timer.register_handler("tm:uas", tf.on_uas_timer)
@@ -84,6 +85,22 @@ def _mod_init(cfg: Any) -> None:
     sl = cfg.modules.get("sl") if cfg is not None else None
     if sl is not None and sl.api is not None:
         sl.api.stateful_replier = stateful_replier
+
+
+# Kamailio tm's cfg group (tm/config.c) as far as PyKam's tm uses the values: `pykamcmd
+# cfg.seti tm fr_inv_timer 2000` changes them in every process without a restart
+_CFG_GROUP = ("fr_timer", "fr_inv_timer", "wt_timer", "retr_timer1", "retr_timer2",
+              "max_inv_lifetime", "max_noninv_lifetime", "noisy_ctimer", "auto_inv_100",
+              "auto_inv_100_reason", "restart_fr_on_each_reply", "aggregate_challenges",
+              "unmatched_cancel", "ruri_matching", "cancel_b_method", "disable_6xx_block",
+              "local_cancel_reason", "e2e_cancel_reason", "relay_100")
+_CFG_ATTR = {"retr_timer1": "t1", "retr_timer2": "t2"}
+
+
+def _apply_cfg(name: str, value: Any) -> None:
+    """A tm cfg value changed at run time (cfg.seti/cfg.sets): new transactions use it."""
+    setattr(tf.cfg, _CFG_ATTR.get(name, name), value)
+    klog.dbg(f"tm: cfg {name} = {value!r}")
 
 
 class TmApi:

@@ -192,7 +192,8 @@ def run_server(cfg, opts: RunOptions) -> int:
 
         os.makedirs(rundir, exist_ok=True)
         env = RpcEnv(rundir=rundir, cfg=cfg, sockets=core.sockets, aliases=core.aliases,
-                     runtime_cfg=RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars),
+                     runtime_cfg=RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars,
+                                                        modules=cfg.modules),
                      argv=sys.argv, master_pid=os.getpid())
         set_env(env)
         tcp_children = []

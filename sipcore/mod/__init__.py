@@ -83,6 +83,10 @@ class Module:
         self.response_cbs: list[Callable[[Any], bool]] = []
         self._values: dict[str, Any] = {}
         self.p = Params(self)
+        # Kamailio's cfg framework group of the module: param name -> applied in a process
+        # when `cfg.seti/cfg.sets MODULE NAME VALUE` changed it (see runtime_cfg())
+        self.cfg_group: list[str] = []
+        self.cfg_apply: Optional[Callable[[str, Any], None]] = None
 
     # ---- declarations ------------------------------------------------------------------
     def param(self, name: str, type_: type, default: Any = None, *, multi: bool = False,
@@ -92,6 +96,16 @@ class Module:
         pe = ParamExport(name, type_, default, multi, validator, doc)
         self.params[name] = pe
         return pe
+
+    def runtime_cfg(self, apply: Callable[[str, Any], None], *names: str) -> None:
+        """Declare the module's cfg group (Kamailio's cfg framework): params NAMES can be
+        changed at run time with `cfg.seti MODULE NAME VALUE` (or cfg.sets); every process
+        calls APPLY(name, value) when it sees the new value (between messages)."""
+        for n in names:
+            if n not in self.params:
+                raise ModuleError(f"module {self.name}: cfg group names unknown param {n}")
+        self.cfg_group = list(names)
+        self.cfg_apply = apply
 
     def function(self, name: str, args: tuple = (), routes: RouteType = ANY_ROUTE, *,
                  kemi: bool = True, kemi_name: Optional[str] = None, doc: str = ""

@@ -57,6 +57,7 @@ class ChildEnv:
     stop: list = field(default_factory=lambda: [False])
     debug_gen: int = -1
     next_check: float = 0.0
+    runtime_cfg: Any = None     # the shared cfg framework values (cfg.seti): adopted on idle
 
     def keep_running(self) -> bool:
         """Called once per message: the stop flag every time, whether the master is still
@@ -70,6 +71,8 @@ class ChildEnv:
         return os.getppid() == self.master_pid
 
     def on_idle(self) -> None:
+        if self.runtime_cfg is not None:
+            self.runtime_cfg.refresh()      # one 8-byte read when nothing changed
         gen = self.table.generation
         if gen != self.debug_gen:
             self.debug_gen = gen
@@ -170,6 +173,13 @@ class Master:
         code = 0
         try:
             env = ChildEnv(self.pid, self.table, spec.idx)  # type: ignore[arg-type]
+            from sipcore.rpc.env import get_env
+
+            env.runtime_cfg = get_env().runtime_cfg
+            if env.runtime_cfg is not None:
+                from sipcore import receive
+
+                receive.cfg_update = env.runtime_cfg.refresh
 
             def _term(signo: int, frame: Any) -> None:
                 env.stop[0] = True

@@ -107,7 +107,8 @@ class RpcEnv:
         not provide one (then changes stay in this process and its future children)."""
         if self.runtime_cfg is None:
             self.runtime_cfg = RuntimeCfg.from_config(self.globals,
-                                                      getattr(self.cfg, "cfg_vars", None))
+                                                      getattr(self.cfg, "cfg_vars", None),
+                                                      modules=self.modules)
             link_table_debug(self.runtime_cfg, self.proc_table)
         return self.runtime_cfg
 

@@ -90,6 +90,22 @@ def core_vars(globals_: dict[str, Any] | None = None) -> list[CfgVar]:
     return out
 
 
+def module_vars(modules: Iterable[Any]) -> list[CfgVar]:
+    """The cfg groups of loaded modules (Module.runtime_cfg): group = module name, start
+    values = the modparam values of the loaded configuration."""
+    out: list[CfgVar] = []
+    for m in modules:
+        for name in getattr(m, "cfg_group", ()):
+            pe = m.params[name]
+            value = getattr(m.p, name)
+            if pe.type is int:
+                out.append(CfgVar(m.name, name, "int", int(value or 0), pe.doc))
+            else:
+                out.append(CfgVar(m.name, name, "str", "" if value is None else str(value),
+                                  pe.doc))
+    return out
+
+
 def script_vars(cfg_vars: dict[str, tuple[Any, str]] | None) -> list[CfgVar]:
     """Variables declared in the cfg file (`group.var = value desc "text"`)."""
     out: list[CfgVar] = []
@@ -137,12 +153,18 @@ class RuntimeCfg:
     @classmethod
     def from_config(cls, globals_: dict[str, Any] | None = None,
                     cfg_vars: dict[str, tuple[Any, str]] | None = None,
-                    buf: Any | None = None) -> RuntimeCfg:
-        """Core `rt` params plus the script's cfg variables; `core.debug` drives the log
-        level of the process that refreshes, `core.log_facility` its syslog facility."""
-        rc = cls(core_vars(globals_) + script_vars(cfg_vars), buf)
+                    buf: Any | None = None, modules: Iterable[Any] = ()) -> RuntimeCfg:
+        """Core `rt` params, the script's cfg variables and the cfg groups of MODULES (e.g.
+        `tm.fr_inv_timer`); `core.debug` drives the log level of the process that
+        refreshes, `core.log_facility` its syslog facility, a module variable its module."""
+        modules = list(modules)
+        rc = cls(core_vars(globals_) + script_vars(cfg_vars) + module_vars(modules), buf)
         rc.on_change("core", "debug", lambda v: klog.set_debug(int(v)))
         rc.on_change("core", "log_facility", lambda v: klog.configure(facility=str(v)))
+        for m in modules:
+            for name in m.cfg_group:
+                rc.on_change(m.name, name,
+                             lambda v, m=m, name=name: m.cfg_apply(name, v))
         return rc
 
     @staticmethod

@@ -318,6 +318,54 @@ def test_stock_config_call_cancel_busy(tmp_path):
     assert "ACC: transaction answered:" in log and "Traceback" not in log
 
 
+def test_stock_config_unanswered_call_408_after_fr_inv_timer(tmp_path):
+    """The stock cfg's fr_inv_timer (120 s) lowered at run time, as operators do, with
+    `pykamcmd cfg.seti tm fr_inv_timer 1500`: a callee that rings and never answers gets a
+    CANCEL and the caller a 408 once fr_inv_timer has run from the 180."""
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    if not STOCK.exists():
+        pytest.skip(f"{STOCK} is not available")
+    proc, port, log_path = _stock_server(tmp_path)
+    alice, bob = UA(), UA()
+    try:
+        ctl = str(tmp_path / f"stock-{port}" / "pykam_ctl")
+        r = subprocess.run([sys.executable, str(ROOT / "bin" / "pykamcmd"), "-s", ctl,
+                            "cfg.seti", "tm", "fr_inv_timer", "1500"], capture_output=True,
+                           text=True, timeout=20, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = subprocess.run([sys.executable, str(ROOT / "bin" / "pykamcmd"), "-s", ctl,
+                            "cfg.get", "tm", "fr_inv_timer"], capture_output=True, text=True,
+                           timeout=20, check=False)
+        assert r.stdout.strip() == "1500", r.stdout + r.stderr
+        assert _register(bob, "bob", port) == 200
+        cid = uuid.uuid4().hex
+        alice.send(_invite(alice, "bob", port, cid), port)
+        got = recv_until(bob, lambda m: m.is_request and m.method == "INVITE")
+        assert got is not None
+        contact = f"sip:bob@127.0.0.1:{bob.port}"
+        bob.send(reply_to(got, 180, "Ringing", "b9", contact), port)
+        assert recv_until(alice, lambda m: m.is_reply and m.status == 180) is not None
+        rang = time.monotonic()
+        cancel = recv_until(bob, lambda m: m.is_request and m.method == "CANCEL", 6.0)
+        assert cancel is not None                       # the timed-out branch is cancelled
+        waited = time.monotonic() - rang
+        assert 1.2 <= waited <= 4.0, waited             # fr_inv_timer, not the stock 120 s
+        bob.send(reply_to(got, 487, "Request Terminated", "b9", contact), port)
+        final = recv_until(alice, lambda m: m.is_reply and m.status >= 200, 6.0)
+        assert final is not None and final.status == 408
+    finally:
+        alice.close()
+        bob.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert "Traceback" not in log_path.read_text()
+
+
 def test_lost_messages_recovered_by_tm_retransmissions(start_server):
     """The callee loses the first INVITE (timer A resends it); the caller loses the first 486
     (timer G resends it until the ACK, which tm absorbs)."""
