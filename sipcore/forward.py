@@ -218,6 +218,9 @@ def _via1_value_span(msg: "SipMsg") -> tuple["Header", int, int]:
         raise ForwardError(E.E_BAD_VIA, "no Via header")
     buf = msg.buf
     i, end, quoted = h.value_start, h.value_end, False
+    comma = buf.find(b",", i, end)
+    if buf.find(b'"', i, end if comma < 0 else comma) < 0:
+        i = end if comma < 0 else comma         # no quoted string before it: C-speed find
     while i < end:
         c = buf[i]
         if quoted and c == 0x5C:            # backslash escape inside a quoted string

@@ -36,11 +36,26 @@ class Via:
         self.host = host
         self.port = port
         self.params = params
-        self.branch = param_get(params, "branch")
-        self.received = param_get(params, "received")
-        self.rport = param_get(params, "rport")
-        self.maddr = param_get(params, "maddr")
-        self.ttl = param_get(params, "ttl")
+        # one pass: the first of each well-known parameter ("" for a valueless one)
+        branch = received = rport = maddr = ttl = None
+        for k, v in params:
+            lk = k.lower()
+            if lk == "branch":
+                if branch is None:
+                    branch = "" if v is None else v
+            elif lk == "received":
+                if received is None:
+                    received = "" if v is None else v
+            elif lk == "rport":
+                if rport is None:
+                    rport = "" if v is None else v
+            elif lk == "maddr":
+                if maddr is None:
+                    maddr = "" if v is None else v
+            elif lk == "ttl" and ttl is None:
+                ttl = "" if v is None else v
+        self.branch, self.received, self.rport, self.maddr, self.ttl = \
+            branch, received, rport, maddr, ttl
 
     def param(self, name: str) -> str | None:
         return param_get(self.params, name)
