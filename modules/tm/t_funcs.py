@@ -174,13 +174,15 @@ def build_local_request(sent: bytes, method: str, to_line: Optional[str] = None,
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
-def _relay_buf(raw: bytes, extra: tuple[str, ...] = ()) -> tuple[bytes, int]:
+def _relay_buf(raw: bytes, extra: tuple[str, ...] = (), parsed: Optional["SipMsg"] = None
+               ) -> tuple[bytes, int]:
     """A received reply ready to go upstream: our Via removed, 503 -> 500 (remap_503_500),
-    EXTRA header lines added (aggregated challenges)."""
+    EXTRA header lines added (aggregated challenges). PARSED: RAW already parsed, with no
+    edits pending; it is edited in place (its buffer and parsed headers stay as received)."""
     from sipcore.forward import remove_via1
     from sipcore.msg import parse_msg
 
-    m = parse_msg(raw)
+    m = parsed if parsed is not None else parse_msg(raw)
     remove_via1(m)
     for line in extra:
         m.add_header(line)
@@ -1001,11 +1003,12 @@ def reply_received(ctx: RouteCtx) -> bool:
         suppress = ctx.dropped and code < 300
         if suppress:
             stats.inc("tmx:rpl_absorbed")
+    raw = msg.build() if msg.lumps_pending else msg.buf
     relay_buf, relay_code = b"", code
     if code < 300 and (code > 100 or cfg.relay_100) and not suppress:
-        relay_buf, relay_code = _relay_buf(ctx.msg.build() if ctx.msg.lumps_pending
-                                           else msg.buf)
-    raw = msg.build() if msg.lumps_pending else msg.buf
+        # edit the received message itself when the script left no edits (one parse less);
+        # RAW, the reply as received, was taken above
+        relay_buf, relay_code = _relay_buf(raw, parsed=None if msg.lumps_pending else msg)
     flags = ctx.flags
     core = ctx.core
     out = Out()
