@@ -94,12 +94,32 @@ def _param_stat(name: str) -> Callable[[], int]:
     return lambda: int(mod.get_param(name))
 
 
+EXPIRED_EVENT = "usrloc:contact-expired"
+
+
 def _contact_expired(domain: str, aor: str, contact: Any) -> None:
-    """Timer process: run event_route[usrloc:contact-expired] with $ulc(exp=>...) filled."""
+    """Timer process: run event_route[usrloc:contact-expired] - or, with a KEMI cfgengine,
+    the script function named by event_callback, called with the event name - with
+    $ulc(exp=>...) filled."""
     from sipcore.runtime import current_config, current_core
 
     cfg = current_config()
-    if cfg is None or not cfg.has_route("event", "usrloc:contact-expired"):
+    if cfg is None:
+        return
+    kemi = getattr(cfg, "kemi", None)
+    cb = str(mod.p.event_callback or "")
+    if kemi is not None and cb:
+        kemi.ensure_state()
+        if not kemi.has_function(cb):
+            common.log_err(f"event_callback: no function {cb}() in the KEMI script")
+            return
+
+        def run(ctx: RouteCtx) -> None:
+            kemi.call_function(cb, ctx, (EXPIRED_EVENT,), "event")
+    elif cfg.has_route("event", EXPIRED_EVENT):
+        def run(ctx: RouteCtx) -> None:
+            cfg.run("event", EXPIRED_EVENT, ctx)
+    else:
         return
     lk.PROFILES["exp"] = lk.Profile(aor, domain, [contact])
     try:
@@ -114,7 +134,7 @@ def _contact_expired(domain: str, aor: str, contact: Any) -> None:
         ctx = RouteCtx(msg=parse_msg(faked), rcv=RecvInfo(), core=current_core(),
                        route_type=RouteType.EVENT)
         ctx.extra["faked_msg"] = True
-        cfg.run("event", "usrloc:contact-expired", ctx)
+        run(ctx)
     finally:
         lk.PROFILES.pop("exp", None)
 

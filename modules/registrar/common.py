@@ -89,5 +89,5 @@ def count(name: str) -> None:
     stats.inc(f"registrar:{name}")
 
 
-def log_err(text: str, ctx: RouteCtx) -> None:
+def log_err(text: str, ctx: RouteCtx | None = None) -> None:
     klog.err(f"registrar: {text}", ctx)

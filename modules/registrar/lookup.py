@@ -18,7 +18,7 @@ from sipcore.msg import parse_nameaddr_list
 from sipcore.route.ctx import Branch, RouteCtx
 
 from . import common
-from .save import xavp_cfg_value, xavp_rcd_add
+from .save import xavp_cfg_value, xavp_contact_restore, xavp_rcd_add
 
 LOOKUP_OK, LOOKUP_NOT_FOUND, LOOKUP_METHOD, LOOKUP_ERROR = 1, -1, -2, -3
 
@@ -129,6 +129,7 @@ def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool 
     ctx.msg.set_ruri(first.c)
     ctx.extra["path_vec"], ctx.dst_uri = _route_of(ctx, p, first)
     xavp_rcd_add(ctx, p, first, time.time())
+    xavp_contact_restore(ctx, common.usrloc_api().xavp_contact, first.xavp)
     ctx.extra["ruri_q"] = first.q
     ctx.bflags = first.cflags
     sock = _socket_of(ctx, first)

@@ -135,6 +135,38 @@ def xavp_cfg_value(ctx: RouteCtx, p: Any, name: str) -> Any:
     return None if child is None else child.value
 
 
+def xavp_contact_pack(ctx: RouteCtx, name: str) -> str:
+    """usrloc's xavp_contact: the simple children of $xavp(NAME) as JSON [[name, value], ...]
+    (newest first, as the xavp list keeps them) for the binding; "" when unset."""
+    if not name or ctx.xavps is None:
+        return ""
+    import json
+
+    from sipcore.pv.vars import xavp_get
+
+    root = xavp_get(ctx.xavps.xavp, name)
+    if root is None or not isinstance(root.value, list):
+        return ""
+    items = [[x.name, x.value] for x in root.value
+             if x.value is None or isinstance(x.value, (str, int))]
+    return json.dumps(items) if items else ""
+
+
+def xavp_contact_restore(ctx: RouteCtx, name: str, packed: str) -> None:
+    """lookup(): the contact's saved attributes become $xavp(NAME) again."""
+    if not name or not packed:
+        return
+    import json
+
+    from sipcore.pv.vars import Xavp, xavp_add, xavps
+
+    try:
+        items = json.loads(packed)
+    except ValueError:
+        return
+    xavp_add(xavps(ctx).xavp, name, [Xavp(str(n), v) for n, v in items])
+
+
 XAVP_RCD_RUID, XAVP_RCD_CONTACT, XAVP_RCD_EXPIRES, XAVP_RCD_RECEIVED, XAVP_RCD_PATH = \
     1, 2, 4, 8, 16
 
@@ -394,7 +426,8 @@ class Saver:
         try:
             return {"callid": msg.callid, "cseq": msg.cseq.num, "user_agent": msg.user_agent or "",
                     "socket": self.socket(), "received": self.received(), "cflags": cflags,
-                    "path": self.path, "conn_id": rcv.conn_id}
+                    "path": self.path, "conn_id": rcv.conn_id,
+                    "xavp": xavp_contact_pack(self.ctx, self.ul.xavp_contact)}
         except ParseError:
             raise RegError(400, "Message parse error") from None
 

@@ -96,13 +96,38 @@ _domains: dict[str, UDomain] = {}
 _state: dict[str, Any] = {"ctx": None, "cfg": None, "master_pid": 0}
 
 
+# usrloc's column-name params -> the `location` column each one renames
+COLUMN_PARAMS = {
+    "user_column": "username", "domain_column": "domain", "contact_column": "contact",
+    "expires_column": "expires", "q_column": "q", "callid_column": "callid",
+    "cseq_column": "cseq", "methods_column": "methods", "flags_column": "flags",
+    "cflags_column": "cflags", "user_agent_column": "user_agent",
+    "received_column": "received", "socket_column": "socket", "path_column": "path",
+    "ruid_column": "ruid", "instance_column": "instance", "reg_id_column": "reg_id",
+    "server_id_column": "server_id", "connection_id_column": "connection_id",
+    "keepalive_column": "keepalive", "partition_column": "partition",
+    "last_mod_column": "last_modified",
+}
+
+
+def _columns() -> dict[str, str]:
+    """The columns whose name the config changed (key -> database name)."""
+    out = {}
+    for param, key in COLUMN_PARAMS.items():
+        name = str(mod.get_param(param) or key)
+        if name != key:
+            out[key] = name
+    return out
+
+
 def _settings() -> DomainCfg:
     p = mod.p
     return DomainCfg(db_mode=int(p.db_mode), db_url=str(p.db_url or db.DEFAULT_URL),
                      use_domain=bool(p.use_domain), hash_size=int(p.hash_size),
                      desc_time_order=bool(p.desc_time_order), fetch_rows=int(p.fetch_rows),
                      db_timer_clean=bool(p.db_timer_clean),
-                     rm_expired_delay=int(p.rm_expired_delay), db_clean_tcp=bool(p.db_clean_tcp))
+                     rm_expired_delay=int(p.rm_expired_delay), db_clean_tcp=bool(p.db_clean_tcp),
+                     skip_remote_socket=bool(p.skip_remote_socket), columns=_columns())
 
 
 def get_domain(name: str) -> UDomain:

@@ -63,6 +63,11 @@ class UsrlocApi:
         return int(self.params("nat_bflag"))
 
     @property
+    def xavp_contact(self) -> str:
+        """Name of the XAVP saved with each contact and restored by lookup ("" = off)."""
+        return str(self.params("xavp_contact") or "")
+
+    @property
     def cseq_delay(self) -> int:
         return int(self.params("cseq_delay"))
 

@@ -19,7 +19,8 @@ METHODS_ALL = -1
 
 # expires(q) last_modified(q) q cseq flags cflags methods reg_id conn_id state
 _HDR = struct.Struct("=qqiiiiiiiB")
-_STR_FIELDS = ("c", "callid", "user_agent", "received", "path", "socket", "instance", "ruid")
+_STR_FIELDS = ("c", "callid", "user_agent", "received", "path", "socket", "instance", "ruid",
+               "xavp")
 _LEN = struct.Struct("=H")
 _REC_LEN = struct.Struct("=I")
 
@@ -50,6 +51,7 @@ class Contact:
     last_modified: int = 0
     conn_id: int = 0
     state: int = CS_NEW
+    xavp: str = ""                      # xavp_contact's children, JSON [[name, value], ...]
 
     def is_expired(self, now: float | None = None) -> bool:
         if self.expires == 0:
@@ -90,9 +92,9 @@ class Contact:
             pos += _LEN.size
             strs.append(bytes(buf[pos:pos + n]).decode("utf-8", "surrogateescape"))
             pos += n
-        c, callid, ua, received, path, sock, instance, ruid = strs
+        c, callid, ua, received, path, sock, instance, ruid, xavp = strs
         return cls(c, expires, q, callid, cseq, flags, cflags, ua, received, path, sock,
-                   methods, instance, reg_id, ruid, last_mod, conn_id, state)
+                   methods, instance, reg_id, ruid, last_mod, conn_id, state, xavp)
 
 
 def pack_record(contacts: list[Contact]) -> bytes:

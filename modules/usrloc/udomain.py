@@ -17,7 +17,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sipcore import log as klog
 from sipcore import stats
@@ -48,6 +48,9 @@ class DomainCfg:
     db_timer_clean: bool = False        # db_mode 1/2: the timer also deletes expired rows
     rm_expired_delay: int = 0           # db_mode 3: expired rows deleted N s after expiry
     db_clean_tcp: bool = False          # startup: delete rows of TCP/TLS/WS/WSS contacts
+    skip_remote_socket: bool = False    # startup: rows whose socket is not ours not loaded
+    # location column (key) -> the name the operator's table uses (usrloc *_column params)
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 Updater = Callable[[list[Contact]], list[Contact]]
@@ -71,8 +74,8 @@ class UDomain:
         self.name = name
         self.cfg = cfg
         self.table = table
-        self.db = LocationDb(cfg.db_url, name, cfg.use_domain) if cfg.db_mode != NO_DB \
-            else None
+        self.db = LocationDb(cfg.db_url, name, cfg.use_domain, cfg.columns) \
+            if cfg.db_mode != NO_DB else None
         self.st_users = f"usrloc:{name}-users"
         self.st_contacts = f"usrloc:{name}-contacts"
         self.st_expires = f"usrloc:{name}-expires"
@@ -213,8 +216,14 @@ class UDomain:
         if self.cfg.db_clean_tcp:
             gone = self.db.delete_stream_contacts()
             klog.info(f"usrloc: {self.name}: {gone} TCP/TLS/WS contacts removed at startup")
+        skipped = 0
         for aor, ct in self.db.load_all(self.cfg.fetch_rows):
+            if self.cfg.skip_remote_socket and ct.socket and not _local_socket(ct.socket):
+                skipped += 1                # another node's registration (shared table)
+                continue
             recs.setdefault(aor, []).append(ct)
+        if skipped:
+            klog.info(f"usrloc: {self.name}: {skipped} contacts with a remote socket skipped")
         for aor, cts in recs.items():
             self.table.set(aor.encode(), pack_record(cts))
             self._count([], cts)
@@ -329,6 +338,21 @@ class UDomain:
     def flush(self) -> None:
         """db_mode 2: write every pending change now (ul.flush, shutdown)."""
         self.timer(sync=True)
+
+
+def _local_socket(text: str) -> bool:
+    """SOCKET (proto:host:port) is one of this instance's listen sockets (True when unknown:
+    no running core to ask)."""
+    from sipcore.core.sockets import find_socket, parse_socket_spec
+    from sipcore.runtime import current_core
+
+    core = current_core()
+    if core is None:
+        return True
+    try:
+        return find_socket(core, parse_socket_spec(text)) is not None
+    except ValueError:
+        return False
 
 
 def _diff(old: list[Contact], new: list[Contact]) -> tuple[set[str], set[str], set[str]]:

@@ -13,7 +13,19 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from sipcore.db import get_engine, guarded, schema
 
@@ -46,12 +58,26 @@ def join_aor(user: str, domain: str | None, use_domain: bool) -> str:
     return f"{user}@{domain}" if use_domain and domain else user
 
 
+def renamed_table(base: Table, columns: dict[str, str]) -> Table:
+    """BASE with some columns under other names in the database (usrloc's *_column params):
+    each column keeps its key (the `location` name the code uses) and gets the configured
+    name, so every statement reads and writes the operator's column names."""
+    cols = [Column(columns.get(c.key, c.name), c.type, key=c.key, primary_key=c.primary_key,
+                   nullable=c.nullable, default=c.default, server_default=c.server_default,
+                   autoincrement=c.autoincrement)
+            for c in base.columns]
+    return Table(base.name, MetaData(), *cols)
+
+
 class LocationDb:
     """DB access for one usrloc domain (table name = domain name)."""
 
-    def __init__(self, url: str, table: str | Table, use_domain: bool) -> None:
+    def __init__(self, url: str, table: str | Table, use_domain: bool,
+                 columns: dict[str, str] | None = None) -> None:
         self.url = url
         self.table = table if isinstance(table, Table) else schema.location_table(table)
+        if columns:
+            self.table = renamed_table(self.table, columns)
         self.use_domain = use_domain
 
     # ---- conversions --------------------------------------------------------------------
