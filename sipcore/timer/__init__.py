@@ -59,6 +59,7 @@ _periodic: dict[str, Periodic] = {}
 _handlers: dict[str, Callable[[bytes], None]] = {}
 _pipe: Optional[tuple[int, int]] = None       # wake-up pipe of the timer process
 _ring: Any = None                             # ShmRing of schedule requests
+_own_shm: Any = None                          # the ring's own segment when there is no other
 _seq = 0
 
 
@@ -107,7 +108,15 @@ def init(shm: Any = None) -> None:
             from sipcore.runtime import shm_context
             shm = shm_context()
         if shm is None:
-            raise TimerError("timer.init(): no shared memory to hold the schedule queue")
+            # a master without a server segment (embedding, tests): a small segment of the
+            # queue's own, unlinked at once; the mapping is inherited by the children
+            from sipcore.shm import ShmContext
+
+            global _own_shm
+            _own_shm = ShmContext.create(RING_BYTES * 2 / (1 << 20) + 1, f"t{os.getpid()}",
+                                         name="timer", max_procs=8)
+            _own_shm.unlink()
+            shm = _own_shm
         _ring = shm.named("timer:queue", lambda a: ShmRing.create(a, RING_BYTES),
                           ShmRing.attach)
     if _pipe is None:
