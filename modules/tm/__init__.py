@@ -5,9 +5,8 @@ binding), SIP workers (the cfg functions, the reply hook), the timer process (re
 timeouts, failure_route after a timeout) and the ctl process (tm.* RPCs). Shared state: the
 tm table in shm (h_table.py) and the tm/tmx counters.
 
-The export table is Kamailio 5.6's complete one; the functions bound in `t_script.py` are
-real; the few still listed in docs/modules/tm.md as not implemented raise ModuleError when
-called (they never pretend to work).
+The export table is Kamailio 5.6's complete one; every function is bound in `t_script.py`
+(serial forking and flows in `t_serial.py`, t_write_req/t_write_unix in `t_fifo.py`).
 """
 from __future__ import annotations
 
@@ -30,6 +29,9 @@ mod = Module("tm", summary="Transaction management (stateful forwarding).",
 
 REQ = REQUEST_ROUTE
 RF = REQUEST_ROUTE | FAILURE_ROUTE
+# t_relay*() also in event_route[tm:branch-failure:*] (Kamailio: event_route is checked as
+# REQUEST_ROUTE, and _w_t_relay_to runs t_forward_nonack there)
+RFB = RF | RouteType.BRANCH_FAILURE
 RFOB = REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE | BRANCH_ROUTE
 BF = FAILURE_ROUTE | EVENT_ROUTE | RouteType.BRANCH_FAILURE
 
@@ -56,7 +58,18 @@ def _proto(text: str) -> str:
     return t
 
 
+def _tw_info(text: str) -> str:
+    """t_write_req/t_write_unix info "action[/append_name]" (the append must be a tw_append)."""
+    from .t_fifo import _appends, parse_info
+
+    _action, append = parse_info(text.strip())
+    if append and append.lower() not in _appends():
+        raise ValueError(f"unknown append name <{append}> (no such tw_append)")
+    return text.strip()
+
+
 IS_SET = Custom(_is_set_target, name="t_is_set-target")
+TW_INFO = Custom(_tw_info, name="tw-info")
 DROP_MODE = Custom(_drop_mode, name="drop-mode")
 PROTO = Custom(_proto, dynamic=True, name="proto")
 HOST, PORT = Fx.SPVE, Fx.SPVE
@@ -72,19 +85,19 @@ declare_functions(mod, [
      "Create the transaction if needed, then t_reply."),
     ("t_retransmit_reply", (), REQ, "Resend the last reply of the UAS transaction."),
     ("t_release", (), REQ, "Put the transaction on the wait timer."),
-    ("t_relay", (), RF, "Forward statefully to $du / R-URI."),
-    ("t_relay", (HOST, PORT), RF, "Forward statefully to HOST:PORT (incoming protocol)."),
-    ("t_relay_to_udp", (), RF, "t_relay over UDP to $du / R-URI."),
-    ("t_relay_to_udp", (HOST, PORT), RF, "t_relay over UDP to HOST:PORT."),
-    ("t_relay_to_tcp", (), RF, "t_relay over TCP to $du / R-URI."),
-    ("t_relay_to_tcp", (HOST, PORT), RF, "t_relay over TCP to HOST:PORT."),
-    ("t_relay_to_tls", (), RF, "t_relay over TLS to $du / R-URI."),
-    ("t_relay_to_tls", (HOST, PORT), RF, "t_relay over TLS to HOST:PORT."),
-    ("t_relay_to_sctp", (), RF, "t_relay over SCTP to $du / R-URI."),
-    ("t_relay_to_sctp", (HOST, PORT), RF, "t_relay over SCTP to HOST:PORT."),
-    ("t_relay_to", (), RF, "t_relay with default flags."),
-    ("t_relay_to", (Fx.ANY,), RF, "t_relay_to(proxy) or t_relay_to(flags)."),
-    ("t_relay_to", (Fx.SPVE, Fx.IGP), RF, "proxy \"proto:host:port\" and flags bitmask."),
+    ("t_relay", (), RFB, "Forward statefully to $du / R-URI."),
+    ("t_relay", (HOST, PORT), RFB, "Forward statefully to HOST:PORT (incoming protocol)."),
+    ("t_relay_to_udp", (), RFB, "t_relay over UDP to $du / R-URI."),
+    ("t_relay_to_udp", (HOST, PORT), RFB, "t_relay over UDP to HOST:PORT."),
+    ("t_relay_to_tcp", (), RFB, "t_relay over TCP to $du / R-URI."),
+    ("t_relay_to_tcp", (HOST, PORT), RFB, "t_relay over TCP to HOST:PORT."),
+    ("t_relay_to_tls", (), RFB, "t_relay over TLS to $du / R-URI."),
+    ("t_relay_to_tls", (HOST, PORT), RFB, "t_relay over TLS to HOST:PORT."),
+    ("t_relay_to_sctp", (), RFB, "t_relay over SCTP to $du / R-URI."),
+    ("t_relay_to_sctp", (HOST, PORT), RFB, "t_relay over SCTP to HOST:PORT."),
+    ("t_relay_to", (), RFB, "t_relay with default flags."),
+    ("t_relay_to", (Fx.ANY,), RFB, "t_relay_to(proxy) or t_relay_to(flags)."),
+    ("t_relay_to", (Fx.SPVE, Fx.IGP), RFB, "proxy \"proto:host:port\" and flags bitmask."),
     ("t_relay_to_avp", (PROTO, Fx.SPVE), REQ, "Legacy: relay to proto and host:port."),
     ("t_replicate", (), REQ, "Send a stateful copy to $du / R-URI."),
     ("t_replicate", (Fx.SPVE,), REQ, "Send a stateful copy to URI."),
@@ -106,10 +119,12 @@ declare_functions(mod, [
     ("t_on_branch_failure", (Fx.ROUTE,), RFOB, "Arm event_route[tm:branch-failure:NAME]."),
     ("t_on_reply", (Fx.ROUTE,), RFOB, "Arm onreply_route[NAME]."),
     ("t_on_branch", (Fx.ROUTE,), RF, "Arm branch_route[NAME]."),
-    ("t_check_status", (Fx.SPVE,), REQUEST_ROUTE | FAILURE_ROUTE | ONREPLY_ROUTE,
+    ("t_check_status", (Fx.SPVE,), RFB | ONREPLY_ROUTE,
      "Regex against the relevant status code."),
-    ("t_write_req", (Fx.STR, Fx.STR), RF, "Write the request to a FIFO (legacy)."),
-    ("t_write_unix", (Fx.STR, Fx.STR), RF, "Write the request to a unix socket (legacy)."),
+    ("t_write_req", (Fx.STR, TW_INFO), RF,
+     "Write the transaction's request to FIFO for an application (legacy); 1 / -1."),
+    ("t_write_unix", (Fx.STR, TW_INFO), RF,
+     "Same to a unix datagram socket (legacy); 1 / -1."),
     ("t_set_fr", (Fx.IGP,), RFOB, "Set fr_inv_timer (ms) for this transaction."),
     ("t_set_fr", (Fx.IGP, Fx.IGP), RFOB, "Set fr_inv_timer and fr_timer (ms)."),
     ("t_reset_fr", (), RFOB, "Back to the module's fr timers."),
@@ -146,7 +161,7 @@ declare_functions(mod, [
     ("t_load_contacts", (Fx.IGP,), RF, "Same; mode 0 q order, 1 proportional by q."),
     ("t_next_contacts", (), RF, "Pop the next q group into the destination set."),
     ("t_next_contact_flow", (), REQ | EVENT_ROUTE | RouteType.BRANCH_FAILURE,
-     "Next contact with the same +sip.instance."),
+     "Append the next flow of the failed branch's +sip.instance; 1, -2 none, -1 error."),
     ("t_get_status_code", (), ANY_ROUTE, "The most relevant status code, -1 if none."),
     ("t_clean", (), ANY_ROUTE, "Clean very old active transactions."),
 ])
@@ -222,6 +237,14 @@ declare_rpcs(mod, [
     ("tm.clean", "Clean old active transactions."),
     ("tm.stats", "Transaction statistics."),
 ])
+
+def _tw_append_validator() -> None:
+    from .t_fifo import validate_tw_append
+
+    mod.params["tw_append"].validator = validate_tw_append
+
+
+_tw_append_validator()
 
 mod.event_routes.extend(["tm:local-request", "tm:local-response", "tm:branch-failure"])
 

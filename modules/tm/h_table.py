@@ -105,6 +105,7 @@ class Branch:
     ruid: str = ""          # usrloc record id of the contact ($T_reply_ruid)
     on_reply: str = ""      # onreply_route armed for this branch only (in branch_route)
     conn_id: int = 0        # TCP/TLS connection the branch goes out on (0: by address)
+    instance: str = ""      # +sip.instance of the contact (t_next_contact_flow)
 
 
 @dataclass

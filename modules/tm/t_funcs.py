@@ -95,6 +95,9 @@ class TmConfig:
     aggregate_challenges = 1
     cancel_b_method = 1
     local_cancel_reason = 1
+    ac_extra_hdrs = ""          # header-name prefix copied from the INVITE into CANCEL/ACK
+    faked_reply_prio = 0        # priority penalty of faked replies (local 408/487/503)
+    callid_matching = 0         # replies must also carry the transaction's Call-ID
 
 
 cfg = TmConfig()
@@ -167,6 +170,11 @@ def build_local_request(sent: bytes, method: str, to_line: Optional[str] = None,
     lines.append(to_line if to_line else _hdr_lines(m, "To")[0])
     lines += _hdr_lines(m, "Call-ID")
     lines.append(f"CSeq: {m.cseq.num} {method}")
+    if cfg.ac_extra_hdrs:
+        prefix = cfg.ac_extra_hdrs.lower()
+        lines += [m.buf[h.start:h.end].decode("utf-8", "surrogateescape").rstrip("\r\n")
+                  for h in m.headers
+                  if not int(h.type) and h.name.lower().startswith(prefix)]   # unknown types
     lines.append("Max-Forwards: 70")
     if reason:
         lines.append(reason)
@@ -242,6 +250,8 @@ def pick_branch(cell: Cell) -> Optional[int]:
         if br.code < 200:
             continue
         p = _pick_prio(br.code)
+        if not br.reply:
+            p += cfg.faked_reply_prio      # a local 408/487/503 (Kamailio FAKED_REPLY)
         if p < best_prio:
             best, best_prio = i, p
     return best
@@ -559,17 +569,29 @@ class Target:
     path: Optional[str] = None
     ruid: Optional[str] = None
     otcpid: int = 0             # connection to send on (registrar lookup)
+    instance: Optional[str] = None
+
+
+def _ruri_new(ctx: RouteCtx) -> bool:
+    """Kamailio's ruri_is_new: the R-URI is a destination unless moved into a branch; in
+    tm:branch-failure it is consumed (a tuple: the R-URI and $du then) until the script
+    changes the R-URI or $du."""
+    consumed = ctx.extra.get("ruri_consumed")
+    if isinstance(consumed, tuple):
+        return consumed != (ctx.msg.ruri, ctx.dst_uri)
+    return not consumed
 
 
 def _targets(ctx: RouteCtx) -> list[Target]:
     """R-URI (unless moved into a branch) plus the destination set (append_branch, lookup)."""
     out: list[Target] = []
-    if not ctx.extra.get("ruri_consumed"):
+    if _ruri_new(ctx):
         out.append(Target(ctx.msg.ruri, ctx.dst_uri, ctx.bflags, ctx.force_socket,
-                          ctx.extra.get("path_vec"), ctx.extra.get("ruri_ruid"), ctx.otcpid))
+                          ctx.extra.get("path_vec"), ctx.extra.get("ruri_ruid"), ctx.otcpid,
+                          ctx.extra.get("ruri_instance")))
     for b in ctx.branches:
         out.append(Target(b.uri, b.dst_uri, b.bflags, b.force_socket, b.path, b.ruid,
-                          b.otcpid))
+                          b.otcpid, b.instance))
     return out
 
 
@@ -617,7 +639,8 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
             klog.dbg(f"tm: branch {idx} dropped in branch_route", ctx)
             return None
     br = Branch(state=fsm.initial_state(True, cell.invite), uri=bmsg.ruri,
-                dst_uri=bctx.dst_uri or "", bflags=bctx.bflags, ruid=tgt.ruid or "")
+                dst_uri=bctx.dst_uri or "", bflags=bctx.bflags, ruid=tgt.ruid or "",
+                instance=tgt.instance or "")
     if bctx.extra.get("tm_on_reply") != ctx.extra.get("tm_on_reply"):
         br.on_reply = bctx.extra.get("tm_on_reply") or ""     # t_on_reply in branch_route
     try:
@@ -669,7 +692,11 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
             return forward_request(ctx, host, port, proto)
         if cfg.unmatched_cancel == 2:
             return 0
-    in_failure = ctx.route_type == RouteType.FAILURE and ctx.extra.get(TID) is not None
+    # failure_route and tm:branch-failure add branches to the transaction; only a
+    # failure_route starts a new serial leg (failure_reply_mode)
+    in_failure = ctx.route_type in (RouteType.FAILURE, RouteType.BRANCH_FAILURE) \
+        and ctx.extra.get(TID) is not None
+    new_leg = in_failure and ctx.route_type == RouteType.FAILURE
     if not in_failure:
         rc = t_newtran(ctx, arm_life=False)
         if rc <= 0:
@@ -705,7 +732,7 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
     snapshot = _ctx_snapshot(ctx)
 
     def add(c: Cell) -> None:
-        if in_failure and ok:
+        if new_leg and ok:
             stats.inc("tm:serial_forks")
             for old in c.branches:          # failure_reply_mode 3: a new leg drops old replies
                 if cfg.failure_reply_mode in (1, 3) or \
@@ -966,7 +993,8 @@ def reply_received(ctx: RouteCtx) -> bool:
     rb = reply_branch(msg)
     tbl = table()
     cell = tbl.get(rb[0], for_update=True) if rb is not None else None
-    if rb is None or cell is None or rb[1] >= len(cell.branches):
+    if rb is None or cell is None or rb[1] >= len(cell.branches) \
+            or (cfg.callid_matching and not _same_callid(cell, msg)):
         return _sl_reply(ctx)
     tid, idx = rb
     stats.inc("tmx:rpl_received")
@@ -1012,6 +1040,9 @@ def reply_received(ctx: RouteCtx) -> bool:
     flags = ctx.flags
     core = ctx.core
     out = Out()
+    # a negative reply runs tm:branch-failure before the transaction may complete (Kamailio)
+    bf_route = code >= 300 and _has_branch_failure_route(cell, core)
+    deferred: list[bool] = []
 
     def upd(c: Cell) -> None:
         b = c.branches[idx]
@@ -1064,17 +1095,32 @@ def reply_received(ctx: RouteCtx) -> bool:
         b.reply = raw
         if code >= 600 and c.invite and not c.tflags & T_DISABLE_6XX:
             _cancel_branches(core, c, out, skip=idx, reason=_local_reason(f"SIP;cause={code}"))
+        if bf_route and not c.tflags & T_IN_FAILURE:
+            c.tflags |= T_IN_FAILURE        # held until the branch-failure route has run
+            deferred.append(True)
+            return
         _finish(core, c, out)
 
     cell, _ = tbl.update(tid, upd)
     if cell is None:
         return True
     _flush(core, out)
-    if code >= 300 and cell.on_branch_failure and not out.absorb:
-        _branch_failure(cell, idx, ctx)
+    try:
+        if code >= 300 and cell.on_branch_failure and not out.absorb:
+            _branch_failure(cell, idx, ctx)
+    finally:
+        if deferred:            # never leave the transaction held
+            out = _finish_held(tid, core)
     if out.failure is not None:
         run_failure(tid, out.failure, core)
     return True
+
+
+def _same_callid(cell: Cell, msg: "SipMsg") -> bool:
+    """callid_matching: a reply matches only with the Call-ID of the transaction's request."""
+    from sipcore.msg import parse_msg
+
+    return parse_msg(cell.request).callid == msg.callid
 
 
 def _sl_reply(ctx: RouteCtx) -> bool:
@@ -1088,9 +1134,20 @@ def _sl_reply(ctx: RouteCtx) -> bool:
     return ctx.dropped or rc == 0
 
 
+def _has_branch_failure_route(cell: Cell, core: Any) -> bool:
+    routes = core.routes
+    return bool(cell.on_branch_failure) and routes is not None and \
+        routes.has_route("event", f"tm:branch-failure:{cell.on_branch_failure}")
+
+
 def _branch_failure(cell: Cell, idx: int, rctx: RouteCtx) -> None:
     """event_route[tm:branch-failure:NAME] (t_on_branch_failure) for a negative reply on
-    branch IDX, on the transaction's request with the reply available as $T_rpl."""
+    branch IDX, on the transaction's request with the reply available as $T_rpl. As in
+    Kamailio's faked environment the R-URI is consumed (t_relay() there sends the branches
+    it added, e.g. t_next_contact_flow(), unless $ru/$du change) and the xavps/flags it
+    changes stay with the transaction."""
+    from .t_serial import BRANCH_INSTANCE, dump
+
     routes = rctx.core.routes
     name = f"tm:branch-failure:{cell.on_branch_failure}"
     if routes is None or not routes.has_route("event", name):
@@ -1098,7 +1155,31 @@ def _branch_failure(cell: Cell, idx: int, rctx: RouteCtx) -> None:
     fctx = ctx_from_cell(cell, rctx.core)
     fctx.branch_index = idx
     fctx.extra[BEST] = (rctx.msg.status, rctx.msg.reason, idx)
+    fctx.extra["ruri_consumed"] = (fctx.msg.ruri, fctx.dst_uri)
+    if idx < len(cell.branches):
+        fctx.bflags = cell.branches[idx].bflags
+        fctx.extra[BRANCH_INSTANCE] = cell.branches[idx].instance
     routes.run("event", name, fctx)
+    flags, contacts, avps = fctx.flags, dump(fctx), dump_avps(fctx)
+
+    def upd(c: Cell) -> None:
+        c.flags, c.contacts, c.avps = flags, contacts, avps
+
+    table().update(cell.tid, upd)
+
+
+def _finish_held(tid: str, core: Any) -> Out:
+    """After the branch-failure route: complete the transaction if every branch is done
+    (the route may have added branches or replied)."""
+    out = Out()
+
+    def upd(c: Cell) -> None:
+        c.tflags &= ~T_IN_FAILURE
+        _finish(core, c, out)
+
+    table().update(tid, upd)
+    _flush(core, out)
+    return out
 
 
 def _ack_for(sent: bytes, reply: "SipMsg") -> bytes:
@@ -1324,6 +1405,38 @@ def on_life_timer(payload: bytes) -> None:
 def on_wait_timer(payload: bytes) -> None:
     """End of the wait state: the cell and its matching keys leave the table."""
     t_release_now(payload.decode())
+
+
+def add_blind_uac(ctx: RouteCtx) -> int:
+    """A branch that is never sent (Kamailio add_blind_uac: t_write_req/t_write_unix): its fr
+    timer completes the transaction with 408 when nobody replies in time. 1 / -1."""
+    tid = ctx.extra.get(TID)
+    if tid is None:
+        klog.err("add_blind_uac: no transaction context", ctx)
+        return -1
+    out = Out()
+
+    def upd(c: Cell) -> bool:
+        limit = int(ctx.core.get_global("max_branches", 12) or 12)
+        if len(c.branches) >= limit:
+            return False
+        # nothing went out on it, so there is never anything to CANCEL
+        br = Branch(state=fsm.initial_state(True, c.invite), flags=B_CANCEL_SENT)
+        c.branches.append(br)
+        now = now_ms()
+        br.fr_due = now + c.fr_timer
+        if c.life_due:
+            br.fr_due = min(br.fr_due, max(c.life_due, now))
+        out.timers.append(("tm:fr", br.fr_due - now,
+                           f"{c.tid}.{len(c.branches) - 1}.{br.fr_gen}".encode()))
+        return True
+
+    cell, ok = table().update(tid, upd)
+    if cell is None or not ok:
+        klog.err("add_blind_uac: maximum number of branches exceeded", ctx)
+        return -1
+    _flush(ctx.core, out)
+    return 1
 
 
 def t_release_now(tid: str) -> None:

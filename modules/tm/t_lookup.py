@@ -23,6 +23,20 @@ if TYPE_CHECKING:  # pragma: no cover
 MAGIC = "z9hG4bK"
 
 
+class MatchOpts:
+    """Matching parameters (set by tm's mod_init and runtime cfg; the keys must be the same
+    in every process): via1_matching (RFC 2543 keys include the top Via), callid_matching
+    (RFC 3261 keys include the Call-ID), callid_cseq_matching (Call-ID + CSeq instead of
+    the branch, non-RFC)."""
+
+    via1_matching = True
+    callid_matching = False
+    callid_cseq_matching = False
+
+
+opts = MatchOpts()
+
+
 def _sent_by(msg: "SipMsg") -> str:
     via = msg.via1
     assert via is not None
@@ -35,13 +49,18 @@ def request_key(msg: "SipMsg", method: Optional[str] = None, ruri_matching: bool
     m = method or msg.method
     if m == "ACK":
         m = "INVITE"
+    if opts.callid_cseq_matching:
+        return f"c|{msg.callid}|{msg.cseq.num}|{m}"
     via = msg.via1
     assert via is not None
     branch = via.branch or ""
     if branch.startswith(MAGIC) and len(branch) > len(MAGIC):
-        return f"3|{branch}|{_sent_by(msg)}|{m}"
+        key3 = f"3|{branch}|{_sent_by(msg)}|{m}"
+        return key3 + "|" + msg.callid if opts.callid_matching else key3
     # RFC 2543: Call-ID, CSeq, From tag, top Via, R-URI (17.2.3 last paragraphs)
-    key = f"2|{msg.callid}|{msg.cseq.num}|{m}|{msg.from_tag or ''}|{str(via)}"
+    key = f"2|{msg.callid}|{msg.cseq.num}|{m}|{msg.from_tag or ''}"
+    if opts.via1_matching:
+        key += "|" + str(via)
     if ruri_matching:
         key += "|" + msg.orig_ruri
     return key

@@ -22,6 +22,7 @@ from . import t_funcs as tf
 from .fsm import St
 from .h_table import B_DROPPED, B_REPLIED, B_TIMEOUT, T_CANCELED, TmTable
 from .t_lookup import invite_key_of, reply_branch
+from .t_lookup import opts as match_opts
 
 TID = tf.TID
 
@@ -66,6 +67,10 @@ def _mod_init(cfg: Any) -> None:
     c.noisy_ctimer, c.cancel_b_method = p.noisy_ctimer, p.cancel_b_method
     c.local_cancel_reason = p.local_cancel_reason
     c.aggregate_challenges = p.aggregate_challenges
+    c.ac_extra_hdrs, c.faked_reply_prio = p.ac_extra_hdrs or "", p.faked_reply_prio
+    c.callid_matching = p.callid_matching
+    for name in ("via1_matching", "callid_matching", "callid_cseq_matching"):
+        setattr(match_opts, name, bool(getattr(p, name)))
     shm = shm_context()
     if shm is None:
         raise RuntimeError("tm needs the shared memory segment")
@@ -93,13 +98,16 @@ _CFG_GROUP = ("fr_timer", "fr_inv_timer", "wt_timer", "retr_timer1", "retr_timer
               "max_inv_lifetime", "max_noninv_lifetime", "noisy_ctimer", "auto_inv_100",
               "auto_inv_100_reason", "restart_fr_on_each_reply", "aggregate_challenges",
               "unmatched_cancel", "ruri_matching", "cancel_b_method", "disable_6xx_block",
-              "local_cancel_reason", "e2e_cancel_reason", "relay_100")
+              "local_cancel_reason", "e2e_cancel_reason", "relay_100", "via1_matching",
+              "callid_matching", "callid_cseq_matching", "ac_extra_hdrs")
 _CFG_ATTR = {"retr_timer1": "t1", "retr_timer2": "t2"}
 
 
 def _apply_cfg(name: str, value: Any) -> None:
     """A tm cfg value changed at run time (cfg.seti/cfg.sets): new transactions use it."""
     setattr(tf.cfg, _CFG_ATTR.get(name, name), value)
+    if hasattr(match_opts, name):
+        setattr(match_opts, name, bool(value))
     klog.dbg(f"tm: cfg {name} = {value!r}")
 
 
@@ -526,7 +534,8 @@ def ki_t_grep_status(ctx: RouteCtx, code: int) -> int:
 
 def status_code(ctx: RouteCtx) -> Optional[int]:
     """The status t_check_status and $T_reply_code look at in the current route."""
-    if ctx.route_type == RouteType.FAILURE and tf.BEST in ctx.extra:
+    if ctx.route_type in (RouteType.FAILURE, RouteType.BRANCH_FAILURE) \
+            and tf.BEST in ctx.extra:
         return ctx.extra[tf.BEST][0]
     if ctx.msg.is_reply:
         return ctx.msg.status
@@ -707,6 +716,22 @@ def ki_t_use_uac_headers(ctx: RouteCtx) -> int:
     return 1
 
 
+# ---- t_write_req / t_write_unix (t_fifo.py) ----------------------------------------------------
+
+@bind("t_write_req", 2)
+def ki_t_write_req(ctx: RouteCtx, fifo: str, info: str) -> int:
+    from .t_fifo import t_write_req
+
+    return t_write_req(ctx, fifo, info)
+
+
+@bind("t_write_unix", 2)
+def ki_t_write_unix(ctx: RouteCtx, sock: str, info: str) -> int:
+    from .t_fifo import t_write_unix
+
+    return t_write_unix(ctx, sock, info)
+
+
 # ---- serial forking ----------------------------------------------------------------------------
 
 @bind("t_load_contacts", 0)
@@ -731,6 +756,13 @@ def ki_t_next_contacts(ctx: RouteCtx) -> int:
     from .t_serial import next_contacts
 
     return next_contacts(ctx)
+
+
+@bind("t_next_contact_flow", 0)
+def ki_t_next_contact_flow(ctx: RouteCtx) -> int:
+    from .t_serial import next_contact_flow
+
+    return next_contact_flow(ctx)
 
 
 # ---- RPC ----------------------------------------------------------------------------------

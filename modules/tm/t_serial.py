@@ -1,27 +1,70 @@
-"""Serial forking by q value: t_load_contacts() / t_next_contacts() (Kamailio t_serial.c).
+"""Serial forking by q value and RFC 5626 flows: t_load_contacts() / t_next_contacts() /
+t_next_contact_flow() (Kamailio t_serial.c semantics).
 
-Runs in: SIP workers (request_route) and whichever process runs the failure_route (a worker
-or the timer process). Shared state: the pending contacts travel with the transaction (the
-cell's `contacts` field, JSON text) so that a failure_route in another process continues the
-sequence; inside a route they are the xavp named by the contacts_avp parameter.
+Runs in: SIP workers (request_route), whichever process runs the failure_route or the
+tm:branch-failure event route (a worker or the timer process). Shared state: the pending
+contacts travel with the transaction (the cell's `contacts` field, JSON text) so that a
+failure_route in another process continues the sequence; the pending flows (contact_flows_avp)
+are an ordinary xavp, kept with the transaction's other xavps (`t_funcs.dump_avps`).
+
+Inside a route both are xavps with Kamailio's field names: `uri`, `dst_uri`, `path`, `sock`,
+`flags`, `q_flag` (contacts_avp only), `instance`, `ruid`, `ua`. As in Kamailio:
+
+* t_load_contacts() sorts the destination set by increasing q (an unspecified q is -1, the
+  lowest; among equal q a contact without Path goes after the ones already placed, one with
+  Path before them) and pushes each onto the head of contacts_avp, so the head is the last
+  contact of the highest q. `q_flag` (4) marks the contact that ends its q group.
+* t_next_contacts() takes the head group: the first becomes the R-URI, the others branches;
+  a contact whose +sip.instance was already used in this group goes to contact_flows_avp.
+* t_next_contact_flow() (tm:branch-failure) appends the first pending flow whose instance is
+  the failed branch's.
 """
 from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from sipcore import log as klog
+from sipcore.mod.exports import RouteType
 from sipcore.route.ctx import Branch, RouteCtx
 
-FIELDS = ("uri", "dst_uri", "path", "flags", "q", "instance", "ruid")
+Q_FLAG = 1 << 2                 # the contact ends its q group (Kamailio's Q_FLAG)
+Q_UNSPECIFIED = -1
+T_LOAD_STANDARD, T_LOAD_PROPORTIONAL = 0, 1
+BRANCH_INSTANCE = "tm_branch_instance"   # ctx.extra in tm:branch-failure: the failed branch's
+
+
+@dataclass
+class _Contact:
+    uri: str
+    dst_uri: str = ""
+    path: str = ""
+    sock: str = ""              # "proto:ip:port" of a forced send socket
+    flags: int = 0
+    q: int = Q_UNSPECIFIED
+    instance: str = ""
+    ruid: str = ""
+    ua: str = ""
+    q_flag: int = 0
+    q_index: int = 0
+
+
+def _param(which: str) -> Optional[str]:
+    from . import mod
+
+    name = getattr(mod.p, which)
+    return name.strip() or None if name else None
 
 
 def _name() -> Optional[str]:
-    from . import mod
+    """The contacts_avp name (None: feature disabled)."""
+    return _param("contacts_avp")
 
-    name = mod.p.contacts_avp
-    return name.strip() if name else None
+
+def _flows_name() -> Optional[str]:
+    return _param("contact_flows_avp")
 
 
 def _roots(ctx: RouteCtx) -> list[Any]:
@@ -30,91 +73,262 @@ def _roots(ctx: RouteCtx) -> list[Any]:
     return xavps(ctx).xavp
 
 
-def load_contacts(ctx: RouteCtx, mode: int = 0) -> int:
-    """Destination set (R-URI + branches) -> contacts_avp, highest q first (mode 0), or in a
-    random order weighted by q (mode 1, q <= 0 last). 1 also when there is nothing to do."""
-    from sipcore.pv.vars import Xavp, xavp_rm
+def _record(name: str, c: _Contact, with_q_flag: bool) -> Any:
+    """One contacts_avp / contact_flows_avp entry (optional fields only when set)."""
+    from sipcore.pv.vars import Xavp
 
-    name = _name()
-    if name is None:
-        klog.err("t_load_contacts: contacts_avp parameter is not set", ctx)
-        return -1
-    if not ctx.branches:
-        return 1                 # one destination: nothing to serialise
-    items = [{"uri": ctx.msg.ruri, "dst_uri": ctx.dst_uri or "",
-              "path": ctx.extra.get("path_vec") or "", "flags": ctx.bflags,
-              "q": ctx.extra.get("ruri_q", -1), "instance": "", "ruid": ""}]
-    for b in ctx.branches:
-        items.append({"uri": b.uri, "dst_uri": b.dst_uri or "", "path": b.path or "",
-                      "flags": b.bflags, "q": b.q, "instance": b.instance or "",
-                      "ruid": b.ruid or ""})
-    for it in items:
-        if it["q"] is None or it["q"] < 0:
-            it["q"] = 1000          # unspecified q counts as 1.0
-    if mode == 1:
-        pos = [it for it in items if it["q"] > 0]
-        rest = [it for it in items if it["q"] <= 0]
-        ordered = []
-        while pos:
-            pick = random.choices(range(len(pos)), weights=[it["q"] for it in pos])[0]
-            ordered.append(pos.pop(pick))
-        # proportional mode: every contact is its own serial step
-        for i, it in enumerate(ordered + rest):
-            it["q"] = 100000 - i
-        items = ordered + rest
-    else:
-        items.sort(key=lambda it: -it["q"])      # stable: equal q keeps the dset order
-    roots = _roots(ctx)
-    xavp_rm(roots, name)
-    for it in reversed(items):                   # newest first: the head is the highest q
-        roots.insert(0, Xavp(name, [Xavp(k, it[k]) for k in reversed(FIELDS)]))
-    ctx.branches.clear()
-    ctx.extra["ruri_consumed"] = False
-    return 1
+    kids = [Xavp("uri", c.uri)]
+    for key in ("dst_uri", "path", "sock"):
+        if getattr(c, key):
+            kids.append(Xavp(key, getattr(c, key)))
+    kids.append(Xavp("flags", int(c.flags)))
+    if with_q_flag:
+        kids.append(Xavp("q_flag", int(c.q_flag)))
+    for key in ("instance", "ruid", "ua"):
+        if getattr(c, key):
+            kids.append(Xavp(key, getattr(c, key)))
+    return Xavp(name, list(reversed(kids)))      # Kamailio adds each field at the head
 
 
 def _fields(x: Any) -> dict[str, Any]:
-    return {c.name: c.value for c in x.value} if isinstance(x.value, list) else {}
+    out: dict[str, Any] = {}
+    if isinstance(x.value, list):
+        for c in x.value:
+            out.setdefault(c.name, c.value)
+    return out
+
+
+def _contact_of(f: dict[str, Any]) -> _Contact:
+    def s(key: str) -> str:
+        v = f.get(key)
+        return "" if v is None else str(v)
+
+    def i(key: str) -> int:
+        try:
+            return int(f.get(key) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    return _Contact(uri=s("uri"), dst_uri=s("dst_uri"), path=s("path"), sock=s("sock"),
+                    flags=i("flags"), instance=s("instance"), ruid=s("ruid"), ua=s("ua"),
+                    q_flag=i("q_flag"))
+
+
+def _sock_text(sock: Any) -> str:
+    return str(sock) if sock is not None else ""
+
+
+def _find_socket(ctx: RouteCtx, text: str) -> tuple[bool, Any]:
+    """(ok, socket) for a stored `sock` field; ok False when it names no socket of ours."""
+    if not text:
+        return True, None
+    for s in ctx.core.sockets:
+        if str(s) == text:
+            return True, s
+    klog.err(f"tm: contact socket \"{text}\" is not one of ours", ctx)
+    return False, None
+
+
+# ---- t_load_contacts -----------------------------------------------------------------------
+
+def _dset(ctx: RouteCtx, ruri_new: bool) -> list[_Contact]:
+    items: list[_Contact] = []
+    if ruri_new:
+        items.append(_Contact(uri=ctx.msg.ruri, dst_uri=ctx.dst_uri or "",
+                              path=ctx.extra.get("path_vec") or "",
+                              sock=_sock_text(ctx.force_socket), flags=ctx.bflags,
+                              q=int(ctx.extra.get("ruri_q", Q_UNSPECIFIED)),
+                              instance=ctx.extra.get("ruri_instance") or "",
+                              ruid=ctx.extra.get("ruri_ruid") or "",
+                              ua=ctx.extra.get("ruri_ua") or ""))
+    for b in ctx.branches:
+        items.append(_Contact(uri=b.uri, dst_uri=b.dst_uri or "", path=b.path or "",
+                              sock=_sock_text(b.force_socket), flags=b.bflags,
+                              q=Q_UNSPECIFIED if b.q is None else int(b.q),
+                              instance=b.instance or "", ruid=b.ruid or "",
+                              ua=b.location_ua or ""))
+    return items
+
+
+def _ordered(items: list[_Contact], proportional: bool) -> tuple[list[_Contact], int, int]:
+    """Kamailio's contact list: by increasing q_index (q, or the running q total in
+    proportional mode); an equal one without Path goes after, with Path before."""
+    total = count = 0
+    out: list[_Contact] = []
+    for c in items:
+        c.q_index = c.q
+        if proportional:
+            if c.q > 0:
+                total += c.q
+                count += 1
+            c.q_index = total
+        pos = 0
+        while pos < len(out) and (out[pos].q_index < c.q_index
+                                  or (out[pos].q_index == c.q_index and not c.path)):
+            pos += 1
+        out.insert(pos, c)
+    return out, total, count
+
+
+def load_contacts(ctx: RouteCtx, mode: int = T_LOAD_STANDARD) -> int:
+    """Destination set -> contacts_avp; 1 also when there is nothing to do, -1 on error."""
+    name = _name()
+    if name is None:
+        klog.err("t_load_contacts: feature has been disabled - to enable define "
+                 "contacts_avp module parameter", ctx)
+        return -1
+    ruri_new = not ctx.extra.get("ruri_consumed")
+    if not ctx.branches or (len(ctx.branches) == 1 and not ruri_new):
+        return 1                 # only one contact: nothing to serialise
+    contacts, q_total, n = _ordered(_dset(ctx, ruri_new), mode == T_LOAD_PROPORTIONAL)
+    roots = _roots(ctx)
+    if mode == T_LOAD_PROPORTIONAL:
+        # one contact per step; a random order weighted by q, then the q <= 0 ones as backup
+        pool = [c for c in contacts if c.q > 0]
+        picked: list[_Contact] = []
+        for _ in range(n):
+            r = random.randrange(q_total)
+            acc = k = 0
+            for k, cand in enumerate(pool):
+                acc += cand.q
+                if acc > r:
+                    break
+            picked.append(pool.pop(k))
+            q_total -= picked[-1].q
+        picked += [c for c in contacts if c.q <= 0]
+        for c in picked:
+            c.q_flag = Q_FLAG
+        # Kamailio adds each after the previous one, from the head of the list
+        roots[0:0] = [_record(name, c, True) for c in picked]
+    else:
+        for i, c in enumerate(contacts):
+            c.q_flag = Q_FLAG if i and contacts[i - 1].q < c.q else 0
+        for c in contacts:       # each onto the head: the head ends up the highest q
+            roots.insert(0, _record(name, c, True))
+    ctx.branches.clear()
+    return 1
+
+
+# ---- t_next_contacts ------------------------------------------------------------------------
+
+def _append_branch(ctx: RouteCtx, c: _Contact, sock: Any) -> int:
+    limit = int(ctx.core.get_global("max_branches", 12) or 12)
+    if len(ctx.branches) + 1 >= limit:
+        klog.err("tm: appending branch failed (max_branches)", ctx)
+        return -1
+    ctx.branches.append(Branch(uri=c.uri, dst_uri=c.dst_uri or None, path=c.path or None,
+                               q=0, bflags=c.flags, force_socket=sock,
+                               instance=c.instance or None, ruid=c.ruid or None,
+                               location_ua=c.ua or None))
+    return 1
 
 
 def next_contacts(ctx: RouteCtx) -> int:
-    """Pop the highest-q group into the destination set: 1 done, -2 none left, -1 error."""
+    """The head q group of contacts_avp becomes the destination set: 1 done, -2 nothing
+    left, -1 error."""
     name = _name()
     if name is None:
-        klog.err("t_next_contacts: contacts_avp parameter is not set", ctx)
+        klog.err("t_next_contacts: feature has been disabled - to enable define "
+                 "contacts_avp module parameter", ctx)
         return -1
     roots = _roots(ctx)
     mine = [x for x in roots if x.name == name]
     if not mine:
         return -2
-    q = _fields(mine[0]).get("q")
-    group = [x for x in mine if _fields(x).get("q") == q]
-    for x in group:
-        roots.remove(x)
-    first = _fields(group[0])
-    ctx.msg.set_ruri(first["uri"])
-    ctx.dst_uri = first["dst_uri"] or None
-    ctx.bflags = int(first.get("flags") or 0)
-    if first.get("path"):
-        ctx.extra["path_vec"] = first["path"]
+    head = _contact_of(_fields(mine[0]))
+    ok, sock = _find_socket(ctx, head.sock)
+    if not ok:
+        roots.remove(mine[0])
+        return -1
+    used: list[str] = []
+    if head.instance and not head.q_flag:
+        used.append(head.instance)
+        ctx.extra["ruri_instance"] = head.instance
+    else:
+        ctx.extra.pop("ruri_instance", None)
+    ctx.msg.set_ruri(head.uri)
     ctx.extra["ruri_consumed"] = False
-    ctx.branches.clear()
-    for x in group[1:]:
-        f = _fields(x)
-        ctx.branches.append(Branch(uri=f["uri"], dst_uri=f["dst_uri"] or None,
-                                   path=f.get("path") or None, q=int(f.get("q") or -1),
-                                   bflags=int(f.get("flags") or 0),
-                                   instance=f.get("instance") or None,
-                                   ruid=f.get("ruid") or None))
+    ctx.dst_uri = head.dst_uri or None
+    if head.path:
+        ctx.extra["path_vec"] = head.path
+    else:
+        ctx.extra.pop("path_vec", None)
+    ctx.force_socket = sock
+    ctx.bflags = head.flags
+    ctx.extra["ruri_ruid"] = head.ruid
+    ctx.extra["ruri_ua"] = head.ua
+    roots.remove(mine[0])
+    if head.q_flag:
+        return 1                # alone in its q group
+    flows = _flows_name()
+    if flows is not None:
+        from sipcore.pv.vars import xavp_rm
+
+        xavp_rm(roots, flows)
+    for x in mine[1:]:
+        c = _contact_of(_fields(x))
+        ok, sock = _find_socket(ctx, c.sock)
+        if not ok:
+            return -1
+        roots.remove(x)
+        if c.instance and c.instance in used:
+            # another flow of an instance already in the set: for t_next_contact_flow()
+            if flows is not None:
+                roots.insert(0, _record(flows, c, False))
+        else:
+            if c.instance and not c.q_flag:
+                used.append(c.instance)
+            if _append_branch(ctx, c, sock) != 1:
+                return -1
+        if c.q_flag:
+            break
     return 1
 
+
+# ---- t_next_contact_flow --------------------------------------------------------------------
+
+def next_contact_flow(ctx: RouteCtx) -> int:
+    """In tm:branch-failure: the first pending flow with the failed branch's +sip.instance
+    becomes a new branch. 1 done, -2 nothing to do (no instance, no flows), -1 error or no
+    flow of that instance."""
+    flows = _flows_name()
+    if flows is None:
+        klog.err("t_next_contact_flow: feature has been disabled - to enable define "
+                 "contact_flows_avp module parameter", ctx)
+        return -1
+    this = ctx.extra.get(BRANCH_INSTANCE) if ctx.route_type == RouteType.BRANCH_FAILURE \
+        else None
+    if not this:
+        klog.dbg("t_next_contact_flow: no instance on this branch", ctx)
+        return -2
+    roots = _roots(ctx)
+    pending = [x for x in roots if x.name == flows]
+    if not pending:
+        return -2
+    for x in pending:
+        c = _contact_of(_fields(x))
+        if c.instance != this or not c.uri:
+            continue
+        ok, sock = _find_socket(ctx, c.sock)
+        if not ok:
+            roots.remove(x)
+            return -1
+        if _append_branch(ctx, c, sock) != 1:
+            return -1
+        roots.remove(x)
+        return 1
+    return -1
+
+
+# ---- with the transaction ---------------------------------------------------------------
 
 def dump(ctx: RouteCtx) -> str:
     """The pending contacts as JSON text for the transaction ("" when none)."""
     name = _name()
     if name is None or ctx.xavps is None:
         return ""
-    items = [_fields(x) for x in ctx.xavps.xavp if x.name == name]
+    items = [[[c.name, c.value] for c in x.value] for x in ctx.xavps.xavp
+             if x.name == name and isinstance(x.value, list)]
     return json.dumps(items) if items else ""
 
 
@@ -126,5 +340,4 @@ def restore(ctx: RouteCtx, text: str) -> None:
     if not text or name is None:
         return
     roots = _roots(ctx)
-    for it in reversed(json.loads(text)):
-        roots.insert(0, Xavp(name, [Xavp(k, it.get(k)) for k in reversed(FIELDS)]))
+    roots[:0] = [Xavp(name, [Xavp(k, v) for k, v in item]) for item in json.loads(text)]

@@ -240,7 +240,8 @@ def ki_t_continue(ctx: RouteCtx, index: int, label: int, route: str) -> int:
 def _best(ctx: RouteCtx) -> tuple[Optional[int], Optional[str]]:
     from modules.tm import t_script
 
-    if ctx.route_type == RouteType.FAILURE and _tm().BEST in ctx.extra:
+    if ctx.route_type in (RouteType.FAILURE, RouteType.BRANCH_FAILURE) \
+            and _tm().BEST in ctx.extra:
         code, reason, _i = ctx.extra[_tm().BEST]
         return code, reason
     if ctx.msg.is_reply:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx
+from sipcore.mod import FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, RouteType
 from sipcore.mod.loader import ModuleRegistry
 from sipcore.testing import make_ctx
 
@@ -138,7 +138,9 @@ def test_unknown_param_rejected(registry):
 
 def test_route_types_and_fixups(registry):
     tm = registry.get("tm")
-    assert tm.lookup("t_relay", 0).routes == REQUEST_ROUTE | FAILURE_ROUTE
+    # t_relay() also runs in event_route[tm:branch-failure] (t_next_contact_flow + t_relay)
+    assert tm.lookup("t_relay", 0).routes == \
+        REQUEST_ROUTE | FAILURE_ROUTE | RouteType.BRANCH_FAILURE
     assert not tm.lookup("t_relay", 0).routes & ONREPLY_ROUTE
     assert tm.lookup("t_on_failure", 1).args == (Fx.ROUTE,)
     assert tm.lookup("t_reply", 2).args == (Fx.IGP, Fx.SPVE)

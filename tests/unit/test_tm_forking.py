@@ -123,17 +123,18 @@ def test_parallel_2xx_wins_and_cancels_the_other_branch(h):
 
 
 def test_serial_forking_by_q(h):
+    # as in Kamailio an unspecified q (the R-URI s1) counts as -1: the q=0.5 pair goes first,
+    # in parallel, s1 last
     res = by_port(h.request(invite("serial")))
-    assert list(k for k in res if k > 5100) == [5111]
-    first = res[5111][0]
-    step2 = by_port(h.reply(reply_to(first.buf, 486, "Busy Here")))
-    assert sorted(k for k in step2 if k > 5100) == [5111, 5112, 5113]  # ACK + 2 parallel
-    assert [m.method for m in step2[5111]] == ["ACK"]
+    assert sorted(k for k in res if k > 5100) == [5112, 5113]
+    b2, b3 = res[5112][0], res[5113][0]
+    h.reply(reply_to(b2.buf, 486, "Busy Here", tag="y2"))
+    step2 = by_port(h.reply(reply_to(b3.buf, 486, "Busy Here", tag="y3")))
+    assert sorted(k for k in step2 if k > 5100) == [5111, 5113]      # s1 + the ACK
+    assert [m.method for m in step2[5113]] == ["ACK"]
     assert any("NEXT code=486 reason=Busy Here ci=call-1 avp=caller-a xavp=v1" in t
                for _l, t in h.lines)
-    b2, b3 = step2[5112][0], step2[5113][0]
-    h.reply(reply_to(b2.buf, 404, "Not Found", tag="y2"))
-    last = by_port(h.reply(reply_to(b3.buf, 480, "Unavailable", tag="y3")))
+    last = by_port(h.reply(reply_to(step2[5111][0].buf, 404, "Not Found", tag="y1")))
     # no contacts left: the best reply of the last leg goes upstream
     assert [m.status for m in last[5080]] == [404]
 
