@@ -1107,7 +1107,7 @@ def reply_received(ctx: RouteCtx) -> bool:
     _flush(core, out)
     try:
         if code >= 300 and cell.on_branch_failure and not out.absorb:
-            _branch_failure(cell, idx, ctx)
+            _branch_failure(cell, idx, ctx.core, code, msg.reason)
     finally:
         if deferred:            # never leave the transaction held
             out = _finish_held(tid, core)
@@ -1140,21 +1140,22 @@ def _has_branch_failure_route(cell: Cell, core: Any) -> bool:
         routes.has_route("event", f"tm:branch-failure:{cell.on_branch_failure}")
 
 
-def _branch_failure(cell: Cell, idx: int, rctx: RouteCtx) -> None:
+def _branch_failure(cell: Cell, idx: int, core: Any, code: int, reason: str) -> None:
     """event_route[tm:branch-failure:NAME] (t_on_branch_failure) for a negative reply on
-    branch IDX, on the transaction's request with the reply available as $T_rpl. As in
+    branch IDX (CODE REASON; 408 when the branch timed out), on the transaction's request
+    with the reply available as $T_rpl. As in
     Kamailio's faked environment the R-URI is consumed (t_relay() there sends the branches
     it added, e.g. t_next_contact_flow(), unless $ru/$du change) and the xavps/flags it
     changes stay with the transaction."""
     from .t_serial import BRANCH_INSTANCE, dump
 
-    routes = rctx.core.routes
+    routes = core.routes
     name = f"tm:branch-failure:{cell.on_branch_failure}"
     if routes is None or not routes.has_route("event", name):
         return
-    fctx = ctx_from_cell(cell, rctx.core)
+    fctx = ctx_from_cell(cell, core)
     fctx.branch_index = idx
-    fctx.extra[BEST] = (rctx.msg.status, rctx.msg.reason, idx)
+    fctx.extra[BEST] = (code, reason, idx)
     fctx.extra["ruri_consumed"] = (fctx.msg.ruri, fctx.dst_uri)
     if idx < len(cell.branches):
         fctx.bflags = cell.branches[idx].bflags
@@ -1300,6 +1301,7 @@ def on_fr_timer(payload: bytes) -> None:
     idx, gen = int(sidx), int(sgen)
     core = _core()
     out = Out()
+    deferred: list[bool] = []
 
     def upd(c: Cell) -> None:
         if idx >= len(c.branches):
@@ -1327,6 +1329,12 @@ def on_fr_timer(payload: bytes) -> None:
         stats.inc("tm:branch_timeouts")
         if c.invite and b.flags & B_REPLIED and not b.flags & B_CANCEL_SENT:
             send_cancel(core, c, idx, out)
+        if _has_branch_failure_route(c, core) and not c.tflags & T_IN_FAILURE:
+            # a timed-out branch runs tm:branch-failure too (t_branch_timeout() is true
+            # there; RFC 5626 outbound tries the next flow), before the transaction completes
+            c.tflags |= T_IN_FAILURE
+            deferred.append(True)
+            return
         if not cfg.noisy_ctimer and c.invite and len(c.branches) == 1 and \
                 not b.flags & B_REPLIED and not c.on_failure and not c.tflags & T_CANCELED:
             # noisy_ctimer=0: a single never-answered INVITE branch ends silently
@@ -1339,6 +1347,11 @@ def on_fr_timer(payload: bytes) -> None:
     if cell is None:
         return
     _flush(core, out)
+    if deferred:
+        try:
+            _branch_failure(cell, idx, core, cell.branches[idx].code, "Request Timeout")
+        finally:                # never leave the transaction held
+            out = _finish_held(tid, core)
     if out.failure is not None:
         run_failure(tid, out.failure, core)
 

@@ -5,6 +5,8 @@ next flow of the failed instance, t_relay() sends it. Real wire messages in, wha
 asserted."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 import modules.tm as tm
@@ -196,3 +198,37 @@ def test_load_contacts_proportional_mode():
         seen_first.add(got[0]["uri"])
         assert t_serial.next_contacts(ctx) == 1 and ctx.branches == []
     assert seen_first == {"sip:a@h", "sip:b@h"}
+
+
+def test_flow_timeout_runs_branch_failure_and_tries_the_other_flow():
+    """A flow that never answers: the fr timer gives the branch a local 408 and, as in
+    Kamailio's outbound recipe, event_route[tm:branch-failure] runs with t_branch_timeout()
+    true and sends the other flow; nothing goes upstream meanwhile."""
+    for m in (tm.mod, tmx.mod):
+        m.reset_params()
+    cfg = CFG.replace('if (t_check_status("430")) {{'.replace("{{", "{"),
+                      'if (t_check_status("430") || (t_branch_timeout() && '
+                      '!t_branch_replied())) {')
+    assert "t_branch_timeout()" in cfg
+    cfg = cfg.replace('loadmodule "xlog"\n', 'loadmodule "xlog"\nmodparam("tm", "fr_timer", 150)\n')
+    lines = klog.capture()
+    level = klog.get_debug()
+    klog.set_debug(klog.L_INFO)
+    try:
+        h = Harness.from_text(cfg)
+        first = by_port(h.request(invite("bob")).sent)
+        assert sorted(p for p in first if p > 5100) == [5162]
+        before = len(h.core.sent)
+        time.sleep(0.2)                              # fr_timer (150 ms) runs out
+        h.timers.make_due(lambda d: d.name == "tm:fr")
+        h.run_timers()
+        step = by_port(h.core.sent[before:])
+        assert any("FLOW 408 rc=1" in t for _l, t in lines), [t for _l, t in lines]
+        assert 5080 not in step                      # no 408 upstream: another flow is tried
+        [inv2] = step[5161]
+        assert inv2.method == "INVITE" and inv2.via1.branch.endswith(".1")
+        ok = by_port(h.reply(reply_to(inv2.buf, 200, "OK", tag="f2")).sent)
+        assert [m.status for m in ok[5080]] == [200]
+    finally:
+        klog.capture(False)
+        klog.set_debug(level)
