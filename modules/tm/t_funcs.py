@@ -11,7 +11,6 @@ best reply, relaying), t_cancel.c, timer.c.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -626,10 +625,9 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
         first = bmsg.headers[0]
         for p in reversed([x.strip() for x in tgt.path.split(",") if x.strip()]):
             bmsg.add_header("Route: " + p, before=first)
-    bctx = dataclasses.replace(ctx, msg=bmsg, dst_uri=tgt.dst_uri, bflags=tgt.bflags,
-                               force_socket=tgt.force_socket or ctx.force_socket,
-                               otcpid=tgt.otcpid, branch_index=idx, extra=dict(ctx.extra),
-                               branches=[])
+    bctx = ctx.copy(msg=bmsg, dst_uri=tgt.dst_uri, bflags=tgt.bflags,
+                    force_socket=tgt.force_socket or ctx.force_socket,
+                    otcpid=tgt.otcpid, branch_index=idx, extra=dict(ctx.extra), branches=[])
     routes = ctx.core.routes
     if cell.on_branch and routes is not None and routes.has_route("branch", cell.on_branch):
         bctx.dropped = False

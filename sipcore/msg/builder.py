@@ -86,6 +86,11 @@ def via_with_received(value: str, received: str | None, rport: int | None) -> st
     return seg + rest
 
 
+_REPLY_COPIED = frozenset(int(t) for t in (HdrType.VIA, HdrType.FROM, HdrType.TO,
+                                            HdrType.CALLID, HdrType.CSEQ,
+                                            HdrType.RECORDROUTE))
+
+
 def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = None,
                 extra_headers: Iterable[str] = (), body: bytes = b"",
                 content_type: str | None = None,
@@ -106,8 +111,11 @@ def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = Non
     out = [b"SIP/2.0 %d " % code + reason.encode("utf-8") + _CRLF]
     copy_rr = 100 < code < 300 and bool(req.method_id & _DIALOG_CREATING)
     first_via = via_received is not None or via_rport is not None
-    for h in req.headers:
-        t = h.type
+    hdr = req._hdr  # noqa: SLF001 - builder is part of the message layer
+    for i, t in enumerate(req._types):  # noqa: SLF001
+        if t not in _REPLY_COPIED:
+            continue                    # no Header object for what a reply never copies
+        h = hdr(i)
         if t == HdrType.VIA and first_via:
             first_via = False
             value = via_with_received(h.value, via_received, via_rport)

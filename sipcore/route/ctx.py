@@ -8,7 +8,8 @@ we keep the parsed message immutable-plus-edit-list (`SipMsg`) and the routing s
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Optional
 
 from sipcore.mod.exports import RouteType
@@ -93,5 +94,19 @@ class RouteCtx:
     branch_index: int = 0               # $T_branch_idx / branch_route
     extra: dict[str, Any] = field(default_factory=dict)  # per-message data modules need
 
+    def copy(self, **changes: Any) -> "RouteCtx":
+        """A shallow copy with CHANGES applied (dataclasses.replace without its per-call
+        field introspection: tm makes one per branch)."""
+        new = object.__new__(RouteCtx)
+        for name, value in zip(_CTX_SLOTS, _ctx_values(self)):
+            setattr(new, name, value)
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
+
     def isflagset(self, f: int) -> bool:
         return bool(self.flags & (1 << f))
+
+
+_CTX_SLOTS = tuple(f.name for f in fields(RouteCtx))
+_ctx_values = operator.attrgetter(*_CTX_SLOTS)
