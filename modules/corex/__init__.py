@@ -117,8 +117,9 @@ def parse_q(text: str) -> int:
 
 def append_branch(ctx: RouteCtx, uri: Optional[str], q: Optional[str]) -> int:
     """corex_append_branch(): URI (or the current R-URI) with $du, path, q, branch-0 flags and
-    the forced socket becomes a new branch. With no URI the R-URI is moved into the branch:
-    $du, branch-0 flags, forced socket and R-URI q are reset and the R-URI is marked consumed."""
+    the forced socket becomes a new branch. With no URI the R-URI is moved into the branch,
+    with the connection lookup() chose for it: $du, branch-0 flags, forced socket, that
+    connection and R-URI q are reset and the R-URI is marked consumed."""
     limit = int(ctx.core.get_global("max_branches", 12) or 12)
     if len(ctx.branches) + 1 >= limit:
         klog.err("append_branch: max nr of branches exceeded", ctx)
@@ -133,9 +134,11 @@ def append_branch(ctx: RouteCtx, uri: Optional[str], q: Optional[str]) -> int:
     branch_uri = uri if uri else ctx.msg.ruri
     ctx.branches.append(Branch(uri=branch_uri, dst_uri=ctx.dst_uri,
                                path=ctx.extra.get("path_vec"), q=qv, bflags=ctx.bflags,
-                               force_socket=ctx.force_socket))
+                               force_socket=ctx.force_socket,
+                               otcpid=0 if uri else ctx.otcpid))
     if not uri:
         ctx.force_socket = None
+        ctx.otcpid = 0
         ctx.bflags = 0
         ctx.dst_uri = None
         ctx.extra.pop("path_vec", None)

@@ -139,6 +139,7 @@ def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool 
     # it is open, whatever address its Contact claims (Kamailio tcpconn_id -> otcpid)
     ctx.otcpid = first.conn_id
     ctx.extra["ruri_ruid"] = first.ruid
+    ctx.extra["ruri_instance"] = first.instance or ""     # tm's flows (t_load_contacts)
     if p.append_branches:
         ctx.branches.extend(_branch(ctx, p, c) for c in rest)
     return LOOKUP_OK

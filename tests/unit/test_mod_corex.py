@@ -54,6 +54,14 @@ def test_append_branch_forms(ctx):
     assert call(ctx, "append_branch", "sip:e@x", "1.5") == -1
 
 
+
+def test_append_branch_moves_the_lookup_connection_with_the_ruri(ctx):
+    ctx.otcpid = 42                                 # lookup(): the contact's TCP connection
+    assert call(ctx, "append_branch", "sip:carol@c.example") == 1
+    assert ctx.branches[-1].otcpid == 0 and ctx.otcpid == 42
+    assert call(ctx, "append_branch") == 1
+    assert ctx.branches[-1].otcpid == 42 and ctx.otcpid == 0
+
 def test_append_branch_limit(ctx):
     ctx.core.globals["max_branches"] = 3
     assert call(ctx, "append_branch", "sip:a@x") == 1
