@@ -96,6 +96,10 @@ def _run_calls(srv, tmp_path: Path, calls: int, rate: int, during=None) -> None:
         uac = _spawn(["sipp", "-sn", "uac", "-i", "127.0.0.1", "-p", str(uac_port),
                       "-bind_local", "-rsa", f"127.0.0.1:{srv.port}", f"127.0.0.1:{uas_port}",
                       "-r", str(rate), "-m", str(calls), "-l", str(calls),
+                      # 20 ms between ACK and BYE: sent back to back, two workers may relay
+                      # the BYE before the ACK and SIPp's uas aborts the call (a real UA
+                      # waits for the call's length)
+                      "-d", "20",
                       "-recv_timeout", "5000", "-timeout", "25s",
                       "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "3600",
                       "-trace_err", "-error_file", str(errs)], tmp_path, uac_log)
