@@ -23,7 +23,6 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 from sipcore.shm._ffi import check, error, ffi, lib
@@ -269,8 +268,7 @@ class ShmHashTable:
 
     # ---- compound operations under one bucket lock ---------------------------------------
 
-    @contextmanager
-    def locked(self, key: bytes) -> Iterator[BucketView]:
+    def locked(self, key: bytes) -> BucketView:
         """Hold the bucket lock of `key` for a read-modify-write:
 
             with table.locked(k) as b:
@@ -278,12 +276,7 @@ class ShmHashTable:
                 b.set(k, update(rec))
 
         Only keys of the same bucket may be used inside (others raise ShmError)."""
-        b = self.bucket_of(key)
-        check(lib.sht_lock_bucket(self.base, self.offset, b), "sht lock bucket")
-        try:
-            yield BucketView(self, b)
-        finally:
-            lib.sht_unlock_bucket(self.base, self.offset, b)
+        return BucketView(self, self.bucket_of(key), key)
 
     def _grow(self, need: int) -> None:
         cap = max(need, self._cap * 2)
@@ -295,14 +288,29 @@ class ShmHashTable:
 
 
 class BucketView:
-    """Operations on one bucket whose lock the caller holds (see ShmHashTable.locked)."""
+    """Operations on one bucket whose lock the caller holds (see ShmHashTable.locked); as a
+    context manager it takes the bucket lock on entry and releases it on exit (a plain class,
+    not a generator: this is on every transaction update)."""
 
-    def __init__(self, table: ShmHashTable, bucket: int) -> None:
+    __slots__ = ("_t", "bucket", "_key")
+
+    def __init__(self, table: ShmHashTable, bucket: int, key: bytes = b"") -> None:
         self._t = table
         self.bucket = bucket
+        self._key = key             # the key the lock was taken for: no re-hash for it
+
+    def __enter__(self) -> BucketView:
+        t = self._t
+        check(lib.sht_lock_bucket(t.base, t.offset, self.bucket), "sht lock bucket")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        t = self._t
+        lib.sht_unlock_bucket(t.base, t.offset, self.bucket)
 
     def _own(self, key: bytes) -> None:
-        if self._t.bucket_of(key) != self.bucket:
+        if key is not self._key and key != self._key and \
+                self._t.bucket_of(key) != self.bucket:
             raise ShmError(f"key {key!r} is not in locked bucket {self.bucket}")
 
     def get(self, key: bytes) -> bytes | None:
