@@ -276,8 +276,16 @@ class TmTable:
         v = self.table.get(b"k" + key.encode("utf-8", "surrogateescape"))
         return v.decode() if v is not None else None
 
-    def index_del(self, key: str) -> None:
-        self.table.delete(b"k" + key.encode("utf-8", "surrogateescape"))
+    def index_del(self, key: str, tid: Optional[str] = None) -> None:
+        """Drop a matching key; with TID only while it still maps to that transaction (a
+        retransmission may have made a new one with the same key meanwhile)."""
+        k = b"k" + key.encode("utf-8", "surrogateescape")
+        if tid is None:
+            self.table.delete(k)
+            return
+        with self.table.locked(k) as b:
+            if b.get(k) == tid.encode():
+                b.delete(k)
 
     def cells(self) -> list[Cell]:
         return [Cell.unpack(c.value) for c in self.table.items() if c.key[:1] == b"c"]

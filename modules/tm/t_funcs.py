@@ -301,7 +301,7 @@ def _send_upstream(core: Any, cell: Cell, out: Out, buf: bytes, code: int) -> No
         if code >= 200 and not cell.tflags & T_FINAL_SENT:
             cell.tflags |= T_FINAL_SENT
             out.finals.append((cell, code, buf))
-            out.timers.append(("tm:wait", cfg.wt_timer, cell.tid.encode()))
+            out.timers.append(("tm:wait", cfg.wt_timer, _wait_payload(cell)))
         return
     ev = fsm.reply_event(code, sending=True)
     tr = fsm.step(fsm.table_for(False, cell.invite), St(cell.uas_state), ev)
@@ -325,7 +325,7 @@ def _send_upstream(core: Any, cell: Cell, out: Out, buf: bytes, code: int) -> No
         if Act.START_H in tr.actions:
             out.timers.append(("tm:uas", 64 * cell.t1, f"{cell.tid}.H".encode()))
         else:
-            out.timers.append(("tm:wait", cfg.wt_timer, cell.tid.encode()))
+            out.timers.append(("tm:wait", cfg.wt_timer, _wait_payload(cell)))
 
 
 def _cancel_branches(core: Any, cell: Cell, out: Out, skip: int = -1, reason: str = "") -> None:
@@ -1337,7 +1337,7 @@ def on_fr_timer(payload: bytes) -> None:
                 not b.flags & B_REPLIED and not c.on_failure and not c.tflags & T_CANCELED:
             # noisy_ctimer=0: a single never-answered INVITE branch ends silently
             c.tflags |= T_FINAL_SENT
-            out.timers.append(("tm:wait", cfg.wt_timer, c.tid.encode()))
+            out.timers.append(("tm:wait", cfg.wt_timer, _wait_payload(c)))
             return
         _finish(core, c, out)
 
@@ -1371,7 +1371,7 @@ def on_uas_timer(payload: bytes) -> None:
             c.uas_retr_ms = min(c.uas_retr_ms * 2, c.t2)
             out.timers.append(("tm:uas", c.uas_retr_ms, f"{c.tid}.G".encode()))
         if t.state == St.TERMINATED:
-            out.timers.append(("tm:wait", 0, c.tid.encode()))
+            out.timers.append(("tm:wait", 0, _wait_payload(c)))
 
     table().update(tid, upd)
     _flush(core, out)
@@ -1413,9 +1413,23 @@ def on_life_timer(payload: bytes) -> None:
         run_failure(tid, out.failure, core)
 
 
+def _wait_payload(cell: Cell) -> bytes:
+    """The wait job's payload: the tid and the cell's matching keys, so the timer process
+    releases the transaction without reading and decoding the cell."""
+    return f"{cell.tid}\n{cell.keys}".encode("utf-8", "surrogateescape")
+
+
 def on_wait_timer(payload: bytes) -> None:
     """End of the wait state: the cell and its matching keys leave the table."""
-    t_release_now(payload.decode())
+    tid, nl, keys = payload.decode("utf-8", "surrogateescape").partition("\n")
+    if not nl:
+        t_release_now(tid)
+        return
+    tbl = table()
+    if tbl.delete(tid):             # not released before (a second wait job, t_release)
+        for key in keys.split("\n"):
+            if key:
+                tbl.index_del(key, tid)
 
 
 def add_blind_uac(ctx: RouteCtx) -> int:
@@ -1457,7 +1471,7 @@ def t_release_now(tid: str) -> None:
         return
     for key in cell.keys.split("\n"):
         if key:
-            tbl.index_del(key)
+            tbl.index_del(key, tid)
     tbl.delete(tid)
 
 
