@@ -68,6 +68,8 @@ int shm_ring_attach(char *base, uint64_t off);
 int shm_ring_push(char *base, uint64_t off, const char *rec, uint32_t len);
 int shm_ring_drain(char *base, uint64_t off, char *out, uint64_t outcap, uint64_t *used);
 uint64_t shm_ring_dropped(char *base, uint64_t off);
+void shm_ring_set_wake(char *base, uint64_t off, int64_t when);
+int64_t shm_ring_get_wake(char *base, uint64_t off);
 uint64_t shm_ring_queued(char *base, uint64_t off);
 
 #endif

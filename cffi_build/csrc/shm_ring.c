@@ -103,6 +103,20 @@ int shm_ring_drain(char *base, uint64_t off, char *out, uint64_t outcap, uint64_
     return SHM_OK;
 }
 
+/* The consumer's planned next look (see shm_ring.h); plain aligned 64-bit loads and stores,
+ * with a full barrier so a producer reads it after its push is visible. */
+void shm_ring_set_wake(char *base, uint64_t off, int64_t when)
+{
+    RING(base, off)->wake_at = when;
+    __sync_synchronize();
+}
+
+int64_t shm_ring_get_wake(char *base, uint64_t off)
+{
+    __sync_synchronize();
+    return RING(base, off)->wake_at;
+}
+
 uint64_t shm_ring_dropped(char *base, uint64_t off)
 {
     return RING(base, off)->dropped;

@@ -17,6 +17,9 @@ typedef struct shm_ring {
     uint64_t head;               /* total bytes ever written (producers, under the lock) */
     uint64_t tail;               /* total bytes ever consumed (consumer, under the lock) */
     uint64_t dropped;            /* pushes refused because the ring was full */
+    volatile int64_t wake_at;    /* when the consumer plans to look next (its clock, e.g.
+                                    CLOCK_MONOTONIC us): a producer whose record is due
+                                    sooner wakes it; written by the consumer only */
 } shm_ring_t;
 
 #endif

@@ -68,6 +68,16 @@ class ShmRing:
                 pos += 4 + ln
 
     @property
+    def wake_at(self) -> int:
+        """When the consumer plans to look next (an int on the consumer's clock; 0 at
+        first: every push is sooner)."""
+        return int(lib.shm_ring_get_wake(self.base, self.offset))
+
+    @wake_at.setter
+    def wake_at(self, when: int) -> None:
+        lib.shm_ring_set_wake(self.base, self.offset, when)
+
+    @property
     def dropped(self) -> int:
         return int(lib.shm_ring_dropped(self.base, self.offset))
 

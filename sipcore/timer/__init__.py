@@ -7,10 +7,12 @@ process between messages).
 Functions cannot cross process boundaries, so one-shot callbacks are registered by name before
 fork (`register_handler`) and scheduled by name with a byte payload. A schedule request is one
 record pushed to a ring in shared memory (sipcore.shm.ShmRing): no system call and no wake-up
-of the timer process per request, which drains the ring every TICK_MS. A request due sooner
-than one tick also writes a byte to a wake-up pipe, so short delays stay short. Records carry
-their absolute due time (CLOCK_MONOTONIC is the same in every process), so the tick adds no
-delay to a job.
+of the timer process per request. The timer process sleeps until the first point of a
+TICK_MS grid at or after its next due job (at most IDLE_MAX_S), and publishes that time in
+the ring; a request due sooner writes a byte to a wake-up pipe. So a busy proxy costs at most
+1000/TICK_MS wake-ups a second (jobs due within one tick run together, at most TICK_MS late)
+and an idle one almost none. Records carry their absolute due time (CLOCK_MONOTONIC is the
+same in every process).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from sipcore import log as klog
 _REC = struct.Struct("<Hd")         # name length, due time (time.monotonic() seconds)
 MAX_RECORD = 4096
 MAX_PAYLOAD = MAX_RECORD - _REC.size - 64
-TICK_MS = 20                        # how often the timer process drains the ring
+TICK_MS = 20                        # grid of the timer process's wake-ups
+IDLE_MAX_S = 0.5                    # longest sleep (stop requests, a dead master)
 RING_BYTES = 1 << 21
 
 @dataclass
@@ -162,7 +165,8 @@ def schedule(name: str, delay_ms: int, payload: bytes = b"") -> bool:
     if not _ring.push(rec):
         klog.emit(klog.L_ERR, f"timer: queue full, dropping {name}")
         return False
-    if delay_ms < TICK_MS:
+    # after the push: due before the timer process's planned look -> wake it now
+    if (time.monotonic() + max(delay_ms, 0) / 1000.0) * 1e6 < _ring.wake_at:
         _wake()
     return True
 
@@ -260,8 +264,8 @@ def local_loop() -> TimerLoop:
 
 def run_timer_process(should_stop: Callable[[], bool], parent_alive: Callable[[], bool]
                       ) -> None:
-    """Body of the timer process: every tick (or sooner, when a short request woke it),
-    drain the schedule ring and run what is due."""
+    """Body of the timer process: drain the schedule ring, run what is due, sleep until the
+    next planned look (or a request due sooner wakes it)."""
     if _ring is None or _pipe is None:
         raise TimerError("timer.init() was not called before fork")
     global _active
@@ -269,16 +273,26 @@ def run_timer_process(should_stop: Callable[[], bool], parent_alive: Callable[[]
     rfd = _pipe[0]
     tick = TICK_MS / 1000.0
     monotonic = time.monotonic
+    ring = _ring
     while not should_stop() and parent_alive():
-        # wake on a grid of ticks, not at each job's own due time: jobs due within one tick
-        # run together (at most TICK_MS late), so a busy proxy costs 1000/TICK_MS wake-ups a
-        # second instead of one per job; a job due sooner than a tick wakes us by the pipe
-        wait = 0.0 if loop.timeout(tick) == 0.0 else tick - monotonic() % tick
-        r, _, _ = select.select([rfd], [], [], wait)
+        loop.feed(ring.drain())
+        loop.run_due()
+        # plan the next look: the grid point at or after the next due job, and publish it
+        # before the last drain, so a request pushed from now on that is due sooner wakes
+        # us (see schedule())
+        now = monotonic()
+        nxt = loop.heap[0][0] if loop.heap else None
+        wake = now + IDLE_MAX_S
+        if nxt is not None and nxt < wake:
+            wake = max(now, -(-nxt // tick) * tick)
+        ring.wake_at = int(wake * 1e6)
+        late = ring.drain()
+        if late:
+            loop.feed(late)
+            continue
+        r, _, _ = select.select([rfd], [], [], max(0.0, wake - monotonic()))
         if r:
             try:
                 os.read(rfd, 4096)
             except (BlockingIOError, InterruptedError):
                 pass
-        loop.feed(_ring.drain())
-        loop.run_due()

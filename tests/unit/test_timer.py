@@ -99,6 +99,7 @@ def test_a_short_delay_wakes_the_timer_process_a_long_one_does_not(shm):
     timer.register_handler("a", lambda p: None)
     timer.init(shm)
     r = timer._pipe[0]
+    timer._ring.wake_at = int((time.monotonic() + 1.0) * 1e6)   # it looks again in 1 s
     assert timer.schedule("a", 5000, b"later")
     with pytest.raises(BlockingIOError):
         os.read(r, 16)                               # no wake-up for a job far away
@@ -119,3 +120,24 @@ def test_full_ring_refuses_and_counts():
     assert ring.drain() == [b"x" * 40] * pushed
     assert ring.push(b"y" * 40) and ring.drain() == [b"y" * 40]   # wraps around the end
     ctx.close()
+
+
+def test_an_idle_timer_process_is_woken_by_a_job_due_before_its_next_look(tmp_path, shm):
+    """The timer process sleeps up to IDLE_MAX_S when idle; a job due in 10 ms pushed
+    meanwhile still runs about on time (the push wakes it through the pipe)."""
+    out = tmp_path / "ran"
+    timer.register_handler("write", lambda p: out.write_text(repr(time.monotonic())))
+    timer.init(shm)
+    tproc = os.fork()
+    if tproc == 0:                                   # the timer process, idle at first
+        start = time.monotonic()
+        timer.run_timer_process(lambda: out.exists() or time.monotonic() - start > 3,
+                                lambda: True)
+        os._exit(0)
+    time.sleep(0.2)                                  # it has planned a long sleep by now
+    assert timer._ring.wake_at > (time.monotonic() + 0.1) * 1e6
+    sent = time.monotonic()
+    assert timer.schedule("write", 10, b"")
+    _, status = os.waitpid(tproc, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert float(out.read_text()) - sent < 0.15      # not after the planned 0.5 s sleep
