@@ -545,12 +545,18 @@ def test_200_connections_with_crlf_keepalives(start_server):
         for u in uas:
             u.send(options("TCP", u.port, f"sip:127.0.0.1:{srv.port}"))
         assert all(parse_msg(u.recv(5)).status == 200 for u in uas)
-        for _round in range(2):
+        # held open for 30 s with an RFC 5626 double-CRLF ping every 10 s, each answered
+        # with a CRLF pong; all 200 stay open (tcp_connection_lifetime is longer)
+        start = time.monotonic()
+        for rnd in range(4):
+            if rnd:
+                time.sleep(max(0.0, start + 10 * rnd - time.monotonic()))
             for u in uas:
                 u.sock.sendall(b"\r\n\r\n")
             for u in uas:
                 u.sock.settimeout(5)
                 assert u.sock.recv(16) == b"\r\n"
+        assert time.monotonic() - start >= 30
         info = _rpc(srv, "core.tcp_info")
         assert info["opened_connections"] == 200
         owners = {c["owner"] for c in _rpc(srv, "core.tcp_list")}
