@@ -20,10 +20,15 @@ from sipcore.route.reply import send_stateless_reply
 
 
 def _check_mandatory(msg: Any) -> None:
-    """Via (parsed: replies route by it), From, To, Call-ID and CSeq must be present
-    (RFC 3261 8.1.1). From/To bodies are parsed when something reads them; a defect found
-    then is handled by _run_route()."""
-    if msg.via1 is None:
+    """Via, From, To, Call-ID and CSeq must be present (RFC 3261 8.1.1). A request's top Via
+    is parsed here (its reply goes by it). A reply's is parsed when something reads it: tm
+    matches a reply by the branch the C scanner found, so a relayed reply needs no Via parse;
+    a defect found later drops the reply (receive_msg). From/To bodies likewise are parsed
+    when something reads them; a defect found then is handled by _run_route()."""
+    if msg.is_request:
+        if msg.via1 is None:
+            raise ParseError("missing Via header")
+    elif not msg.has_header(HdrType.VIA):
         raise ParseError("missing Via header")
     for t, name in _MANDATORY:
         if not msg.has_header(t):
@@ -136,9 +141,16 @@ def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[Rout
         _run_route(cfg, core, "reply", ctx)
         if ctx.dropped and msg.status < 300:
             return ctx
-    for cb in _response_cbs(cfg):
-        if cb(ctx):
-            return ctx          # a module (tm) owns this reply
-    # no transaction took it: relay statelessly by the Via stack (Kamailio forward_reply)
-    forward_reply(ctx)
+    try:
+        for cb in _response_cbs(cfg):
+            if cb(ctx):
+                return ctx          # a module (tm) owns this reply
+        # no transaction took it: relay statelessly by the Via stack (Kamailio forward_reply)
+        forward_reply(ctx)
+    except ParseError as exc:       # e.g. its top Via, first parsed on the way: drop it
+        stats.inc("core:err_msgs")
+        stats.inc("core:drop_replies")
+        klog.emit(klog.L_WARN, f"receive_msg: bad reply from {rcv.src_ip}:{rcv.src_port}/"
+                  f"{rcv.proto}: {exc.reason}")
+        ctx.dropped = True
     return ctx

@@ -79,6 +79,25 @@ def test_reply_relayed_by_second_via():
     assert b"z9hG4bKours" not in buf and b"z9hG4bKtheirs" in buf
 
 
+def test_reply_with_a_malformed_top_via_is_dropped_and_counted():
+    """A reply's top Via is parsed when first needed (tm matches by the scanned branch); a
+    reply no transaction takes is relayed by its Vias, so a malformed one is dropped there,
+    counted, and the worker goes on."""
+    h = Harness.from_text(CFG)
+    before = stats.get("core:drop_replies")
+    r = h.reply("SIP/2.0 180 Ringing\n"
+                "Via: SIP/2.0/UDP 127.0.0.1:5060:99999;branch=z9hG4bKours\n"
+                "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKtheirs\n"
+                "From: <sip:a@127.0.0.1>;tag=1\nTo: <sip:b@127.0.0.1>;tag=2\n"
+                "Call-ID: r@x\nCSeq: 1 INVITE\nContent-Length: 0\n\n")
+    assert r.sent == [] and r.dropped
+    assert stats.get("core:drop_replies") == before + 1
+    r = h.reply("SIP/2.0 180 Ringing\n"
+                "From: <sip:a@127.0.0.1>;tag=1\nTo: <sip:b@127.0.0.1>;tag=2\n"
+                "Call-ID: r@x\nCSeq: 1 INVITE\nContent-Length: 0\n\n")
+    assert r.sent == [] and r.ctx is None            # no Via at all: refused at once
+
+
 def test_sip_warning_adds_warning_header():
     h = Harness.from_text("sip_warning=yes\n" + CFG)
     [rpl] = h.request(INVITE).replies
