@@ -455,12 +455,17 @@ def retransmit_reply(ctx: RouteCtx, tid: str) -> int:
     return 1
 
 
-def t_newtran(ctx: RouteCtx, arm_life: bool = True) -> int:
+def t_newtran(ctx: RouteCtx, arm_life: bool = True,
+              pending: Optional[list[tuple[Cell, "Out", float]]] = None) -> int:
     """Create the server transaction of ctx.msg. 1 created (or already ours), 0 when it is a
     retransmission (the last reply was resent; the script must stop), negative on error.
 
     arm_life=False (t_relay): no timer of its own for max_(non)inv_lifetime; the branches'
-    fr timers are capped at it and expire the transaction (one timer job less per call)."""
+    fr timers are capped at it and expire the transaction (one timer job less per call).
+    PENDING (t_relay): the new cell is not stored yet; (cell, out, ttl) is appended there and
+    the caller stores it with its branches in one write, then flushes OUT (the 100 Trying).
+    The matching key is in the table from the start, so a retransmission meanwhile is
+    absorbed."""
     from sipcore.forward import reply_dest
 
     if ctx.extra.get(TID) is not None:
@@ -516,6 +521,11 @@ def t_newtran(ctx: RouteCtx, arm_life: bool = True) -> int:
     if invite and not cell.tflags & T_NO_100:
         buf = _local_reply(cell, 100, cfg.auto_inv_100_reason, req=msg)
         _send_upstream(ctx.core, cell, out, buf, 100)
+    if pending is not None:
+        ctx.extra[TID] = tid
+        stats.inc("tmx:UAS_transactions")
+        pending.append((cell, out, ttl))
+        return 1
     try:
         tbl.insert(cell, ttl)
     except ShmOutOfMemory:
@@ -692,18 +702,23 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
             return 0
     # failure_route and tm:branch-failure add branches to the transaction; only a
     # failure_route starts a new serial leg (failure_reply_mode)
+    pending: list[tuple[Cell, Out, float]] = []
     in_failure = ctx.route_type in (RouteType.FAILURE, RouteType.BRANCH_FAILURE) \
         and ctx.extra.get(TID) is not None
     new_leg = in_failure and ctx.route_type == RouteType.FAILURE
     if not in_failure:
-        rc = t_newtran(ctx, arm_life=False)
+        # a transaction made here is stored once, with its branches (see t_newtran)
+        rc = t_newtran(ctx, arm_life=False, pending=pending)
         if rc <= 0:
             return rc if rc < 0 else 0
     tid = ctx.extra[TID]
     tbl = table()
-    cell = tbl.get(tid, for_update=True)     # only on_branch is set on it before update()
-    if cell is None:
-        return E.E_UNSPEC
+    if pending:
+        cell, first_out, ttl = pending[0]
+    else:
+        cell = tbl.get(tid, for_update=True)     # only on_branch is set before update()
+        if cell is None:
+            return E.E_UNSPEC
     # script state armed after t_newtran (t_on_*, t_set_fr...) travels with the transaction
     _sync_from_ctx(ctx, cell)
     try:
@@ -711,6 +726,8 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
         base = msg.build()
     except (ParseError, ValueError) as exc:
         klog.err(f"t_relay: cannot build the request: {exc}", ctx)
+        if pending:                 # the transaction exists for the script's own reply
+            _store_pending(ctx, cell, first_out, ttl)
         return E.E_BAD_REQ
     start = len(cell.branches)
     built: list[_Built] = []
@@ -759,13 +776,23 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
         if c.tflags & T_CANCELED and c.invite:
             _cancel_branches(ctx.core, c, out, reason=c.cancel_reason)
 
-    try:
-        tbl.update(tid, add)
-    except ShmOutOfMemory:
-        if not in_failure:
-            t_release_now(tid)
-            ctx.extra.pop(TID, None)
-        return _no_memory(ctx)
+    if pending and not ok:
+        # nothing to send: the transaction never existed for anyone else; the 100 Trying
+        # still goes out (as Kamailio's t_newtran sent it), the script replies itself
+        _forget_pending(ctx, cell)
+        _flush(ctx.core, first_out)
+    elif pending:
+        add(cell)
+        if not _store_pending(ctx, cell, first_out, ttl):
+            return _no_memory(ctx)
+    else:
+        try:
+            tbl.update(tid, add)
+        except ShmOutOfMemory:
+            if not in_failure:
+                t_release_now(tid)
+                ctx.extra.pop(TID, None)
+            return _no_memory(ctx)
     for b in ok:
         if _send(ctx.core, b.dest, b.buf):
             stats.inc("core:fwd_requests")
@@ -778,11 +805,31 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
     # sl_reply_error() answers with this: an unreachable next hop is a 503
     ctx.extra["last_error"] = (503, "Service Unavailable") \
         if err in (E.E_SEND, E.E_BAD_ADDRESS, E.E_NO_SOCKET) else err
-    if not in_failure:
+    if not in_failure and not pending:
         # nothing went out: forget the transaction so the script can reply itself
         t_release_now(tid)
         ctx.extra.pop(TID, None)
     return err
+
+
+def _store_pending(ctx: RouteCtx, cell: Cell, out: "Out", ttl: float) -> bool:
+    """Store a transaction t_newtran(pending=) made, then send what it queued (100 Trying).
+    False (and the transaction forgotten) when shared memory is full."""
+    try:
+        table().insert(cell, ttl)
+    except ShmOutOfMemory:
+        _forget_pending(ctx, cell)
+        return False
+    _flush(ctx.core, out)
+    return True
+
+
+def _forget_pending(ctx: RouteCtx, cell: Cell) -> None:
+    tbl = table()
+    for key in cell.keys.split("\n"):
+        if key:
+            tbl.index_del(key, cell.tid)
+    ctx.extra.pop(TID, None)
 
 
 def _xavp_json(x: Any) -> list[Any]:
