@@ -196,7 +196,8 @@ def filter_ack(ctx: RouteCtx) -> bool:
         return False
     try:
         tag = msg.to_tag
-        if not tag or tag != gen_to_tag(msg):
+        # our tags are 32 hex digits (an md5): any other length is not ours, no hash needed
+        if not tag or len(tag) != 32 or tag != gen_to_tag(msg):
             return False
     except ParseError as exc:       # a malformed ACK is simply not ours
         klog.dbg(f"sl: ACK not checked for local to-tag: {exc}", ctx)
