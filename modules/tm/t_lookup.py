@@ -72,8 +72,6 @@ def invite_key_of(msg: "SipMsg", ruri_matching: bool = True) -> str:
 
 
 def reply_branch(msg: "SipMsg") -> Optional[tuple[str, int]]:
-    """(tid, branch index) when the reply's top Via is one of our tm branches."""
-    via = msg.via1
-    if via is None:
-        return None
-    return parse_branch_id(via.branch)
+    """(tid, branch index) when the reply's top Via is one of our tm branches (the branch
+    as the C scanner found it: the Via is not parsed for this)."""
+    return parse_branch_id(msg.via1_branch)
