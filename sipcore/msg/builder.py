@@ -124,7 +124,7 @@ def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = Non
         elif t == HdrType.VIA or t == HdrType.FROM or t == HdrType.CALLID or t == HdrType.CSEQ:
             out.append(buf[h.start : h.end])
         elif t == HdrType.TO:
-            if code > 100 and req.to.tag is None:
+            if code > 100 and req.to_tag is None:
                 tag = to_tag if to_tag is not None else gen_to_tag(req)
                 out.append(buf[h.start : h.value_end] + b";tag=" + tag.encode()
                            + buf[h.value_end : h.end])
