@@ -21,6 +21,9 @@ _HOST_RE = re.compile(r"\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9\-_.]+")
 _PORT_RE = re.compile(r"[0-9]+")
 
 
+_WELL_KNOWN = frozenset(("branch", "received", "rport", "maddr", "ttl"))
+
+
 class Via:
     """One Via value (a header line may carry several)."""
 
@@ -37,25 +40,14 @@ class Via:
         self.port = port
         self.params = params
         # one pass: the first of each well-known parameter ("" for a valueless one)
-        branch = received = rport = maddr = ttl = None
+        known: dict[str, str] = {}
         for k, v in params:
             lk = k.lower()
-            if lk == "branch":
-                if branch is None:
-                    branch = "" if v is None else v
-            elif lk == "received":
-                if received is None:
-                    received = "" if v is None else v
-            elif lk == "rport":
-                if rport is None:
-                    rport = "" if v is None else v
-            elif lk == "maddr":
-                if maddr is None:
-                    maddr = "" if v is None else v
-            elif lk == "ttl" and ttl is None:
-                ttl = "" if v is None else v
+            if lk in _WELL_KNOWN and lk not in known:
+                known[lk] = "" if v is None else v
+        get = known.get
         self.branch, self.received, self.rport, self.maddr, self.ttl = \
-            branch, received, rport, maddr, ttl
+            get("branch"), get("received"), get("rport"), get("maddr"), get("ttl")
 
     def param(self, name: str) -> str | None:
         return param_get(self.params, name)
