@@ -352,21 +352,126 @@ acc: _acc
 
 
 class _app_lua:
-    ...
+    pass
 
 
 app_lua: _app_lua
 
 
 class _app_python3:
-    ...
+    pass
 
 
 app_python3: _app_python3
 
 
+class _auth:
+    @staticmethod
+    def auth_challenge(realm: str, flags: int) -> int:
+        """www_challenge for REGISTER, proxy_challenge for other methods."""
+    @staticmethod
+    def auth_get_www_authenticate(realm: str, flags: int, dst: str) -> int:
+        """Store a `WWW-Authenticate: Digest ...` header line (no CRLF) in DST: 1, -1 error."""
+    @staticmethod
+    def consume_credentials() -> int:
+        """Remove the Authorization/Proxy-Authorization header that authenticated the request."""
+    @staticmethod
+    def has_credentials(realm: str) -> int:
+        """1 when the request carries digest credentials for REALM, else -1."""
+    @staticmethod
+    def proxy_challenge(realm: str, flags: int) -> int:
+        """Reply 407 with Proxy-Authenticate; flags as www_challenge."""
+    @staticmethod
+    def pv_auth_check(realm: str, passwd: str, flags: int, checks: int) -> int:
+        """pv_www_authenticate for REGISTER, pv_proxy_authenticate otherwise; checks 1: the"""
+    @staticmethod
+    def pv_proxy_authenticate(realm: str, passwd: str, flags: int) -> int:
+        """Check Proxy-Authorization against PASSWD; flags as pv_www_authenticate."""
+    @staticmethod
+    def pv_www_authenticate(realm: str, passwd: str, flags: int) -> int:
+        """Check Authorization against PASSWD (flags 1: PASSWD is HA1; 2/4/8: on failure put a"""
+    @staticmethod
+    def pv_www_authenticate_method(realm: str, passwd: str, flags: int, method: str) -> int:
+        """Same, computing the digest with METHOD instead of the request's method."""
+    @staticmethod
+    def www_challenge(realm: str, flags: int) -> int:
+        """Reply 401 with WWW-Authenticate. Flags: 1 qop=auth, 2 qop=auth-int, 4 no automatic"""
+
+
+auth: _auth
+
+
+class _auth_db:
+    @staticmethod
+    def auth_check(realm: str, table: str | int, flags: int) -> int:
+        """www_authorize for REGISTER, proxy_authorize otherwise (ACK and CANCEL: 1). Flags 1:"""
+    @staticmethod
+    def is_subscriber(uri: str, table: str | int, flags: int) -> int:
+        """1 when the user of URI (flags 1: and its domain) is in TABLE; flags 2: do not load the"""
+    @staticmethod
+    def proxy_authenticate(realm: str, table: str | int) -> int:
+        """Same as proxy_authorize."""
+    @staticmethod
+    def proxy_authorize(realm: str, table: str | int) -> int:
+        """Check the Proxy-Authorization credentials for REALM against TABLE."""
+    @staticmethod
+    def www_authenticate(realm: str, table: str | int) -> int:
+        """Same as www_authorize."""
+    @staticmethod
+    def www_authenticate_method(realm: str, table: str | int, method: str) -> int:
+        """Same, computing the digest with METHOD (e.g. for a request built elsewhere)."""
+    @staticmethod
+    def www_authorize(realm: str, table: str | int) -> int:
+        """Check the Authorization credentials for REALM against TABLE."""
+
+
+auth_db: _auth_db
+
+
+class _avpops:
+    @staticmethod
+    def avp_check(name: str | int, opv: str | int) -> int:
+        """Compare AVP NAME with 'op/value[/flags]' (ops eq ne lt le gt ge re fm and or xor;"""
+    @staticmethod
+    def avp_copy(old: str | int, new: str | int) -> int:
+        """Copy AVP OLD to NEW ('/g' every value, order kept; '/d' delete OLD's copied values,"""
+    @staticmethod
+    def avp_db_delete(src: str | int, name: str | int) -> int:
+        """Delete the rows of SOURCE for NAME (or for a class of names); 1, -1 on a database"""
+    @staticmethod
+    def avp_db_load(src: str | int, name: str | int) -> int:
+        """Load the preferences of SOURCE ($fu, $ru, $tu, $du: the URI's user [and domain with"""
+    @staticmethod
+    def avp_db_store(src: str | int, name: str | int) -> int:
+        """Write every value of AVP NAME (or of every AVP of a class) as rows of SOURCE; 1 when"""
+    @staticmethod
+    def avp_delete(name: str | int) -> int:
+        """Delete AVP NAME ($avp(x): its newest value, '/g' every value) or every AVP of a class"""
+    @staticmethod
+    def avp_op(names: str | int, opv: str | int) -> int:
+        """Integer operation on AVP src (add sub mul div mod and or xor not, value 'i:N' or a"""
+    @staticmethod
+    def avp_print() -> int:
+        """Log every AVP of the message (name, type, value) at level INFO; 1."""
+    @staticmethod
+    def avp_pushto(dest: str | int, name: str | int) -> int:
+        """Write AVP NAME into the R-URI ($ru, or its '/username' or '/domain'), $du, a new"""
+    @staticmethod
+    def avp_subst(names: str | int, sub: str | int) -> int:
+        """sed-like substitution on the string values of AVP src (/0../9 and PVs in the"""
+    @staticmethod
+    def avp_write(value: str | int, name: str | int) -> int:
+        """Add an AVP NAME with VALUE: 'i:N' (integer), 's:text', text with PVs, or a URI PV with"""
+    @staticmethod
+    def is_avp_set(name: str | int) -> int:
+        """1 if AVP NAME exists (with '/n' an integer value, '/s' a string value), else -1."""
+
+
+avpops: _avpops
+
+
 class _cfg_rpc:
-    ...
+    pass
 
 
 cfg_rpc: _cfg_rpc
@@ -553,13 +658,37 @@ counters: _counters
 
 
 class _ctl:
-    ...
+    pass
 
 
 ctl: _ctl
 
 
+class _db_mysql:
+    pass
+
+
+db_mysql: _db_mysql
+
+
+class _db_postgres:
+    pass
+
+
+db_postgres: _db_postgres
+
+
+class _db_sqlite:
+    pass
+
+
+db_sqlite: _db_sqlite
+
+
 class _dialog:
+    @staticmethod
+    def dlg_bye(sides: str | int) -> int:
+        """Send a BYE to the 'caller', the 'callee' or 'all' (both) of the current confirmed"""
     @staticmethod
     def dlg_isflagset(flag: int) -> int:
         """1 if dialog flag FLAG is set."""
@@ -755,6 +884,42 @@ class _maxfwd:
 
 
 maxfwd: _maxfwd
+
+
+class _nathelper:
+    @staticmethod
+    def add_contact_alias(ip: str = ..., port: int = ..., proto: str = ...) -> int:
+        """Add ;alias=srcip~srcport~proto to the first Contact URI when it differs from the"""
+    @staticmethod
+    def add_rcv_param(flag: int = ...) -> int:
+        """Add ;received='<source URI>' to every Contact. / Same; FLAG 1 puts the parameter into the Contact URI (escaped) instead."""
+    @staticmethod
+    def fix_nated_contact() -> int:
+        """Rewrite the first Contact URI host:port with the source ip:port."""
+    @staticmethod
+    def fix_nated_register() -> int:
+        """REGISTER: store 'sip:srcip:srcport[;transport=x]' in received_avp (saved by registrar"""
+    @staticmethod
+    def fix_nated_sdp(flags: int, ip: str = ...) -> int:
+        """Rewrite SDP: 0x01 add a=direction:active, 0x02 c= (and a=rtcp) := source address,"""
+    @staticmethod
+    def handle_ruri_alias(mode: int = ...) -> int:
+        """R-URI with ;alias=ip~port~proto: $du from it, the parameter removed. 1 done, 2 no"""
+    @staticmethod
+    def is_rfc1918(ip: str) -> int:
+        """1 if IP is a private address (per nat_addr_mode), -1 otherwise."""
+    @staticmethod
+    def nat_uac_test(tests: int) -> int:
+        """1 if any selected test detects NAT: 1 Contact private, 2 Via address != source,"""
+    @staticmethod
+    def set_alias_to_pv(pv: str) -> int:
+        """Store the first Contact URI, rebuilt from its alias parameter, into PV. -1 no alias."""
+    @staticmethod
+    def set_contact_alias(trim: int = ...) -> int:
+        """Like add_contact_alias(), and later nathelper calls see the changed Contact. / Same; TRIM 1 first removes existing alias parameters."""
+
+
+nathelper: _nathelper
 
 
 class _permissions:
@@ -1004,10 +1169,37 @@ rr: _rr
 
 
 class _rtimer:
-    ...
+    pass
 
 
 rtimer: _rtimer
+
+
+class _rtpproxy:
+    @staticmethod
+    def rtpproxy_answer(flags: str = ..., ip: str = ...) -> int:
+        """Relay the media of the SDP answer (L command); rewrites c=/m=. 1 done, -1 failed. / Same with FLAGS. / Same, writing IP into the SDP."""
+    @staticmethod
+    def rtpproxy_destroy(flags: str = ...) -> int:
+        """Delete the call's relay session (D command). 1 deleted, -1 failed/unknown. / Same; FLAGS 1/2/3 delete the per-branch session (Via branch after the Call-ID)."""
+    @staticmethod
+    def rtpproxy_manage(flags: str = ..., ip: str = ...) -> int:
+        """Offer, answer or delete as the message requires: INVITE/UPDATE with SDP offer, reply"""
+    @staticmethod
+    def rtpproxy_offer(flags: str = ..., ip: str = ...) -> int:
+        """Relay the media of the SDP offer (U command); rewrites c=/m=. 1 done, -1 failed. / Same with FLAGS (a l r o c f i e w zNN 1 2 3). / Same, writing IP into the SDP instead of the relay's address."""
+    @staticmethod
+    def set_rtp_proxy_set(set_id: int) -> int:
+        """Use rtpproxy set SET_ID for the next commands of this message. -1 unknown set."""
+    @staticmethod
+    def start_recording() -> int:
+        """Ask rtpproxy to record the call's media (R command)."""
+    @staticmethod
+    def unforce_rtp_proxy() -> int:
+        """Old name of rtpproxy_destroy()."""
+
+
+rtpproxy: _rtpproxy
 
 
 class _sanity:
@@ -1565,7 +1757,7 @@ class _tm:
         """Create the transaction atomically; negative on error."""
     @staticmethod
     def t_next_contact_flow() -> int:
-        """Next contact with the same +sip.instance."""
+        """Append the next flow of the failed branch's +sip.instance; 1, -2 none, -1 error."""
     @staticmethod
     def t_next_contacts() -> int:
         """Pop the next q group into the destination set."""
@@ -1678,11 +1870,11 @@ class _tm:
     def t_use_uac_headers() -> int:
         """Build local ACK/CANCEL from the UAC-side headers."""
     @staticmethod
-    def t_write_req(arg1: str, arg2: str) -> int:
-        """Write the request to a FIFO (legacy)."""
+    def t_write_req(fifo: str, info: str | int) -> int:
+        """Write the transaction's request to FIFO for an application (legacy); 1 / -1."""
     @staticmethod
-    def t_write_unix(arg1: str, arg2: str) -> int:
-        """Write the request to a unix socket (legacy)."""
+    def t_write_unix(sock: str, info: str | int) -> int:
+        """Same to a unix datagram socket (legacy); 1 / -1."""
 
 
 tm: _tm
@@ -1737,7 +1929,7 @@ tmx: _tmx
 
 
 class _usrloc:
-    ...
+    pass
 
 
 usrloc: _usrloc
