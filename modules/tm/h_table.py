@@ -59,6 +59,8 @@ B_CANCEL_SENT = 8
 B_DROPPED = 16          # reply not considered any more (failure_reply_mode)
 B_LOCAL_FAIL = 32       # could not be sent (503)
 B_CANCEL_REPLIED = 64   # our CANCEL on this branch got its final reply
+B_FR_ARMED = 128        # a worker queued an fr job for it (the first retransmission job
+                        # arms one otherwise, see t_funcs.on_retr_timer)
 
 
 def new_tid() -> str:

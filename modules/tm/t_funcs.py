@@ -32,6 +32,7 @@ from .fsm import Act, Ev, St
 from .h_table import (
     B_CANCEL_PENDING,
     B_CANCEL_REPLIED,
+    B_FR_ARMED,
     B_CANCEL_SENT,
     B_DROPPED,
     B_LOCAL_FAIL,
@@ -764,15 +765,23 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
                 continue
             br = b.branch
             idx = len(c.branches) - 1
-            if br.retr_ms:
-                ev = "A" if c.invite else "E"
-                out.timers.append(("tm:retr", br.retr_ms, f"{c.tid}.{idx}.{br.retr_ms}.{ev}"
-                                   .encode()))
             now = now_ms()
             br.fr_due = now + c.fr_timer
             if c.life_due:
                 br.fr_due = min(br.fr_due, max(c.life_due, now))
-            out.timers.append(("tm:fr", br.fr_due - now, f"{c.tid}.{idx}.{br.fr_gen}".encode()))
+            if br.retr_ms and br.fr_due > now + br.retr_ms:
+                # the first retransmission job (T1) arms the fr job if the branch is still
+                # pending then: most branches are answered sooner and need none
+                ev = "A" if c.invite else "E"
+                out.timers.append(("tm:retr", br.retr_ms, f"{c.tid}.{idx}.{br.retr_ms}.{ev}.f"
+                                   .encode()))
+            else:
+                if br.retr_ms:
+                    ev = "A" if c.invite else "E"
+                    out.timers.append(("tm:retr", br.retr_ms,
+                                       f"{c.tid}.{idx}.{br.retr_ms}.{ev}".encode()))
+                out.timers.append(("tm:fr", br.fr_due - now,
+                                   f"{c.tid}.{idx}.{br.fr_gen}".encode()))
         if c.tflags & T_CANCELED and c.invite:
             _cancel_branches(ctx.core, c, out, reason=c.cancel_reason)
 
@@ -1119,6 +1128,7 @@ def reply_received(ctx: RouteCtx) -> bool:
                 if due < b.fr_due:
                     b.fr_gen += 1
                     b.fr_due = due
+                    b.flags |= B_FR_ARMED
                     out.timers.append(("tm:fr", due - now, f"{c.tid}.{idx}.{b.fr_gen}"
                                        .encode()))
             if relay_buf and not c.tflags & T_FINAL_SENT:
@@ -1321,14 +1331,19 @@ def _core() -> Any:
 
 
 def on_retr_timer(payload: bytes) -> None:
-    """Timers A / E: resend the branch request while no reply stopped it."""
-    tid, sidx, sint, kind = payload.decode().split(".")
+    """Timers A / E: resend the branch request while no reply stopped it. The first job of a
+    t_relay() branch (marked "f") also arms the branch's fr job when the branch is still
+    pending and no worker armed one."""
+    tid, sidx, sint, kind, *first = payload.decode().split(".")
     idx, interval = int(sidx), int(sint)
     cell = table().get(tid)
     if cell is None or idx >= len(cell.branches):
         return
     br = cell.branches[idx]
     invite = cell.invite
+    if first and br.state < St.COMPLETED and not br.flags & B_FR_ARMED:
+        timer.schedule("tm:fr", max(0, br.fr_due - now_ms()),
+                       f"{tid}.{idx}.{br.fr_gen}".encode())
     if br.state not in ((St.CALLING,) if invite else (St.TRYING, St.PROCEEDING)):
         return
     core = _core()
