@@ -94,4 +94,3 @@ int shm_ring_drain(char *base, uint64_t off, char *out, uint64_t outcap, uint64_
 uint64_t shm_ring_dropped(char *base, uint64_t off);
 void shm_ring_set_wake(char *base, uint64_t off, int64_t when);
 int64_t shm_ring_get_wake(char *base, uint64_t off);
-uint64_t shm_ring_queued(char *base, uint64_t off);

@@ -121,9 +121,3 @@ uint64_t shm_ring_dropped(char *base, uint64_t off)
 {
     return RING(base, off)->dropped;
 }
-
-uint64_t shm_ring_queued(char *base, uint64_t off)
-{
-    shm_ring_t *r = RING(base, off);
-    return r->head - r->tail;
-}

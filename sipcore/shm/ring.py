@@ -80,8 +80,3 @@ class ShmRing:
     @property
     def dropped(self) -> int:
         return int(lib.shm_ring_dropped(self.base, self.offset))
-
-    @property
-    def queued(self) -> int:
-        """Bytes waiting (diagnostics)."""
-        return int(lib.shm_ring_queued(self.base, self.offset))
