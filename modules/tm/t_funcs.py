@@ -769,17 +769,14 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
             br.fr_due = now + c.fr_timer
             if c.life_due:
                 br.fr_due = min(br.fr_due, max(c.life_due, now))
-            if br.retr_ms and br.fr_due > now + br.retr_ms:
-                # the first retransmission job (T1) arms the fr job if the branch is still
-                # pending then: most branches are answered sooner and need none
-                ev = "A" if c.invite else "E"
-                out.timers.append(("tm:retr", br.retr_ms, f"{c.tid}.{idx}.{br.retr_ms}.{ev}.f"
+            # over UDP the first retransmission job (T1, marked "f") arms the fr job if the
+            # branch is still pending then: most are answered sooner and need none
+            lazy_fr = bool(br.retr_ms) and br.fr_due > now + br.retr_ms
+            if br.retr_ms:
+                ev = ("A" if c.invite else "E") + (".f" if lazy_fr else "")
+                out.timers.append(("tm:retr", br.retr_ms, f"{c.tid}.{idx}.{br.retr_ms}.{ev}"
                                    .encode()))
-            else:
-                if br.retr_ms:
-                    ev = "A" if c.invite else "E"
-                    out.timers.append(("tm:retr", br.retr_ms,
-                                       f"{c.tid}.{idx}.{br.retr_ms}.{ev}".encode()))
+            if not lazy_fr:
                 out.timers.append(("tm:fr", br.fr_due - now,
                                    f"{c.tid}.{idx}.{br.fr_gen}".encode()))
         if c.tflags & T_CANCELED and c.invite:
@@ -1484,14 +1481,10 @@ def _wait_payload(cell: Cell) -> bytes:
 def on_wait_timer(payload: bytes) -> None:
     """End of the wait state: the cell and its matching keys leave the table."""
     tid, nl, keys = payload.decode("utf-8", "surrogateescape").partition("\n")
-    if not nl:
+    if nl:
+        _release(tid, keys)
+    else:
         t_release_now(tid)
-        return
-    tbl = table()
-    if tbl.delete(tid):             # not released before (a second wait job, t_release)
-        for key in keys.split("\n"):
-            if key:
-                tbl.index_del(key, tid)
 
 
 def add_blind_uac(ctx: RouteCtx) -> int:
@@ -1527,14 +1520,20 @@ def add_blind_uac(ctx: RouteCtx) -> int:
 
 
 def t_release_now(tid: str) -> None:
+    cell = table().get(tid)
+    if cell is not None:
+        _release(tid, cell.keys)
+
+
+def _release(tid: str, keys: str) -> None:
+    """The cell TID and its matching KEYS leave the table; the keys only if the cell was
+    still there (a second wait job, an earlier t_release) and only while they still map to
+    it (a retransmission may have made a new transaction with the same key)."""
     tbl = table()
-    cell = tbl.get(tid)
-    if cell is None:
-        return
-    for key in cell.keys.split("\n"):
-        if key:
-            tbl.index_del(key, tid)
-    tbl.delete(tid)
+    if tbl.delete(tid):
+        for key in keys.split("\n"):
+            if key:
+                tbl.index_del(key, tid)
 
 
 def on_clean_timer() -> None:
