@@ -29,12 +29,14 @@ def free_udp_port() -> int:
 
 
 class UA:
-    """A UDP SIP endpoint on 127.0.0.1 for tests: send raw messages, receive with a timeout."""
+    """A UDP SIP endpoint on a loopback address (127.0.0.1 unless HOST says another, e.g. a
+    second source 127.0.0.2) for tests: send raw messages, receive with a timeout."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
+        self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]
+        self.host = host
 
     def send(self, data: bytes | str, port: int, host: str = "127.0.0.1") -> None:
         if isinstance(data, str):

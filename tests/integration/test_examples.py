@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,16 +27,6 @@ pytestmark = pytest.mark.integration
 EXAMPLES = ROOT / "etc" / "examples"
 
 
-class HostUA(UA):
-    """A UA on another loopback address (a second source)."""
-
-    def __init__(self, host: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.port = self.sock.getsockname()[1]
-        self.host = host
-
-
 def _cfg(name: str) -> str:
     text = (EXAMPLES / name).read_text()
     assert "#!trydef LISTEN udp:127.0.0.1:5060" in text
@@ -54,7 +43,7 @@ def _ctl(srv, *args: str) -> subprocess.CompletedProcess:
 def _invite(ua: UA, port: int, ruri: str, user: str = "alice", agent: str = "PyKam-test/1.0",
             extra: str = "", cid: Optional[str] = None, cseq: int = 1) -> tuple[bytes, str]:
     cid = cid or uuid.uuid4().hex
-    host = getattr(ua, "host", "127.0.0.1")
+    host = ua.host
     return sip(f"INVITE {ruri} SIP/2.0\n"
                f"Via: SIP/2.0/UDP {host}:{ua.port};branch=z9hG4bK{uuid.uuid4().hex[:12]};rport\n"
                f"Max-Forwards: 70\nFrom: <sip:{user}@127.0.0.1>;tag=f{cid[:6]}\n"
@@ -129,7 +118,7 @@ def test_block_destinations(start_server):
 
 def test_limit_calls_per_second_per_source(start_server):
     srv = start_server(_cfg("limit-cps-per-source.cfg"))
-    fast, other, callee = UA(), HostUA("127.0.0.2"), UA()
+    fast, other, callee = UA(), UA(host="127.0.0.2"), UA()
     try:
         ruri = f"sip:bob@127.0.0.1:{callee.port}"
         start = time.monotonic()
@@ -182,7 +171,7 @@ def _proxy_auth(challenge: str, user: str, password: str, uri: str) -> str:
 
 def test_ban_after_failed_authentications(start_server):
     srv = start_server(_cfg("ban-failed-auth.cfg"))
-    attacker, user, callee = UA(), HostUA("127.0.0.2"), UA()
+    attacker, user, callee = UA(), UA(host="127.0.0.2"), UA()
     ruri = f"sip:bob@127.0.0.1:{callee.port}"
 
     def attempt(ua: UA, password: Optional[str]) -> Optional[object]:
