@@ -229,8 +229,7 @@ def detach() -> None:
     _names.clear()
     _no_reset.clear()
     _failed.clear()
-    for name in [n for n in _funcs if n.startswith("shmem:")]:
-        del _funcs[name]
+    _funcs.clear()      # shmem:* and module-registered function stats (registrar:*) alike
 
 
 def attached() -> bool:
