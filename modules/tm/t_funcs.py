@@ -629,18 +629,29 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
     )
     from sipcore.msg import parse_msg
 
-    bmsg = parse_msg(base)
-    if tgt.uri != bmsg.ruri:
-        bmsg.set_ruri(tgt.uri)
-    if tgt.path:
-        first = bmsg.headers[0]
-        for p in reversed([x.strip() for x in tgt.path.split(",") if x.strip()]):
-            bmsg.add_header("Route: " + p, before=first)
-    bctx = ctx.copy(msg=bmsg, dst_uri=tgt.dst_uri, bflags=tgt.bflags,
-                    force_socket=tgt.force_socket or ctx.force_socket,
-                    otcpid=tgt.otcpid, branch_index=idx, extra=dict(ctx.extra), branches=[])
     routes = ctx.core.routes
-    if cell.on_branch and routes is not None and routes.has_route("branch", cell.on_branch):
+    has_br = bool(cell.on_branch) and routes is not None \
+        and routes.has_route("branch", cell.on_branch)
+    msg = ctx.msg
+    if not has_br and not tgt.path and tgt.uri == msg.ruri and tgt.dst_uri == ctx.dst_uri \
+            and tgt.bflags == ctx.bflags and tgt.otcpid == ctx.otcpid \
+            and (tgt.force_socket or ctx.force_socket) is ctx.force_socket:
+        # the R-URI branch with no branch_route: the request as the script left it, so the
+        # message itself is built with our Via (BASE is that message built: no re-parse)
+        bctx, bmsg = ctx, msg
+    else:
+        bmsg = parse_msg(base)
+        if tgt.uri != bmsg.ruri:
+            bmsg.set_ruri(tgt.uri)
+        if tgt.path:
+            first = bmsg.headers[0]
+            for p in reversed([x.strip() for x in tgt.path.split(",") if x.strip()]):
+                bmsg.add_header("Route: " + p, before=first)
+        bctx = ctx.copy(msg=bmsg, dst_uri=tgt.dst_uri, bflags=tgt.bflags,
+                        force_socket=tgt.force_socket or ctx.force_socket,
+                        otcpid=tgt.otcpid, branch_index=idx, extra=dict(ctx.extra),
+                        branches=[])
+    if has_br:
         bctx.dropped = False
         routes.run("branch", cell.on_branch, bctx)
         bctx.route_type, bctx.route_name = ctx.route_type, ctx.route_name
