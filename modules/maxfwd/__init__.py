@@ -6,10 +6,11 @@ mf_funcs.c). The header value is parsed like Kamailio's str2s(): decimal digits 
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from sipcore import log as klog
 from sipcore.mod import Custom, Module, REQUEST_ROUTE
+from sipcore.msg import HdrType
 from sipcore.route.ctx import RouteCtx
 
 mod = Module("maxfwd", summary="Max-Forwards header processing.")
@@ -42,6 +43,9 @@ def parse_max_value(text: str) -> int:
 MAX_VALUE = Custom(parse_max_value, dynamic=True, name="maxfwd-value")
 
 
+_UNSET: Any = object()
+
+
 def _str2s(text: str) -> Optional[int]:
     """Kamailio str2s(): unsigned 16-bit decimal, or None."""
     t = text.strip()
@@ -51,11 +55,11 @@ def _str2s(text: str) -> Optional[int]:
     return v if v <= 65535 else None
 
 
-def maxfwd_value(ctx: RouteCtx) -> int:
-    """Value of the first Max-Forwards header; -1 when absent, -2 when unparseable."""
-    from sipcore.msg import HdrType
-
-    h = ctx.msg.header(HdrType.MAXFORWARDS)
+def maxfwd_value(ctx: RouteCtx, h: Any = _UNSET) -> int:
+    """Value of the first Max-Forwards header (H: that header, already looked up); -1 when
+    absent, -2 when unparseable."""
+    if h is _UNSET:
+        h = ctx.msg.header(HdrType.MAXFORWARDS)
     if h is None:
         return -1
     v = _str2s(h.value)
@@ -66,13 +70,12 @@ def maxfwd_value(ctx: RouteCtx) -> int:
 
 
 def _process(ctx: RouteCtx, max_value: int) -> int:
-    from sipcore.msg import HdrType
-
     msg = ctx.msg
     if not msg.is_request:
         klog.err("maxfwd: Max-Forwards is processed for requests only", ctx)
         return -2
-    val = maxfwd_value(ctx)
+    h = msg.header(HdrType.MAXFORWARDS)
+    val = maxfwd_value(ctx, h)
     if val == -1:
         msg.add_header(f"Max-Forwards: {max_value}")
         return 2
@@ -84,7 +87,6 @@ def _process(ctx: RouteCtx, max_value: int) -> int:
     if val > limit:
         klog.dbg(f"maxfwd: value {val} lowered to max_limit {limit}", ctx)
         val = limit + 1
-    h = msg.header(HdrType.MAXFORWARDS)
     msg.replace_header(h, f"{h.name}: {val - 1}")
     return 1
 

@@ -20,6 +20,7 @@ from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ParseError
 from sipcore.forward import default_port
+from sipcore.msg.builder import gen_to_tag
 from sipcore.mod import (BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx,
                          Module)
 from sipcore.route.core_api import Dest
@@ -189,8 +190,6 @@ def _absorb_local_acks(ctx: RouteCtx) -> bool:
 def filter_ack(ctx: RouteCtx) -> bool:
     """Pre-script check (Kamailio sl_filter_ACK): True when ctx.msg is an ACK to a local
     stateless reply; the caller then drops it. Counts `sl:received_ACKs`."""
-    from sipcore.msg.builder import gen_to_tag
-
     msg = ctx.msg
     if not msg.is_request or msg.method != "ACK":
         return False

@@ -189,8 +189,9 @@ def table_for(client: bool, invite: bool) -> Table:
     return SERVER_INVITE if invite else SERVER_NON_INVITE
 
 
-def step(table: Table, state: St, ev: Ev) -> Optional[Transition]:
-    """The transition for EV in STATE, or None when EV does not apply there."""
+def step(table: Table, state: int, ev: Ev) -> Optional[Transition]:
+    """The transition for EV in STATE (an St, or the plain int a cell stores: an IntEnum
+    key matches its int), or None when EV does not apply there."""
     return table.get((state, ev))
 
 

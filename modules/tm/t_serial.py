@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -52,8 +53,7 @@ class _Contact:
 
 
 def _param(which: str) -> Optional[str]:
-    from . import mod
-
+    mod = sys.modules[__package__].mod      # modules.tm, which imports this module
     name = getattr(mod.p, which)
     return name.strip() or None if name else None
 

@@ -104,7 +104,7 @@ class SipMsg:
     """One SIP request or reply. Build with sipcore.msg.parse_msg(buf)."""
 
     __slots__ = ("buf", "_sc", "_tcache", "_hdrs", "_c", "_cseq", "_method", "_lumps",
-                 "_new_ruri", "_new_body", "_new_ctype", "_built", "scanner")
+                 "_new_ruri", "_new_body", "_new_ctype", "_built", "scanner", "_via1")
 
     def __init__(self, buf: bytes, sc: Sequence[int], scanner: str = "py") -> None:
         self.buf = buf
@@ -120,6 +120,7 @@ class SipMsg:
         self._new_ctype: str | None = None
         self._built: bytes | None = None
         self.scanner = scanner  # "c" or "py": which scanner indexed this message
+        self._via1: Via | None | bool = False  # the first Via once parsed (False: not yet)
 
     def _cache(self) -> dict[str, object]:
         c = self._c
@@ -353,11 +354,16 @@ class SipMsg:
 
     @property
     def via1(self) -> Via | None:
-        try:
-            i = self._types.index(_T_VIA)
-        except ValueError:
-            return None
-        return self._via_list(self._hdr(i))[0]
+        v = self._via1
+        if v is False:
+            try:
+                i = self._types.index(_T_VIA)
+            except ValueError:
+                v = None
+            else:
+                v = self._via_list(self._hdr(i))[0]
+            self._via1 = v
+        return v  # type: ignore[return-value]
 
     @property
     def via2(self) -> Via | None:
