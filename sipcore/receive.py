@@ -97,8 +97,9 @@ def _response_cbs(cfg: Any) -> list:
     return cbs
 
 
-#: set per process (sipcore.proc.master): adopt runtime cfg changes (cfg.seti) before each
-#: message, as Kamailio's cfg_update() does; one 8-byte read when nothing changed
+#: set per process (sipcore.proc.master): adopt runtime cfg changes (cfg.seti) and the debug
+#: level before each message, as Kamailio's cfg_update() does; two shm reads when nothing
+#: changed
 cfg_update: Optional[Callable[[], object]] = None
 
 

@@ -147,10 +147,7 @@ def _ttl(invite: bool) -> float:
 # ---- helpers ----------------------------------------------------------------------------
 
 def _find_sock(core: Any, text: str) -> Optional[SocketInfo]:
-    for s in core.sockets:
-        if str(s) == text:
-            return s
-    return None
+    return core.socket_by_text(text)
 
 
 def _dest(core: Any, proto: str, ip: str, port: int, sock: str, conn_id: int = 0) -> Dest:
@@ -1098,9 +1095,9 @@ def reply_received(ctx: RouteCtx) -> bool:
         b.flags |= B_REPLIED
         c.last_code = code
         c.flags = flags
-        dest = _dest(core, b.proto, b.ip, b.port, b.sock, b.conn_id)
         if Act.SEND_ACK in t.actions:
-            out.sends.append((dest, _ack_for(b.buf, msg)))
+            out.sends.append((_dest(core, b.proto, b.ip, b.port, b.sock, b.conn_id),
+                              _ack_for(b.buf, msg)))
         if code < 200:
             if b.code < code:
                 b.code = code

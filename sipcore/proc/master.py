@@ -176,10 +176,11 @@ class Master:
             from sipcore.rpc.env import get_env
 
             env.runtime_cfg = get_env().runtime_cfg
-            if env.runtime_cfg is not None:
-                from sipcore import receive
+            from sipcore import receive
 
-                receive.cfg_update = env.runtime_cfg.refresh
+            # before each message: runtime cfg changes and the debug level (Kamailio's
+            # cfg_update); on_idle also runs when a worker wakes up with nothing to do
+            receive.cfg_update = env.on_idle
 
             def _term(signo: int, frame: Any) -> None:
                 env.stop[0] = True

@@ -57,4 +57,3 @@ def udp_receiver(cfg: Any, core: Any, sock: socket.socket, si: SocketInfo,
             klog.emit(klog.L_CRIT, f"BUG: {type(exc).__name__} while processing a message "
                       f"from {addr[0]}:{addr[1]}: {exc}")
             klog.emit(klog.L_ERR, traceback.format_exc())
-        on_idle()

@@ -79,9 +79,22 @@ class CoreApi:
     globals: dict[str, Any] = field(default_factory=dict)   # cfg global params (typed)
     routes: Any = None        # sipcore.cfg.CompiledConfig, for modules that run routes
     _myself_cache: dict = field(default_factory=dict, repr=False)
+    _sock_text_cache: dict = field(default_factory=dict, repr=False)
 
     def send(self, dest: Dest, data: bytes) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def socket_by_text(self, text: str) -> Optional[SocketInfo]:
+        """The listen socket whose str() is TEXT ("proto:ip:port", as transactions store
+        it), None when there is none. Cached: sockets do not change at run time."""
+        cache = self._sock_text_cache
+        if text in cache:
+            return cache[text]
+        found = next((s for s in self.sockets if str(s) == text), None)
+        if len(cache) > 256:
+            cache.clear()
+        cache[text] = found
+        return found
 
     # ---- myself -------------------------------------------------------------------------
     def is_myself(self, host: str, port: Optional[int] = None, proto: Optional[str] = None

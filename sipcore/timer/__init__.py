@@ -21,7 +21,7 @@ import os
 import select
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from sipcore import log as klog
@@ -129,8 +129,10 @@ def init(shm: Any = None) -> None:
         _pipe = (r, w)
 
 
-def _record(name: str, delay_ms: int, payload: bytes) -> Optional[bytes]:
-    """The queue record of one request; None (logged) when it cannot be queued."""
+def _record(name: str, delay_ms: int, payload: bytes, now: Optional[float] = None
+            ) -> Optional[bytes]:
+    """The queue record of one request (NOW: time.monotonic() already read); None (logged)
+    when it cannot be queued."""
     if name not in _handlers:
         klog.emit(klog.L_ERR, f"timer: schedule of unknown handler {name}")
         return None
@@ -138,7 +140,9 @@ def _record(name: str, delay_ms: int, payload: bytes) -> Optional[bytes]:
     if len(payload) > MAX_PAYLOAD or len(nb) > 64:
         klog.emit(klog.L_ERR, f"timer: payload for {name} too large ({len(payload)} bytes)")
         return None
-    return _REC.pack(len(nb), time.monotonic() + max(delay_ms, 0) / 1000.0) + nb + payload
+    if now is None:
+        now = time.monotonic()
+    return _REC.pack(len(nb), now + max(delay_ms, 0) / 1000.0) + nb + payload
 
 
 def _wake() -> None:
@@ -172,9 +176,27 @@ def schedule(name: str, delay_ms: int, payload: bytes = b"") -> bool:
 
 
 def schedule_many(items: list[tuple[str, int, bytes]]) -> int:
-    """schedule() for several jobs at once (what one message arms). Returns how many were
-    queued."""
-    return sum(1 for name, delay, payload in items if schedule(name, delay, payload))
+    """schedule() for several jobs at once (what one message arms): one clock read and at
+    most one wake-up for all of them. Returns how many were queued."""
+    ring = _ring
+    if _active is not None or ring is None:
+        return sum(1 for name, delay, payload in items if schedule(name, delay, payload))
+    now = time.monotonic()
+    n, soonest = 0, 0
+    for name, delay_ms, payload in items:
+        rec = _record(name, delay_ms, payload, now)
+        if rec is None:
+            continue
+        if not ring.push(rec):
+            klog.emit(klog.L_ERR, f"timer: queue full, dropping {name}")
+            continue
+        if not n or delay_ms < soonest:
+            soonest = delay_ms
+        n += 1
+    # after the pushes: one due before the timer process's planned look -> wake it now
+    if n and (now + max(soonest, 0) / 1000.0) * 1e6 < ring.wake_at:
+        _wake()
+    return n
 
 
 class TimerLoop:
