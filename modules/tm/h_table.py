@@ -76,10 +76,14 @@ def tid_of(index: int, label: int) -> str:
 
 
 # ---- record encoding ---------------------------------------------------------------------
-# A cell is stored as marshal.dumps((cell field values, [branch field values, ...])): C-speed
-# in both directions, and equal objects (the request, its relayed copy) are written once.
-# The records are written and read only by this server's own processes (the same code, so
-# the same field order): marshal is not for untrusted data, and none reaches it.
+# A cell is stored as a prefix, then marshal.dumps((cell field values, [branch field values,
+# ...])): C-speed in both directions, and equal objects (the request, its relayed copy) are
+# written once. The records are written and read only by this server's own processes (the
+# same code, so the same field order): marshal is not for untrusted data, and none reaches it.
+# The prefix is the branch count N, then 3 bytes per branch: its state and its flags (16
+# bits, little-endian), so the timer process sees whether a retransmission is still due
+# without decoding the cell (`TmTable.branch_state`). N = 255 (more branches, or a value that
+# does not fit) means "no states here": decode the cell.
 
 _MARSHAL_VERSION = 4
 
@@ -159,15 +163,25 @@ class Cell:
     branches: list[Branch] = field(default_factory=list)
 
     def pack(self) -> bytes:
-        rec = (_cell_values(self), [_branch_values(b) for b in self.branches])
+        brs = self.branches
+        rec = (_cell_values(self), [_branch_values(b) for b in brs])
         try:
-            return _dumps(rec, _MARSHAL_VERSION)
+            body = _dumps(rec, _MARSHAL_VERSION)
         except ValueError:          # an enum (St.X) or other int/str subclass was assigned
-            return _dumps(_plain(rec), _MARSHAL_VERSION)
+            body = _dumps(_plain(rec), _MARSHAL_VERSION)
+        try:
+            head = bytes([len(brs), *[v for b in brs
+                                      for v in (b.state, b.flags & 0xFF, b.flags >> 8)]])
+        except ValueError:          # > 255 branches, or a state/flag that does not fit
+            head = b"\xff"
+        if len(brs) >= 255:
+            head = b"\xff"
+        return head + body
 
     @classmethod
     def unpack(cls, buf: bytes) -> "Cell":
-        values, branches = _loads(buf)
+        n = buf[0]
+        values, branches = _loads(memoryview(buf)[1 + 3 * n if n != 255 else 1:])
         cell = object.__new__(cls)          # every field is set: skip __init__'s defaults
         d = dict(zip(_CELL_FIELDS, values))
         brs = []
@@ -238,6 +252,21 @@ class TmTable:
         if for_update:
             self._last = (raw, cell)
         return cell
+
+    def branch_state(self, tid: str, idx: int) -> Optional[tuple[int, int]]:
+        """(state, flags) of branch IDX from the stored record's prefix, without decoding
+        the cell. None when the cell or the branch is gone; (-1, 0) when the record carries
+        no states (decode it then)."""
+        raw = self.table.get(self._ck(tid))
+        if raw is None:
+            return None
+        n = raw[0]
+        if n == 255:
+            return -1, 0
+        if idx >= n:
+            return None
+        o = 1 + 3 * idx
+        return raw[o], raw[o + 1] | raw[o + 2] << 8
 
     def insert(self, cell: Cell, ttl: float) -> None:
         cell.expires_ms = now_ms() + int(ttl * 1000)

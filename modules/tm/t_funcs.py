@@ -1314,6 +1314,14 @@ def on_retr_timer(payload: bytes) -> None:
     pending and no worker armed one."""
     tid, sidx, sint, kind, *first = payload.decode().split(".")
     idx, interval = int(sidx), int(sint)
+    sf = table().branch_state(tid, idx)
+    if sf is None:
+        return
+    state, flags = sf
+    if state >= 0 and not (state == St.CALLING if kind == "A"
+                           else state in (St.TRYING, St.PROCEEDING)) \
+            and not (first and state < St.COMPLETED and not flags & B_FR_ARMED):
+        return                      # answered (the usual case): no cell decode for it
     cell = table().get(tid)
     if cell is None or idx >= len(cell.branches):
         return

@@ -86,6 +86,11 @@ def via_with_received(value: str, received: str | None, rport: int | None) -> st
     return seg + rest
 
 
+_FIXED = sd.FIXED
+_STRIDE = sd.HDR_STRIDE
+_H_START, _H_VALUE_END, _H_END = sd.H_NS, sd.H_VE, sd.H_END
+_T_VIA, _T_TO, _T_RR = int(HdrType.VIA), int(HdrType.TO), int(HdrType.RECORDROUTE)
+
 _REPLY_COPIED = frozenset(int(t) for t in (HdrType.VIA, HdrType.FROM, HdrType.TO,
                                             HdrType.CALLID, HdrType.CSEQ,
                                             HdrType.RECORDROUTE))
@@ -111,27 +116,28 @@ def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = Non
     out = [b"SIP/2.0 %d " % code + reason.encode("utf-8") + _CRLF]
     copy_rr = 100 < code < 300 and bool(req.method_id & _DIALOG_CREATING)
     first_via = via_received is not None or via_rport is not None
-    hdr = req._hdr  # noqa: SLF001 - builder is part of the message layer
+    tag_to = code > 100 and req.to_tag is None
+    # header lines are sliced from the scan list's spans (start, value end, end): only the
+    # first Via, when it gets received/rport, needs its Header object
+    sc = req._sc  # noqa: SLF001 - builder is part of the message layer
+    b = _FIXED - _STRIDE
     for i, t in enumerate(req._types):  # noqa: SLF001
-        if t not in _REPLY_COPIED:
-            continue                    # no Header object for what a reply never copies
-        h = hdr(i)
-        if t == HdrType.VIA and first_via:
+        b += _STRIDE
+        if t not in _REPLY_COPIED or (t == _T_RR and not copy_rr):
+            continue
+        if t == _T_VIA and first_via:
             first_via = False
+            h = req._hdr(i)  # noqa: SLF001
             value = via_with_received(h.value, via_received, via_rport)
             out.append(buf[h.start : h.value_start] + value.encode("utf-8", "surrogateescape")
                        + buf[h.value_end : h.end])
-        elif t == HdrType.VIA or t == HdrType.FROM or t == HdrType.CALLID or t == HdrType.CSEQ:
-            out.append(buf[h.start : h.end])
-        elif t == HdrType.TO:
-            if code > 100 and req.to_tag is None:
-                tag = to_tag if to_tag is not None else gen_to_tag(req)
-                out.append(buf[h.start : h.value_end] + b";tag=" + tag.encode()
-                           + buf[h.value_end : h.end])
-            else:
-                out.append(buf[h.start : h.end])
-        elif t == HdrType.RECORDROUTE and copy_rr:
-            out.append(buf[h.start : h.end])
+        elif t == _T_TO and tag_to:
+            tag = to_tag if to_tag is not None else gen_to_tag(req)
+            ve = sc[b + _H_VALUE_END]
+            out.append(buf[sc[b + _H_START] : ve] + b";tag=" + tag.encode()
+                       + buf[ve : sc[b + _H_END]])
+        else:
+            out.append(buf[sc[b + _H_START] : sc[b + _H_END]])
     for line in extra_headers:
         out.append(_text_line(line))
     if server_header:
