@@ -43,7 +43,7 @@ def make_branch(msg: SipMsg) -> str:
     """Stateless branch for forwarding (RFC 3261 16.11): derived from the request so that a
     retransmission, and the CANCEL of the request (same top branch, same CSeq number), get the
     same branch. Starts with the magic cookie "z9hG4bK"."""
-    h = hashlib.md5(("sl\x00" + msg.hash_key() + "\x00" + msg.orig_ruri).encode(
+    h = hashlib.md5(("sl\x00" + msg.hash_text() + "\x00" + msg.orig_ruri).encode(
         "utf-8", "surrogateescape")).hexdigest()
     return "z9hG4bK" + h[:24] + ".0"
 

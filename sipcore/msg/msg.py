@@ -754,16 +754,20 @@ class SipMsg:
         }
         return d
 
-    def hash_key(self) -> str:
-        """md5 over the fields that identify a request for stateless branches/to-tags."""
-        parts = [self.callid, str(self.cseq.num)]
+    def hash_text(self) -> str:
+        """The fields that identify a request for stateless branches/to-tags (Call-ID, CSeq
+        number, From tag, top Via branch or sent-by), NUL-separated."""
         try:
-            parts.append(self.from_tag or "")
+            ftag = self.from_tag or ""
         except ParseError:
-            parts.append("")
+            ftag = ""
         via = self.via1
-        parts.append((via.branch or via.sent_by) if via is not None else "")
-        return hashlib.md5("\x00".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+        return "\x00".join((self.callid, str(self.cseq.num), ftag,
+                            (via.branch or via.sent_by) if via is not None else ""))
+
+    def hash_key(self) -> str:
+        """md5 over hash_text(): stateless to-tags (and tm's local to-tags) are made of it."""
+        return hashlib.md5(self.hash_text().encode("utf-8", "surrogateescape")).hexdigest()
 
     def __repr__(self) -> str:
         return f"<SipMsg {self.first_line!r} {len(self.buf)}B>"
