@@ -2,8 +2,8 @@
 """End-to-end stateless proxy benchmark: SIPp built-in `uac` -> pykam -> SIPp `uas`.
 
     python3 benchmarks/sipp/run.py [--rate 200] [--calls N] [--children 2] [--search]
-                                   [--search-budget 240] [--no-kamailio]
-                                   [--transport udp|tcp|both]
+                                   [--search-budget 240] [--no-kamailio] [--stateful]
+                                   [--transport udp|tcp|both] [--rounds N]
 
 Everything runs on 127.0.0.1 (free ports picked at start). For one rate it prints the calls
 attempted, completed and failed (from SIPp's -trace_stat file), and the server's CPU time per
@@ -15,7 +15,9 @@ With --search it steps the rate up (doubling) and then bisects to find the highe
 
 When /usr/sbin/kamailio exists, the same scenario runs through Kamailio with an equivalent
 stateless config (same script body: forward() to the R-URI, which SIPp points at the uas), and the
-ratio pykam/kamailio of CPU microseconds per call is printed.
+ratio pykam/kamailio of CPU microseconds per call is printed. --rounds N measures each server N
+times, alternating them (pykam, Kamailio, pykam, ...), and reports the median round of each:
+other load on the machine moves a single run by as much as a quarter, Kamailio's most.
 
 --transport tcp runs the same stateless scenario with both legs over TCP: SIPp's uac on one
 connection (-t t1) to the server, and the server relaying over one connection it opens to a SIPp
@@ -529,6 +531,13 @@ def search(work: Path, srv: ServerRun, start: float, step_seconds: float,
 
 # --------------------------------------------------------------------------- main
 
+def median_result(rs: list[Result]) -> Result:
+    """The round whose CPU per call is the median (the lower middle one for an even count);
+    rounds without a figure sort last."""
+    ordered = sorted(rs, key=lambda r: (r.cpu_us_per_call is None, r.cpu_us_per_call or 0.0))
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def git_commit(root: Path = ROOT) -> str:
     if not (root / ".git").exists():
         return f"unknown ({root} is not a git checkout)"
@@ -601,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
     ap.add_argument("--stateful", action="store_true",
                     help="relay with tm's t_relay() instead of stateless forward()")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure each server this many times, alternating servers (a fresh "
+                         "start each round), and report the median CPU per call (default 1): "
+                         "load from elsewhere on the machine moves single runs by +-25 %%")
     ap.add_argument("--transport", choices=("udp", "tcp", "both"), default="udp",
                     help="SIPp legs over UDP (default), TCP (one connection each side: -t t1), "
                          "or both, one after the other")
@@ -642,24 +655,27 @@ def main(argv: list[str] | None = None) -> int:
                 else "sipp -sn uas")
     relay = "stateful t_relay()" if args.stateful else "stateless forward()"
     transports = TRANSPORTS if args.transport == "both" else (args.transport,)
+    rounds = max(1, args.rounds)
     print(f"scenario: sipp -sn uac (-d {CALL_LENGTH_MS} ms between ACK and BYE) -> server "
           f"({relay}, children={args.children}) "
-          f"-> {uas_desc}, all on {HOST}; {calls} calls at {args.rate:g}/s; over "
+          f"-> {uas_desc}, all on {HOST}; {calls} calls at {args.rate:g}/s"
+          + (f", {rounds} rounds alternating servers" if rounds > 1 else "") + "; over "
           + " and ".join("UDP" if t == "udp" else "TCP (sipp -t t1 both sides, "
                          f"tcp_children={args.children})" for t in transports))
     print(f"work dir: {work}")
     print(flush=True)
 
     rc = 0
-    results: dict[str, Result] = {}
+    rounds_of: dict[str, list[Result]] = {}
     best: dict[str, Result | None] = {}
     try:
         servers = [("pykam", None)] + ([("kamailio", kam)] if kam else [])
         if args.only:
             servers = [s for s in servers if s[0] == args.only]
-        for (name, _), transport in [(s, t) for s in servers for t in transports]:
+        runs = [(r, s, t) for r in range(rounds) for s in servers for t in transports]
+        for rnd, (name, _), transport in runs:
             label = name if transport == "udp" else f"{name}/{transport}"
-            sub = work / label.replace("/", "-")
+            sub = work / (label.replace("/", "-") + (f"-{rnd + 1}" if rounds > 1 else ""))
             sub.mkdir()
             if name == "pykam":
                 srv = start_pykam(sub, args.children, args.debug, args.pykam_root.resolve(),
@@ -674,9 +690,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"({idle.threads} threads), idle CPU "
                       f"{(idle.ticks - idle0.ticks) * 1000 / CLK_TCK:.0f} ms/s", flush=True)
                 res = run_uac(sub, srv, args.rate, calls)
-                results[label] = res
+                rounds_of.setdefault(label, []).append(res)
                 print("  " + res.line(), flush=True)
-                if args.search and (name == "pykam" or args.search_kamailio):
+                if args.search and rnd == 0 and (name == "pykam" or args.search_kamailio):
                     print(f"{label}: searching the highest rate with >= {100 * PASS_RATIO:.1f} % "
                           f"completed (budget {args.search_budget:g} s)", flush=True)
                     b, _ = search(sub, srv, args.search_start or args.rate,
@@ -697,13 +713,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cleanup_all()
 
+    # per server: the round with the median CPU per call (the only one when rounds == 1)
+    results = {name: median_result(rs) for name, rs in rounds_of.items()}
     print()
     print("summary")
     for name, res in results.items():
         us = res.cpu_us_per_call
+        rs = rounds_of[name]
         print(f"  {name:12s}: attempted {res.attempted}, completed {res.completed}, failed "
               f"{res.failed} at {res.rate:g} calls/s; CPU per call "
-              f"{'n/a' if us is None else f'{us:.1f} us'} (all {res.processes} processes)")
+              f"{'n/a' if us is None else f'{us:.1f} us'} (all {res.processes} processes)"
+              + (f"; median of {len(rs)} rounds: "
+                 + ", ".join("n/a" if r.cpu_us_per_call is None else f"{r.cpu_us_per_call:.0f}"
+                             for r in rs) + " us" if len(rs) > 1 else ""))
     for name, b in best.items():
         print(f"  {name:12s}: highest rate with >= {100 * PASS_RATIO:.1f} % completed: "
               + (f"{b.rate:g} calls/s ({b.completed}/{b.calls}, {b.cpu_us_per_call:.1f} us/call)"
@@ -714,7 +736,8 @@ def main(argv: list[str] | None = None) -> int:
         if p and k and p.cpu_us_per_call and k.cpu_us_per_call:
             print(f"  ratio pykam/kamailio CPU per call over {t.upper()} at {p.rate:g} "
                   f"calls/s: {p.cpu_us_per_call / k.cpu_us_per_call:.1f}x")
-        if p and p.completed_ratio < PASS_RATIO and rc == 0:
+        if rc == 0 and any(r.completed_ratio < PASS_RATIO
+                           for r in rounds_of.get("pykam" + sfx, [])):
             rc = 1
     if args.keep:
         print(f"kept {work}")
