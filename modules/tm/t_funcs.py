@@ -287,10 +287,12 @@ final_callbacks: list[Callable[[Cell, int, bytes, Any], None]] = []
 
 
 def _flush(core: Any, out: Out) -> None:
-    for dest, buf in out.sends:
-        _send(core, dest, buf)
+    """Carry out what a locked update collected: timer requests, then sends (a send may hand
+    the CPU to the receiving process), then the final-reply callbacks."""
     if out.timers:
         timer.schedule_many(out.timers)
+    for dest, buf in out.sends:
+        _send(core, dest, buf)
     for cell, code, buf in out.finals:
         for cb in final_callbacks:
             try:
@@ -791,7 +793,7 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
         _flush(ctx.core, first_out)
     elif pending:
         add(cell)
-        if not _store_pending(ctx, cell, first_out, ttl):
+        if not _store_pending(ctx, cell, first_out, ttl, flush=False):
             return _no_memory(ctx)
     else:
         try:
@@ -801,6 +803,19 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
                 t_release_now(tid)
                 ctx.extra.pop(TID, None)
             return _no_memory(ctx)
+    # the sends come last (after the timer requests): a send may hand the CPU to the
+    # receiving process before this one is done with the message
+    if pending and ok:
+        out.timers[:0] = first_out.timers
+        out.finals[:0] = first_out.finals
+        if out.timers:
+            timer.schedule_many(out.timers)
+            out.timers = []
+        for dest, buf in first_out.sends:       # the 100 Trying before the branches
+            _send(ctx.core, dest, buf)
+    elif out.timers:
+        timer.schedule_many(out.timers)
+        out.timers = []
     for b in ok:
         if _send(ctx.core, b.dest, b.buf):
             stats.inc("core:fwd_requests")
@@ -820,15 +835,18 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
     return err
 
 
-def _store_pending(ctx: RouteCtx, cell: Cell, out: "Out", ttl: float) -> bool:
-    """Store a transaction t_newtran(pending=) made, then send what it queued (100 Trying).
-    False (and the transaction forgotten) when shared memory is full."""
+def _store_pending(ctx: RouteCtx, cell: Cell, out: "Out", ttl: float, flush: bool = True
+                   ) -> bool:
+    """Store a transaction t_newtran(pending=) made, then send what it queued (100 Trying;
+    flush=False: the caller sends it). False (and the transaction forgotten) when shared
+    memory is full."""
     try:
         table().insert(cell, ttl)
     except ShmOutOfMemory:
         _forget_pending(ctx, cell)
         return False
-    _flush(ctx.core, out)
+    if flush:
+        _flush(ctx.core, out)
     return True
 
 
