@@ -287,8 +287,8 @@ class TmTable:
                 return None, None
             cell = last[1] if last is not None and last[0] == raw else Cell.unpack(raw)
             res = fn(cell)
-            # keep the absolute expiry: a locked view sets ttls relative to now
-            b.set(key, cell.pack(), max(0.001, (cell.expires_ms - now_ms()) / 1000.0))
+            # the same absolute expiry (at least 1 ms ahead, as a ttl would be)
+            b.set_expires_ms(key, cell.pack(), max(cell.expires_ms, now_ms() + 1))
             return cell, res
 
     def delete(self, tid: str) -> bool:

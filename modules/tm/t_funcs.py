@@ -201,6 +201,15 @@ def _relay_buf(raw: bytes, extra: tuple[str, ...] = (), parsed: Optional["SipMsg
     """A received reply ready to go upstream: our Via removed, 503 -> 500 (remap_503_500),
     EXTRA header lines added (aggregated challenges). PARSED: RAW already parsed, with no
     edits pending; it is edited in place (its buffer and parsed headers stay as received)."""
+    if parsed is not None and not extra:
+        # the usual reply: our Via alone on its header line, nothing else to change -> the
+        # received bytes without that line (what the lump below would build)
+        h = parsed.header(HdrType.VIA)
+        code = parsed.status
+        if h is not None and (code != 503 or not cfg.remap_503_500):
+            b = parsed.buf
+            if b.find(b",", h.value_start, h.value_end) < 0:
+                return b[:h.start] + b[h.end:], code
     m = parsed if parsed is not None else parse_msg(raw)
     remove_via1(m)
     for line in extra:
@@ -495,35 +504,44 @@ def t_newtran(ctx: RouteCtx, arm_life: bool = True,
         return 0
     dest = reply_dest(msg, ctx.rcv, ctx.force_rport)
     rcv = ctx.rcv
-    cell = Cell(tid=tid, tflags=T_INVITE if invite else 0, method=msg.method,
-                uas_state=fsm.initial_state(False, invite), uas_proto=dest.proto,
-                uas_ip=dest.ip, uas_port=dest.port,
-                uas_sock=str(rcv.sock) if rcv.sock is not None else _rcv_sock_text(ctx),
-                request=msg.buf, src_ip=rcv.src_ip, src_port=rcv.src_port,
-                dst_ip=rcv.dst_ip, dst_port=rcv.dst_port, rcv_proto=rcv.proto,
-                flags=ctx.flags, ruri=msg.ruri,
-                fr_timer=int(ctx.extra.get("tm_fr", 0) or _avp_ms(ctx, cfg.fr_timer_avp)
-                             or cfg.fr_timer),
-                fr_inv_timer=int(ctx.extra.get("tm_fr_inv", 0)
-                                 or _avp_ms(ctx, cfg.fr_inv_timer_avp) or cfg.fr_inv_timer),
-                t1=int(ctx.extra.get("tm_t1", 0) or cfg.t1),
-                t2=int(ctx.extra.get("tm_t2", 0) or cfg.t2),
-                created_ms=now_ms(), keys=key)
-    cell.life_due = cell.created_ms + int(
-        ctx.extra.get("tm_max_inv_lifetime" if invite else "tm_max_noninv_lifetime", 0)
-        or (cfg.max_inv_lifetime if invite else cfg.max_noninv_lifetime))
-    if msg.method == "CANCEL":
-        cell.tflags |= T_IS_CANCEL
-    for name in ("on_failure", "on_reply", "on_branch", "on_branch_failure"):
-        setattr(cell, name, ctx.extra.get("tm_" + name, ""))
-    if ctx.extra.get("tm_no_100") or not cfg.auto_inv_100:
-        cell.tflags |= T_NO_100
-    if ctx.extra.get("tm_replicate"):
-        cell.tflags |= T_REPLICATE | T_NO_100
-    if ctx.extra.get("tm_disable_6xx", cfg.disable_6xx_block):
-        cell.tflags |= T_DISABLE_6XX
-    if ctx.extra.get("tm_no_internal_reply"):
-        cell.tflags |= T_NO_INTERNAL_REPLY
+    ex = ctx.extra
+    method = msg.method
+    created = now_ms()
+    tflags = T_INVITE if invite else 0
+    if method == "CANCEL":
+        tflags |= T_IS_CANCEL
+    if ex.get("tm_no_100") or not cfg.auto_inv_100:
+        tflags |= T_NO_100
+    if ex.get("tm_replicate"):
+        tflags |= T_REPLICATE | T_NO_100
+    if ex.get("tm_disable_6xx", cfg.disable_6xx_block):
+        tflags |= T_DISABLE_6XX
+    if ex.get("tm_no_internal_reply"):
+        tflags |= T_NO_INTERNAL_REPLY
+    # the Cell's fields set from the defaults' dict, not through its 46-argument __init__
+    d = _cell_defaults.copy()
+    d.update(
+        tid=tid, tflags=tflags, method=method,
+        uas_state=fsm.initial_state(False, invite), uas_proto=dest.proto,
+        uas_ip=dest.ip, uas_port=dest.port,
+        uas_sock=str(rcv.sock) if rcv.sock is not None else _rcv_sock_text(ctx),
+        request=msg.buf, src_ip=rcv.src_ip, src_port=rcv.src_port,
+        dst_ip=rcv.dst_ip, dst_port=rcv.dst_port, rcv_proto=rcv.proto,
+        flags=ctx.flags, ruri=msg.ruri,
+        fr_timer=int(ex.get("tm_fr", 0) or _avp_ms(ctx, cfg.fr_timer_avp) or cfg.fr_timer),
+        fr_inv_timer=int(ex.get("tm_fr_inv", 0) or _avp_ms(ctx, cfg.fr_inv_timer_avp)
+                         or cfg.fr_inv_timer),
+        t1=int(ex.get("tm_t1", 0) or cfg.t1), t2=int(ex.get("tm_t2", 0) or cfg.t2),
+        created_ms=created, keys=key,
+        life_due=created + int(
+            ex.get("tm_max_inv_lifetime" if invite else "tm_max_noninv_lifetime", 0)
+            or (cfg.max_inv_lifetime if invite else cfg.max_noninv_lifetime)),
+        on_failure=ex.get("tm_on_failure", ""), on_reply=ex.get("tm_on_reply", ""),
+        on_branch=ex.get("tm_on_branch", ""),
+        on_branch_failure=ex.get("tm_on_branch_failure", ""),
+        branches=[])
+    cell = object.__new__(Cell)
+    cell.__dict__ = d
     out = Out()
     if invite and not cell.tflags & T_NO_100:
         buf = _local_reply(cell, 100, cfg.auto_inv_100_reason, req=msg)
@@ -544,6 +562,10 @@ def t_newtran(ctx: RouteCtx, arm_life: bool = True,
     stats.inc("tmx:UAS_transactions")
     _flush(ctx.core, out)
     return 1
+
+
+#: every Cell field at its default (t_newtran copies it; branches is set per cell)
+_cell_defaults: dict[str, Any] = {k: v for k, v in Cell().__dict__.items() if k != "branches"}
 
 
 def _avp_ms(ctx: RouteCtx, spec: Optional[str]) -> int:

@@ -331,6 +331,14 @@ class BucketView:
         check(lib.sht_set(t.base, t.offset, key, len(key), value, len(value),
                           _expires_ms(ttl, expires, now), now, _SET, _NOLOCK), "sht set")
 
+    def set_expires_ms(self, key: bytes, value: bytes, expires_ms: int) -> None:
+        """set() with the expiry as the table clock's absolute ms (now_ms(); 0: never), as
+        a record read earlier carries it."""
+        self._own(key)
+        t = self._t
+        check(lib.sht_set(t.base, t.offset, key, len(key), value, len(value),
+                          max(0, int(expires_ms)), now_ms(), _SET, _NOLOCK), "sht set")
+
     def delete(self, key: bytes) -> bool:
         self._own(key)
         t = self._t
