@@ -149,6 +149,12 @@ def build_reply(req: SipMsg, code: int, reason: str, *, to_tag: str | None = Non
     return b"".join(out)
 
 
+def _via_line(via: str) -> str:
+    """VIA as a whole header line: a Via value gets "Via: ", a whole line stays as it is."""
+    return via if via.split(":", 1)[0].strip().lower() in ("via", "v") and ":" in via \
+        else "Via: " + via
+
+
 def build_request(msg: SipMsg, *, via: str | None, extra_headers: Iterable[str] = (),
                   decrement_max_forwards: bool = False) -> bytes:
     """The request with its edits applied and `via` (a Via value, or a whole "Via: ..." line)
@@ -158,12 +164,17 @@ def build_request(msg: SipMsg, *, via: str | None, extra_headers: Iterable[str] 
     if not msg.is_request:
         raise ValueError("build_request needs a request")
     sc = msg._sc  # noqa: SLF001 - builder is part of the message layer
+    if via is not None and not extra_headers and not decrement_max_forwards:
+        built = msg.built_headers_after_first_line()
+        if built is not None:
+            # the message is built already (t_relay's copy): our Via goes in after its
+            # first line, which is where the edit list would put it
+            i = built.index(b"\n") + 1
+            return built[:i] + _text_line(_via_line(via)) + built[i:]
     extra: list[tuple[int, int, int, int, bytes]] = []
     seq = -(1 << 40)
     if via is not None:
-        line = via if via.split(":", 1)[0].strip().lower() in ("via", "v") and ":" in via \
-            else "Via: " + via
-        extra.append((sc[sd.S_FL_END], 0, seq, sc[sd.S_FL_END], _text_line(line)))
+        extra.append((sc[sd.S_FL_END], 0, seq, sc[sd.S_FL_END], _text_line(_via_line(via))))
     for i, line in enumerate(extra_headers):
         extra.append((sc[sd.S_HDR_END], 0, (1 << 39) + i, sc[sd.S_HDR_END], _text_line(line)))
     if decrement_max_forwards:

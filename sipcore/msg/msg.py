@@ -727,6 +727,26 @@ class SipMsg:
             self._built = out
         return out
 
+    def built_headers_after_first_line(self) -> bytes | None:
+        """The message with its edits applied when that is known without building it (no
+        edits, or build() ran since the last one) and no edit touches the first line but a
+        new R-URI: an insertion right after its first line's LF is then an insertion at
+        S_FL_END ahead of every edit there. None otherwise."""
+        if self._new_body is not None or self._new_ctype is not None:
+            return None
+        lumps = self._lumps
+        if not lumps and self._new_ruri is None:
+            return self.buf
+        built = self._built
+        if built is None:
+            return None
+        if lumps:
+            fl_end = self._sc[sd.S_FL_END]
+            for op in lumps.ops:
+                if op[0] < fl_end:
+                    return None
+        return built
+
     def current_headers(self) -> list[tuple[str, str]]:
         """(name, value) of every header after the edits (is_present_hf after append_hf)."""
         if not self.lumps_pending:
