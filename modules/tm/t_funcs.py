@@ -564,8 +564,10 @@ def t_newtran(ctx: RouteCtx, arm_life: bool = True,
     return 1
 
 
-#: every Cell field at its default (t_newtran copies it; branches is set per cell)
+#: every Cell field at its default (t_newtran copies it; branches is set per cell), and
+#: every Branch field (_build_branch)
 _cell_defaults: dict[str, Any] = {k: v for k, v in Cell().__dict__.items() if k != "branches"}
+_branch_defaults: dict[str, Any] = dict(Branch().__dict__)
 
 
 def _avp_ms(ctx: RouteCtx, spec: Optional[str]) -> int:
@@ -675,9 +677,12 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
         if bctx.dropped:
             klog.dbg(f"tm: branch {idx} dropped in branch_route", ctx)
             return None
-    br = Branch(state=fsm.initial_state(True, cell.invite), uri=bmsg.ruri,
-                dst_uri=bctx.dst_uri or "", bflags=bctx.bflags, ruid=tgt.ruid or "",
-                instance=tgt.instance or "")
+    d = _branch_defaults.copy()
+    d.update(state=fsm.initial_state(True, cell.invite), uri=bmsg.ruri,
+             dst_uri=bctx.dst_uri or "", bflags=bctx.bflags, ruid=tgt.ruid or "",
+             instance=tgt.instance or "")
+    br = object.__new__(Branch)         # as in t_newtran: no 20-argument __init__
+    br.__dict__ = d
     if bctx.extra.get("tm_on_reply") != ctx.extra.get("tm_on_reply"):
         br.on_reply = bctx.extra.get("tm_on_reply") or ""     # t_on_reply in branch_route
     try:
@@ -897,8 +902,8 @@ def dump_avps(ctx: RouteCtx) -> str:
     out: dict[str, Any] = {}
     if ctx.avps is not None and ctx.avps._d:
         out["a"] = [[k, v] for k, v in ctx.avps._d.items()]
-    skip = _contacts_avp_name()
     if ctx.xavps is not None and ctx.xavps.xavp:
+        skip = _contacts_avp_name()
         out["x"] = [_xavp_json(x) for x in ctx.xavps.xavp if x.name != skip]
     return json.dumps(out) if out else ""
 
@@ -915,11 +920,17 @@ def restore_avps(ctx: RouteCtx, text: str) -> None:
         xavps(ctx).xavp[:0] = [_xavp_from(i) for i in data["x"]]
 
 
+_SNAP_KEYS = ("tm_on_failure", "tm_on_reply", "tm_on_branch", "tm_on_branch_failure",
+              "tm_fr", "tm_fr_inv")
+
+
 def _ctx_snapshot(ctx: RouteCtx) -> dict[str, Any]:
-    return {"flags": ctx.flags, "contacts": dump(ctx), "avps": dump_avps(ctx),
-            **{k: ctx.extra[k] for k in ("tm_on_failure", "tm_on_reply", "tm_on_branch",
-                                         "tm_on_branch_failure", "tm_fr", "tm_fr_inv")
-               if k in ctx.extra}}
+    snap = {"flags": ctx.flags, "contacts": dump(ctx), "avps": dump_avps(ctx)}
+    ex = ctx.extra
+    for k in _SNAP_KEYS:
+        if k in ex:
+            snap[k] = ex[k]
+    return snap
 
 
 def _apply_snapshot(cell: Cell, snap: dict[str, Any]) -> None:

@@ -324,8 +324,10 @@ def next_contact_flow(ctx: RouteCtx) -> int:
 
 def dump(ctx: RouteCtx) -> str:
     """The pending contacts as JSON text for the transaction ("" when none)."""
+    if ctx.xavps is None:
+        return ""
     name = _name()
-    if name is None or ctx.xavps is None:
+    if name is None:
         return ""
     items = [[[c.name, c.value] for c in x.value] for x in ctx.xavps.xavp
              if x.name == name and isinstance(x.value, list)]
