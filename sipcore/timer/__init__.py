@@ -29,7 +29,8 @@ from sipcore import log as klog
 _REC = struct.Struct("<Hd")         # name length, due time (time.monotonic() seconds)
 MAX_RECORD = 4096
 MAX_PAYLOAD = MAX_RECORD - _REC.size - 64
-TICK_MS = 20                        # grid of the timer process's wake-ups
+TICK_MS = 1000 / 16                 # grid of the timer process's wake-ups: Kamailio's timer
+                                    # resolution (TIMER_TICKS_HZ 16), 62.5 ms
 IDLE_MAX_S = 0.5                    # longest sleep (stop requests, a dead master)
 RING_BYTES = 1 << 21
 
