@@ -169,12 +169,17 @@ class Cell:
             body = _dumps(rec, _MARSHAL_VERSION)
         except ValueError:          # an enum (St.X) or other int/str subclass was assigned
             body = _dumps(_plain(rec), _MARSHAL_VERSION)
+        n = len(brs)
         try:
-            head = bytes([len(brs), *[v for b in brs
-                                      for v in (b.state, b.flags & 0xFF, b.flags >> 8)]])
-        except ValueError:          # > 255 branches, or a state/flag that does not fit
-            head = b"\xff"
-        if len(brs) >= 255:
+            if n == 1:
+                b = brs[0]
+                head = bytes((1, b.state, b.flags & 0xFF, b.flags >> 8))
+            elif n < 255:
+                head = bytes([n, *[v for b in brs
+                                   for v in (b.state, b.flags & 0xFF, b.flags >> 8)]])
+            else:
+                head = b"\xff"
+        except ValueError:          # a state or flags value that does not fit
             head = b"\xff"
         return head + body
 

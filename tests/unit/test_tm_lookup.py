@@ -77,6 +77,31 @@ def test_cell_roundtrip_and_table():
     assert tbl.delete(cell.tid) and tbl.get(cell.tid) is None
 
 
+def test_branch_states_read_without_decoding_the_cell():
+    """The record prefix the timer process reads for a retransmission job: each branch's
+    state and flags, kept in step with the cell by every write; records whose values do not
+    fit say so, and the cell still decodes."""
+    shm = create_private_shm(4)
+    tbl = TmTable(ShmHashTable.create(shm.arena, 64))
+    cell = Cell(tid=new_tid(), branches=[Branch(state=1), Branch(state=3, flags=0x1A2)])
+    tbl.insert(cell, 10)
+    assert tbl.branch_state(cell.tid, 0) == (1, 0)
+    assert tbl.branch_state(cell.tid, 1) == (3, 0x1A2)
+    assert tbl.branch_state(cell.tid, 2) is None                 # no such branch
+    assert tbl.branch_state(new_tid(), 0) is None                # no such cell
+
+    def answer(c: Cell) -> None:
+        c.branches[0].state, c.branches[0].flags = 4, 2
+    tbl.update(cell.tid, answer)
+    assert tbl.branch_state(cell.tid, 0) == (4, 2)
+    big = Cell(tid=new_tid(), branches=[Branch(state=1, flags=1 << 20)])
+    tbl.insert(big, 10)
+    assert tbl.branch_state(big.tid, 0) == (-1, 0)               # decode the cell instead
+    assert tbl.get(big.tid).branches[0].flags == 1 << 20
+    many = Cell(tid=new_tid(), branches=[Branch(state=2) for _ in range(300)])
+    assert Cell.unpack(many.pack()) == many
+
+
 def test_shm_exhaustion_is_an_error_not_a_crash():
     """A full segment: t_relay fails with E_OUT_OF_MEM and sl_reply_error() answers 500."""
     import modules.tm as tm
