@@ -21,11 +21,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port free for UDP and for TCP too: configs listen on both with one {port},
+    and a port the kernel gives for UDP may be the local port of some TCP connection."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+            t.close()
+        return port
+    raise RuntimeError("no loopback port free for both UDP and TCP")
 
 
 class UA:
