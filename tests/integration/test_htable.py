@@ -143,7 +143,8 @@ def test_worker_killed_mid_load_loses_no_increment_of_the_survivor(start_server,
     """Same load; the first socket's worker is SIGKILLed mid-run (possibly holding a bucket
     lock: the locks are robust). The master respawns it; the other worker's 10,000 requests
     all complete with exactly 10,000 increments, and the shared total equals the sum of the
-    per-process counts (each increment counted once, none lost)."""
+    per-process counts (each increment counted once, none lost), give or take the one message
+    the victim may have been killed in the middle of."""
     import signal
 
     port2 = free_udp_port()
@@ -186,7 +187,9 @@ def test_worker_killed_mid_load_loses_no_increment_of_the_survivor(start_server,
     per_pid = {int(k[4:]): v for k, v in cnt.items() if k.startswith("pid-")}
     assert per_pid[survivor] == PER_WORKER, (per_pid, survivor)
     assert victim in per_pid and len(per_pid) == 3, per_pid     # victim + its replacement
-    assert cnt["total"] == sum(per_pid.values()), cnt
+    # the script increments total, then pid-$pp: the SIGKILL may land between the two, so
+    # the victim's last message may have counted in total only (never the other way round)
+    assert sum(per_pid.values()) <= cnt["total"] <= sum(per_pid.values()) + 1, cnt
     assert cnt[f"port-{ports[1]}"] == PER_WORKER, cnt
     # the killed socket's requests: every answered one was counted, at most the in-flight
     # ones (answered by nobody) were counted without an answer
