@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -90,6 +91,11 @@ route[FLOOD] { $sht(ipban=>flooded) = $si; }
 
 def test_counts_add_up_across_processes():
     Harness.from_text(CFG)
+    # the hits must land in one sampling window (10 s, aligned on the monotonic clock): a
+    # window ending between the children's hits and ours would halve their weight
+    left_ms = 10_000 - (time.monotonic_ns() // 1_000_000) % 10_000
+    if left_ms < 3000:
+        time.sleep(left_ms / 1000 + 0.05)
     pids = []
     for _ in range(2):
         pid = os.fork()
