@@ -11,7 +11,8 @@ of the timer process per request. The timer process sleeps until the first point
 TICK_MS grid at or after its next due job (at most IDLE_MAX_S), and publishes that time in
 the ring; a request due sooner writes a byte to a wake-up pipe. So a busy proxy costs at most
 1000/TICK_MS wake-ups a second (jobs due within one tick run together, at most TICK_MS late)
-and an idle one almost none. Records carry their absolute due time (CLOCK_MONOTONIC is the
+and an idle one almost none. A periodic job with an interval shorter than a tick is not held
+to the grid. Records carry their absolute due time (CLOCK_MONOTONIC is the
 same in every process).
 """
 from __future__ import annotations
@@ -317,7 +318,12 @@ def run_timer_process(should_stop: Callable[[], bool], parent_alive: Callable[[]
         nxt = loop.heap[0][0] if loop.heap else None
         wake = now + IDLE_MAX_S
         if nxt is not None and nxt < wake:
-            wake = max(now, -(-nxt // tick) * tick)
+            per = loop.heap[0][2].periodic
+            if per is not None and per.interval_ms < TICK_MS:
+                wake = max(now, nxt)    # a job asking for less than a tick (rtimer "u"
+                                        # intervals, Kamailio's utimer) runs on time
+            else:
+                wake = max(now, -(-nxt // tick) * tick)
         ring.wake_at = int(wake * 1e6)
         late = ring.drain()
         if late:

@@ -1,4 +1,5 @@
 """Timer API: periodic jobs and one-shot callbacks, in-process and through the shm queue."""
+import json
 import os
 import time
 
@@ -141,3 +142,29 @@ def test_an_idle_timer_process_is_woken_by_a_job_due_before_its_next_look(tmp_pa
     _, status = os.waitpid(tproc, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert float(out.read_text()) - sent < 0.15      # not after the planned 0.5 s sleep
+
+
+def test_a_periodic_job_shorter_than_a_tick_keeps_its_interval(tmp_path, shm):
+    """One-shot jobs run on the TICK_MS grid (62.5 ms, Kamailio's resolution); a periodic job
+    of 20 ms (rtimer's microsecond intervals) still runs every 20 ms, not once a tick."""
+    out = tmp_path / "runs"
+    runs: list[float] = []
+
+    def tick() -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 15:
+            out.write_text(json.dumps(runs))
+
+    timer.register_timer("fast", tick, 20)
+    timer.init(shm)
+    tproc = os.fork()
+    if tproc == 0:                                   # the timer process
+        start = time.monotonic()
+        timer.run_timer_process(lambda: out.exists() or time.monotonic() - start > 3,
+                                lambda: True)
+        os._exit(0)
+    _, status = os.waitpid(tproc, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    runs = json.loads(out.read_text())
+    span = runs[-1] - runs[0]
+    assert 14 * 0.020 * 0.9 <= span < 14 * timer.TICK_MS / 1000 * 0.8, runs
