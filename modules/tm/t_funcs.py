@@ -146,12 +146,8 @@ def _ttl(invite: bool) -> float:
 
 # ---- helpers ----------------------------------------------------------------------------
 
-def _find_sock(core: Any, text: str) -> Optional[SocketInfo]:
-    return core.socket_by_text(text)
-
-
 def _dest(core: Any, proto: str, ip: str, port: int, sock: str, conn_id: int = 0) -> Dest:
-    return Dest(proto, ip, port, _find_sock(core, sock) or core.choose_socket(proto, ip),
+    return Dest(proto, ip, port, core.socket_by_text(sock) or core.choose_socket(proto, ip),
                 conn_id)
 
 
@@ -518,9 +514,7 @@ def t_newtran(ctx: RouteCtx, arm_life: bool = True,
         tflags |= T_DISABLE_6XX
     if ex.get("tm_no_internal_reply"):
         tflags |= T_NO_INTERNAL_REPLY
-    # the Cell's fields set from the defaults' dict, not through its 46-argument __init__
-    d = _cell_defaults.copy()
-    d.update(
+    cell = Cell.make(
         tid=tid, tflags=tflags, method=method,
         uas_state=fsm.initial_state(False, invite), uas_proto=dest.proto,
         uas_ip=dest.ip, uas_port=dest.port,
@@ -540,8 +534,6 @@ def t_newtran(ctx: RouteCtx, arm_life: bool = True,
         on_branch=ex.get("tm_on_branch", ""),
         on_branch_failure=ex.get("tm_on_branch_failure", ""),
         branches=[])
-    cell = object.__new__(Cell)
-    cell.__dict__ = d
     out = Out()
     if invite and not cell.tflags & T_NO_100:
         buf = _local_reply(cell, 100, cfg.auto_inv_100_reason, req=msg)
@@ -562,12 +554,6 @@ def t_newtran(ctx: RouteCtx, arm_life: bool = True,
     stats.inc("tmx:UAS_transactions")
     _flush(ctx.core, out)
     return 1
-
-
-#: every Cell field at its default (t_newtran copies it; branches is set per cell), and
-#: every Branch field (_build_branch)
-_cell_defaults: dict[str, Any] = {k: v for k, v in Cell().__dict__.items() if k != "branches"}
-_branch_defaults: dict[str, Any] = dict(Branch().__dict__)
 
 
 def _avp_ms(ctx: RouteCtx, spec: Optional[str]) -> int:
@@ -677,12 +663,9 @@ def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
         if bctx.dropped:
             klog.dbg(f"tm: branch {idx} dropped in branch_route", ctx)
             return None
-    d = _branch_defaults.copy()
-    d.update(state=fsm.initial_state(True, cell.invite), uri=bmsg.ruri,
-             dst_uri=bctx.dst_uri or "", bflags=bctx.bflags, ruid=tgt.ruid or "",
-             instance=tgt.instance or "")
-    br = object.__new__(Branch)         # as in t_newtran: no 20-argument __init__
-    br.__dict__ = d
+    br = Branch.make(state=fsm.initial_state(True, cell.invite), uri=bmsg.ruri,
+                     dst_uri=bctx.dst_uri or "", bflags=bctx.bflags, ruid=tgt.ruid or "",
+                     instance=tgt.instance or "")
     if bctx.extra.get("tm_on_reply") != ctx.extra.get("tm_on_reply"):
         br.on_reply = bctx.extra.get("tm_on_reply") or ""     # t_on_reply in branch_route
     try:
@@ -831,18 +814,18 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
                 ctx.extra.pop(TID, None)
             return _no_memory(ctx)
     # the sends come last (after the timer requests): a send may hand the CPU to the
-    # receiving process before this one is done with the message
+    # receiving process before this one is done with the message. A new transaction's
+    # 100 Trying goes out just before its branches.
+    first_sends: list[tuple[Dest, bytes]] = []
     if pending and ok:
+        first_sends = first_out.sends
         out.timers[:0] = first_out.timers
         out.finals[:0] = first_out.finals
-        if out.timers:
-            timer.schedule_many(out.timers)
-            out.timers = []
-        for dest, buf in first_out.sends:       # the 100 Trying before the branches
-            _send(ctx.core, dest, buf)
-    elif out.timers:
+    if out.timers:
         timer.schedule_many(out.timers)
         out.timers = []
+    for dest, buf in first_sends:
+        _send(ctx.core, dest, buf)
     for b in ok:
         if _send(ctx.core, b.dest, b.buf):
             stats.inc("core:fwd_requests")
@@ -1297,7 +1280,7 @@ def ctx_from_cell(cell: Cell, core: Any) -> RouteCtx:
     msg = parse_msg(cell.fwd_base or cell.request)
     rcv = RecvInfo(proto=cell.rcv_proto, src_ip=cell.src_ip, src_port=cell.src_port,
                    dst_ip=cell.dst_ip, dst_port=cell.dst_port,
-                   af=6 if ":" in cell.src_ip else 4, sock=_find_sock(core, cell.uas_sock))
+                   af=6 if ":" in cell.src_ip else 4, sock=core.socket_by_text(cell.uas_sock))
     ctx = RouteCtx(msg=msg, rcv=rcv, core=core, flags=cell.flags)
     if cell.ruri and cell.ruri != msg.ruri:
         msg.set_ruri(cell.ruri)
@@ -1643,7 +1626,7 @@ def uac_send(core: Any, method: str, ruri: str, nexthop: str, socket: str, heade
     ctx = RouteCtx(msg=msg, rcv=rcv, core=core)
     ctx.dst_uri = nexthop.strip() or None
     if socket.strip():
-        ctx.force_socket = _find_sock(core, socket.strip())
+        ctx.force_socket = core.socket_by_text(socket.strip())
     invite = method == "INVITE"
     cell = Cell(tid=tid, tflags=(T_INVITE if invite else 0) | T_LOCAL | T_NO_100,
                 method=method, uas_state=fsm.initial_state(False, invite), request=raw,
