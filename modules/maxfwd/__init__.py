@@ -6,11 +6,11 @@ mf_funcs.c). The header value is parsed like Kamailio's str2s(): decimal digits 
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from sipcore import log as klog
 from sipcore.mod import Custom, Module, REQUEST_ROUTE
-from sipcore.msg import HdrType
+from sipcore.msg import Header, HdrType
 from sipcore.route.ctx import RouteCtx
 
 mod = Module("maxfwd", summary="Max-Forwards header processing.")
@@ -43,9 +43,6 @@ def parse_max_value(text: str) -> int:
 MAX_VALUE = Custom(parse_max_value, dynamic=True, name="maxfwd-value")
 
 
-_UNSET: Any = object()
-
-
 def _str2s(text: str) -> Optional[int]:
     """Kamailio str2s(): unsigned 16-bit decimal, or None."""
     t = text.strip()
@@ -55,11 +52,12 @@ def _str2s(text: str) -> Optional[int]:
     return v if v <= 65535 else None
 
 
-def maxfwd_value(ctx: RouteCtx, h: Any = _UNSET) -> int:
-    """Value of the first Max-Forwards header (H: that header, already looked up); -1 when
-    absent, -2 when unparseable."""
-    if h is _UNSET:
-        h = ctx.msg.header(HdrType.MAXFORWARDS)
+def maxfwd_value(ctx: RouteCtx) -> int:
+    """Value of the first Max-Forwards header; -1 when absent, -2 when unparseable."""
+    return _value_of(ctx, ctx.msg.header(HdrType.MAXFORWARDS))
+
+
+def _value_of(ctx: RouteCtx, h: Optional[Header]) -> int:
     if h is None:
         return -1
     v = _str2s(h.value)
@@ -75,7 +73,7 @@ def _process(ctx: RouteCtx, max_value: int) -> int:
         klog.err("maxfwd: Max-Forwards is processed for requests only", ctx)
         return -2
     h = msg.header(HdrType.MAXFORWARDS)
-    val = maxfwd_value(ctx, h)
+    val = _value_of(ctx, h)
     if val == -1:
         msg.add_header(f"Max-Forwards: {max_value}")
         return 2
