@@ -165,16 +165,7 @@ def schedule(name: str, delay_ms: int, payload: bytes = b"") -> bool:
     if _ring is None:
         klog.emit(klog.L_ERR, f"timer: {name} scheduled but no timer process is running")
         return False
-    rec = _record(name, delay_ms, payload)
-    if rec is None:
-        return False
-    if not _ring.push(rec):
-        klog.emit(klog.L_ERR, f"timer: queue full, dropping {name}")
-        return False
-    # after the push: due before the timer process's planned look -> wake it now
-    if (time.monotonic() + max(delay_ms, 0) / 1000.0) * 1e6 < _ring.wake_at:
-        _wake()
-    return True
+    return schedule_many([(name, delay_ms, payload)]) == 1
 
 
 def schedule_many(items: list[tuple[str, int, bytes]]) -> int:
