@@ -165,7 +165,7 @@ def build_request(msg: SipMsg, *, via: str | None, extra_headers: Iterable[str] 
         raise ValueError("build_request needs a request")
     sc = msg._sc  # noqa: SLF001 - builder is part of the message layer
     if via is not None and not extra_headers and not decrement_max_forwards:
-        built = msg.built_headers_after_first_line()
+        built = msg.prebuilt()
         if built is not None:
             # the message is built already (t_relay's copy): our Via goes in after its
             # first line, which is where the edit list would put it

@@ -727,7 +727,7 @@ class SipMsg:
             self._built = out
         return out
 
-    def built_headers_after_first_line(self) -> bytes | None:
+    def prebuilt(self) -> bytes | None:
         """The message with its edits applied when that is known without building it (no
         edits, or build() ran since the last one) and no edit touches the first line but a
         new R-URI: an insertion right after its first line's LF is then an insertion at
