@@ -61,6 +61,17 @@ def test_unknown_handler_and_oversized_payload_refused():
     assert not timer.schedule("h", 1, b"x" * (timer.MAX_PAYLOAD + 1))
 
 
+
+def _fork_timer_process(out) -> int:
+    """Fork a timer process that runs until the file OUT exists (or 3 s); its pid."""
+    tproc = os.fork()
+    if tproc == 0:
+        start = time.monotonic()
+        timer.run_timer_process(lambda: out.exists() or time.monotonic() - start > 3,
+                                lambda: True)
+        os._exit(0)
+    return tproc
+
 def test_schedule_from_another_process_runs_in_timer_process(tmp_path, shm):
     out = tmp_path / "ran"
     timer.register_handler("write", lambda p: out.write_bytes(p))
@@ -71,12 +82,7 @@ def test_schedule_from_another_process_runs_in_timer_process(tmp_path, shm):
         os._exit(0 if ok else 1)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    tproc = os.fork()
-    if tproc == 0:                                   # the timer process
-        start = time.monotonic()
-        timer.run_timer_process(lambda: out.exists() or time.monotonic() - start > 3,
-                                lambda: True)
-        os._exit(0)
+    tproc = _fork_timer_process(out)
     _, status = os.waitpid(tproc, 0)
     assert out.read_bytes() == b"from-worker"
 
@@ -129,12 +135,7 @@ def test_an_idle_timer_process_is_woken_by_a_job_due_before_its_next_look(tmp_pa
     out = tmp_path / "ran"
     timer.register_handler("write", lambda p: out.write_text(repr(time.monotonic())))
     timer.init(shm)
-    tproc = os.fork()
-    if tproc == 0:                                   # the timer process, idle at first
-        start = time.monotonic()
-        timer.run_timer_process(lambda: out.exists() or time.monotonic() - start > 3,
-                                lambda: True)
-        os._exit(0)
+    tproc = _fork_timer_process(out)                 # idle at first
     time.sleep(0.2)                                  # it has planned a long sleep by now
     assert timer._ring.wake_at > (time.monotonic() + 0.1) * 1e6
     sent = time.monotonic()
@@ -157,12 +158,7 @@ def test_a_periodic_job_shorter_than_a_tick_keeps_its_interval(tmp_path, shm):
 
     timer.register_timer("fast", tick, 20)
     timer.init(shm)
-    tproc = os.fork()
-    if tproc == 0:                                   # the timer process
-        start = time.monotonic()
-        timer.run_timer_process(lambda: out.exists() or time.monotonic() - start > 3,
-                                lambda: True)
-        os._exit(0)
+    tproc = _fork_timer_process(out)
     _, status = os.waitpid(tproc, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     runs = json.loads(out.read_text())
