@@ -9,8 +9,6 @@ forwarded/error counters go through sipcore.stats).
   `rport=` (RFC 3261 18.2.1, RFC 3581); the script's edits (lumps) are applied once.
 * `forward_reply(ctx)`: a reply that is not ours to absorb: our Via is removed and the reply
   goes to the next Via (received/rport/maddr/sent-by, Kamailio update_sock_struct_from_via).
-* `reply_dest(msg, rcv)`: where a reply to a request we received goes (RFC 3261 18.2.2,
-  RFC 3581), as Kamailio's sl/tm do with the default `reply_to_via=0`.
 """
 from __future__ import annotations
 
@@ -21,49 +19,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from sipcore import log, stats
-from sipcore.core import errcodes as E
-from sipcore.core import sendlumps
 from sipcore.errors import ParseError, PykamError
 from sipcore.msg import HdrType, parse_uri
 from sipcore.msg.builder import build_request, make_branch
-from sipcore.route.core_api import Dest, SocketInfo
+from sipcore.net.addr import RELIABLE_PROTOS as _RELIABLE
+from sipcore.net.addr import Dest, SocketInfo, default_port
+from sipcore.route import errcodes as E
+from sipcore.route import sendlumps
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg import Header, SipMsg, Via
-    from sipcore.route.ctx import RecvInfo, RouteCtx
+    from sipcore.route.ctx import RouteCtx
 
-SIP_PORT = 5060
-SIPS_PORT = 5061
-_RELIABLE = frozenset({"tcp", "tls", "ws", "wss", "sctp"})
 _KNOWN_PROTOS = frozenset({"udp", "tcp", "tls", "sctp", "ws", "wss"})
-
-
-def default_port(proto: str, secure: bool = False) -> int:
-    """Port used when a URI or Via has none: 5061 for sips:/TLS/WSS, 5060 otherwise."""
-    return SIPS_PORT if secure or proto in ("tls", "wss") else SIP_PORT
-
-
-def reply_dest(msg: "SipMsg", rcv: "RecvInfo", force_rport: bool = False) -> Dest:
-    """Destination of a reply to request MSG received as RCV.
-
-    Reliable transports answer on the same connection (RFC 3261 18.2.2). Over UDP the reply
-    goes to the source IP (the `received` address of RFC 3261 18.2.2: a Via whose sent-by
-    equals the source IP has no received= and the two are the same), and to the source port
-    when the top Via carries `;rport` (RFC 3581 section 4) or `force_rport()` was called, else
-    to the sent-by port (default 5060, 5061 for TLS). Like Kamailio with reply_to_via=0, a
-    `maddr` in the top Via is not honoured for replies to received requests.
-    """
-    proto = rcv.proto
-    if proto in _RELIABLE:
-        return Dest(proto, rcv.src_ip, rcv.src_port, rcv.sock, rcv.conn_id)
-    via = msg.via1
-    if via is None:
-        port = rcv.src_port
-    elif force_rport or via.rport is not None:
-        port = rcv.src_port
-    else:
-        port = via.port or default_port(proto)
-    return Dest(proto, rcv.src_ip, port, rcv.sock, rcv.conn_id)
 
 
 # ---- destinations ---------------------------------------------------------------------------

@@ -2,6 +2,14 @@
 
 Runs in: every process. The level is a per-process value set from the `debug` global (and by
 `setdebug()`); `-E`/`log_stderror` sends to stderr, otherwise syslog with `log_facility`.
+
+Code logs through the standard library, lazily: `log = logging.getLogger(__name__)`, then
+`log.error("cannot bind %s: %s", addr, why)`. The loggers of `sipcore`, `modules` and `pykam`
+(the script's) go to one handler here, which writes Kamailio's line format; their level
+follows `debug` (Kamailio's L_DBG 3 .. L_ALERT -5, see PY_LEVELS; NOTICE is level 25). The
+script's own log functions (xlog, KSR.log) pass a Kamailio level, a facility and a name in
+`extra` (`log_record_extra()`). While a message is processed (`begin_message()`), the
+`log_prefix` global is evaluated once against it and prefixed to every line.
 """
 from __future__ import annotations
 
@@ -31,9 +39,28 @@ _LABEL = {L_ALERT: "ALERT", L_BUG: "BUG", L_CRIT2: "CRITICAL", L_CRIT: "CRITICAL
 _SYSLOG_PRIO = {L_ALERT: syslog.LOG_ALERT, L_BUG: syslog.LOG_CRIT, L_CRIT2: syslog.LOG_CRIT,
                 L_CRIT: syslog.LOG_CRIT, L_ERR: syslog.LOG_ERR, L_WARN: syslog.LOG_WARNING,
                 L_NOTICE: syslog.LOG_NOTICE, L_INFO: syslog.LOG_INFO, L_DBG: syslog.LOG_DEBUG}
-_PY_LEVEL = {L_ALERT: logging.CRITICAL, L_BUG: logging.CRITICAL, L_CRIT2: logging.CRITICAL,
-             L_CRIT: logging.CRITICAL, L_ERR: logging.ERROR, L_WARN: logging.WARNING,
-             L_NOTICE: logging.INFO, L_INFO: logging.INFO, L_DBG: logging.DEBUG}
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+#: Kamailio level -> standard library level (CRITICAL and above keep Kamailio's distinctions)
+PY_LEVELS = {L_ALERT: 55, L_BUG: 52, L_CRIT2: 51, L_CRIT: logging.CRITICAL,
+             L_ERR: logging.ERROR, L_WARN: logging.WARNING, L_NOTICE: NOTICE,
+             L_INFO: logging.INFO, L_DBG: logging.DEBUG}
+_KAM_BY_PY = sorted(((py, kam) for kam, py in PY_LEVELS.items()), reverse=True)
+#: the loggers whose records this module writes (and whose level follows `debug`)
+LOGGER_ROOTS = ("sipcore", "modules", "pykam")
+
+
+def py_level(level: int) -> int:
+    """Kamailio level (debug= numbers, above L_DBG too) -> standard library level."""
+    return PY_LEVELS.get(max(min(level, L_DBG), L_ALERT), logging.DEBUG)
+
+
+def kam_level(pylevel: int) -> int:
+    """Standard library level -> Kamailio level."""
+    for py, kam in _KAM_BY_PY:
+        if pylevel >= py:
+            return kam
+    return L_DBG
 
 FACILITIES: dict[str, int] = {
     name: getattr(syslog, name) for name in (
@@ -50,6 +77,8 @@ class _State:
     facility: int = syslog.LOG_DAEMON
     name: str = "pykam"
     prefix: Optional[Callable[[Any], str]] = None   # evaluates log_prefix for a message
+    msg_ctx: Any = None                 # the message being processed (begin_message)
+    msg_prefix: Optional[str] = None    # log_prefix evaluated for it, on first use
     capture: Optional[list[tuple[int, str]]] = None  # tests: collect instead of writing
     syslog_open: bool = False
     proc_desc: str = "main"
@@ -91,8 +120,15 @@ def configure(*, debug: Optional[int] = None, to_stderr: Optional[bool] = None,
         _st.facility = facility if isinstance(facility, int) else facility_from_name(facility)
     if name is not None:
         _st.name = name
-    pylevel = _PY_LEVEL.get(max(min(_st.debug, L_DBG), L_ALERT), logging.WARNING)
-    logging.getLogger("pykam").setLevel(pylevel)
+    _apply_level()
+
+
+def _apply_level() -> None:
+    pylevel = py_level(_st.debug)
+    for name in LOGGER_ROOTS:
+        lg = logging.getLogger(name)
+        if lg.level != pylevel:
+            lg.setLevel(pylevel)
 
 
 def set_prefix(fn: Optional[Callable[[Any], str]]) -> None:
@@ -106,6 +142,7 @@ def set_process(desc: str) -> None:
 
 def set_debug(level: int) -> None:
     _st.debug = level
+    _apply_level()
 
 
 def get_debug() -> int:
@@ -114,6 +151,56 @@ def get_debug() -> int:
 
 def enabled(level: int) -> bool:
     return level <= _st.debug
+
+
+def begin_message(ctx: Any) -> None:
+    """The message CTX is being processed: lines logged until end_message() carry its
+    log_prefix (evaluated once, when the first line is written)."""
+    _st.msg_ctx = ctx
+    _st.msg_prefix = None
+
+
+def end_message() -> None:
+    _st.msg_ctx = None
+    _st.msg_prefix = None
+
+
+def _message_prefix() -> str:
+    if _st.prefix is None or _st.msg_ctx is None:
+        return ""
+    if _st.msg_prefix is None:
+        try:
+            _st.msg_prefix = _st.prefix(_st.msg_ctx)
+        except Exception as exc:  # a broken prefix must not lose the message
+            _st.msg_prefix = f"<log_prefix error: {exc}> "
+    return _st.msg_prefix
+
+
+def log_record_extra(ctx: Any = None, facility: Optional[int] = None,
+                     name: Optional[str] = None) -> dict[str, Any]:
+    """`extra=` of a script log call (xlog, KSR.log): the message to evaluate log_prefix with,
+    a syslog facility and a log name other than the global ones."""
+    return {"kam_ctx": ctx, "kam_facility": facility, "kam_name": name}
+
+
+class KamailioHandler(logging.Handler):
+    """Writes the records of LOGGER_ROOTS in Kamailio's format, to stderr or syslog."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + logging.Formatter().formatException(record.exc_info)
+            _write(kam_level(record.levelno), text, getattr(record, "kam_ctx", None),
+                   getattr(record, "kam_facility", None), getattr(record, "kam_name", None))
+        except Exception:   # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
+
+
+_handler = KamailioHandler()
+for _name in LOGGER_ROOTS:
+    logging.getLogger(_name).addHandler(_handler)
+_apply_level()
 
 
 def capture(on: bool = True) -> list[tuple[int, str]]:
@@ -140,11 +227,20 @@ def emit(level: int, text: str, ctx: Any = None, facility: Optional[int] = None,
     """Write one log line if LEVEL is enabled (the caller may check enabled() first)."""
     if level > _st.debug:
         return
-    if ctx is not None and _st.prefix is not None:
+    _write(level, text, ctx, facility, name)
+
+
+def _write(level: int, text: str, ctx: Any = None, facility: Optional[int] = None,
+           name: Optional[str] = None) -> None:
+    if level > _st.debug:
+        return
+    if ctx is not None and _st.prefix is not None and ctx is not _st.msg_ctx:
         try:
             text = _st.prefix(ctx) + text
         except Exception as exc:  # a broken prefix must not lose the message
             text = f"<log_prefix error: {exc}> " + text
+    else:
+        text = _message_prefix() + text
     text = text.rstrip("\n")
     if not text.isprintable():
         text = _sanitize(text)

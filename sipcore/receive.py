@@ -7,16 +7,18 @@ answered with a 400 when a reply can be built, otherwise dropped and counted.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ParseError
 from sipcore.forward import forward_reply
-from sipcore.msg import HdrType, parse_msg
 from sipcore.mod.exports import RouteType
-from sipcore.route.ctx import RecvInfo, RouteCtx
-from sipcore.route.reply import send_stateless_reply
+from sipcore.msg import HdrType, parse_msg
+from sipcore.net.addr import RecvInfo
+from sipcore.reply import send_stateless_reply
+from sipcore.route.ctx import RouteCtx
 
 
 def _check_mandatory(msg: Any) -> None:
@@ -97,16 +99,24 @@ def _response_cbs(cfg: Any) -> list:
     return cbs
 
 
-#: set per process (sipcore.proc.master): adopt runtime cfg changes (cfg.seti) and the debug
-#: level before each message, as Kamailio's cfg_update() does; two shm reads when nothing
-#: changed
-cfg_update: Optional[Callable[[], object]] = None
+def receiver(cfg: Any, core: Any, before: Optional[Callable[[], object]] = None
+             ) -> Callable[[bytes, RecvInfo], Optional[RouteCtx]]:
+    """What a transport hands each message to (`receive(buf, rcv)`): receive_msg for the
+    compiled config CFG and the node CORE. BEFORE runs first, per message: a SIP worker adopts
+    runtime cfg changes (cfg.seti) and the debug level there, as Kamailio's cfg_update() does
+    (two shm reads when nothing changed)."""
+    if before is None:
+        return functools.partial(receive_msg, cfg, core)
+
+    def receive(buf: bytes, rcv: RecvInfo) -> Optional[RouteCtx]:
+        before()
+        return receive_msg(cfg, core, buf, rcv)
+
+    return receive
 
 
 def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[RouteCtx]:
     """Process one message; returns the RouteCtx it ran with (None when it was dropped early)."""
-    if cfg_update is not None:
-        cfg_update()
     stats.inc("core:rcv_msgs")
     try:
         msg = parse_msg(buf)

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from sipcore.mod.exports import RouteType
-from sipcore.route.core_api import CoreApi, Dest, SocketInfo
-from sipcore.route.ctx import RecvInfo, RouteCtx
+from sipcore.net.addr import Dest, RecvInfo, SocketInfo
+from sipcore.net.node import CoreApi
+from sipcore.route.ctx import RouteCtx
 
 
 def to_wire(raw: bytes | str) -> bytes:
@@ -86,16 +87,21 @@ class Harness:
 
     def __init__(self, cfg: Any, core: Optional[RecordingCore] = None) -> None:
         from sipcore import timer
-        from sipcore.runtime import (core_from_config, create_private_shm, init_process_state,
-                                     set_current)
+        from sipcore.mod.context import CoreContext
+        from sipcore.net.listen import core_from_config
+        from sipcore.rpc.env import RpcEnv
+        from sipcore.shm import ShmContext
 
         self.cfg = cfg
         self.core = core if core is not None else core_from_config(cfg, RecordingCore)
         self.core.routes = cfg
-        self.shm = create_private_shm()     # modules create their shm tables in mod_init
+        self.shm = ShmContext.private()     # modules create their shm tables in mod_init
         timer.reset()
-        set_current(cfg, self.core)
-        init_process_state(cfg, rank=1)
+        timer.init(self.shm)
+        cfg.setup_process()
+        self.rpc = RpcEnv(cfg=cfg, sockets=self.core.sockets, aliases=self.core.aliases)
+        cfg.modules.init_all(CoreContext(cfg, self.core, self.shm, timer, self.rpc))
+        cfg.modules.child_init_all(1)
         self.timers = timer.local_loop()    # this process runs the timers: run_timers()
 
     def run_timers(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
-from sipcore.mod import bind_api
+from sipcore.mod import ModContext
 from sipcore.route.ctx import RouteCtx
 
 from . import mod
@@ -26,6 +26,7 @@ class _State:
     extra: list[tuple[str, Any]] = []      # (name, Format)
     level: int = klog.L_NOTICE
     facility: Optional[int] = None
+    tm: Any = None                          # tm's API (bound in mod_init)
 
 
 _st = _State()
@@ -48,14 +49,13 @@ def parse_extra(text: Optional[str], modreg: Any) -> list[tuple[str, Any]]:
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
-    modreg = cfg.modules if cfg is not None else None
-    _st.extra = parse_extra(mod.p.log_extra, modreg)
+def _mod_init(ctx: ModContext) -> None:
+    _st.extra = parse_extra(mod.p.log_extra, ctx.cfg.modules)
     _st.level = int(mod.p.log_level)
     fac = mod.p.log_facility
     _st.facility = klog.facility_from_name(fac) if fac else None
-    if modreg is not None:
-        bind_api(modreg, "tm", "acc").register_final_callback(on_final)
+    _st.tm = ctx.bind_api("tm")
+    _st.tm.register_final_callback(on_final)
 
 
 def _flag(name: str) -> int:
@@ -98,8 +98,7 @@ def on_final(cell: Any, code: int, reply: bytes, core: Any) -> None:
         reason, to_tag = rpl.reason, rpl.to_tag
     except ParseError:          # a record without reply details is still written
         reason, to_tag = "", None
-    ctx = bind_api(core.routes.modules, "tm", "acc").request_ctx(cell, core) \
-        if core is not None and core.routes is not None else None
+    ctx = _st.tm.request_ctx(cell, core) if core is not None and _st.tm is not None else None
     if ctx is None:
         return
     if ok or (_isset(flags, log_flag) and _isset(flags, failed)):

@@ -11,7 +11,7 @@ from typing import Any
 
 from sipcore.errors import ModuleError
 from sipcore.kemi.engine_glue import engine_child_init, engine_reload, script_path_validator
-from sipcore.mod import Module
+from sipcore.mod import ModContext, Module
 
 from .lua_engine import LuaEngine, ScriptLoadError, check_syntax
 
@@ -38,20 +38,21 @@ STATE = _State()
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: with cfgengine "lua", install the engine (no Lua state yet)."""
+    cfg = ctx.cfg
     paths = list(mod.p.load)
     if cfg.engine != "lua":
         STATE.engine = None
         return
     if not paths:
         raise ModuleError("app_lua: cfgengine \"lua\" needs modparam(\"app_lua\", \"load\", FILE)")
-    STATE.engine = LuaEngine(cfg, paths)
+    STATE.engine = LuaEngine(cfg, paths, ctx.shm)
     cfg.kemi = STATE.engine
 
 
 @mod.on_child_init
-def child_init(rank: int) -> None:
+def child_init(ctx: ModContext, rank: int) -> None:
     """Every process but the master: its own Lua state with the script loaded."""
     engine_child_init("app_lua", STATE.engine, rank, ScriptLoadError)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sipcore.errors import ModuleError
 from sipcore.kemi.engine_glue import engine_child_init, engine_reload, script_path_validator
-from sipcore.mod import Module
+from sipcore.mod import ModContext, Module
 
 from .py_engine import PythonEngine, ScriptLoadError, check_syntax
 
@@ -43,9 +43,10 @@ STATE = _State()
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: with cfgengine "python", install the engine (the script is not run
     here)."""
+    cfg = ctx.cfg
     path = mod.p.load or mod.p.script_name
     if cfg.engine != "python":
         STATE.engine = None
@@ -54,12 +55,12 @@ def mod_init(cfg: Any) -> None:
         raise ModuleError("app_python3: cfgengine \"python\" needs "
                           "modparam(\"app_python3\", \"load\", FILE)")
     STATE.engine = PythonEngine(cfg, [path], str(mod.p.mod_init_function),
-                                str(mod.p.child_init_method))
+                                str(mod.p.child_init_method), ctx.shm)
     cfg.kemi = STATE.engine
 
 
 @mod.on_child_init
-def child_init(rank: int) -> None:
+def child_init(ctx: ModContext, rank: int) -> None:
     """Every process but the master: run the script and create its routing object."""
     engine_child_init("app_python3", STATE.engine, rank, ScriptLoadError)
 

@@ -58,8 +58,8 @@ class PythonEngine(KemiEngine):
     module = "app_python3"
 
     def __init__(self, cfg: Any, paths: list[str], mod_init_function: str = "mod_init",
-                 child_init_method: str = "child_init") -> None:
-        super().__init__(cfg, paths)
+                 child_init_method: str = "child_init", shm: Any = None) -> None:
+        super().__init__(cfg, paths, shm)
         self.mod_init_function = mod_init_function
         self.child_init_method = child_init_method
         self._loads = 0

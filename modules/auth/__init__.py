@@ -12,11 +12,9 @@ the API with bind_api("auth").
 from __future__ import annotations
 
 import os
-from typing import Any
-
 from sipcore import log as klog
 from sipcore.errors import ModuleError
-from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.pv import PvError, PvSpec
 from sipcore.route.ctx import RouteCtx
 
@@ -95,11 +93,8 @@ mod.provides_api(api.AuthApi())
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: freeze the settings, pick the secret, create the nid table."""
-    from sipcore import timer
-    from sipcore.runtime import shm_context
-
     p = mod.p
     secret = p.secret
     api.S = api.Settings(
@@ -116,15 +111,15 @@ def mod_init(cfg: Any) -> None:
         one_time_nonce=bool(int(p.one_time_nonce)),
         force_stateless_reply=bool(int(p.force_stateless_reply)),
         add_authinfo_hdr=bool(int(p.add_authinfo_hdr)),
+        sl=ctx.api_or_none("sl"),
     )
     nid.forget()
     if api.S.nonce_count or api.S.one_time_nonce:
-        shm = shm_context()
-        if shm is None:
+        if ctx.shm is None:
             raise ModuleError("auth: nonce_count/one_time_nonce need shared memory")
         want = max(int(p.nc_array_size), int(p.otn_in_flight_no))
-        nid.create(shm, max(64, min(want // 16, 1 << 16)))
-        timer.register_timer("auth:nid-expire", nid.sweep, 10_000)
+        nid.create(ctx.shm, max(64, min(want // 16, 1 << 16)))
+        ctx.timers.register_timer("auth:nid-expire", nid.sweep, 10_000)
 
 
 # ---- challenges -----------------------------------------------------------------------------
@@ -188,12 +183,11 @@ def _pv_authenticate(ctx: RouteCtx, realm: str, passwd: str, flags: int, hftype:
 
 def _set_challenge_avp(ctx: RouteCtx, hftype: int, hdr: str) -> None:
     from sipcore.pv import cached_pv
-    from sipcore.runtime import current_config
 
     name = mod.p.challenge_avp if hftype == api.WWW else mod.p.proxy_challenge_avp
-    cfg = current_config()
+    mc = mod.context
     try:
-        cached_pv(name, cfg.modules if cfg is not None else None).set(ctx, hdr)
+        cached_pv(name, mc.cfg.modules if mc is not None else None).set(ctx, hdr)
     except PvError as exc:
         klog.err(f"auth: cannot store the challenge in {name}: {exc}", ctx)
 

@@ -67,6 +67,7 @@ class Settings:
     one_time_nonce: bool = False
     force_stateless_reply: bool = False
     add_authinfo_hdr: bool = False
+    sl: Any = None              # sl's API when sl is loaded (replies through sl)
 
 
 S = Settings()
@@ -353,20 +354,17 @@ def challenge_header(ctx: RouteCtx, realm: str, flags: int, hftype: int,
 def send_reply(ctx: RouteCtx, code: int, reason: str, headers: list[str]) -> bool:
     """Through sl (stateful when tm has a transaction; counted in sl's statistics) unless
     force_stateless_reply, else the core's stateless reply."""
-    from sipcore.runtime import current_config
-
-    cfg = current_config()
-    sl = cfg.modules.get("sl") if cfg is not None else None
-    if sl is not None and sl.api is not None:
+    sl = S.sl
+    if sl is not None:
         saved = list(ctx.reply_lumps)
         ctx.reply_lumps.extend(headers)
         try:
             if S.force_stateless_reply:
-                return sl.api.zreply(ctx, code, reason) == 1
-            return sl.api.freply(ctx, code, reason) == 1
+                return sl.zreply(ctx, code, reason) == 1
+            return sl.freply(ctx, code, reason) == 1
         finally:
             ctx.reply_lumps[:] = saved
-    from sipcore.route.reply import send_stateless_reply
+    from sipcore.reply import send_stateless_reply
 
     return send_stateless_reply(ctx, code, reason, extra_headers=headers)
 

@@ -15,7 +15,7 @@ from typing import Any
 from sipcore import db
 from sipcore import log as klog
 from sipcore.errors import ModuleError, ParseError
-from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Custom, Fx, Module, bind_api
+from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Custom, Fx, ModContext, Module
 from sipcore.proc import ranks
 from sipcore.route.ctx import RouteCtx
 
@@ -91,10 +91,10 @@ def _make_lookup() -> authdb.Lookup:
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: bind auth, check table versions, close the connection again."""
     global _auth, _lookup
-    _auth = bind_api(cfg.modules, "auth", "auth_db")
+    _auth = ctx.bind_api("auth")
     _lookup = _make_lookup()
     for by_domain in (False, True):
         _subs_lookups[by_domain] = authdb.Lookup(_lookup.url, _lookup.cols, _lookup.creds,
@@ -110,7 +110,7 @@ def mod_init(cfg: Any) -> None:
 
 
 @mod.on_child_init
-def child_init(rank: int) -> None:
+def child_init(ctx: ModContext, rank: int) -> None:
     """Every child: its own engine (created, not connected; connections open on first use)."""
     if rank not in (ranks.PROC_INIT, ranks.PROC_MAIN):
         db.get_engine(mod.p.db_url)

@@ -19,7 +19,7 @@ from typing import Any, Optional
 from sipcore import db
 from sipcore import log as klog
 from sipcore.errors import ModuleError
-from sipcore.mod import Custom, Module
+from sipcore.mod import Custom, ModContext, Module
 from sipcore.msg import ParseError
 from sipcore.msg.uri import parse_uri
 from sipcore.proc import ranks
@@ -57,7 +57,7 @@ def _cols() -> adb.Columns:
 
 
 @mod.on_init
-def _mod_init(_cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: with db_url and avp_table, check the table's version row."""
     url, tname = mod.p.db_url, mod.p.avp_table
     if url and tname:
@@ -74,7 +74,7 @@ def _mod_init(_cfg: Any) -> None:
 
 
 @mod.on_child_init
-def _child_init(rank: int) -> None:
+def _child_init(ctx: ModContext, rank: int) -> None:
     """Every child: its own engine (connections open on first use)."""
     if mod.p.db_url and rank not in (ranks.PROC_INIT, ranks.PROC_MAIN):
         db.get_engine(mod.p.db_url)

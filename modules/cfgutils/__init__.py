@@ -18,12 +18,11 @@ import resource
 import time
 from typing import Any, Optional
 
+from modules.cfgutils.state import STATE, core_case_hash, core_hash
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import Custom, Fx, Module
+from sipcore.mod import Custom, Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
-
-from modules.cfgutils.state import STATE, core_case_hash, core_hash
 
 mod = Module("cfgutils", summary="Config utilities: random events, gflags, locks, sleeps, "
              "route checks, core_hash.")
@@ -54,7 +53,7 @@ def md5_file(path: str) -> str:
 
 
 @mod.on_init
-def _mod_init(_ctx: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: digest of hash_file, initial probability/gflags, lock set."""
     _config_hash.clear()
     path = mod.p.hash_file

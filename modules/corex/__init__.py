@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from sipcore import log as klog
-from sipcore.core.sockets import find_socket, find_socket_by_name, parse_socket_spec
 from sipcore.errors import RpcFault
-from sipcore.mod import FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module
-from sipcore.route.core_api import Dest
+from sipcore.mod import FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
+from sipcore.net.addr import Dest
+from sipcore.net.sockspec import find_socket, find_socket_by_name, parse_socket_spec
 from sipcore.route.ctx import Branch, RouteCtx
 
 mod = Module("corex", summary="Core extensions: branches, raw sends, xflags, sockets, "
@@ -67,7 +67,7 @@ _subdomains: list[tuple[str, Optional[int], Optional[str]]] = []   # (domain, po
 
 
 @mod.on_init
-def _mod_init(_cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master: parse alias_subdomains once (Kamailio corex_register_check_self)."""
     _subdomains.clear()
     for spec in mod.p.alias_subdomains:
@@ -497,7 +497,7 @@ mod.function("via_use_xavp_fields", args=(Fx.IGP,),
 @mod.function("is_faked_msg", args=())
 def ki_is_faked_msg(ctx: RouteCtx) -> int:
     """1 while running on the internal faked message (timer and event routes)."""
-    return 1 if ctx.extra.get("faked_msg") else -1
+    return 1 if ctx.faked else -1
 
 
 @mod.function("is_incoming", args=())

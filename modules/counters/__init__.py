@@ -12,7 +12,7 @@ from typing import Any
 
 from sipcore import stats
 from sipcore.errors import RpcFault
-from sipcore.mod import Custom, Fx, Module
+from sipcore.mod import Custom, Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
 
 mod = Module("counters", summary="Counters declared in the script, with cnt.* RPCs.")
@@ -56,7 +56,7 @@ def declared() -> dict[tuple[str, str], str]:
 
 
 @mod.on_init
-def _mod_init(_ctx: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master: register every declared counter at 0 so RPCs list it before first use."""
     for grp, name in declared():
         key = f"{grp}:{name}"

@@ -59,9 +59,8 @@ mod.param("autoconversion", int, 0, doc="1: convert parameter types automaticall
 
 
 def _server() -> Any:
-    from sipcore.rpc.server import active_server
-
-    srv = active_server()
+    env = mod.context.rpc if mod.context is not None else None
+    srv = getattr(env, "server", None)
     if srv is None:
         raise RpcFault(500, "not answered by the ctl process (no control listener here)")
     return srv

@@ -36,7 +36,7 @@ from modules.dialog.dlg_hash import (
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Custom, Fx, Module, bind_api
+from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Custom, Fx, ModContext, Module
 from sipcore.msg import ParseError, parse_msg
 from sipcore.pv import PvError, PvSpec, parse_pv
 from sipcore.pv.spec import to_str
@@ -88,14 +88,9 @@ def _profiles(param: str) -> set[str]:
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: shm tables, tm final-reply callback, timeout timer, statistics."""
-    from sipcore import timer
-    from sipcore.runtime import shm_context
-
-    shm = shm_context()
-    if shm is None:
-        raise ModuleError("dialog: no shared memory")
+    shm = ctx.require_shm()
     size = max(16, int(mod.p.hash_size))
     dlgs = shm.named("dialog:dlgs", lambda a: ShmHashTable.create(a, size),
                      ShmHashTable.attach)
@@ -107,7 +102,7 @@ def _mod_init(cfg: Any) -> None:
     both = _profiles("profiles_with_value") & _profiles("profiles_no_value")
     if both:
         raise ModuleError(f"dialog: profile {min(both)} declared with and without value")
-    tm = bind_api(cfg.modules, "tm", "dialog")
+    tm = ctx.bind_api("tm")
     tm.register_final_callback(_on_final)
     _state["tm"] = tm
     _state["timeout_avp"] = None
@@ -116,7 +111,7 @@ def _mod_init(cfg: Any) -> None:
             _state["timeout_avp"] = parse_pv(str(mod.p.timeout_avp).strip())
         except PvError as exc:
             raise ModuleError(f"dialog: timeout_avp: {exc}") from None
-    timer.register_timer("dialog:timeout", _on_timer, 1000)
+    ctx.timers.register_timer("dialog:timeout", _on_timer, 1000)
     if int(mod.p.enable_stats):
         for name in STATS:
             stats.register(f"dialog:{name}", no_reset=name in ("active_dialogs",

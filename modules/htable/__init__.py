@@ -19,7 +19,7 @@ from modules.htable.ht_api import HTable
 from modules.htable.ht_spec import TableSpec, parse_table_spec
 from sipcore import db
 from sipcore import log as klog
-from sipcore.mod import Fx, Module
+from sipcore.mod import Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
 
 mod = Module("htable", summary="Shared-memory hash tables with expiry, DB persistence and RPC.")
@@ -67,11 +67,9 @@ _state: dict[str, Any] = {"modinit_done": False}
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: tables in shm, DB load, expiry timer."""
-    from sipcore import timer
     from sipcore.errors import ModuleError
-    from sipcore.runtime import shm_context
 
     specs = _specs()
     names = [s.name for s in specs]
@@ -80,10 +78,7 @@ def _mod_init(cfg: Any) -> None:
         raise ModuleError(f"htable: table {min(dup)} defined twice")
     if int(mod.p.enable_dmq):
         raise ModuleError("htable: enable_dmq is not supported")
-    shm = shm_context()
-    if shm is None:
-        raise ModuleError("htable: no shared memory")
-    ht_api.create_tables(shm, specs)
+    ht_api.create_tables(ctx.require_shm(), specs)
     ht_api.ITERATORS.clear()
     _state["modinit_done"] = False
     for spec in specs:
@@ -94,12 +89,12 @@ def _mod_init(cfg: Any) -> None:
             except db.DbError as exc:
                 raise ModuleError(f"htable: cannot load table {spec.name}: {exc}") from None
     if specs:
-        timer.register_timer("htable:expire", sweep_expired,
+        ctx.timers.register_timer("htable:expire", sweep_expired,
                              max(1, int(mod.p.timer_interval)) * 1000)
 
 
 @mod.on_child_init
-def _child_init(rank: int) -> None:
+def _child_init(ctx: ModContext, rank: int) -> None:
     """event_route[htable:mod-init]: once, in the master (PROC_INIT, mode 0) or the first SIP
     worker (mode 1, and the single-process harness)."""
     from sipcore.proc.ranks import PROC_INIT, PROC_SIPINIT
@@ -109,11 +104,11 @@ def _child_init(rank: int) -> None:
         return
     if (rank == PROC_INIT and mode == 0) or rank == PROC_SIPINIT:
         _state["modinit_done"] = True
-        _run_event("htable:mod-init")
+        ctx.run_event_route("htable:mod-init")
 
 
 @mod.on_destroy
-def _destroy(cfg: Any) -> None:
+def _destroy(ctx: ModContext) -> None:
     """Master, after the children are reaped: dbmode=1 write-back."""
     for t in ht_api.TABLES.values():
         if t.spec.dbmode == 1 and t.spec.dbtable and not t.spec.cols and mod.p.db_url:
@@ -123,42 +118,21 @@ def _destroy(cfg: Any) -> None:
                 pass                                    # logged by db.guarded
 
 
-def _run_event(name: str) -> int:
-    from sipcore.mod.exports import RouteType
-    from sipcore.msg import parse_msg
-    from sipcore.route.ctx import RecvInfo
-    from sipcore.runtime import current_config, current_core
-
-    cfg = current_config()
-    if cfg is None or not cfg.has_route("event", name):
-        return 1
-    faked = (b"OPTIONS sip:you@127.0.0.1 SIP/2.0\r\n"
-             b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKhtable\r\n"
-             b"From: <sip:you@127.0.0.1>;tag=1\r\nTo: <sip:you@127.0.0.1>\r\n"
-             b"Call-ID: htable-event\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-    ctx = RouteCtx(msg=parse_msg(faked), rcv=RecvInfo(), core=current_core(),
-                   route_type=RouteType.EVENT)
-    ctx.extra["faked_msg"] = True
-    return int(cfg.run("event", name, ctx))
-
-
 def sweep_expired() -> int:
     """Timer process: remove expired items of every table, then (no lock held) run
     event_route[htable:expired:NAME] for each. Returns the number of expired items."""
-    from sipcore.runtime import current_config
-
-    cfg = current_config()
+    mc = mod.context
     total = 0
     for t in list(ht_api.TABLES.values()):
         expired = t.expire()
         total += len(expired)
         route = f"htable:expired:{t.name}"
-        if not expired or cfg is None or not cfg.has_route("event", route):
+        if not expired or mc is None or not mc.has_route("event", route):
             continue
         for it in expired:
             ht_api.EXPIRED_RECORD.append(it)
             try:
-                _run_event(route)
+                mc.run_event_route(route)
             finally:
                 ht_api.EXPIRED_RECORD.pop()
     return total

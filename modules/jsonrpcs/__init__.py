@@ -18,7 +18,7 @@ from sipcore import log as klog
 from sipcore.mod import ANY_ROUTE, Fx, Module
 from sipcore.route.ctx import RouteCtx
 from sipcore.rpc import jsonrpc
-from sipcore.rpc.env import get_env
+from sipcore.rpc.env import RpcEnv
 from sipcore.rpc.registry import RpcRegistry
 
 mod = Module("jsonrpcs", summary="JSON-RPC 2.0 control interface.")
@@ -58,13 +58,15 @@ mod.param("dgram_timeout", int, 2000, doc="Datagram send timeout (ms).")
 
 
 _cache: list[tuple[Any, Any, RpcRegistry]] = []      # [(env, modules, registry)], one entry
+_default_env = RpcEnv()      # a context without an RPC environment (embedding): this process
 
 
 def _registry(ctx: RouteCtx) -> RpcRegistry:
     """The RPC registry of this process: core methods bound to the process's RpcEnv plus
     the RPCs of the modules loaded by the running configuration (built once per env and
     module set; the cache holds both, so identity comparison is safe)."""
-    env = get_env()
+    env = mod.context.rpc if mod.context is not None and mod.context.rpc is not None \
+        else _default_env
     modules = getattr(ctx.core.routes, "modules", None)
     if modules is None:
         modules = env.modules

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sipcore import timer
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import (
     ANY_ROUTE,
@@ -22,8 +21,8 @@ from sipcore.mod import (
     ONREPLY_ROUTE,
     REQUEST_ROUTE,
     Fx,
+    ModContext,
     Module,
-    bind_api,
 )
 from sipcore.pv import PvSpec
 from sipcore.route.ctx import RouteCtx
@@ -91,14 +90,14 @@ def _ping_cfg(nat_bflag: int) -> natping.PingConfig:
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Validate params, create the shm state, register the pinger (master, pre-fork)."""
     p = mod.p
     if p.received_avp:
         from sipcore.pv import PvError, parse_pv
 
         try:
-            parse_pv(str(p.received_avp), cfg.modules)
+            parse_pv(str(p.received_avp), ctx.cfg.modules)
         except PvError as exc:
             raise ModuleError(f"nathelper: bad received_avp: {exc}") from None
     if int(p.natping_processes) < 1:
@@ -108,30 +107,23 @@ def mod_init(cfg: Any) -> None:
                           "supported (leave them 0)")
     if int(p.sipping_bflag) >= 0 and not p.sipping_from:
         raise ModuleError("nathelper: sipping_bflag needs sipping_from")
-    from sipcore.runtime import shm_context
-
-    shm = shm_context()
+    shm = ctx.shm
     table = shm.named("nathelper:state", lambda a: ShmHashTable.create(a, 4),
                       ShmHashTable.attach) if shm is not None else None
     _state["ping"] = natping.PingState(table)
     interval = int(p.natping_interval)
     if interval > 0:
-        bind_api(cfg.modules, "usrloc", "nathelper")       # pinging reads usrloc
-        timer.register_timer("nathelper:natping", _natping_timer, interval * 1000)
+        _state["ul"] = ctx.bind_api("usrloc")        # pinging reads usrloc
+        ctx.timers.register_timer("nathelper:natping", _natping_timer, interval * 1000)
 
 
 def _natping_timer() -> None:
     """Timer process: one round of keepalives."""
-    from sipcore.runtime import current_config, current_core
-
     if not _state["ping"].enabled():
         return
-    cfg = current_config()
-    core = current_core()
-    if cfg is None or core is None:
-        return
-    ul = bind_api(cfg.modules, "usrloc", "nathelper")
-    natping.ping_contacts(core, _ping_cfg(ul.nat_bflag), natping.iter_contacts(ul))
+    mc = mod.context
+    ul = _state["ul"]
+    natping.ping_contacts(mc.core, _ping_cfg(ul.nat_bflag), natping.iter_contacts(ul, mc.shm))
 
 
 @mod.response

@@ -23,7 +23,7 @@ from typing import Any
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.msg import parse_uri
-from sipcore.route.core_api import Dest, SocketInfo
+from sipcore.net.addr import Dest, SocketInfo
 from sipcore.shm import ShmHashTable
 from sipcore.shm.hashtable import pack_int, unpack_int
 
@@ -123,12 +123,9 @@ def sip_ping(cfg: PingConfig, contact_uri: str, sock: SocketInfo, proto: str) ->
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
-def iter_contacts(ul: Any) -> Iterator[Any]:
+def iter_contacts(ul: Any, shm: Any) -> Iterator[Any]:
     """Every live contact of every usrloc domain of this instance (also domains another
-    process created after fork: their names are in the shm directory)."""
-    from sipcore.runtime import shm_context
-
-    shm = shm_context()
+    process created after fork: their names are in SHM's directory)."""
     if shm is not None:
         for name in shm.named_offsets():
             if name.startswith("usrloc:") and name.count(":") == 1:

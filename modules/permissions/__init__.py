@@ -22,7 +22,7 @@ from modules.permissions.perm_data import AddrRow, SharedTables, TrustedRow, par
 from sipcore import db
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.msg import ParseError
 from sipcore.pv import PvError, parse_pv
 from sipcore.pv.spec import to_str
@@ -85,14 +85,9 @@ def _backend(bit: int) -> bool:
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: address and trusted rows into shm; peer_tag_avp parsed."""
-    from sipcore.runtime import shm_context
-
-    shm = shm_context()
-    if shm is None:
-        raise ModuleError("permissions: no shared memory")
-    t = shm.named("permissions:data", lambda a: ShmHashTable.create(a, 16),
+    t = ctx.require_shm().named("permissions:data", lambda a: ShmHashTable.create(a, 16),
                   ShmHashTable.attach)
     t.clear()
     _state["shared"] = SharedTables(t)
@@ -100,7 +95,7 @@ def _mod_init(cfg: Any) -> None:
     _state["peer_tag"] = None
     if mod.p.peer_tag_avp:
         try:
-            spec = parse_pv(str(mod.p.peer_tag_avp), cfg.modules if cfg is not None else None)
+            spec = parse_pv(str(mod.p.peer_tag_avp), ctx.cfg.modules)
         except PvError as exc:
             raise ModuleError(f"permissions: bad peer_tag_avp: {exc}") from None
         if not spec.writable:

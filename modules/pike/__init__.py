@@ -23,7 +23,7 @@ from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmError, ShmHashTable
 
@@ -56,24 +56,18 @@ def _positive(name: str) -> int:
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: the shared table and the cleanup timer."""
-    from sipcore import timer
-    from sipcore.runtime import shm_context
-
     unit = _positive("sampling_time_unit")
     _positive("reqs_density_per_unit")
     if int(mod.p.remove_latency) < 0:
         raise ModuleError("pike: remove_latency must not be negative")
     name = str(mod.p.check_route or "")
-    if name and cfg is not None and not cfg.has_route("route", name):
+    if name and not ctx.has_route("route", name):
         raise ModuleError(f"pike: check_route \"{name}\" has no route[{name}] block")
-    shm = shm_context()
-    if shm is None:
-        raise ModuleError("pike: no shared memory")
-    _state["table"] = shm.named("pike:ips", lambda a: ShmHashTable.create(a, _TABLE_SIZE),
+    _state["table"] = ctx.require_shm().named("pike:ips", lambda a: ShmHashTable.create(a, _TABLE_SIZE),
                                 ShmHashTable.attach)
-    timer.register_timer("pike:clean", _clean, unit * 1000)
+    ctx.timers.register_timer("pike:clean", _clean, unit * 1000)
 
 
 def _clean() -> None:
@@ -152,11 +146,7 @@ def _pre_script(ctx: RouteCtx) -> bool:
     name = str(mod.p.check_route or "")
     if not name or check_ip(ctx.rcv.src_ip) > 0:
         return True
-    from sipcore.runtime import current_config
-
-    cfg = current_config()
-    if cfg is not None:
-        cfg.run("route", name, ctx)
+    mod.context.run_route("route", name, ctx)
     return False
 
 

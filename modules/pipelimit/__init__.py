@@ -25,7 +25,7 @@ from sipcore import db, limits
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.limits import LoadState, Pipe
-from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, Module, bind_api
+from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
 
@@ -66,16 +66,11 @@ def _misc() -> ShmHashTable:
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: shm tables, DB pipes, the interval timer, the sl binding."""
-    from sipcore import timer
-    from sipcore.runtime import shm_context
-
     if int(mod.p.timer_interval) <= 0:
         raise ModuleError("pipelimit: timer_interval must be positive")
-    shm = shm_context()
-    if shm is None:
-        raise ModuleError("pipelimit: no shared memory")
+    shm = ctx.require_shm()
     size = 1 << max(1, min(int(mod.p.hash_size), 16))
     _state["pipes"] = shm.named("pipelimit:pipes", lambda a: ShmHashTable.create(a, size),
                                 ShmHashTable.attach)
@@ -83,15 +78,14 @@ def _mod_init(cfg: Any) -> None:
                                ShmHashTable.attach)
     _pipes().clear()
     _misc().set(_LOAD, LoadState().pack())
-    _state["sl"] = bind_api(cfg.modules, "sl", "pipelimit") if cfg is not None and \
-        cfg.modules.get("sl") is not None else None
+    _state["sl"] = ctx.api_or_none("sl")
     if mod.p.db_url:
         try:
             n = load_db(str(mod.p.db_url))
         except db.DbError as exc:
             raise ModuleError(f"pipelimit: cannot load the pipes: {exc}") from None
         klog.info(f"pipelimit: {n} pipes loaded from {mod.p.plp_table_name}")
-    timer.register_timer("pipelimit:interval", interval_timer,
+    ctx.timers.register_timer("pipelimit:interval", interval_timer,
                          int(mod.p.timer_interval) * 1000)
 
 

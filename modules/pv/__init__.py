@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 
 from sipcore import log as klog
 from sipcore.errors import RpcFault
-from sipcore.mod import BRANCH_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore.mod import BRANCH_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.pv import PvError, PvSpec, miscpv, parse_format, shv
 from sipcore.pv import vars as pvvars
 from sipcore.pv.vars import Xavp, xavp_add, xavp_find_all, xavp_get, xavp_rm, xavps
@@ -60,7 +60,7 @@ mod.param("avp_aliases", str, None, multi=True, validator=_aliases,
 
 
 @mod.on_init
-def _mod_init(_ctx: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: initial $shv and $var values (children inherit them)."""
     for name, value in mod.p.shvset:
         shv.set(name, value)

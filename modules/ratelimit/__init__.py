@@ -20,7 +20,7 @@ from sipcore import limits
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.limits import LoadState, Pipe
-from sipcore.mod import ANY_ROUTE, Fx, Module
+from sipcore.mod import ANY_ROUTE, Fx, ModContext, Module
 from sipcore.pv.spec import to_int
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
@@ -84,17 +84,11 @@ def _interval() -> int:
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: pipes, queues and the PID state in shm; the interval timer."""
-    from sipcore import timer
-    from sipcore.runtime import shm_context
-
     if int(mod.p.timer_interval) <= 0:
         raise ModuleError("ratelimit: timer_interval must be positive")
-    shm = shm_context()
-    if shm is None:
-        raise ModuleError("ratelimit: no shared memory")
-    t = shm.named("ratelimit:state", lambda a: ShmHashTable.create(a, 64), ShmHashTable.attach)
+    t = ctx.require_shm().named("ratelimit:state", lambda a: ShmHashTable.create(a, 64), ShmHashTable.attach)
     _state["table"] = t
     t.clear()
     for pid, algo, limit in mod.p.pipe:
@@ -107,7 +101,7 @@ def _mod_init(cfg: Any) -> None:
             raise ModuleError(f"ratelimit: queue uses undefined pipe {pid}")
     _write_queues(queues)
     t.set(_LOAD, LoadState().pack())
-    timer.register_timer("ratelimit:interval", interval_timer, _interval() * 1000)
+    ctx.timers.register_timer("ratelimit:interval", interval_timer, _interval() * 1000)
 
 
 def _write_queues(queues: list[tuple[int, str]]) -> None:

@@ -21,11 +21,12 @@ from sipcore.mod import (
     REQUEST_ROUTE,
     Custom,
     Fx,
+    ModContext,
     Module,
-    bind_api,
 )
 from sipcore.pv import PvError, PvSpec
 from sipcore.route.ctx import RouteCtx
+from sipcore.route.event import faked_ctx
 
 from . import common
 from . import lookup as lk
@@ -77,9 +78,10 @@ declare_params(mod, [
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Bind usrloc and create (and preload) every table the config names, before fork."""
-    ul = bind_api(cfg.modules, "usrloc", "registrar")
+    ul = common.BOUND.ul = ctx.bind_api("usrloc")
+    common.BOUND.sl = ctx.api_or_none("sl")
     for name in sorted(common.TABLES_SEEN):
         ul.register_udomain(name)
     ul.register_expired_cb(_contact_expired)
@@ -101,9 +103,8 @@ def _contact_expired(domain: str, aor: str, contact: Any) -> None:
     """Timer process: run event_route[usrloc:contact-expired] - or, with a KEMI cfgengine,
     the script function named by event_callback, called with the event name - with
     $ulc(exp=>...) filled."""
-    from sipcore.runtime import current_config, current_core
-
-    cfg = current_config()
+    mc = mod.context
+    cfg = mc.cfg if mc is not None else None
     if cfg is None:
         return
     kemi = getattr(cfg, "kemi", None)
@@ -123,18 +124,7 @@ def _contact_expired(domain: str, aor: str, contact: Any) -> None:
         return
     lk.PROFILES["exp"] = lk.Profile(aor, domain, [contact])
     try:
-        from sipcore.mod.exports import RouteType
-        from sipcore.msg import parse_msg
-        from sipcore.route.ctx import RecvInfo
-
-        faked = (b"OPTIONS sip:you@127.0.0.1 SIP/2.0\r\n"
-                 b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKulexp\r\n"
-                 b"From: <sip:you@127.0.0.1>;tag=1\r\nTo: <sip:you@127.0.0.1>\r\n"
-                 b"Call-ID: usrloc-expired\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-        ctx = RouteCtx(msg=parse_msg(faked), rcv=RecvInfo(), core=current_core(),
-                       route_type=RouteType.EVENT)
-        ctx.extra["faked_msg"] = True
-        run(ctx)
+        run(faked_ctx(mc.core))
     finally:
         lk.PROFILES.pop("exp", None)
 

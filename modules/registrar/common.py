@@ -53,34 +53,37 @@ def extract_aor(uri: str, *, use_domain: bool, case_sensitive: bool,
     return f"{user}@{host}" if user else host
 
 
-def usrloc_api() -> Any:
-    """bind_api("usrloc") through the running config's module registry."""
-    from sipcore.mod import bind_api
-    from sipcore.runtime import current_config
+class Bound:
+    """The APIs registrar binds in mod_init: usrloc (required) and sl (when loaded)."""
 
-    cfg = current_config()
-    if cfg is None:
-        raise ModuleError("registrar: no running configuration")
-    return bind_api(cfg.modules, "usrloc", "registrar")
+    ul: Any = None
+    sl: Any = None
+
+
+BOUND = Bound()
+
+
+def usrloc_api() -> Any:
+    """usrloc's API, bound in mod_init."""
+    if BOUND.ul is None:
+        raise ModuleError("registrar: usrloc is not bound (mod_init did not run)")
+    return BOUND.ul
 
 
 def send_reply(ctx: RouteCtx, code: int, reason: str, headers: list[str]) -> bool:
     """Through sl when loaded (its statistics count the reply), else the core's stateless
     reply."""
-    from sipcore.runtime import current_config
-
-    cfg = current_config()
-    sl = cfg.modules.get("sl") if cfg is not None else None
-    if sl is not None and sl.api is not None:
+    sl = BOUND.sl
+    if sl is not None:
         # SlApi.freply (send_reply: statefully when tm has a transaction for the request)
         # sends ctx.reply_lumps with the reply, as Kamailio's registrar adds its headers
         saved = list(ctx.reply_lumps)
         ctx.reply_lumps.extend(headers)
         try:
-            return sl.api.freply(ctx, code, reason) == 1
+            return sl.freply(ctx, code, reason) == 1
         finally:
             ctx.reply_lumps[:] = saved
-    from sipcore.route.reply import send_stateless_reply
+    from sipcore.reply import send_stateless_reply
 
     return send_stateless_reply(ctx, code, reason, extra_headers=headers)
 

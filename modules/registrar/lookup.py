@@ -6,15 +6,14 @@ the usrloc API; $ulc profiles are per process (Kamailio keeps them in pkg memory
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import time
-
-from sipcore.core.sockets import find_socket, parse_socket_spec
 from sipcore.db import DbError
 from sipcore.errors import ParseError
 from sipcore.msg import parse_nameaddr_list
+from sipcore.net.sockspec import find_socket, parse_socket_spec
 from sipcore.route.ctx import Branch, RouteCtx
 
 from . import common

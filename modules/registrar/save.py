@@ -435,7 +435,7 @@ class Saver:
         """Kamailio pack_ci(): with message flag sock_flag set, the local socket named in the
         sock_hdr_name header (or $xavp(<xavp_cfg>=>socket) without sock_hdr_name) - when it
         is one of ours; else the receiving socket, as advertised with sock_mode=1."""
-        from sipcore.core.sockets import SocketSpec, find_socket, parse_socket_spec
+        from sipcore.net.sockspec import SocketSpec, find_socket, parse_socket_spec
 
         ctx, p = self.ctx, self.p
         rcv = ctx.rcv

@@ -2,7 +2,7 @@
 double Record-Route).
 
 Runs in: SIP workers. Shared state: none; everything lives on the RouteCtx (the RR lines are
-send-time lumps rendered for the outgoing socket, see sipcore.core.sendlumps).
+send-time lumps rendered for the outgoing socket, see sipcore.route.sendlumps).
 Kamailio equivalent: modules/rr (rr_mod.c, record.c, loose.c).
 Not supported (as in a Kamailio build without outbound): RFC 5626 flow tokens, so
 loose_route() never returns 2 or -2.
@@ -12,13 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any, Optional
 
+from modules.rr import loose, record
 from sipcore import log as klog
 from sipcore.errors import ParseError
-from sipcore.mod import (ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Custom, Fx,
-                         Module)
+from sipcore.mod import ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Custom, Fx, Module
 from sipcore.route.ctx import RouteCtx
-
-from modules.rr import loose, record
 
 mod = Module("rr", summary="Record-Route and Route header processing (RFC 3261 16.6, 16.12).")
 

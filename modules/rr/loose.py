@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from sipcore import log as klog
-from sipcore.core.ruri import params_text
 from sipcore.errors import ParseError
+from sipcore.route.ruri import params_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg import Header, NameAddr, SipURI
-    from sipcore.route.core_api import SocketInfo
+    from sipcore.net.addr import SocketInfo
     from sipcore.route.ctx import RouteCtx
 
 RR_DRIVEN = 1
@@ -133,7 +133,7 @@ def is_2rr(uri: "SipURI") -> bool:
 
 def socket_of(ctx: "RouteCtx", uri: "SipURI", sockname_mode: bool) -> Optional["SocketInfo"]:
     """The local socket a Route URI of ours names (sn= param, else host/port/transport)."""
-    from sipcore.core.sockets import SocketSpec, find_socket, find_socket_by_name
+    from sipcore.net.sockspec import SocketSpec, find_socket, find_socket_by_name
 
     if sockname_mode:
         name = uri.param("sn")

@@ -1,7 +1,7 @@
 """Record-Route insertion (Kamailio rr/record.c).
 
 Runs in: SIP workers. Per-message state only (ctx.extra). The Record-Route lines are
-send-time lumps (sipcore.core.sendlumps): the inbound RR names the socket the request came
+send-time lumps (sipcore.route.sendlumps): the inbound RR names the socket the request came
 in on, the outbound RR (double RR) the socket it leaves by, and the outbound one appears only
 when the two differ (Kamailio COND_IF_DIFF_REALMS) or when enable_double_rr=2.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from sipcore.core import sendlumps
 from sipcore.errors import ParseError
+from sipcore.route import sendlumps
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sipcore.route.core_api import SocketInfo
+    from sipcore.net.addr import SocketInfo
     from sipcore.route.ctx import RouteCtx
 
 KIND = "rr"

@@ -15,11 +15,11 @@ Kamailio equivalent: modules/rtimer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ModuleError
-from sipcore.mod import Module
+from sipcore.mod import ModContext, Module
+from sipcore.route.event import faked_ctx
 
 mod = Module("rtimer", summary="Run route blocks periodically in the timer process.")
 
@@ -88,10 +88,8 @@ TIMERS: dict[str, TimerDef] = {}
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: bind exec entries to timers, check the routes, register the jobs."""
-    from sipcore import timer
-
     TIMERS.clear()
     for td in mod.p.timer:
         if td.name in TIMERS:
@@ -101,7 +99,7 @@ def _mod_init(cfg: Any) -> None:
         td = TIMERS.get(tname)
         if td is None:
             raise ModuleError(f"rtimer: exec for undefined timer {tname}")
-        if cfg is not None and not cfg.has_route("route", route):
+        if not ctx.has_route("route", route):
             raise ModuleError(f"rtimer: timer {tname}: no route[{route}] block")
         td.routes.append(route)
     default_ms = int(mod.p.default_interval) * 1000
@@ -109,31 +107,18 @@ def _mod_init(cfg: Any) -> None:
         raise ModuleError("rtimer: default_interval must be positive")
     for td in TIMERS.values():
         if td.routes:
-            timer.register_timer(f"rtimer:{td.name}", lambda t=td: run_timer(t),
+            ctx.timers.register_timer(f"rtimer:{td.name}", lambda t=td: run_timer(t),
                                  td.interval_ms or default_ms)
 
 
 def run_timer(td: TimerDef) -> None:
     """Timer process: run the routes of TD on a fresh faked request each."""
-    from sipcore.mod.exports import RouteType
-    from sipcore.msg import parse_msg
-    from sipcore.route.ctx import RecvInfo, RouteCtx
-    from sipcore.runtime import current_config, current_core
-
-    cfg = current_config()
-    if cfg is None:
+    mc = mod.context
+    if mc is None:
         return
     for route in td.routes:
-        faked = (b"OPTIONS sip:you@127.0.0.1 SIP/2.0\r\n"
-                 b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKrtimer\r\n"
-                 b"From: <sip:you@127.0.0.1>;tag=1\r\nTo: <sip:you@127.0.0.1>\r\n"
-                 b"Call-ID: rtimer-" + td.name.encode() + b"\r\nCSeq: 1 OPTIONS\r\n"
-                 b"Content-Length: 0\r\n\r\n")
-        ctx = RouteCtx(msg=parse_msg(faked), rcv=RecvInfo(), core=current_core(),
-                       route_type=RouteType.EVENT)
-        ctx.extra["faked_msg"] = True
         try:
-            cfg.run("route", route, ctx)
+            mc.run_route("route", route, faked_ctx(mc.core))
         except Exception as exc:  # noqa: BLE001 - a script error must not stop the timer
             klog.err(f"rtimer: timer {td.name}: route[{route}] failed: "
                      f"{type(exc).__name__}: {exc}")

@@ -12,9 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from sipcore import log as klog
-from sipcore import timer
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore.mod import (
+    BRANCH_ROUTE,
+    FAILURE_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Fx,
+    ModContext,
+    Module,
+)
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
 
@@ -58,17 +65,15 @@ def _build_engine(shm: Any) -> rf.Engine:
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Parse the sockets and create the shared tables (master, before fork)."""
-    from sipcore.runtime import shm_context
-
     if not mod.p.rtpproxy_sock:
         # as Kamailio: the module loads, its functions fail (return -1) with an error log
         klog.warn("rtpproxy: no rtpproxy_sock configured, relaying is disabled")
     if int(mod.p.rtpproxy_tout) <= 0 or int(mod.p.rtpproxy_retr) <= 0:
         raise ModuleError("rtpproxy: rtpproxy_tout and rtpproxy_retr must be positive")
-    _engine["e"] = _build_engine(shm_context())
-    timer.register_timer("rtpproxy:offers", _expire_offers, 60_000)
+    _engine["e"] = _build_engine(ctx.shm)
+    ctx.timers.register_timer("rtpproxy:offers", _expire_offers, 60_000)
 
 
 def _expire_offers() -> None:

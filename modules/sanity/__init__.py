@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
-from sipcore.mod import ONREPLY_ROUTE, REQUEST_ROUTE, Fx, Module, bind_api
+from sipcore.mod import ONREPLY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
 
 mod = Module("sanity", summary="Sanity checks of received requests.", depends=("sl",))
@@ -315,10 +315,10 @@ _sl: Any = None
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Master: bind sl (loaded, as `depends` makes sure)."""
     global _sl
-    _sl = bind_api(cfg.modules, "sl", "sanity")
+    _sl = ctx.bind_api("sl")
 
 
 def _send(ctx: RouteCtx, code: int, reason: str, headers: tuple[str, ...]) -> bool:
@@ -327,7 +327,7 @@ def _send(ctx: RouteCtx, code: int, reason: str, headers: tuple[str, ...]) -> bo
     ctx.reply_lumps.extend(headers)
     if _sl is not None:
         return _sl.zreply(ctx, code, reason) > 0
-    from sipcore.route.reply import send_stateless_reply
+    from sipcore.reply import send_stateless_reply
 
     try:
         return send_stateless_reply(ctx, code, reason)

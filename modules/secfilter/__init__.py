@@ -24,7 +24,7 @@ from sqlalchemy import column, select, table
 from sipcore import db
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, Module
+from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.msg import ParseError
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
@@ -108,14 +108,9 @@ def _check(typ: int, value: str, match: Callable[[str, list[str]], bool], stat: 
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
+def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: the shm table, the DB lists."""
-    from sipcore.runtime import shm_context
-
-    shm = shm_context()
-    if shm is None:
-        raise ModuleError("secfilter: no shared memory")
-    _state["table"] = shm.named("secfilter:lists", lambda a: ShmHashTable.create(a, 64),
+    _state["table"] = ctx.require_shm().named("secfilter:lists", lambda a: ShmHashTable.create(a, 64),
                                 ShmHashTable.attach)
     _t().clear()
     _cache.clear()

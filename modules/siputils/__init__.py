@@ -14,8 +14,18 @@ from typing import Any, Optional
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
-from sipcore.mod import (ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, LOCAL_ROUTE, ONREPLY_ROUTE,
-                         REQUEST_ROUTE, Custom, Fx, Module, bind_api)
+from sipcore.mod import (
+    ANY_ROUTE,
+    BRANCH_ROUTE,
+    FAILURE_ROUTE,
+    LOCAL_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Custom,
+    Fx,
+    ModContext,
+    Module,
+)
 from sipcore.route.ctx import RouteCtx
 
 from . import contact_enc
@@ -28,10 +38,10 @@ _sl: Any = None
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     """Master: bind sl (loaded, as `depends` makes sure)."""
     global _sl
-    _sl = bind_api(cfg.modules, "sl", "siputils")
+    _sl = ctx.bind_api("sl")
 
 
 def _sep(v: str) -> str:
@@ -67,7 +77,7 @@ def _reply(ctx: RouteCtx, code: int, reason: str, headers: list[str]) -> int:
     ctx.reply_lumps.extend(headers)
     if _sl is not None:
         return _sl.freply(ctx, code, reason)
-    from sipcore.route.reply import send_stateless_reply
+    from sipcore.reply import send_stateless_reply
 
     return 1 if send_stateless_reply(ctx, code, reason) else -1
 
@@ -171,7 +181,7 @@ def ki_uri_param_any(ctx: RouteCtx, name: str) -> int:
 
 
 def _rebuild_ruri(ctx: RouteCtx, change: Any) -> int:
-    from sipcore.core.ruri import UriParts
+    from sipcore.route.ruri import UriParts
 
     u = _ruri(ctx)
     if u is None or not u.is_sip:
@@ -436,8 +446,8 @@ def ki_is_rpid_user_e164(ctx: RouteCtx) -> int:
 # ---- writable URI PVs ------------------------------------------------------------------------
 
 def _set_uri_part(ctx: RouteCtx, pv: Any, setter: Any) -> int:
-    from sipcore.core.ruri import UriParts
     from sipcore.msg import parse_uri
+    from sipcore.route.ruri import UriParts
 
     cur = pv.get(ctx)
     if not isinstance(cur, str) or not cur:

@@ -78,7 +78,7 @@ def param_remove(uri: str, pname: str) -> Optional[str]:
     u = parse_uri(uri)
     if u.param(pname) is None:
         return None
-    from sipcore.core.ruri import UriParts
+    from sipcore.route.ruri import UriParts
 
     p = UriParts.from_uri(u)
     p.params = [(n, v) for n, v in p.params if n.lower() != pname.lower()]

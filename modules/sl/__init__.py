@@ -20,10 +20,17 @@ from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ParseError
 from sipcore.forward import default_port
+from sipcore.mod import (
+    BRANCH_ROUTE,
+    FAILURE_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Custom,
+    Fx,
+    Module,
+)
 from sipcore.msg.builder import gen_to_tag
-from sipcore.mod import (BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx,
-                         Module)
-from sipcore.route.core_api import Dest
+from sipcore.net.addr import Dest
 from sipcore.route.ctx import RouteCtx
 
 from . import sl_stats
@@ -125,7 +132,7 @@ def sl_reply(ctx: RouteCtx, code: int, reason: str, *, extra_headers: tuple[str,
     Adds the destination set as Contact for 3xx, and a body set by textops set_reply_body()
     (kept in ctx.extra["reply_body"] as (bytes, content_type)).
     """
-    from sipcore.route.reply import send_stateless_reply
+    from sipcore.reply import send_stateless_reply
 
     msg = ctx.msg
     if not msg.is_request or msg.method == "ACK":

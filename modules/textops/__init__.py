@@ -20,13 +20,20 @@ from typing import Any, Optional
 from sipcore import log as klog
 from sipcore.cfg.regex import compile_posix
 from sipcore.errors import ParseError
-from sipcore.mod import ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE
-from sipcore.mod import Custom, Fx, Module
+from sipcore.mod import (
+    ANY_ROUTE,
+    BRANCH_ROUTE,
+    FAILURE_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    Custom,
+    Fx,
+    Module,
+)
 from sipcore.route.ctx import RouteCtx
 
 from . import multipart
-from .msgtext import (encode, finditer_nonempty, first_line_end, replace_span,
-                      search, subject)
+from .msgtext import encode, finditer_nonempty, first_line_end, replace_span, search, subject
 from .subst import SubstExpr, parse_subst
 
 mod = Module("textops", summary="Search, replace and substitute text; add, remove and test "
@@ -341,7 +348,7 @@ def ki_subst_uri(ctx: RouteCtx, se: SubstExpr) -> int:
 @mod.function("subst_user", args=(SUBST,), routes=RFBO)
 def ki_subst_user(ctx: RouteCtx, se: SubstExpr) -> int:
     """Substitution on the R-URI user part (empty string when the URI has none). 1 / -1."""
-    from sipcore.core.ruri import UriParts
+    from sipcore.route.ruri import UriParts
 
     msg = ctx.msg
     if not msg.is_request:

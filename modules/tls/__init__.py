@@ -19,8 +19,8 @@ from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import Module
-from sipcore.route.core_api import SocketInfo
+from sipcore.mod import ModContext, Module
+from sipcore.net.addr import SocketInfo
 
 from . import tls_pv
 from .tls_cfg import TlsCfgError, TlsConfig, TlsProfile, parse_tls_cfg
@@ -104,6 +104,7 @@ class TlsState:
         self.loaded_at = 0.0
         self.shared: Any = None         # ShmHashTable with b"gen" (None without shm)
         self.local_gen = 0              # without shm (tests, harness)
+        self.provider: Any = None       # the Provider the TCP workers ask (set by mod_init)
 
     def shared_generation(self) -> int:
         if self.shared is None:
@@ -166,10 +167,14 @@ def _sni_dispatch(conf: TlsConfig, contexts: dict[str, ssl.SSLContext]) -> None:
             ctx.sni_callback = pick
 
 
-def _needs_server() -> bool:
-    from sipcore.net.tcp import current
+def _stream() -> Any:
+    """The server's StreamNet (TCP/TLS runtime), None without TCP workers."""
+    mc = mod.context
+    return getattr(mc.core, "stream", None) if mc is not None else None
 
-    net = current()
+
+def _needs_server() -> bool:
+    net = _stream()
     return net is not None and any(si.proto == "tls" for _, si in net.listeners)
 
 
@@ -209,29 +214,27 @@ class Provider:
         klog.emit(klog.L_INFO, f"tls: configuration generation {gen} adopted")
 
     def connection_limit(self) -> int:
-        from sipcore.net.tcp import current
-
-        net = current()
+        net = _stream()
         return net.opts.tls_max_connections if net is not None else 2048
 
 
 @mod.on_init
-def mod_init(cfg: Any) -> None:
-    from sipcore.net.tcp import register_tls_provider
-    from sipcore.runtime import shm_context
+def mod_init(ctx: ModContext) -> None:
     from sipcore.shm import ShmHashTable
 
     try:
         conf, contexts = load()
     except TlsCfgError as exc:
         raise ModuleError(f"tls: {exc}") from None
-    ctx = shm_context()
     _st.shared = None
-    if ctx is not None:
-        _st.shared = ctx.named("tls:state", lambda a: ShmHashTable.create(a, 4),
-                               ShmHashTable.attach)
+    if ctx.shm is not None:
+        _st.shared = ctx.shm.named("tls:state", lambda a: ShmHashTable.create(a, 4),
+                                   ShmHashTable.attach)
     _install(conf, contexts, _st.shared_generation())
-    register_tls_provider(Provider())
+    _st.provider = Provider()
+    net = _stream()
+    if net is not None:             # the TCP workers ask it for their SSL contexts
+        net.tls = _st.provider
 
 
 # ---- RPC ------------------------------------------------------------------------------------
@@ -253,9 +256,7 @@ def rpc_reload() -> str:
 
 def rpc_info() -> dict[str, int]:
     """Maximum and open TLS connections."""
-    from sipcore.net.tcp import current
-
-    net = current()
+    net = _stream()
     return {"max_connections": net.opts.tls_max_connections if net else 0,
             "opened_connections": net.table.count("tls") if net else 0,
             "clear_text_write_queued_bytes": 0}
@@ -263,9 +264,7 @@ def rpc_info() -> dict[str, int]:
 
 def rpc_list() -> list[dict[str, Any]]:
     """Open TLS connections."""
-    from sipcore.net.tcp import current
-
-    net = current()
+    net = _stream()
     if net is None:
         return []
     return [{"id": c["id"], "timeout": 0, "src_ip": c["src_ip"], "src_port": c["src_port"],

@@ -18,11 +18,9 @@ from sipcore.pv.spec import FuncPv, PvValue
 
 def tls_socket(ctx: Any) -> Any:
     """The ssl socket the current message came on, or None."""
-    from sipcore.net.tcp import current
-
     if ctx.rcv.proto != "tls":
         return None
-    net = current()
+    net = ctx.core.stream
     if net is None or net.worker is None:
         return None
     conn = net.worker.conns.get(ctx.rcv.conn_id)

@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from sipcore import log as klog
 from sipcore import stats, timer
-from sipcore.core import errcodes as E
-from sipcore.core import sendlumps
 from sipcore.errors import ParseError
 from sipcore.forward import (
     ForwardError,
@@ -30,7 +28,6 @@ from sipcore.forward import (
     choose_send_socket,
     forward_request,
     remove_via1,
-    reply_dest,
     resolve,
     strip_brackets,
     uri_next_hop,
@@ -38,9 +35,12 @@ from sipcore.forward import (
 from sipcore.mod.exports import RouteType
 from sipcore.msg import HdrType, parse_msg
 from sipcore.msg.builder import build_reply
+from sipcore.net.addr import Dest, RecvInfo, SocketInfo
 from sipcore.pv.vars import AvpList, Xavp, xavps
-from sipcore.route.core_api import Dest, SocketInfo
-from sipcore.route.ctx import RecvInfo, RouteCtx
+from sipcore.reply import reply_dest, server_header
+from sipcore.route import errcodes as E
+from sipcore.route import sendlumps
+from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmOutOfMemory
 from sipcore.shm.hashtable import now_ms
 
@@ -49,9 +49,9 @@ from .fsm import Act, Ev, St
 from .h_table import (
     B_CANCEL_PENDING,
     B_CANCEL_REPLIED,
-    B_FR_ARMED,
     B_CANCEL_SENT,
     B_DROPPED,
+    B_FR_ARMED,
     B_LOCAL_FAIL,
     B_REPLIED,
     B_TIMEOUT,
@@ -1001,8 +1001,6 @@ def relay_cancel(ctx: RouteCtx, inv_tid: str) -> int:
 
 def t_reply(ctx: RouteCtx, code: int, reason: str, headers: tuple[str, ...] = ()) -> int:
     """Reply statefully to the transaction of ctx (request or failure route). 1 / -1."""
-    from sipcore.route.reply import server_header
-
     tid = ctx.extra.get(TID)
     if tid is None and ctx.msg.is_request:
         tid = lookup_request(ctx)
@@ -1337,9 +1335,10 @@ def run_failure(tid: str, what: tuple[str, int, str, int], core: Any) -> None:
 # ---- timers (timer process) ------------------------------------------------------------------
 
 def _core() -> Any:
-    from sipcore.runtime import current_core
+    """The node (CoreApi) tm was initialised with: timer callbacks and RPCs send through it."""
+    from . import mod
 
-    return current_core()
+    return mod.context.core
 
 
 def on_retr_timer(payload: bytes) -> None:

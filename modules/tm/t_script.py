@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 from sipcore import log as klog
 from sipcore import stats, timer
 from sipcore.errors import RpcFault
+from sipcore.mod import ModContext
 from sipcore.mod.exports import RouteType
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
@@ -48,8 +49,7 @@ STATS = ("UAS_transactions", "UAC_transactions", "2xx_transactions", "3xx_transa
 
 
 @mod.on_init
-def _mod_init(cfg: Any) -> None:
-    from sipcore.runtime import shm_context
+def _mod_init(ctx: ModContext) -> None:
 
     p = mod.p
     c = tf.cfg
@@ -71,25 +71,23 @@ def _mod_init(cfg: Any) -> None:
     c.callid_matching = p.callid_matching
     for name in ("via1_matching", "callid_matching", "callid_cseq_matching"):
         setattr(match_opts, name, bool(getattr(p, name)))
-    shm = shm_context()
-    if shm is None:
-        raise RuntimeError("tm needs the shared memory segment")
+    shm = ctx.require_shm()
     tbl = shm.named("tm:table", lambda a: ShmHashTable.create(a, 4096), ShmHashTable.attach)
     tf.set_table(TmTable(tbl))
     tf.final_callbacks.clear()
     mod.runtime_cfg(_apply_cfg, *_CFG_GROUP)
-    timer.register_handler("tm:retr", tf.on_retr_timer)
-    timer.register_handler("tm:fr", tf.on_fr_timer)
-    timer.register_handler("tm:uas", tf.on_uas_timer)
-    timer.register_handler("tm:wait", tf.on_wait_timer)
-    timer.register_handler("tm:life", tf.on_life_timer)
-    timer.register_handler("tm:cretr", tf.on_cancel_retr_timer)
-    timer.register_timer("tm:clean", tf.on_clean_timer, 2000)
+    ctx.timers.register_handler("tm:retr", tf.on_retr_timer)
+    ctx.timers.register_handler("tm:fr", tf.on_fr_timer)
+    ctx.timers.register_handler("tm:uas", tf.on_uas_timer)
+    ctx.timers.register_handler("tm:wait", tf.on_wait_timer)
+    ctx.timers.register_handler("tm:life", tf.on_life_timer)
+    ctx.timers.register_handler("tm:cretr", tf.on_cancel_retr_timer)
+    ctx.timers.register_timer("tm:clean", tf.on_clean_timer, 2000)
     for name in STATS:
         stats.register("tmx:" + name, no_reset=True)
-    sl = cfg.modules.get("sl") if cfg is not None else None
-    if sl is not None and sl.api is not None:
-        sl.api.stateful_replier = stateful_replier
+    sl = ctx.api_or_none("sl")
+    if sl is not None:
+        sl.stateful_replier = stateful_replier
 
 
 # Kamailio tm's cfg group (tm/config.c) as far as PyKam's tm uses the values: `pykamcmd
@@ -134,9 +132,7 @@ class TmApi:
         Via and Content-Length, retransmits, and absorbs the replies. NEXTHOP overrides the
         R-URI as destination, SOCKET ("udp:ip:port") picks the sending socket. Returns the
         transaction id, None when nothing could be sent."""
-        from sipcore.runtime import current_core
-
-        return tf.uac_send(core if core is not None else current_core(), method, ruri,
+        return tf.uac_send(core if core is not None else tf._core(), method, ruri,
                            nexthop, socket, headers, body)
 
 
@@ -629,10 +625,8 @@ def _dot(v: Any) -> str:
 
 def rpc_t_uac_start(method: str = "", ruri: str = "", nexthop: Any = ".", socket: Any = ".",
                     headers: Any = "", body: Any = "", *_args: Any) -> str:
-    from sipcore.runtime import current_core
-
     _rpc_table()
-    tid = tf.uac_send(current_core(), method, ruri, _dot(nexthop), _dot(socket),
+    tid = tf.uac_send(tf._core(), method, ruri, _dot(nexthop), _dot(socket),
                       _dot(headers), _dot(body))
     if tid is None:
         raise RpcFault(500, "cannot send the request")
@@ -645,10 +639,8 @@ def rpc_t_uac_wait_block(method: str = "", ruri: str = "", nexthop: Any = ".",
     """Send, then wait (blocking this RPC process, up to 80 s) for the final reply."""
     import time
 
-    from sipcore.runtime import current_core
-
     tbl = _rpc_table()
-    tid = tf.uac_send(current_core(), method, ruri, _dot(nexthop), _dot(socket),
+    tid = tf.uac_send(tf._core(), method, ruri, _dot(nexthop), _dot(socket),
                       _dot(headers), _dot(body))
     if tid is None:
         raise RpcFault(500, "cannot send the request")
@@ -663,13 +655,11 @@ def rpc_t_uac_wait_block(method: str = "", ruri: str = "", nexthop: Any = ".",
 
 def _rpc_reply(tid: Optional[str], code: Any, reason: str, to_tag: Any, hdrs: Any,
                body: Any) -> str:
-    from sipcore.runtime import current_core
-
     if tid is None or _rpc_table().get(tid) is None:
         raise RpcFault(481, "No such transaction")
     cell = tf.table().get(tid)
     assert cell is not None
-    core = current_core()
+    core = tf._core()
     ctx = tf.ctx_from_cell(cell, core)
     if _dot(to_tag):
         def upd(c: Any) -> None:
@@ -817,9 +807,7 @@ def rpc_cancel(callid: str = "", cseq: str = "", *_args: Any) -> str:
     tid = tf.find_by_callid(callid, cseq, "INVITE")
     if tid is None:
         raise RpcFault(481, "No such transaction")
-    from sipcore.runtime import current_core
-
-    core = current_core()
+    core = tf._core()
     out = tf.Out()
 
     def upd(c: Any) -> None:

@@ -291,10 +291,11 @@ class _Nested:
 
     def _spec(self) -> Any:
         from sipcore.pv import cached_pv
-        from sipcore.runtime import current_config
 
-        cfg = current_config()
-        return cached_pv(self.inner, cfg.modules if cfg is not None else None)
+        from . import mod
+
+        mc = mod.context
+        return cached_pv(self.inner, mc.cfg.modules if mc is not None else None)
 
     def get(self, ctx: RouteCtx) -> Any:
         from sipcore.msg import parse_msg

@@ -14,11 +14,11 @@ import os
 import time
 from typing import Any
 
-from sipcore import db, stats, timer
+from sipcore import db, stats
 from sipcore import log as klog
 from sipcore.core.declared import declare_params
 from sipcore.errors import ModuleError, RpcFault
-from sipcore.mod import Module
+from sipcore.mod import ModContext, Module
 from sipcore.proc import ranks
 from sipcore.shm import ShmError, ShmHashTable
 
@@ -127,7 +127,8 @@ def _settings() -> DomainCfg:
                      desc_time_order=bool(p.desc_time_order), fetch_rows=int(p.fetch_rows),
                      db_timer_clean=bool(p.db_timer_clean),
                      rm_expired_delay=int(p.rm_expired_delay), db_clean_tcp=bool(p.db_clean_tcp),
-                     skip_remote_socket=bool(p.skip_remote_socket), columns=_columns())
+                     skip_remote_socket=bool(p.skip_remote_socket), columns=_columns(),
+                     node=mod.context.core if mod.context is not None else None)
 
 
 def get_domain(name: str) -> UDomain:
@@ -140,10 +141,8 @@ def get_domain(name: str) -> UDomain:
     table = None
     if cfg.db_mode != DB_ONLY:
         ctx = _state["ctx"]
-        if ctx is None:
-            from sipcore.runtime import shm_context
-
-            ctx = _state["ctx"] = shm_context()
+        if ctx is None and mod.context is not None:
+            ctx = _state["ctx"] = mod.context.shm
         if ctx is None:
             raise ModuleError("usrloc: no shared memory (the server or the harness creates it)")
         created: list[bool] = []
@@ -197,7 +196,7 @@ mod.provides_api(api)
 
 
 @mod.on_init
-def mod_init(_cfg: Any) -> None:
+def mod_init(ctx: ModContext) -> None:
     cfg = _settings()
     if cfg.db_mode not in (NO_DB, 1, WRITE_BACK, DB_ONLY, DB_READONLY):
         raise ModuleError(f"usrloc: invalid db_mode {cfg.db_mode}")
@@ -208,18 +207,18 @@ def mod_init(_cfg: Any) -> None:
             raise ModuleError(f"usrloc: {exc}") from None
     _domains.clear()
     _state["cfg"] = cfg
-    _state["ctx"] = None
+    _state["ctx"] = ctx.shm
     _state["master_pid"] = os.getpid()
     if cfg.db_mode != DB_ONLY:
         stats.register("usrloc:registered_users", no_reset=True)
     for name in mod.p.preload:
         get_domain(name)
     interval = max(1, int(mod.p.timer_interval)) * 1000
-    timer.register_timer("usrloc:timer", _timer, interval)
+    ctx.timers.register_timer("usrloc:timer", _timer, interval)
 
 
 @mod.on_child_init
-def child_init(rank: int) -> None:
+def child_init(ctx: ModContext, rank: int) -> None:
     """Create (not connect) this process's engine: workers, timer and ctl use the DB."""
     cfg = _state["cfg"]
     if cfg is None or cfg.db_mode == NO_DB or rank in (ranks.PROC_INIT, ranks.PROC_MAIN):
@@ -228,7 +227,7 @@ def child_init(rank: int) -> None:
 
 
 @mod.on_destroy
-def destroy(_cfg: Any) -> None:
+def destroy(ctx: ModContext) -> None:
     """Master at stop (children are gone): write pending changes in db_mode 2."""
     cfg = _state["cfg"]
     if cfg is None or cfg.db_mode != WRITE_BACK:
@@ -244,10 +243,6 @@ def destroy(_cfg: Any) -> None:
 def _all_domains() -> list[UDomain]:
     """Every domain of this instance, including those another process created after fork."""
     ctx = _state["ctx"]
-    if ctx is None:
-        from sipcore.runtime import shm_context
-
-        ctx = shm_context()
     if ctx is not None:
         for name in ctx.named_offsets():
             if name.startswith("usrloc:") and name[7:] not in _domains:

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sipcore import log as klog
 from sipcore import stats
@@ -49,6 +50,7 @@ class DomainCfg:
     rm_expired_delay: int = 0           # db_mode 3: expired rows deleted N s after expiry
     db_clean_tcp: bool = False          # startup: delete rows of TCP/TLS/WS/WSS contacts
     skip_remote_socket: bool = False    # startup: rows whose socket is not ours not loaded
+    node: Any = None                    # the CoreApi (listen sockets for skip_remote_socket)
     # location column (key) -> the name the operator's table uses (usrloc *_column params)
     columns: dict[str, str] = field(default_factory=dict)
 
@@ -218,7 +220,8 @@ class UDomain:
             klog.info(f"usrloc: {self.name}: {gone} TCP/TLS/WS contacts removed at startup")
         skipped = 0
         for aor, ct in self.db.load_all(self.cfg.fetch_rows):
-            if self.cfg.skip_remote_socket and ct.socket and not _local_socket(ct.socket):
+            if self.cfg.skip_remote_socket and ct.socket and \
+                    not _local_socket(self.cfg.node, ct.socket):
                 skipped += 1                # another node's registration (shared table)
                 continue
             recs.setdefault(aor, []).append(ct)
@@ -340,13 +343,11 @@ class UDomain:
         self.timer(sync=True)
 
 
-def _local_socket(text: str) -> bool:
-    """SOCKET (proto:host:port) is one of this instance's listen sockets (True when unknown:
-    no running core to ask)."""
-    from sipcore.core.sockets import find_socket, parse_socket_spec
-    from sipcore.runtime import current_core
+def _local_socket(core: Any, text: str) -> bool:
+    """SOCKET (proto:host:port) is one of the listen sockets of the node CORE (True when
+    unknown: no running core to ask)."""
+    from sipcore.net.sockspec import find_socket, parse_socket_spec
 
-    core = current_core()
     if core is None:
         return True
     try:

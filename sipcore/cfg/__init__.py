@@ -52,9 +52,10 @@ def compile_text(text: str, filename: str = "<string>",
     `modules`: a ModuleRegistry to load into (a fresh one by default)."""
     cfg, errors, pp = parse_text(text, filename, defines)
     if modules is None:
+        from sipcore.core.funcs import core_module
         from sipcore.mod.loader import ModuleRegistry
 
-        modules = ModuleRegistry()
+        modules = ModuleRegistry(core_module)
     compiler = Compiler(cfg, modules, errors, pp.defines)
     try:
         return compiler.compile()

@@ -17,11 +17,11 @@ from typing import Any, Callable, Optional
 
 from sipcore.cfg import ast as A
 from sipcore.cfg import globals as G
+from sipcore.cfg import runtime as RT
 from sipcore.cfg.codegen import CodeGen, RouteInfo
 from sipcore.cfg.pos import Pos
 from sipcore.errors import ConfigError, ConfigErrors, ModuleError
 from sipcore.mod.exports import RouteType
-from sipcore.route import runtime as RT
 from sipcore.route.ctx import RouteCtx, ScriptExit
 
 log = logging.getLogger("pykam.cfg")
@@ -80,6 +80,17 @@ class CompiledConfig:
             for name, ri in tbl.items():
                 self._entries[(kind, name)] = (ns[ri.pyname], ri.runtime_type)
                 self._by_file[ri.filename] = ri
+
+    def setup_process(self) -> None:
+        """This process's script state: $def lookups and the log_prefix evaluator (the master
+        before fork, so every child inherits them; the harness)."""
+        from sipcore import log as klog
+        from sipcore.pv import parse_format
+        from sipcore.pv.miscpv import set_defines_provider
+
+        set_defines_provider(self.defines.get)
+        prefix = self.globals.get("log_prefix")
+        klog.set_prefix(parse_format(str(prefix), self.modules).eval if prefix else None)
 
     @staticmethod
     def _key(kind: str, name: Optional[str]) -> tuple[str, Optional[str]]:

@@ -9,11 +9,11 @@ Types: "int", "bool", "str", "listen" (repeatable socket), "alias" (repeatable),
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from sipcore.cfg.lexer import parse_int
+from sipcore.net.listen import alias_addr, listen_addr
 
 
 @dataclass(frozen=True)
@@ -24,33 +24,6 @@ class CoreParam:
     doc: str
     aliases: tuple[str, ...] = ()
     runtime: bool = False     # changeable at run time through the cfg framework ("rt")
-
-
-@dataclass(frozen=True)
-class ListenAddr:
-    """One `listen=[proto:]addr[:port] [advertise addr[:port]] [name "n"] [virtual]`."""
-
-    proto: Optional[str]          # udp|tcp|tls|sctp|ws|wss, None = every enabled transport
-    host: str                     # IP (IPv6 without brackets), hostname or interface name
-    port: Optional[int]           # None = default port (5060, 5061 for TLS)
-    advertise_host: Optional[str] = None
-    advertise_port: Optional[int] = None
-    name: Optional[str] = None
-    virtual: bool = False
-    workers: int = 0              # socket_workers given just before this listen line
-
-
-@dataclass(frozen=True)
-class AliasAddr:
-    """One `alias=[proto:]host[:port]` (hosts matched by `myself`)."""
-
-    proto: Optional[str]
-    host: str
-    port: Optional[int]
-
-    def as_tuple(self) -> tuple[str, Optional[int], Optional[str]]:
-        """The shape CoreApi.aliases uses: (host, port, proto)."""
-        return (self.host, self.port, self.proto)
 
 
 def _p(name: str, type_: str, default: Any, doc: str, *aliases: str, rt: bool = False
@@ -316,50 +289,6 @@ def coerce(cp: CoreParam, value: Union[int, str], is_string: bool) -> Any:
     return str(value)
 
 
-_HOSTPORT_RE = re.compile(
-    r"^(?:(?P<proto>udp|tcp|tls|sctp|ws|wss|any|\*):)?"
-    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]+)"
-    r"(?::(?P<port>\d+|\*))?$", re.IGNORECASE)
-
-
-def parse_hostport(text: str, what: str) -> tuple[Optional[str], str, Optional[int]]:
-    """`[proto:]host[:port]` -> (proto or None, host without brackets, port or None)."""
-    m = _HOSTPORT_RE.match(text.strip())
-    if not m:
-        raise ValueError(f"bad {what} \"{text}\" (expected [proto:]address[:port])")
-    proto = m.group("proto")
-    proto = None if proto is None or proto in ("*", "any") else proto.lower()
-    host = m.group("host")
-    if host.startswith("["):
-        host = host[1:-1]
-    port_s = m.group("port")
-    port = None if port_s in (None, "*") else int(port_s)
-    if port is not None and not 0 < port < 65536:
-        raise ValueError(f"bad port {port} in {what} \"{text}\"")
-    return proto, host, port
-
-
-def parse_listen(text: str, extra: tuple[tuple[str, Any], ...], workers: int) -> ListenAddr:
-    proto, host, port = parse_hostport(text, "listen address")
-    adv_host: Optional[str] = None
-    adv_port: Optional[int] = None
-    name: Optional[str] = None
-    virtual = False
-    for key, val in extra:
-        if key == "advertise":
-            _, adv_host, adv_port = parse_hostport(str(val), "advertise address")
-        elif key == "name":
-            name = str(val)
-        elif key == "virtual":
-            virtual = True
-    return ListenAddr(proto, host, port, adv_host, adv_port, name, virtual, workers)
-
-
-def parse_alias(text: str) -> AliasAddr:
-    proto, host, port = parse_hostport(text, "alias")
-    return AliasAddr(proto, host, port)
-
-
 @dataclass
 class GlobalsBuilder:
     """Accumulates `name = value` lines into the typed globals dict."""
@@ -370,11 +299,11 @@ class GlobalsBuilder:
     def set(self, cp: CoreParam, value: Union[int, str], is_string: bool,
             extra: tuple[tuple[str, Any], ...] = ()) -> None:
         if cp.type == "listen":
-            self.values["listen"].append(parse_listen(str(value), extra, self._pending_workers))
+            self.values["listen"].append(listen_addr(str(value), extra, self._pending_workers))
             self._pending_workers = 0
             return
         if cp.type == "alias":
-            self.values["alias"].append(parse_alias(str(value)))
+            self.values["alias"].append(alias_addr(str(value)))
             return
         typed = coerce(cp, value, is_string)
         if cp.name == "socket_workers":

@@ -113,10 +113,17 @@ class RunOptions:
 
 def run_server(cfg, opts: RunOptions) -> int:
     """Start the server. -D: one process, no fork (debugging); -DD: prefork with the master in
-    the foreground; neither: daemonize, then prefork (Kamailio's -D semantics)."""
-    from sipcore.runtime import (UdpCore, core_from_config, create_shm, destroy_shm,
-                                 preload, run_mod_init, set_current, setup_process)
-    from sipcore.shm import ShmError
+    the foreground; neither: daemonize, then prefork (Kamailio's -D semantics).
+
+    The start-up order: bind the listen sockets, daemonize, create the shared memory (sized by
+    -m), the TCP runtime, every module's mod_init (with the CoreContext: config, node, shm,
+    timers), preload the code, then fork (sipcore.proc.master) or run in this process."""
+    from sipcore import stats, timer
+    from sipcore.mod.context import CoreContext
+    from sipcore.net.listen import core_from_config
+    from sipcore.net.node import NetCore
+    from sipcore.proc.preload import preload
+    from sipcore.shm import ShmContext, ShmError
 
     pending = [m for m in cfg.modules if not m.implemented]
     if pending:
@@ -135,7 +142,7 @@ def run_server(cfg, opts: RunOptions) -> int:
     rundir = os.path.abspath(opts.rundir or g.get("rundir") or "/run/pykam")
     fork = g.get("fork", 1) not in (0, False, "no") and opts.no_daemon != 1
     children = opts.children if opts.children is not None else int(g.get("children", 8) or 8)
-    core = core_from_config(cfg, UdpCore, opts.listen, resolve_aliases=True)
+    core = core_from_config(cfg, NetCore, opts.listen, resolve_aliases=True)
     if opts.disable_tcp:
         core.globals["disable_tcp"] = True
     if opts.tcp_children is not None:
@@ -151,34 +158,43 @@ def run_server(cfg, opts: RunOptions) -> int:
 
         daemon_fd = daemonize(keep_stderr=to_stderr)
     shm_mb = opts.shm_mb or int(g.get("shm_mem_size", 64) or 64)
-    n_udp = sum(1 for si in core.sockets if si.proto == "udp")
+    n_udp = len(core.udp_endpoints)
     from sipcore.net.options import TcpOptions
 
     tcp_opts = TcpOptions.from_globals(core.globals, children)
     n_tcp = tcp_opts.children if core.stream_listeners and fork else 0
     try:
-        shm = create_shm(shm_mb, max_procs=1 + (children if fork else 1) * n_udp + n_tcp + 16)
+        shm = ShmContext.create(shm_mb, str(os.getpid()),
+                                max_procs=max(1 + (children if fork else 1) * n_udp + n_tcp + 16,
+                                              8))
     except ShmError as exc:
         click.echo(f"error: shared memory: {exc}", err=True)
         return 1
+    owner = os.getpid()
+    stats.attach(shm)
+    stats.set_process_slot(0)
     try:
         if n_tcp:
             from sipcore.net import tcp as net_tcp
 
-            net = net_tcp.StreamNet.create(shm.ctx.arena, tcp_opts, core.stream_listeners,
+            net = net_tcp.StreamNet.create(shm.arena, tcp_opts, core.stream_listeners,
                                            core.sockets)
-            net_tcp.install(net)
             core.stream = net
         elif core.stream_listeners:
             klog.emit(klog.L_WARN, "TCP/TLS listen sockets are served by TCP workers only: "
                       "not in the no-fork mode (-D); skipped")
-            for sock, si in core.stream_listeners:
-                sock.close()
-                core.sockets.remove(si)
-            core.stream_listeners = []
-        set_current(cfg, core)
-        setup_process(cfg)
-        run_mod_init(cfg)
+            core.drop_stream_listeners()
+        from sipcore.rpc.env import RpcEnv
+        from sipcore.rpc.runtime_cfg import RuntimeCfg
+
+        env = RpcEnv(rundir=rundir, cfg=cfg, sockets=core.sockets, aliases=core.aliases,
+                     argv=sys.argv, master_pid=os.getpid(), stream=core.stream)
+        timer.init(shm)
+        cfg.setup_process()
+        cfg.modules.init_all(CoreContext(cfg, core, shm, timer, env))
+        if fork:        # after mod_init: the modules' cfg groups are declared there (tm)
+            env.runtime_cfg = RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars,
+                                                     modules=cfg.modules)
         preload(cfg)
         for s in core.sockets:
             klog.emit(klog.L_NOTICE, f"listening on {s}")
@@ -186,40 +202,27 @@ def run_server(cfg, opts: RunOptions) -> int:
             return _run_single(cfg, core, pidfile)
         from sipcore.proc import ranks
         from sipcore.proc.master import Master
-        from sipcore.rpc.env import RpcEnv, set_env
-        from sipcore.rpc.runtime_cfg import RuntimeCfg
         from sipcore.rpc.server import ctl_child_body
 
         os.makedirs(rundir, exist_ok=True)
-        env = RpcEnv(rundir=rundir, cfg=cfg, sockets=core.sockets, aliases=core.aliases,
-                     runtime_cfg=RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars,
-                                                        modules=cfg.modules),
-                     argv=sys.argv, master_pid=os.getpid())
-        set_env(env)
-        tcp_children = []
-        if core.stream is not None:
-            from sipcore.net.tcp_worker import tcp_child_body
-
-            tcp_children = [(f"tcp receiver (generic) child={i}",
-                             tcp_child_body(cfg, core, core.stream, i))
-                            for i in range(core.stream.n_workers)]
-        master = Master(cfg, core, children=children, daemon_fd=daemon_fd, pidfile=pidfile,
-                        rundir=rundir,
-                        extra_children=[(ranks.PROC_RPC, "ctl handler", ctl_child_body(env))],
-                        tcp_children=tcp_children)
+        master = Master(cfg, core, children=children, shm=shm, runtime_cfg=env.runtime_cfg,
+                        daemon_fd=daemon_fd, pidfile=pidfile, rundir=rundir,
+                        extra_children=[(ranks.PROC_RPC, "ctl handler", ctl_child_body(env))])
         return master.run()
     finally:
-        if os.getpid() == shm.owner_pid:
-            destroy_shm()
+        if os.getpid() == owner:
+            stats.detach()
+            shm.destroy()
 
 
 def _run_single(cfg, core, pidfile: Optional[str]) -> int:
     """-D: this process is the only receiver and also runs the timers between messages."""
     from sipcore import timer
+    from sipcore.net.udp import UdpReceiver
     from sipcore.proc.ranks import PROC_SIPINIT
-    from sipcore.runtime import run_child_init, serve
+    from sipcore.receive import receiver
 
-    run_child_init(cfg, PROC_SIPINIT)
+    cfg.modules.child_init_all(PROC_SIPINIT)
     if pidfile:
         with open(pidfile, "w") as fh:
             fh.write(f"{os.getpid()}\n")
@@ -232,12 +235,11 @@ def _run_single(cfg, core, pidfile: Optional[str]) -> int:
     signal.signal(signal.SIGINT, _stop)
     loop = timer.local_loop()
     try:
-        serve(cfg, core, lambda: stopping["v"], loop)
+        UdpReceiver(core.udp_endpoints, receiver(cfg, core)).run(
+            lambda: not stopping["v"], timers=loop)
     finally:
         core.close()
-        for m in cfg.modules:
-            for hook in m.destroy_hooks:
-                hook(cfg)
+        cfg.modules.destroy_all()
         if pidfile:
             try:
                 os.unlink(pidfile)

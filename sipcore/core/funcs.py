@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from sipcore import log
-from sipcore.core import errcodes as E
-from sipcore.core import ruri
-from sipcore.core.sockets import SocketSpec, find_socket, parse_socket_spec
 from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, Custom, Fx, Module
+from sipcore.net.sockspec import SocketSpec, find_socket, parse_socket_spec
+from sipcore.route import errcodes as E
+from sipcore.route import ruri
 from sipcore.route.ctx import RouteCtx
 
 core_module = Module("core", summary="Functions built into the configuration language.")

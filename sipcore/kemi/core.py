@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sipcore import log as klog
+from sipcore.cfg import runtime as RT
 from sipcore.kemi.registry import CURRENT, KsrTree, _to_int, _to_str, call_native
 from sipcore.pv import NULL_TEXT, PvError, cached_pv
-from sipcore.route import runtime as RT
 from sipcore.route.ctx import ScriptExit
 
 # is_method_in letters (kemi.c sr_kemi_core_is_method_in)

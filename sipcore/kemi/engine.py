@@ -49,13 +49,12 @@ class ScriptStore:
     lives in shm (gen, blob offset, blob length, previous blob offset); the harness and
     `pykam -c` keep it in the process."""
 
-    def __init__(self) -> None:
-        from sipcore.runtime import shm_context
-
+    def __init__(self, shm: Any = None) -> None:
+        """SHM: the server's ShmContext (None: this process only)."""
         self._arena: Any = None
         self._view: Any = [0, 0, 0, 0]
         self._local = b""
-        ctx = shm_context()
+        ctx = shm
         if ctx is not None:
             self._arena = ctx.arena
             off = ctx.arena.alloc(32)
@@ -100,14 +99,16 @@ class KemiEngine:
     lang = "kemi"
     module = "app_kemi"
 
-    def __init__(self, cfg: Any, paths: list[str]) -> None:
+    def __init__(self, cfg: Any, paths: list[str], shm: Any = None) -> None:
+        """CFG: the compiled config the engine routes for; SHM: the server's ShmContext,
+        where reloads are published (None: this process only)."""
         g = cfg.globals
         self.cfg = cfg
         self.paths = list(paths)
         self.reply_cb = str(g.get("kemi.reply_route_callback", "ksr_reply_route") or "")
         self.onsend_cb = str(g.get("kemi.onsend_route_callback", "ksr_onsend_route") or "")
         self.event_cb = str(g.get("kemi.event_route_callback", "") or "")
-        self.generation = ScriptStore()
+        self.generation = ScriptStore(shm)
         self.loaded_gen = 0
         self.tree: KsrTree | None = None
         self.state: Any = None
@@ -262,6 +263,6 @@ class KemiEngine:
         if kind == "request" and msg.is_request:
             ctx.dropped = True
             if msg.method != "ACK" and not ctx.replied:
-                from sipcore.route.reply import send_stateless_reply
+                from sipcore.reply import send_stateless_reply
 
                 send_stateless_reply(ctx, 500, "Server Internal Error")

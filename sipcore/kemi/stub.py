@@ -114,9 +114,10 @@ def generate(registry: Any) -> str:
 
 def all_modules_registry() -> Any:
     """A ModuleRegistry with every implemented module of modules/ loaded."""
+    from sipcore.core.funcs import core_module
     from sipcore.mod.loader import ModuleRegistry, available_modules, import_module_decl
 
-    reg = ModuleRegistry()
+    reg = ModuleRegistry(core_module)
     for name in available_modules():
         if import_module_decl(name).implemented:
             reg.load(name)

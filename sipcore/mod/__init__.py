@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from sipcore.errors import ModuleError
+from sipcore.mod.context import CoreContext, ModContext  # noqa: F401  (re-exported)
 from sipcore.mod.exports import (  # noqa: F401  (re-exported)
     ANY_ROUTE,
     BRANCH_ROUTE,
@@ -76,9 +77,12 @@ class Module:
         self.rpcs: dict[str, RpcExport] = {}
         self.event_routes: list[str] = []
         self.api: Any = None
-        self.init_hooks: list[Callable[[Any], None]] = []
-        self.child_init_hooks: list[Callable[[int], None]] = []
-        self.destroy_hooks: list[Callable[[Any], None]] = []
+        self.init_hooks: list[Callable[[ModContext], None]] = []
+        self.child_init_hooks: list[Callable[[ModContext, int], None]] = []
+        self.destroy_hooks: list[Callable[[ModContext], None]] = []
+        # the running server as this module sees it: set by ModuleRegistry.init_all() before
+        # the on_init hooks run (None while only declared, e.g. in `pykam -c`)
+        self.context: Optional[ModContext] = None
         self.pre_script_cbs: list[Callable[[Any], bool]] = []
         self.response_cbs: list[Callable[[Any], bool]] = []
         self._values: dict[str, Any] = {}
@@ -138,13 +142,15 @@ class Module:
     def provides_api(self, api: Any) -> None:
         self.api = api
 
-    def on_init(self, fn: Callable[[Any], None]) -> Callable[[Any], None]:
-        """Master, pre-fork, once, after every modparam."""
+    def on_init(self, fn: Callable[[ModContext], None]) -> Callable[[ModContext], None]:
+        """Master, pre-fork, once, after every modparam: fn(ctx), ctx the ModContext."""
         self.init_hooks.append(fn)
         return fn
 
-    def on_child_init(self, fn: Callable[[int], None]) -> Callable[[int], None]:
-        """Every process after fork (and rank PROC_INIT in the master)."""
+    def on_child_init(self, fn: Callable[[ModContext, int], None]
+                      ) -> Callable[[ModContext, int], None]:
+        """Every process after fork (and ranks PROC_INIT/PROC_MAIN in the master):
+        fn(ctx, rank)."""
         self.child_init_hooks.append(fn)
         return fn
 
@@ -162,8 +168,8 @@ class Module:
         self.response_cbs.append(fn)
         return fn
 
-    def on_destroy(self, fn: Callable[[Any], None]) -> Callable[[Any], None]:
-        """Master, at shutdown, after every child is reaped."""
+    def on_destroy(self, fn: Callable[[ModContext], None]) -> Callable[[ModContext], None]:
+        """Master, at shutdown, after every child is reaped: fn(ctx)."""
         self.destroy_hooks.append(fn)
         return fn
 

@@ -6,32 +6,20 @@ describes a module's surface.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum, IntFlag
+from enum import Enum
 from typing import Any, Callable, Optional
 
-
-class RouteType(IntFlag):
-    """Route block kinds where a function may be called (Kamailio *_ROUTE flags)."""
-
-    REQUEST = 1        # request_route and route[] called from it
-    FAILURE = 2        # failure_route[]
-    ONREPLY = 4        # onreply_route[] (tm) and reply_route (core)
-    BRANCH = 8         # branch_route[]
-    ONSEND = 16        # onsend_route
-    ERROR = 32         # error_route (legacy)
-    LOCAL = 64         # event_route[tm:local-request]
-    EVENT = 128        # event_route[...] and rtimer routes
-    BRANCH_FAILURE = 256  # event_route[tm:branch-failure:NAME]
-
-
-ANY_ROUTE = RouteType(0x1FF)
-REQUEST_ROUTE = RouteType.REQUEST
-FAILURE_ROUTE = RouteType.FAILURE
-ONREPLY_ROUTE = RouteType.ONREPLY
-BRANCH_ROUTE = RouteType.BRANCH
-ONSEND_ROUTE = RouteType.ONSEND
-EVENT_ROUTE = RouteType.EVENT
-LOCAL_ROUTE = RouteType.LOCAL
+from sipcore.route.ctx import (  # noqa: F401  (re-exported: the module-author vocabulary)
+    ANY_ROUTE,
+    BRANCH_ROUTE,
+    EVENT_ROUTE,
+    FAILURE_ROUTE,
+    LOCAL_ROUTE,
+    ONREPLY_ROUTE,
+    ONSEND_ROUTE,
+    REQUEST_ROUTE,
+    RouteType,
+)
 
 
 class Fx(Enum):

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import re
 from typing import Iterator, Optional
 
 from sipcore.errors import ModuleError
 from sipcore.mod import FuncExport, Module
+from sipcore.mod.context import CoreContext
+
+log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -48,11 +52,11 @@ def available_modules() -> list[str]:
 class ModuleRegistry:
     """The modules loaded by one configuration, in load order, plus the core function table."""
 
-    def __init__(self) -> None:
+    def __init__(self, core: Optional[Module] = None) -> None:
+        """CORE: the core's own function table (sipcore.core.funcs.core_module: forward,
+        setflag, ...), looked up before the modules'."""
         self._mods: dict[str, Module] = {}
-        from sipcore.core.funcs import core_module  # core functions: forward, setflag, ...
-
-        self.core: Module = core_module
+        self.core: Module = core if core is not None else Module("core")
 
     def load(self, spec: str) -> Module:
         name = module_name_from_spec(spec)
@@ -92,6 +96,32 @@ class ModuleRegistry:
     def response_callbacks(self) -> list:
         """Reply hooks of every loaded module (tm's transaction matching), in load order."""
         return [cb for m in self._mods.values() for cb in m.response_cbs]
+
+    # ---- lifecycle (Kamailio init_modules / init_child / destroy_modules) ------------------
+    def init_all(self, base: CoreContext) -> None:
+        """Master, before fork: give every module its context and run its on_init hooks, in
+        loadmodule order."""
+        for m in self._mods.values():
+            m.context = base.for_module(m)
+        for m in self._mods.values():
+            for hook in m.init_hooks:
+                hook(m.context)
+
+    def child_init_all(self, rank: int) -> None:
+        """Every process after fork (and the master with PROC_INIT/PROC_MAIN): the
+        on_child_init hooks with the process RANK, in loadmodule order."""
+        for m in self._mods.values():
+            for hook in m.child_init_hooks:
+                hook(m.context, rank)
+
+    def destroy_all(self) -> None:
+        """Master at stop, after every child is reaped: the on_destroy hooks."""
+        for m in self._mods.values():
+            for hook in m.destroy_hooks:
+                try:
+                    hook(m.context)
+                except Exception as exc:    # the others still get to save their state
+                    log.error("module %s destroy: %s: %s", m.name, type(exc).__name__, exc)
 
     def find_function(self, name: str) -> list[FuncExport]:
         """Every overload of cfg function NAME: core first, then modules in load order."""

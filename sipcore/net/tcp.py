@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ConfigError
+from sipcore.net.addr import Dest, SocketInfo
 from sipcore.net.conntable import ConnRec, ConnTable
 from sipcore.net.mailbox import F_CLOSE_AFTER, F_NO_CONNECT, OP_CLOSE, OP_SEND, Command, Mailboxes
 from sipcore.net.options import TcpOptions
-from sipcore.route.core_api import Dest, SocketInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
@@ -102,7 +102,7 @@ class StreamNet:
         self.mailboxes = mailboxes
         self.listeners = listeners
         self.sockets = sockets              # every listen socket (to pick a local one)
-        self.tls: TlsProvider | None = _tls_provider
+        self.tls: TlsProvider | None = None     # the tls module sets it in its mod_init
         self.worker: TcpWorker | None = None   # set in a TCP worker process
         for name in TCP_STATS:
             stats.register(name)
@@ -230,28 +230,3 @@ class StreamNet:
 
 
 # ---- process-wide handles --------------------------------------------------------------------
-
-_net: StreamNet | None = None
-_tls_provider: TlsProvider | None = None
-
-
-def install(net: StreamNet | None) -> None:
-    """The master, pre-fork: make NET this server's stream runtime (children inherit it)."""
-    global _net
-    _net = net
-
-
-def current() -> StreamNet | None:
-    return _net
-
-
-def register_tls_provider(p: TlsProvider | None) -> None:
-    """The tls module's mod_init (master, pre-fork)."""
-    global _tls_provider
-    _tls_provider = p
-    if _net is not None:
-        _net.tls = p
-
-
-def tls_provider() -> TlsProvider | None:
-    return _tls_provider

@@ -23,7 +23,6 @@ import selectors
 import socket
 import struct
 import time
-import traceback
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -32,12 +31,12 @@ from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ParseError
 from sipcore.msg.framing import KEEPALIVE_PING, PONG
+from sipcore.net.addr import RecvInfo, SocketInfo
 from sipcore.net.conntable import ConnRec
 from sipcore.net.mailbox import F_CLOSE_AFTER, F_NO_CONNECT, OP_CLOSE, OP_SEND, Command
 from sipcore.net.stream import StreamBuffer
 from sipcore.net.tcp import StreamNet
-from sipcore.route.core_api import SocketInfo
-from sipcore.route.ctx import RecvInfo
+from sipcore.net.udp import Receive, guarded_receive
 
 HOUSEKEEPING = 0.25
 WQ_STAT = "tcp:current_write_queue_size"     # bytes queued, summed over the workers
@@ -97,12 +96,10 @@ class Conn:
 class TcpWorker:
     """The event loop of one TCP worker."""
 
-    def __init__(self, cfg: Any, core: Any, net: StreamNet, index: int,
-                 receive: Callable[..., Any] | None = None) -> None:
-        """RECEIVE: what each framed message goes to (default sipcore.receive.receive_msg;
-        tests pass their own)."""
-        self.cfg = cfg
-        self.core = core
+    def __init__(self, net: StreamNet, index: int, receive: Receive) -> None:
+        """RECEIVE(buf, rcv): what each framed message goes to (in the server
+        sipcore.receive.receive_msg for the config and node; it returns the RouteCtx the
+        message ran with, or None)."""
         self.net = net
         self.index = index
         self.opts = net.opts
@@ -126,10 +123,6 @@ class TcpWorker:
     def setup(self) -> None:
         """Start serving: forget a dead predecessor's connections, watch the listen sockets
         and the mailbox."""
-        if self._receive is None:
-            from sipcore.receive import receive_msg
-
-            self._receive = receive_msg
         self.net.worker = self
         purged = self.net.table.purge_owner(self.index)
         if purged:
@@ -414,14 +407,7 @@ class TcpWorker:
     def _dispatch(self, conn: Conn, raw: bytes) -> None:
         rcv = RecvInfo(conn.proto, conn.rip, conn.rport, conn.si.ip, conn.si.port,
                        6 if ":" in conn.rip else 4, conn.conn_id, conn.si)
-        try:
-            ctx = self._receive(self.cfg, self.core, raw, rcv)
-        except Exception as exc:        # a bug in a route or module must not kill the worker
-            stats.inc("core:bug_msgs")
-            klog.emit(klog.L_CRIT, f"BUG: {type(exc).__name__} while processing a message "
-                      f"from {conn}: {exc}")
-            klog.emit(klog.L_ERR, traceback.format_exc())
-            return
+        ctx = guarded_receive(self._receive, raw, rcv)
         if ctx is not None and self.opts.accept_aliases and ctx.msg.is_request:
             via = ctx.msg.via1
             if via is not None and via.param("alias") is not None:
@@ -572,12 +558,3 @@ def _writable(sock: socket.socket) -> bool:
 def _ip(addr: str) -> str:
     """Canonical text of a peer address ("::ffff:1.2.3.4" stays as the kernel gives it)."""
     return addr.split("%", 1)[0]
-
-
-def tcp_child_body(cfg: Any, core: Any, net: StreamNet, index: int) -> Callable[[Any], None]:
-    """The body the master runs in TCP worker INDEX (a sipcore.proc.master.ChildEnv in)."""
-
-    def body(env: Any) -> None:
-        TcpWorker(cfg, core, net, index).run(env.keep_running, env.on_idle)
-
-    return body

@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from sipcore import log as klog
-from sipcore import stats
-from sipcore import timer
+from sipcore import stats, timer
+from sipcore.net.tcp_worker import TcpWorker
+from sipcore.net.udp import UdpReceiver
 from sipcore.proc import ranks
 from sipcore.proc.table import STATUS_EXITED, STATUS_READY, ProcTable
+from sipcore.receive import receiver
+from sipcore.route.event import run_route
 
 CHILD_INIT_FAILED = 3           # exit code of a child whose child_init failed: halt, no respawn
 STOP_GRACE = 1.5                # seconds children get to exit after SIGTERM before SIGKILL
@@ -92,20 +95,23 @@ def _run_profiled(spec: ChildSpec, env: ChildEnv, prof_dir: str) -> None:
 
 
 class Master:
-    def __init__(self, cfg: Any, core: Any, *, children: int, daemon_fd: Optional[int] = None,
+    def __init__(self, cfg: Any, core: Any, *, children: int, shm: Any = None,
+                 runtime_cfg: Any = None, daemon_fd: Optional[int] = None,
                  pidfile: Optional[str] = None, rundir: Optional[str] = None,
                  extra_children: Optional[list[tuple[int, str, Callable[[ChildEnv], None]]]]
-                 = None, on_stop: Optional[Callable[[], None]] = None,
-                 tcp_children: Optional[list[tuple[str, Callable[[ChildEnv], None]]]] = None
-                 ) -> None:
+                 = None, on_stop: Optional[Callable[[], None]] = None) -> None:
+        """CFG the compiled config, CORE the node (sipcore.net.node.NetCore, with its bound
+        UDP endpoints and, when TCP workers run, its `stream`), SHM the server's ShmContext,
+        RUNTIME_CFG the cfg framework values every child adopts between messages."""
         self.cfg = cfg
         self.core = core
+        self.shm = shm
+        self.runtime_cfg = runtime_cfg
         self.children = children
         self.daemon_fd = daemon_fd
         self.pidfile = pidfile
         self.rundir = rundir
         self.extra = extra_children or []
-        self.tcp = tcp_children or []       # (desc, body) of each TCP worker (sipcore.net)
         self.on_stop = on_stop
         self.specs: list[ChildSpec] = []
         self.by_pid: dict[int, ChildSpec] = {}
@@ -121,7 +127,7 @@ class Master:
         """Decide every child (slot, rank, description) before sizing the process table."""
         idx = 1
         rank = 0
-        for s, si in self.core.fds.values():
+        for s, si in self.core.udp_endpoints:
             for i in range(self.children):
                 rank += 1
                 adv = (f" ({si.advertise_host}:{si.advertise_port or si.port})"
@@ -130,9 +136,11 @@ class Master:
                 desc = f"udp receiver child={i} sock={host}:{si.port}{adv}"
                 self.specs.append(ChildSpec(idx, rank, desc, self._udp_body(s, si)))
                 idx += 1
-        for desc, body in self.tcp:        # Kamailio: tcp receivers continue the SIP ranks
-            rank += 1
-            self.specs.append(ChildSpec(idx, rank, desc, body))
+        stream = self.core.stream
+        for i in range(stream.n_workers if stream is not None else 0):
+            rank += 1                       # Kamailio: tcp receivers continue the SIP ranks
+            self.specs.append(ChildSpec(idx, rank, f"tcp receiver (generic) child={i}",
+                                        self._tcp_body(stream, i)))
             idx += 1
         self.specs.append(ChildSpec(idx, ranks.PROC_TIMER, "timer", self._timer_body))
         idx += 1
@@ -142,12 +150,20 @@ class Master:
         self.table = ProcTable(idx, klog.get_debug())
         self.table.set(0, self.pid, ranks.PROC_MAIN, "main process - attendant", STATUS_READY)
 
-    def _udp_body(self, sock: Any, si: Any) -> Callable[[ChildEnv], None]:
-        from sipcore.proc.worker import set_idle_wakeup, udp_receiver
+    def _receive(self, env: ChildEnv) -> Callable[[bytes, Any], Any]:
+        """What a SIP worker hands each message to: receive_msg, after adopting runtime cfg
+        changes and the debug level (Kamailio's cfg_update before each message)."""
+        return receiver(self.cfg, self.core, before=env.on_idle)
 
+    def _udp_body(self, sock: Any, si: Any) -> Callable[[ChildEnv], None]:
         def body(env: ChildEnv) -> None:
-            set_idle_wakeup(sock)
-            udp_receiver(self.cfg, self.core, sock, si, env.keep_running, env.on_idle)
+            UdpReceiver([(sock, si)], self._receive(env)).run(env.keep_running, env.on_idle)
+
+        return body
+
+    def _tcp_body(self, stream: Any, index: int) -> Callable[[ChildEnv], None]:
+        def body(env: ChildEnv) -> None:
+            TcpWorker(stream, index, self._receive(env)).run(env.keep_running, env.on_idle)
 
         return body
 
@@ -173,14 +189,7 @@ class Master:
         code = 0
         try:
             env = ChildEnv(self.pid, self.table, spec.idx)  # type: ignore[arg-type]
-            from sipcore.rpc.env import get_env
-
-            env.runtime_cfg = get_env().runtime_cfg
-            from sipcore import receive
-
-            # before each message: runtime cfg changes and the debug level (Kamailio's
-            # cfg_update); on_idle also runs when a worker wakes up with nothing to do
-            receive.cfg_update = env.on_idle
+            env.runtime_cfg = self.runtime_cfg
 
             def _term(signo: int, frame: Any) -> None:
                 env.stop[0] = True
@@ -201,12 +210,9 @@ class Master:
             if set_slot is not None:
                 set_slot(spec.idx)
             try:
-                for m in self.cfg.modules:
-                    for hook in m.child_init_hooks:
-                        hook(spec.rank)
-                if spec.rank == ranks.PROC_SIPINIT and self.cfg.has_route(
-                        "event", "core:worker-one-init"):
-                    _run_event(self.cfg, self.core, "core:worker-one-init")
+                self.cfg.modules.child_init_all(spec.rank)
+                if spec.rank == ranks.PROC_SIPINIT:
+                    run_route(self.cfg, self.core, "event", "core:worker-one-init")
             except Exception as exc:
                 klog.emit(klog.L_CRIT, f"child_init failed in {spec.desc}: "
                           f"{type(exc).__name__}: {exc}")
@@ -227,7 +233,7 @@ class Master:
         finally:
             try:
                 if os.getppid() != self.pid:
-                    _orphan_cleanup()
+                    _orphan_cleanup(self.shm)
                 sys.stdout.flush()
                 sys.stderr.flush()
             finally:
@@ -246,21 +252,17 @@ class Master:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD,
                     signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, self._on_signal)
-        timer.init()
+        timer.init(self.shm)
         self.plan()
         # everything built so far (modules, compiled routes, tables) lives as long as the
         # process: keep it out of the cyclic GC's generations, so collections in the children
         # only walk per-message garbage, and pages stay shared copy-on-write
         gc.collect()
         gc.freeze()
-        for m in self.cfg.modules:
-            for hook in m.child_init_hooks:
-                hook(ranks.PROC_INIT)
+        self.cfg.modules.child_init_all(ranks.PROC_INIT)
         for spec in self.specs:
             self.spawn(spec)
-        for m in self.cfg.modules:
-            for hook in m.child_init_hooks:
-                hook(ranks.PROC_MAIN)
+        self.cfg.modules.child_init_all(ranks.PROC_MAIN)
         klog.set_process("main")
         if self.pidfile:
             with open(self.pidfile, "w") as fh:
@@ -367,12 +369,7 @@ class Master:
             self._reap_quiet()
             if self.by_pid:
                 time.sleep(0.01)
-        for m in self.cfg.modules:
-            for hook in m.destroy_hooks:
-                try:
-                    hook(self.cfg)
-                except Exception as exc:
-                    klog.emit(klog.L_ERR, f"module {m.name} destroy: {exc}")
+        self.cfg.modules.destroy_all()
         if self.on_stop is not None:
             self.on_stop()
         if self.pidfile:
@@ -394,32 +391,14 @@ class Master:
             self.by_pid.pop(pid, None)
 
 
-def _orphan_cleanup() -> None:
-    """The master is gone (SIGKILL): unlink the shm segment it cannot unlink any more. Every
-    orphaned child tries; the first succeeds, the mapping stays valid for the others."""
-    from sipcore.runtime import shm_context
-
-    ctx = shm_context()
+def _orphan_cleanup(ctx: Any) -> None:
+    """The master is gone (SIGKILL): unlink the shm segment CTX it cannot unlink any more.
+    Every orphaned child tries; the first succeeds, the mapping stays valid for the others."""
     if ctx is not None:
         try:
             ctx.unlink()
         except Exception as exc:  # already unlinked by a sibling: ShmError/OSError
             klog.emit(klog.L_DBG, f"orphan cleanup: {exc}")
-
-
-def _run_event(cfg: Any, core: Any, name: str) -> None:
-    """Run event_route[NAME] on a faked request (core:worker-one-init and friends)."""
-    from sipcore.msg import parse_msg
-    from sipcore.mod.exports import RouteType
-    from sipcore.route.ctx import RecvInfo, RouteCtx
-
-    faked = (b"OPTIONS sip:you@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKf\r\n"
-             b"From: <sip:you@127.0.0.1>;tag=1\r\nTo: <sip:you@127.0.0.1>\r\nCall-ID: faked\r\n"
-             b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-    ctx = RouteCtx(msg=parse_msg(faked), rcv=RecvInfo(), core=core,
-                   route_type=RouteType.EVENT)
-    ctx.extra["faked_msg"] = True
-    cfg.run("event", name, ctx)
 
 
 def daemonize(keep_stderr: bool) -> int:

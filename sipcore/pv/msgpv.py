@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from sipcore.core.ruri import UriParts
 from sipcore.errors import ParseError
-from sipcore.msg.hdrdefs import HDR_TABLE, name_map
 from sipcore.msg import NameAddr, SipURI, parse_digest, parse_nameaddr, parse_uri
+from sipcore.msg.hdrdefs import HDR_TABLE, name_map
 from sipcore.msg.params import format_params, quote
 from sipcore.pv import registry
 from sipcore.pv.errors import PvError
 from sipcore.pv.registry import Inner
 from sipcore.pv.spec import ALL, FuncPv, Getter, Index, PvSpec, PvValue, Setter, pick, to_str
+from sipcore.route.ruri import UriParts
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.route.ctx import RouteCtx

@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket as _socket
 from typing import TYPE_CHECKING, Any, Optional
 
-from sipcore.core.sockets import find_socket, find_socket_by_name, parse_socket_spec
+from sipcore.net.sockspec import find_socket, find_socket_by_name, parse_socket_spec
 from sipcore.pv import registry
 from sipcore.pv.errors import PvError
 from sipcore.pv.msgpv import PROTO_IDS, reg
@@ -16,7 +16,7 @@ from sipcore.pv.registry import Inner
 from sipcore.pv.spec import ConstPv, FuncPv, PvSpec, PvValue, to_str
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sipcore.route.core_api import SocketInfo
+    from sipcore.net.addr import SocketInfo
     from sipcore.route.ctx import RouteCtx
 
 

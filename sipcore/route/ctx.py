@@ -10,27 +10,38 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field, fields
+from enum import IntFlag
 from typing import TYPE_CHECKING, Any, Optional
 
-from sipcore.mod.exports import RouteType
+from sipcore.net.addr import RecvInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg.msg import SipMsg
-    from sipcore.route.core_api import CoreApi
+    from sipcore.net.node import CoreApi
 
 
-@dataclass(slots=True)
-class RecvInfo:
-    """Where a message came from and on which local socket (Kamailio `receive_info`)."""
+class RouteType(IntFlag):
+    """Route block kinds where a function may be called (Kamailio *_ROUTE flags)."""
 
-    proto: str = "udp"          # udp | tcp | tls | ws | wss | sctp (lowercase)
-    src_ip: str = "127.0.0.1"
-    src_port: int = 5060
-    dst_ip: str = "127.0.0.1"
-    dst_port: int = 5060
-    af: int = 4                 # 4 or 6
-    conn_id: int = 0            # TCP/TLS connection id, 0 for UDP
-    sock: Any = None            # sipcore.net socket info of the receiving socket, when known
+    REQUEST = 1        # request_route and route[] called from it
+    FAILURE = 2        # failure_route[]
+    ONREPLY = 4        # onreply_route[] (tm) and reply_route (core)
+    BRANCH = 8         # branch_route[]
+    ONSEND = 16        # onsend_route
+    ERROR = 32         # error_route (legacy)
+    LOCAL = 64         # event_route[tm:local-request]
+    EVENT = 128        # event_route[...] and rtimer routes
+    BRANCH_FAILURE = 256  # event_route[tm:branch-failure:NAME]
+
+
+ANY_ROUTE = RouteType(0x1FF)
+REQUEST_ROUTE = RouteType.REQUEST
+FAILURE_ROUTE = RouteType.FAILURE
+ONREPLY_ROUTE = RouteType.ONREPLY
+BRANCH_ROUTE = RouteType.BRANCH
+ONSEND_ROUTE = RouteType.ONSEND
+EVENT_ROUTE = RouteType.EVENT
+LOCAL_ROUTE = RouteType.LOCAL
 
 
 @dataclass(slots=True)
@@ -87,6 +98,7 @@ class RouteCtx:
     xavps: Any = None                   # sipcore.pv.vars.XavpStore, created on first use
     rc: int = 1                         # $rc / $retcode: last function or route return
     dropped: bool = False
+    faked: bool = False                 # a faked request (event routes, is_faked_msg())
     replied: bool = False               # a stateless reply was sent for this request
     route_name: str = ""                # name of the current route block (for logs, $cfg(route))
     cfg_line: int = 0                   # line of the statement being run ($cfg(line))

@@ -170,9 +170,7 @@ class CoreCmds:
 
     # ---- core.tcp_* (sipcore.net; the connection table is in shm) --------------------------
     def _net(self) -> Any:
-        from sipcore.net.tcp import current
-
-        net = current()
+        net = self.env.stream
         if net is None:
             raise RpcFault(500, "tcp support disabled")
         return net

@@ -69,13 +69,15 @@ class RpcEnv:
     cfg: Any = None                        # sipcore.cfg.compiler.CompiledConfig (or None)
     proc_table: ProcTable = field(default_factory=SingleProcessTable)
     shm_stats: Callable[[], dict[str, int]] = shm_stats_from_counters    # keys: _SHMEM_STATS
-    sockets: list[Any] = field(default_factory=list)               # route.core_api.SocketInfo
+    sockets: list[Any] = field(default_factory=list)               # net.addr.SocketInfo
     aliases: list[tuple[str, int | None, str | None]] = field(default_factory=list)
     runtime_cfg: RuntimeCfg | None = None                       # cfg.* (shared mapping)
     stats: StatsStore | ModuleType = _stats                        # stats.* counters
     master_pid: int = field(default_factory=os.getpid)
     argv: list[str] = field(default_factory=list)                  # core.arg
     extra_modules: list[Any] = field(default_factory=list)         # tests: Modules w/o cfg
+    stream: Any = None                     # sipcore.net.tcp.StreamNet (core.tcp_*), or None
+    server: Any = None                     # the CtlServer, in the ctl process (ctl.listen)
 
     def __post_init__(self) -> None:
         if self.runtime_cfg is not None:
@@ -122,20 +124,3 @@ def link_table_debug(rc: RuntimeCfg, table: Any) -> None:
         return
     rc.seed("core", "debug", int(table.debug))
     rc.on_set("core", "debug", lambda v: setattr(table, "debug", int(v)))
-
-
-_current: RpcEnv | None = None
-
-
-def set_env(env: RpcEnv) -> None:
-    """Install ENV as this process's environment (the master, before fork)."""
-    global _current
-    _current = env
-
-
-def get_env() -> RpcEnv:
-    """The installed environment; a default one (single process) when none was set."""
-    global _current
-    if _current is None:
-        _current = RpcEnv()
-    return _current

@@ -36,7 +36,7 @@ from typing import Any
 
 from sipcore import log as klog
 from sipcore.rpc import jsonrpc
-from sipcore.rpc.env import RpcEnv, SingleProcessTable, link_table_debug, set_env
+from sipcore.rpc.env import RpcEnv, SingleProcessTable, link_table_debug
 from sipcore.rpc.registry import RpcRegistry
 
 DEFAULT_CTL_NAME = "pykam_ctl"
@@ -467,14 +467,6 @@ def _remove_stale_dgram(path: str) -> None:
     raise CtlError(f"{path} is in use by a running server")
 
 
-_active: CtlServer | None = None
-
-
-def active_server() -> CtlServer | None:
-    """The server of this process (the ctl process), or None elsewhere."""
-    return _active
-
-
 def run_ctl(env: RpcEnv, should_stop: Callable[[], bool], *,
             ready: Callable[[CtlServer], None] | None = None,
             on_idle: Callable[[], None] | None = None,
@@ -483,14 +475,12 @@ def run_ctl(env: RpcEnv, should_stop: Callable[[], bool], *,
     POLL_INTERVAL s), then close and remove the socket files. ON_IDLE runs once per loop
     (the master's hook that adopts the shared log level). Raises CtlError when no address
     can be opened (respawning will not help)."""
-    global _active
-    set_env(env)
     klog.set_process("ctl handler")
     registry = RpcRegistry.build(env)
     server = CtlServer(registry, listen_addresses(env), SocketOwner.from_env(env),
                        idle_timeout=idle_timeout)
     server.open()
-    _active = server
+    env.server = server             # ctl.listen and friends, answered in this process
     if ready is not None:
         ready(server)
     rc = env.runtime_cfg
@@ -505,7 +495,7 @@ def run_ctl(env: RpcEnv, should_stop: Callable[[], bool], *,
                 on_idle()
             server.poll(poll_interval)
     finally:
-        _active = None
+        env.server = None
         server.close()
 
 

@@ -14,6 +14,7 @@ The object must have an `offset` attribute (ShmHashTable, LockSet and ShmCounter
 """
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -64,6 +65,18 @@ class ShmContext:
             seg.close()
             raise
         return ctx
+
+    @classmethod
+    def private(cls, size_mb: float = 32) -> ShmContext:
+        """A real segment for one process tree that nobody else opens (the in-process harness,
+        tools): unlinked at once, so nothing is left in /dev/shm; the mapping lives as long as
+        the object."""
+        cls._private_seq += 1
+        ctx = cls.create(size_mb, f"h{os.getpid()}x{cls._private_seq}", max_procs=8)
+        ctx.unlink()
+        return ctx
+
+    _private_seq = 0
 
     @classmethod
     def open(cls, instance: str, name: str = "main") -> ShmContext:

@@ -103,15 +103,12 @@ def reset() -> None:
 
 
 def init(shm: Any = None) -> None:
-    """Master, before fork: the schedule ring in shared memory (`shm` is the ShmContext;
-    default: the server's, sipcore.runtime.shm_context()) and the wake-up pipe."""
+    """Master, before fork: the schedule ring in shared memory (`shm`: the server's
+    ShmContext; without one, a small segment of its own) and the wake-up pipe."""
     global _pipe, _ring
     if _ring is None:
         from sipcore.shm import ShmRing
 
-        if shm is None:
-            from sipcore.runtime import shm_context
-            shm = shm_context()
         if shm is None:
             # a master without a server segment (embedding, tests): a small segment of the
             # queue's own, unlinked at once; the mapping is inherited by the children

@@ -33,9 +33,10 @@ rundir, tcp_port = sys.argv[2], int(sys.argv[3])
 from sipcore import log as klog
 from sipcore.mod import Module
 from sipcore.mod.loader import import_module_decl
-from sipcore.rpc.env import RpcEnv, set_env
+from sipcore.mod.context import CoreContext
+from sipcore.rpc.env import RpcEnv
 from sipcore.rpc.runtime_cfg import RuntimeCfg
-from sipcore.route.core_api import SocketInfo
+from sipcore.net.addr import SocketInfo
 
 klog.configure(debug=0, to_stderr=True)
 ctl = import_module_decl("ctl"); ctl.reset_params()
@@ -69,7 +70,9 @@ env = RpcEnv(rundir=rundir, proc_table=table, runtime_cfg=rc, extra_modules=[ctl
              shm_stats=lambda: {"total": 1 << 20, "free": 1 << 19, "used": 1 << 18,
                                 "real_used": 1 << 18, "max_used": 1 << 18, "fragments": 1},
              sockets=[SocketInfo("udp", "127.0.0.1", 5060)], argv=sys.argv)
-set_env(env)
+base = CoreContext(cfg=None, core=None, rpc=env)     # what the modules' RPCs run with
+for m in (ctl, js, sl, test):
+    m.context = base.for_module(m)
 master = os.getpid()
 stop = []
 signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
@@ -401,10 +404,13 @@ from sipcore import log as klog
 from sipcore.cfg import compile_text
 from sipcore.proc import ranks
 from sipcore.proc.master import Master
-from sipcore.rpc.env import RpcEnv, set_env
+from sipcore import timer
+from sipcore.mod.context import CoreContext
+from sipcore.net.listen import core_from_config
+from sipcore.net.node import NetCore
+from sipcore.rpc.env import RpcEnv
 from sipcore.rpc.runtime_cfg import RuntimeCfg
 from sipcore.rpc.server import ctl_child_body
-from sipcore.runtime import UdpCore, core_from_config, run_mod_init, setup_process
 
 cfg = compile_text(f"""
 debug=0
@@ -421,14 +427,13 @@ request_route {{
 }}
 """)
 klog.configure(debug=0, to_stderr=True)
-core = core_from_config(cfg, UdpCore)
+core = core_from_config(cfg, NetCore)
 core.bind()
-setup_process(cfg)
-run_mod_init(cfg)
-env = RpcEnv(rundir=rundir, cfg=cfg, sockets=core.sockets, aliases=core.aliases,
-             runtime_cfg=RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars), argv=sys.argv)
-set_env(env)
-master = Master(cfg, core, children=2, rundir=rundir,
+env = RpcEnv(rundir=rundir, cfg=cfg, sockets=core.sockets, aliases=core.aliases, argv=sys.argv)
+cfg.setup_process()
+cfg.modules.init_all(CoreContext(cfg, core, None, timer, env))
+env.runtime_cfg = RuntimeCfg.from_config(cfg.globals, cfg.cfg_vars)
+master = Master(cfg, core, children=2, rundir=rundir, runtime_cfg=env.runtime_cfg,
                 extra_children=[(ranks.PROC_RPC, "ctl handler", ctl_child_body(env))])
 sys.exit(master.run())
 '''

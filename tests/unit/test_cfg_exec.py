@@ -6,8 +6,7 @@ import pytest
 from sipcore.cfg import compile_text
 from sipcore.errors import ConfigErrors
 from sipcore.mod.exports import RouteType
-from tests.unit.test_cfg_support import (CALLS, HEADER, compile_routes, make_ctx, run_body,
-                                         var)
+from tests.unit.test_cfg_support import CALLS, HEADER, compile_routes, make_ctx, run_body, var
 
 
 def value_of(expr: str, pre: str = ""):
@@ -353,7 +352,7 @@ def test_route_in_subroute_checked_against_callers():
 
 
 def test_onsend_keywords_read_the_send_destination():
-    from sipcore.route.core_api import Dest, SocketInfo
+    from sipcore.net.addr import Dest, SocketInfo
 
     cfg = compile_text(HEADER + """
 onsend_route {

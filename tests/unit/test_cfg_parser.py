@@ -5,8 +5,8 @@ import pytest
 
 from sipcore.cfg import ast as A
 from sipcore.cfg import compile_text, parse_text
-from sipcore.cfg.globals import AliasAddr, ListenAddr
 from sipcore.errors import ConfigErrors
+from sipcore.net.listen import AliasAddr, ListenAddr
 
 
 def parse(text: str) -> A.Config:

@@ -12,8 +12,9 @@ from typing import Any, Optional
 
 from sipcore.cfg import compile_text
 from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx, Module
-from sipcore.route.core_api import CoreApi, SocketInfo
-from sipcore.route.ctx import RecvInfo, RouteCtx
+from sipcore.net.addr import RecvInfo, SocketInfo
+from sipcore.net.node import CoreApi
+from sipcore.route.ctx import RouteCtx
 
 CALLS: list[tuple[Any, ...]] = []
 

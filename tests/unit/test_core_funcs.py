@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 
 from sipcore import log as klog
-from sipcore.core import errcodes as E
 from sipcore.core.funcs import core_module
-from sipcore.core.sockets import parse_socket_spec
 from sipcore.mod import Fx
 from sipcore.msg import parse_msg
-from sipcore.route.core_api import SocketInfo
+from sipcore.net.addr import SocketInfo
+from sipcore.net.sockspec import parse_socket_spec
+from sipcore.route import errcodes as E
 from sipcore.route.ctx import Branch
 from sipcore.testing import RecordingCore, make_ctx
 

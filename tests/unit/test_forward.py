@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from sipcore.core import errcodes as E
-from sipcore.forward import forward_reply, forward_request, reply_dest
+from sipcore.forward import forward_reply, forward_request
 from sipcore.msg import parse_msg
-from sipcore.route.core_api import Dest, SocketInfo
+from sipcore.net.addr import Dest, SocketInfo
+from sipcore.reply import reply_dest
+from sipcore.route import errcodes as E
 from sipcore.testing import RecordingCore, make_ctx
 
 

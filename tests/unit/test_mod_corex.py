@@ -6,8 +6,8 @@ import pytest
 import modules.corex as corex
 from sipcore.forward import forward_request
 from sipcore.msg import parse_msg
+from sipcore.net.addr import SocketInfo
 from sipcore.pv.spec import PvSpec
-from sipcore.route.core_api import SocketInfo
 from sipcore.testing import RecordingCore, make_ctx
 
 REQ = ("INVITE sip:bob@192.0.2.20 SIP/2.0\n"
@@ -164,7 +164,7 @@ def test_via_add_srvid(ctx, core):
 
 def test_faked_and_incoming(ctx):
     assert call(ctx, "is_faked_msg") == -1
-    ctx.extra["faked_msg"] = True
+    ctx.faked = True
     assert call(ctx, "is_faked_msg") == 1
     assert call(ctx, "is_incoming") == -1
 

@@ -320,7 +320,7 @@ request_route {{ drop; }}
         == ("10.0.0.1", 5, "a", "b", 2)
     d.set("new", 7)
     for hook in htable.mod.destroy_hooks:          # shutdown: dbmode=1 writes the table back
-        hook(h.cfg)
+        hook(htable.mod.context)
     with eng.connect() as conn:
         rows = {r.key_name: (r.value_type, r.key_value) for r in conn.execute(sa.select(t))}
     assert rows["new"] == (1, "7") and rows["gw"] == (0, "10.0.0.1")

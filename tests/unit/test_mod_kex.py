@@ -7,8 +7,8 @@ import modules.kex as kex
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import RpcFault
+from sipcore.net.addr import SocketInfo
 from sipcore.pv.spec import PvSpec
-from sipcore.route.core_api import SocketInfo
 from sipcore.route.ctx import Branch
 from sipcore.testing import RecordingCore, make_ctx
 

@@ -8,7 +8,7 @@ import pytest
 import modules.rr as rr
 from sipcore.forward import forward_request
 from sipcore.msg import parse_msg
-from sipcore.route.core_api import SocketInfo
+from sipcore.net.addr import SocketInfo
 from sipcore.testing import RecordingCore, make_ctx
 
 INVITE = ("INVITE sip:bob@192.0.2.20 SIP/2.0\n"

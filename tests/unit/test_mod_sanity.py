@@ -253,7 +253,7 @@ def test_replies_go_through_sl_after_mod_init():
     h = Harness.from_text(CFG % 1)
     for m in h.cfg.modules:
         for hook in m.init_hooks:
-            hook(h.cfg)
+            hook(m.context)
     try:
         before = stats.get("sl:4xx_replies")
         r = h.request(sip(GOOD + "\nProxy-Require: foo"))

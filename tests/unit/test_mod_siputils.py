@@ -8,7 +8,7 @@ import pytest
 
 import modules.siputils as su
 from sipcore.msg import parse_msg
-from sipcore.route.core_api import SocketInfo
+from sipcore.net.addr import SocketInfo
 from sipcore.testing import RecordingCore, make_ctx
 
 
@@ -351,7 +351,7 @@ def test_options_reply_through_sl_after_mod_init():
     h = Harness.from_text(CFG)
     for m in h.cfg.modules:
         for hook in m.init_hooks:
-            hook(h.cfg)
+            hook(m.context)
     try:
         before = stats.get("sl:200_replies")
         r = h.request(request("OPTIONS", "sip:example.com"))

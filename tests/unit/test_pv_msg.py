@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from sipcore.net.addr import SocketInfo
 from sipcore.pv import PvError, parse_format, parse_pv
-from sipcore.route.core_api import SocketInfo
 from sipcore.route.ctx import Branch
 from sipcore.testing import RecordingCore, make_ctx
 

@@ -62,30 +62,21 @@ def test_not_running_is_one_line_and_exit_1(tmp_path):
 
 def test_jsonrpc_exec_uses_the_registry():
     from modules import jsonrpcs
-    from sipcore.cfg import compile_text
-    from sipcore.rpc import env as rpcenv
-    from sipcore.testing import RecordingCore, make_ctx
+    from sipcore.testing import Harness, make_ctx
 
-    cfg = compile_text('loadmodule "sl"\nloadmodule "jsonrpcs"\n'
-                       'modparam("jsonrpcs", "pretty_format", 0)\n'
-                       'request_route { exit; }\n')
-    core = RecordingCore()
-    core.routes = cfg
+    h = Harness.from_text('loadmodule "sl"\nloadmodule "jsonrpcs"\n'
+                          'modparam("jsonrpcs", "pretty_format", 0)\n'
+                          'request_route { exit; }\n')
     ctx = make_ctx("OPTIONS sip:b@b.example SIP/2.0\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa\n"
                    "From: <sip:a@a.example>;tag=1\nTo: <sip:b@b.example>\nCall-ID: c1\n"
-                   "CSeq: 1 OPTIONS\nContent-Length: 0\n\n", core=core)
-    saved = rpcenv._current
-    rpcenv.set_env(rpcenv.RpcEnv(cfg=cfg))
-    try:
-        ok = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"core.psx","id":1}')
-        assert ok["code"] == 200 and json.loads(ok["body"])["result"][0]["IDX"] == 0
-        assert "sl.stats" in json.loads(jsonrpcs.execute(
-            ctx, '{"jsonrpc":"2.0","method":"system.listMethods","id":2}')["body"])["result"]
-        bad = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"cfg.get","params":[],"id":3}')
-        assert bad["code"] == 400 and json.loads(bad["body"])["error"]["code"] == -32602
-        socks = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"core.sockets_list","id":4}')
-        assert socks["code"] == 200
-        note = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"core.psx"}')
-        assert note == {"code": 200, "text": "OK", "body": ""}
-    finally:
-        rpcenv._current = saved
+                   "CSeq: 1 OPTIONS\nContent-Length: 0\n\n", core=h.core)
+    ok = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"core.psx","id":1}')
+    assert ok["code"] == 200 and json.loads(ok["body"])["result"][0]["IDX"] == 0
+    assert "sl.stats" in json.loads(jsonrpcs.execute(
+        ctx, '{"jsonrpc":"2.0","method":"system.listMethods","id":2}')["body"])["result"]
+    bad = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"cfg.get","params":[],"id":3}')
+    assert bad["code"] == 400 and json.loads(bad["body"])["error"]["code"] == -32602
+    socks = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"core.sockets_list","id":4}')
+    assert socks["code"] == 200 and json.loads(socks["body"])["result"]
+    note = jsonrpcs.execute(ctx, '{"jsonrpc":"2.0","method":"core.psx"}')
+    assert note == {"code": 200, "text": "OK", "body": ""}

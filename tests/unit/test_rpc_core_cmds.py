@@ -9,7 +9,7 @@ import pytest
 
 from sipcore import log as klog
 from sipcore.errors import RpcFault
-from sipcore.route.core_api import SocketInfo
+from sipcore.net.addr import SocketInfo
 from sipcore.rpc.env import RpcEnv
 from sipcore.rpc.jsonrpc import Pairs
 from sipcore.rpc.registry import RpcRegistry

@@ -1,11 +1,11 @@
-"""Forwarding decisions for stream transports (sipcore.forward + sipcore.route.reply): the
+"""Forwarding decisions for stream transports (sipcore.forward + sipcore.reply): the
 `;i=` connection id in our Via and its use for relayed replies, no-connect and close flags."""
 from __future__ import annotations
 
 from sipcore.forward import forward_reply, forward_request
 from sipcore.msg import parse_msg
-from sipcore.route.core_api import SocketInfo
-from sipcore.route.reply import send_stateless_reply
+from sipcore.net.addr import SocketInfo
+from sipcore.reply import send_stateless_reply
 from sipcore.testing import RecordingCore, make_ctx
 
 REQ = ("OPTIONS sip:bob@192.0.2.20 SIP/2.0\n"

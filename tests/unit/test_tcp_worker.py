@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from sipcore.msg.framing import ReceiveBuffer
+from sipcore.net.addr import Dest, SocketInfo
 from sipcore.net.options import TcpOptions
 from sipcore.net.tcp import StreamNet, bind_stream_listeners
 from sipcore.net.tcp_worker import TcpWorker
-from sipcore.route.core_api import Dest, SocketInfo
 from sipcore.shm import ShmContext
 
 _seq = 0
@@ -35,13 +35,13 @@ class Harness:
         o = dataclasses.replace(TcpOptions(children=2), **opts)
         self.net = StreamNet.create(ctx.arena, o, self.listeners, [si])
         self.got: list[tuple[bytes, Any]] = []
-        self.workers = [TcpWorker(None, None, self.net, i, receive=self._receive)
+        self.workers = [TcpWorker(self.net, i, self._receive)
                         for i in range(2)]
         for w in self.workers:
             w.setup()
         self.net.worker = None          # the test process itself is "another process"
 
-    def _receive(self, cfg: Any, core: Any, raw: bytes, rcv: Any) -> None:
+    def _receive(self, raw: bytes, rcv: Any) -> None:
         self.got.append((raw, rcv))
 
     def spin(self, seconds: float = 0.2) -> None:

@@ -10,9 +10,14 @@ pytest.importorskip("cryptography")
 
 from modules import tls
 from sipcore.errors import RpcFault
-from sipcore.net import tcp as net_tcp
-from sipcore.route.core_api import SocketInfo
+from sipcore.mod.context import CoreContext
+from sipcore.net.addr import SocketInfo
 from tests.integration.test_tls import make_cert
+
+
+def _context():
+    """The context mod_init gets in a server without TCP workers and shared memory."""
+    return CoreContext(cfg=None, core=None).for_module(tls.mod)
 
 
 @pytest.fixture
@@ -20,7 +25,6 @@ def module(tmp_path) -> Iterator:
     tls.mod.reset_params()
     yield tls
     tls.mod.reset_params()
-    net_tcp.register_tls_provider(None)
     tls._st.__init__()
 
 
@@ -29,8 +33,8 @@ def test_reload_and_adoption(module, tmp_path):
     cfgfile = tmp_path / "tls.cfg"
     cfgfile.write_text(f"[server:default]\ncertificate = {c1}\nprivate_key = {k1}\n")
     tls.mod.set_param("config", str(cfgfile))
-    tls.mod_init(None)
-    prov = net_tcp.tls_provider()
+    tls.mod_init(_context())
+    prov = tls._st.provider
     assert prov is not None
     si = SocketInfo("tls", "127.0.0.1", 5061)
     first = prov.server_context(si)
@@ -63,4 +67,4 @@ def test_mod_init_fails_on_a_bad_file(module, tmp_path):
     bad.write_text("[server:default]\nnonsense = 1\n")
     tls.mod.set_param("config", str(bad))
     with pytest.raises(ModuleError, match="unknown setting"):
-        tls.mod_init(None)
+        tls.mod_init(_context())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from modules.tm.h_table import Branch, Cell, TmTable, new_tid, parse_branch_id
 from modules.tm.t_lookup import invite_key_of, reply_branch, request_key
 from sipcore.msg import parse_msg
-from sipcore.runtime import create_private_shm
+from sipcore.shm import ShmContext
 from sipcore.shm import ShmHashTable
 from sipcore.testing import to_wire
 
@@ -61,7 +61,7 @@ def test_cell_roundtrip_and_table():
                           Branch(state=4, code=486, reply=b"SIP/2.0 486")])
     again = Cell.unpack(cell.pack())
     assert again == cell
-    shm = create_private_shm(4)
+    shm = ShmContext.private(4)
     tbl = TmTable(ShmHashTable.create(shm.arena, 64))
     tbl.insert(cell, 10)
     assert tbl.index_add("k1", cell.tid, 10) is None
@@ -81,7 +81,7 @@ def test_branch_states_read_without_decoding_the_cell():
     """The record prefix the timer process reads for a retransmission job: each branch's
     state and flags, kept in step with the cell by every write; records whose values do not
     fit say so, and the cell still decodes."""
-    shm = create_private_shm(4)
+    shm = ShmContext.private(4)
     tbl = TmTable(ShmHashTable.create(shm.arena, 64))
     cell = Cell(tid=new_tid(), branches=[Branch(state=1), Branch(state=3, flags=0x1A2)])
     tbl.insert(cell, 10)
@@ -112,7 +112,7 @@ def test_shm_exhaustion_is_an_error_not_a_crash():
     tm.mod.reset_params()
     h = Harness.from_text('loadmodule "sl"\nloadmodule "tm"\n'
                           'request_route { if (!t_relay()) { sl_reply_error(); } }\n')
-    shm = create_private_shm(1)
+    shm = ShmContext.private(1)
     small = TmTable(ShmHashTable.create(shm.arena, 16))
     for size in (65536, 4096, 256, 16):       # use up the segment
         while True:

@@ -1,8 +1,8 @@
 """listen= / alias= parsing and the myself check built from them."""
 import pytest
 
-from sipcore.route.core_api import CoreApi
-from sipcore.runtime import parse_listen
+from sipcore.net.listen import parse_listen
+from sipcore.net.node import CoreApi
 
 
 @pytest.mark.parametrize("spec,expect", [

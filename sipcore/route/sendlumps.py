@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sipcore.route.core_api import SocketInfo
+    from sipcore.net.addr import SocketInfo
     from sipcore.route.ctx import RouteCtx
 
 _KEY = "send_lumps"

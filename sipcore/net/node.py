@@ -1,9 +1,9 @@
-"""CoreApi: the services the routing layer asks of the running core (or of the test harness).
+"""CoreApi: this node as the routing layer sees it: listen sockets, aliases, socket choice, send.
 
-Runs in: SIP workers. The runtime implementation sends on real sockets; the in-process harness
-(`sipcore.testing`) records what would be sent. Protocol logic (building replies, Via handling)
-does not live here: it lives in sipcore.msg.builder and sipcore.forward; this is only I/O and
-facts about the local node.
+Runs in: every process that routes or sends. `NetCore` sends on real sockets; the in-process
+harness (`sipcore.testing`) records what would be sent. Protocol logic (building replies, Via
+handling) does not live here: it lives in sipcore.msg.builder and sipcore.forward; this is only
+I/O and facts about the local node.
 """
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-log = logging.getLogger("pykam.core")
+from sipcore.net.addr import Dest, SocketInfo
+from sipcore.net.tcp import STREAM_PROTOS, bind_stream_listeners
+from sipcore.net.udp import UdpSockets, bind_udp
+
+log = logging.getLogger(__name__)
 
 
 def _route_source(ip: str, af: int) -> Optional[str]:
@@ -30,46 +34,6 @@ def _route_source(ip: str, af: int) -> Optional[str]:
         s.close()
 
 
-@dataclass(slots=True)
-class SocketInfo:
-    """A listening socket (`listen=proto:ip:port [advertise host:port]`)."""
-
-    proto: str
-    ip: str
-    port: int
-    advertise_host: Optional[str] = None
-    advertise_port: Optional[int] = None
-    name: Optional[str] = None
-
-    @property
-    def af(self) -> int:
-        return 6 if ":" in self.ip else 4
-
-    def via_host(self) -> str:
-        h = self.advertise_host or self.ip
-        return f"[{h}]" if ":" in h and not h.startswith("[") else h
-
-    def via_port(self) -> int:
-        return self.advertise_port or self.port
-
-    def __str__(self) -> str:
-        ip = f"[{self.ip}]" if ":" in self.ip else self.ip
-        return f"{self.proto}:{ip}:{self.port}"
-
-
-@dataclass(slots=True)
-class Dest:
-    """Where to send one buffer."""
-
-    proto: str
-    ip: str
-    port: int
-    sock: Optional[SocketInfo] = None
-    conn_id: int = 0            # TCP/TLS: send on this connection when it is still open
-    no_connect: bool = False    # TCP/TLS: only over an existing connection (set_*_no_connect)
-    close_after: bool = False   # TCP/TLS: close the connection once sent (set_*_close)
-
-
 @dataclass
 class CoreApi:
     """Facts about this node plus a send primitive. Subclasses override `send`."""
@@ -78,6 +42,7 @@ class CoreApi:
     aliases: list[tuple[str, Optional[int], Optional[str]]] = field(default_factory=list)
     globals: dict[str, Any] = field(default_factory=dict)   # cfg global params (typed)
     routes: Any = None        # sipcore.cfg.CompiledConfig, for modules that run routes
+    stream: Any = None        # sipcore.net.tcp.StreamNet when TCP workers run, else None
     _myself_cache: dict = field(default_factory=dict, repr=False)
     _sock_text_cache: dict = field(default_factory=dict, repr=False)
 
@@ -154,3 +119,59 @@ class CoreApi:
 
     def get_global(self, name: str, default: Any = None) -> Any:
         return self.globals.get(name, default)
+
+
+class NetCore(CoreApi):
+    """The CoreApi over this server's real sockets: UDP sockets bound here (sipcore.net.udp),
+    TCP/TLS through the StreamNet the server installs as `stream` before forking."""
+
+    def __init__(self, sockets: list[SocketInfo], **kw: Any) -> None:
+        super().__init__(sockets=sockets, **kw)
+        self.udp = UdpSockets([])
+        self.stream_listeners: list[tuple[Any, SocketInfo]] = []
+
+    @property
+    def udp_endpoints(self) -> list[tuple[Any, SocketInfo]]:
+        return self.udp.endpoints
+
+    def bind(self, maxbuffer: int = 262144) -> None:
+        """Master, before fork: bind the stream listen sockets (the ones disable_tcp or a
+        missing TLS leave out are dropped from `sockets`), then the UDP ones."""
+        self.stream_listeners = bind_stream_listeners(self.sockets, self.globals)
+        bound = {id(si) for _, si in self.stream_listeners}
+        self.sockets[:] = [si for si in self.sockets
+                           if si.proto not in STREAM_PROTOS or id(si) in bound]
+        for si in self.sockets:
+            if si.proto not in STREAM_PROTOS and si.proto != "udp":
+                log.warning("listen %s: %s is not served in this version; skipped",
+                            si, si.proto)
+        self.udp = UdpSockets(bind_udp(self.sockets, maxbuffer))
+
+    def drop_stream_listeners(self) -> None:
+        """No TCP workers will run (the no-fork mode): close the stream listen sockets."""
+        for sock, si in self.stream_listeners:
+            sock.close()
+            self.sockets.remove(si)
+        self.stream_listeners = []
+
+    def send(self, dest: Dest, data: bytes) -> bool:
+        if dest.proto == "udp":
+            return self.udp.send(dest, data)
+        if self.stream is not None and dest.proto in STREAM_PROTOS:
+            return self.stream.send(dest, data, no_connect=dest.no_connect,
+                                    close_after=dest.close_after)
+        log.error("send to %s:%s:%s: transport not available in this version",
+                  dest.proto, dest.ip, dest.port)
+        return False
+
+    def add_tcp_alias(self, conn_id: int, port: int, proto: str) -> bool:
+        """force_tcp_alias(): the connection is also reachable at its remote ip:PORT."""
+        if self.stream is None:
+            return False
+        return self.stream.add_alias(conn_id, port, proto)
+
+    def close(self) -> None:
+        self.udp.close()
+        for s, _ in self.stream_listeners:
+            s.close()
+        self.stream_listeners = []

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sipcore.route.core_api import CoreApi, SocketInfo
+    from sipcore.net.addr import SocketInfo
+    from sipcore.net.node import CoreApi
 
 PROTOS = ("udp", "tcp", "tls", "sctp", "ws", "wss")
 

@@ -1,19 +1,46 @@
-"""Stateless local replies (what sl_send_reply and the core's 400s send).
+"""Stateless local replies (what sl_send_reply and the core's 400s send), and where a reply to
+a received request goes.
 
 Runs in: SIP workers. Builds the reply from the request with sipcore.msg.builder, adds the
 headers queued by append_to_reply(), the Server header (server_signature/server_header) and
-sends it where RFC 3261 18.2.2 / RFC 3581 say (sipcore.forward.reply_dest).
+sends it where RFC 3261 18.2.2 / RFC 3581 say (reply_dest).
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from sipcore import stats
-from sipcore.forward import reply_dest
 from sipcore.msg.builder import build_reply, gen_to_tag
+from sipcore.net.addr import RELIABLE_PROTOS, Dest, RecvInfo, default_port
 from sipcore.route.ctx import RouteCtx
 
+if TYPE_CHECKING:  # pragma: no cover
+    from sipcore.msg import SipMsg
+
 DEFAULT_SERVER_HEADER = "Server: pykam (0.1.0 (python))"
+
+
+def reply_dest(msg: "SipMsg", rcv: RecvInfo, force_rport: bool = False) -> Dest:
+    """Destination of a reply to request MSG received as RCV.
+
+    Reliable transports answer on the same connection (RFC 3261 18.2.2). Over UDP the reply
+    goes to the source IP (the `received` address of RFC 3261 18.2.2: a Via whose sent-by
+    equals the source IP has no received= and the two are the same), and to the source port
+    when the top Via carries `;rport` (RFC 3581 section 4) or `force_rport()` was called, else
+    to the sent-by port (default 5060, 5061 for TLS). Like Kamailio with reply_to_via=0, a
+    `maddr` in the top Via is not honoured for replies to received requests.
+    """
+    proto = rcv.proto
+    if proto in RELIABLE_PROTOS:
+        return Dest(proto, rcv.src_ip, rcv.src_port, rcv.sock, rcv.conn_id)
+    via = msg.via1
+    if via is None:
+        port = rcv.src_port
+    elif force_rport or via.rport is not None:
+        port = rcv.src_port
+    else:
+        port = via.port or default_port(proto)
+    return Dest(proto, rcv.src_ip, port, rcv.sock, rcv.conn_id)
 
 
 def server_header(ctx: RouteCtx) -> Optional[str]:

@@ -177,7 +177,7 @@ def kw_to_uri(ctx: RouteCtx) -> str:
 
 def send_dest(ctx: RouteCtx) -> Any:
     """The destination of the message being sent (onsend_route): ctx.extra["send_dest"],
-    a sipcore.route.core_api.Dest set by the sender before running onsend_route."""
+    a sipcore.net.node.Dest set by the sender before running onsend_route."""
     return ctx.extra.get("send_dest")
 
 
