@@ -92,10 +92,10 @@ def _reply_dset_contacts(ctx: RouteCtx) -> Optional[str]:
     items: list[str] = []
     msg = ctx.msg
     # the R-URI counts when rewritten and not already moved into a branch (Kamailio
-    # ruri_is_new; corex/append_branch mark the move with ctx.extra["ruri_consumed"])
-    if msg.ruri != msg.orig_ruri and not ctx.extra.get("ruri_consumed"):
-        items.append(_dset_item(msg.ruri, ctx.extra.get("ruri_q", -1), ctx.bflags,
-                                ctx.extra.get("path_vec"), rich))
+    # ruri_is_new; append_branch() without a URI moves it into a branch)
+    if msg.ruri != msg.orig_ruri and ctx.ruri_is_new():
+        b0 = ctx.ruri_branch
+        items.append(_dset_item(msg.ruri, b0.q, b0.bflags, b0.path, rich))
     for b in ctx.branches:
         items.append(_dset_item(b.uri, b.q, b.bflags, b.path, rich))
     if not items:

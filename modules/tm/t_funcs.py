@@ -40,6 +40,7 @@ from sipcore.pv.vars import AvpList, Xavp, xavps
 from sipcore.reply import reply_dest, server_header
 from sipcore.route import errcodes as E
 from sipcore.route import sendlumps
+from sipcore.route.ctx import Branch as RBranch
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmOutOfMemory
 from sipcore.shm.hashtable import now_ms
@@ -586,39 +587,8 @@ def _rcv_sock_text(ctx: RouteCtx) -> str:
 
 # ---- forwarding (t_relay) ---------------------------------------------------------------
 
-@dataclass
-class Target:
-    uri: str
-    dst_uri: Optional[str]
-    bflags: int = 0
-    force_socket: Any = None
-    path: Optional[str] = None
-    ruid: Optional[str] = None
-    otcpid: int = 0             # connection to send on (registrar lookup)
-    instance: Optional[str] = None
-
-
-def _ruri_new(ctx: RouteCtx) -> bool:
-    """Kamailio's ruri_is_new: the R-URI is a destination unless moved into a branch; in
-    tm:branch-failure it is consumed (a tuple: the R-URI and $du then) until the script
-    changes the R-URI or $du."""
-    consumed = ctx.extra.get("ruri_consumed")
-    if isinstance(consumed, tuple):
-        return consumed != (ctx.msg.ruri, ctx.dst_uri)
-    return not consumed
-
-
-def _targets(ctx: RouteCtx) -> list[Target]:
-    """R-URI (unless moved into a branch) plus the destination set (append_branch, lookup)."""
-    out: list[Target] = []
-    if _ruri_new(ctx):
-        out.append(Target(ctx.msg.ruri, ctx.dst_uri, ctx.bflags, ctx.force_socket,
-                          ctx.extra.get("path_vec"), ctx.extra.get("ruri_ruid"), ctx.otcpid,
-                          ctx.extra.get("ruri_instance")))
-    for b in ctx.branches:
-        out.append(Target(b.uri, b.dst_uri, b.bflags, b.force_socket, b.path, b.ruid,
-                          b.otcpid, b.instance))
-    return out
+def _targets(ctx: RouteCtx) -> list[Any]:
+    return ctx.destinations()
 
 
 @dataclass
@@ -629,7 +599,7 @@ class _Built:
     error: int = 0
 
 
-def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Target, base: bytes,
+def _build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: RBranch, base: bytes,
                   host: Optional[str], port: Optional[int], proto: Optional[str]
                   ) -> Optional[_Built]:
     """Build one branch: per-branch copy of the request, branch_route, next hop, our Via.
@@ -1226,7 +1196,7 @@ def _branch_failure(cell: Cell, idx: int, core: Any, code: int, reason: str) -> 
     fctx = ctx_from_cell(cell, core)
     fctx.branch_index = idx
     fctx.extra[BEST] = (code, reason, idx)
-    fctx.extra["ruri_consumed"] = (fctx.msg.ruri, fctx.dst_uri)
+    fctx.ruri_consumed = (fctx.msg.ruri, fctx.dst_uri)
     if idx < len(cell.branches):
         fctx.bflags = cell.branches[idx].bflags
         fctx.extra[BRANCH_INSTANCE] = cell.branches[idx].instance
@@ -1633,7 +1603,7 @@ def uac_send(core: Any, method: str, ruri: str, nexthop: str, socket: str, heade
                 t1=cfg.t1, t2=cfg.t2, created_ms=now_ms())
     ctx.extra[TID] = tid
     _event_route(ctx, "tm:local-request")      # may still change $du / $fs
-    b = _build_branch(ctx, cell, 0, Target(ctx.msg.ruri, ctx.dst_uri), raw, None, None, None)
+    b = _build_branch(ctx, cell, 0, RBranch(uri=ctx.msg.ruri, dst_uri=ctx.dst_uri), raw, None, None, None)
     if b is None or b.error:
         return None
     b.branch.fr_due = now_ms() + cell.fr_timer

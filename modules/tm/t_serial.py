@@ -134,13 +134,11 @@ def _find_socket(ctx: RouteCtx, text: str) -> tuple[bool, Any]:
 def _dset(ctx: RouteCtx, ruri_new: bool) -> list[_Contact]:
     items: list[_Contact] = []
     if ruri_new:
-        items.append(_Contact(uri=ctx.msg.ruri, dst_uri=ctx.dst_uri or "",
-                              path=ctx.extra.get("path_vec") or "",
-                              sock=_sock_text(ctx.force_socket), flags=ctx.bflags,
-                              q=int(ctx.extra.get("ruri_q", Q_UNSPECIFIED)),
-                              instance=ctx.extra.get("ruri_instance") or "",
-                              ruid=ctx.extra.get("ruri_ruid") or "",
-                              ua=ctx.extra.get("ruri_ua") or ""))
+        b0 = ctx.ruri_branch
+        items.append(_Contact(uri=ctx.msg.ruri, dst_uri=b0.dst_uri or "",
+                              path=b0.path or "", sock=_sock_text(b0.force_socket),
+                              flags=b0.bflags, q=b0.q, instance=b0.instance or "",
+                              ruid=b0.ruid or "", ua=b0.location_ua or ""))
     for b in ctx.branches:
         items.append(_Contact(uri=b.uri, dst_uri=b.dst_uri or "", path=b.path or "",
                               sock=_sock_text(b.force_socket), flags=b.bflags,
@@ -177,7 +175,7 @@ def load_contacts(ctx: RouteCtx, mode: int = T_LOAD_STANDARD) -> int:
         klog.err("t_load_contacts: feature has been disabled - to enable define "
                  "contacts_avp module parameter", ctx)
         return -1
-    ruri_new = not ctx.extra.get("ruri_consumed")
+    ruri_new = not ctx.ruri_consumed
     if not ctx.branches or (len(ctx.branches) == 1 and not ruri_new):
         return 1                 # only one contact: nothing to serialise
     contacts, q_total, n = _ordered(_dset(ctx, ruri_new), mode == T_LOAD_PROPORTIONAL)
@@ -241,22 +239,20 @@ def next_contacts(ctx: RouteCtx) -> int:
         roots.remove(mine[0])
         return -1
     used: list[str] = []
+    b0 = ctx.ruri_branch
     if head.instance and not head.q_flag:
         used.append(head.instance)
-        ctx.extra["ruri_instance"] = head.instance
+        b0.instance = head.instance
     else:
-        ctx.extra.pop("ruri_instance", None)
+        b0.instance = None
     ctx.msg.set_ruri(head.uri)
-    ctx.extra["ruri_consumed"] = False
-    ctx.dst_uri = head.dst_uri or None
-    if head.path:
-        ctx.extra["path_vec"] = head.path
-    else:
-        ctx.extra.pop("path_vec", None)
-    ctx.force_socket = sock
-    ctx.bflags = head.flags
-    ctx.extra["ruri_ruid"] = head.ruid
-    ctx.extra["ruri_ua"] = head.ua
+    ctx.ruri_consumed = False
+    b0.dst_uri = head.dst_uri or None
+    b0.path = head.path or None
+    b0.force_socket = sock
+    b0.bflags = head.flags
+    b0.ruid = head.ruid or None
+    b0.location_ua = head.ua or None
     roots.remove(mine[0])
     if head.q_flag:
         return 1                # alone in its q group

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, field, fields
 from enum import IntFlag
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar
 
 from sipcore.net.addr import RecvInfo
 
@@ -46,18 +46,61 @@ LOCAL_ROUTE = RouteType.LOCAL
 
 @dataclass(slots=True)
 class Branch:
-    """An additional destination (dset): append_branch / lookup add these."""
+    """One destination of the request (Kamailio's dset entry): the R-URI's own attributes
+    (branch 0, `RouteCtx.ruri_branch`, whose URI is the message's R-URI) or an additional
+    branch (append_branch, lookup). t_relay and forward send to these; $branch() reads them."""
 
-    uri: str
-    dst_uri: Optional[str] = None
-    path: Optional[str] = None
+    uri: str = ""               # branch 0: unused (the R-URI is the message's)
+    dst_uri: Optional[str] = None       # $du / the branch's destination
+    path: Optional[str] = None          # Path vector (Route headers for this destination)
     q: int = -1                 # -1 = Q_UNSPECIFIED, else 0..1000
-    bflags: int = 0
-    force_socket: Any = None
-    instance: Optional[str] = None
-    ruid: Optional[str] = None
-    location_ua: Optional[str] = None
-    otcpid: int = 0             # TCP/TLS connection to send on (registrar lookup), 0 none
+    bflags: int = 0             # branch flags ($bf for branch 0)
+    force_socket: Any = None    # SocketInfo to send from ($fs)
+    instance: Optional[str] = None      # +sip.instance of the contact (outbound flows)
+    ruid: Optional[str] = None          # usrloc record id ($ruid)
+    location_ua: Optional[str] = None   # User-Agent of the registration ($location_ua)
+    otcpid: int = 0             # TCP/TLS connection to send on (lookup), 0 by address
+
+    def copy(self) -> "Branch":
+        return _copy_branch(self)
+
+
+def _copy_branch(b: Branch) -> Branch:
+    new = object.__new__(Branch)
+    for name, value in zip(_BRANCH_SLOTS, _branch_values(b)):
+        setattr(new, name, value)
+    return new
+
+
+_BRANCH_SLOTS = tuple(f.name for f in fields(Branch))
+_branch_values = operator.attrgetter(*_BRANCH_SLOTS)
+
+
+S = TypeVar("S")
+
+
+class MsgSlot(Generic[S]):
+    """A module's typed state for one message, kept on the RouteCtx (created on first use,
+    copied with the ctx: tm's per-branch copies get their own). The state class has a
+    `copy()` method. Declared once per module: `TM = MsgSlot("tm", TmMsg)`."""
+
+    __slots__ = ("key", "factory")
+
+    def __init__(self, key: str, factory: Callable[[], S]) -> None:
+        self.key = key
+        self.factory = factory
+
+    def of(self, ctx: "RouteCtx") -> S:
+        st = ctx.modstate.get(self.key)
+        if st is None:
+            st = ctx.modstate[self.key] = self.factory()
+        return st  # type: ignore[return-value]
+
+    def peek(self, ctx: "RouteCtx") -> Optional[S]:
+        return ctx.modstate.get(self.key)  # type: ignore[return-value]
+
+    def drop(self, ctx: "RouteCtx") -> None:
+        ctx.modstate.pop(self.key, None)
 
 
 class ScriptExit(Exception):
@@ -79,14 +122,15 @@ class RouteCtx:
     route_type: RouteType = RouteType.REQUEST
     flags: int = 0              # message flags ($mf), 0..31
     sflags: int = 0             # script flags ($sf)
-    bflags: int = 0             # branch flags of branch 0 ($bf)
     xflags: int = 0             # corex extended flags, 0..63
-    dst_uri: Optional[str] = None       # $du
-    branches: list[Branch] = field(default_factory=list)
-    force_socket: Any = None            # $fs / force_send_socket()
-    # Kamailio msg->otcpid: the TCP/TLS connection the request goes out on when it is still
-    # open (lookup() sets the one the contact registered over); 0: by address only
-    otcpid: int = 0
+    # branch 0: the R-URI's destination attributes ($du, $bf, $fs, Path, q, ruid...); the
+    # properties dst_uri, bflags, force_socket and otcpid below read and write it
+    ruri_branch: Branch = field(default_factory=Branch)
+    branches: list[Branch] = field(default_factory=list)    # the other destinations
+    # Kamailio's ruri_is_new: False once the R-URI was moved into a branch (append_branch()
+    # without argument, t_next_contacts); in tm:branch-failure the (R-URI, $du) pair it was
+    # consumed with: it is new again when the script changes either
+    ruri_consumed: Any = False
     advertised_address: Optional[str] = None
     advertised_port: Optional[int] = None
     force_rport: bool = False           # force_rport(): add rport/received to Via on reply
@@ -105,13 +149,74 @@ class RouteCtx:
     level: int = 0                      # route() recursion depth
     branch_index: int = 0               # $T_branch_idx / branch_route
     extra: dict[str, Any] = field(default_factory=dict)  # per-message data modules need
+    modstate: dict[str, Any] = field(default_factory=dict)   # MsgSlot states, by module
+
+    # ---- branch 0 ------------------------------------------------------------------------
+    @property
+    def dst_uri(self) -> Optional[str]:
+        """$du: the R-URI's next hop."""
+        return self.ruri_branch.dst_uri
+
+    @dst_uri.setter
+    def dst_uri(self, value: Optional[str]) -> None:
+        self.ruri_branch.dst_uri = value
+
+    @property
+    def bflags(self) -> int:
+        """$bf: branch flags of branch 0."""
+        return self.ruri_branch.bflags
+
+    @bflags.setter
+    def bflags(self, value: int) -> None:
+        self.ruri_branch.bflags = value
+
+    @property
+    def force_socket(self) -> Any:
+        """$fs / force_send_socket(): the socket the request leaves by."""
+        return self.ruri_branch.force_socket
+
+    @force_socket.setter
+    def force_socket(self, value: Any) -> None:
+        self.ruri_branch.force_socket = value
+
+    @property
+    def otcpid(self) -> int:
+        """Kamailio msg->otcpid: the TCP/TLS connection the request goes out on when it is
+        still open (lookup() sets the one the contact registered over); 0: by address."""
+        return self.ruri_branch.otcpid
+
+    @otcpid.setter
+    def otcpid(self, value: int) -> None:
+        self.ruri_branch.otcpid = value
+
+    def ruri_is_new(self) -> bool:
+        """Kamailio's ruri_is_new: the R-URI is a destination of its own (not moved into a
+        branch; in tm:branch-failure: changed since, with its $du)."""
+        consumed = self.ruri_consumed
+        if consumed.__class__ is tuple:
+            return consumed != (self.msg.ruri, self.ruri_branch.dst_uri)
+        return not consumed
+
+    def destinations(self) -> list[Branch]:
+        """Where the request goes: the R-URI (branch 0, when new) then the other branches;
+        branch 0 is a copy whose `uri` is the R-URI."""
+        out = list(self.branches)
+        if self.ruri_is_new():
+            b0 = self.ruri_branch.copy()
+            b0.uri = self.msg.ruri
+            out.insert(0, b0)
+        return out
 
     def copy(self, **changes: Any) -> "RouteCtx":
-        """A shallow copy with CHANGES applied (dataclasses.replace without its per-call
-        field introspection: tm makes one per branch)."""
+        """A copy with CHANGES applied (dataclasses.replace without its per-call field
+        introspection: tm makes one per branch). Branch 0 and the module states are copied,
+        the rest is shared."""
         new = object.__new__(RouteCtx)
         for name, value in zip(_CTX_SLOTS, _ctx_values(self)):
             setattr(new, name, value)
+        new.ruri_branch = self.ruri_branch.copy()
+        if self.modstate:
+            new.modstate = {k: v.copy() for k, v in self.modstate.items()}
         for name, value in changes.items():
             setattr(new, name, value)
         return new

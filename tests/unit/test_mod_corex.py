@@ -50,7 +50,7 @@ def test_append_branch_forms(ctx):
     assert ctx.dst_uri == "sip:192.0.2.9"          # unchanged when a URI is given
     assert call(ctx, "append_branch") == 1          # the R-URI moves into a branch
     assert ctx.branches[-1].uri == "sip:bob@192.0.2.20"
-    assert ctx.dst_uri is None and ctx.bflags == 0 and ctx.extra["ruri_consumed"]
+    assert ctx.dst_uri is None and ctx.bflags == 0 and not ctx.ruri_is_new()
     assert call(ctx, "append_branch", "sip:e@x", "1.5") == -1
 
 

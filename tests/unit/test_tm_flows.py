@@ -188,7 +188,7 @@ def test_load_contacts_proportional_mode():
     seen_first = set()
     for _ in range(200):               # b (q=0.1) comes first ~10 % of the time
         ctx = make_ctx(invite("bob"), core=h.core)
-        ctx.extra["ruri_consumed"] = True
+        ctx.ruri_consumed = True
         ctx.branches = [Branch(uri="sip:a@h", q=900), Branch(uri="sip:z@h", q=0),
                         Branch(uri="sip:b@h", q=100)]
         assert t_serial.load_contacts(ctx, 1) == 1
