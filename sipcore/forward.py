@@ -22,13 +22,14 @@ from sipcore import log, stats
 from sipcore.errors import ParseError, PykamError
 from sipcore.msg import HdrType, parse_uri
 from sipcore.msg.builder import build_request, make_branch
+from sipcore.msg.spans import remove_via1, set_via1_received_rport
 from sipcore.net.addr import RELIABLE_PROTOS as _RELIABLE
 from sipcore.net.addr import Dest, SocketInfo, default_port
 from sipcore.route import errcodes as E
 from sipcore.route import sendlumps
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sipcore.msg import Header, SipMsg, Via
+    from sipcore.msg import SipMsg, Via
     from sipcore.route.ctx import RouteCtx
 
 _KNOWN_PROTOS = frozenset({"udp", "tcp", "tls", "sctp", "ws", "wss"})
@@ -179,65 +180,13 @@ def build_via_value(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) 
     return value
 
 
-def _via1_value_span(msg: "SipMsg") -> tuple["Header", int, int]:
-    """(header, start, end) of the first Via *value* in msg.buf (end before any comma/LWS)."""
-    h = msg.header(HdrType.VIA)
-    if h is None:
-        raise ForwardError(E.E_BAD_VIA, "no Via header")
-    buf = msg.buf
-    i, end, quoted = h.value_start, h.value_end, False
-    comma = buf.find(b",", i, end)
-    if buf.find(b'"', i, end if comma < 0 else comma) < 0:
-        i = end if comma < 0 else comma         # no quoted string before it: C-speed find
-    while i < end:
-        c = buf[i]
-        if quoted and c == 0x5C:            # backslash escape inside a quoted string
-            i += 2
-            continue
-        if c == 0x22:
-            quoted = not quoted
-        elif c == 0x2C and not quoted:      # ',' ends the first value
-            break
-        i += 1
-    vend = i
-    while vend > h.value_start and buf[vend - 1] in b" \t\r\n":
-        vend -= 1
-    return h, h.value_start, vend
-
-
-def _param_spans(buf: bytes, start: int, end: int) -> list[tuple[str, int, int]]:
-    """(lowercase name, start, end) of each ";name[=value]" of a Via value in buf[start:end]
-    (start of the ';' to the end of the value), quotes respected."""
-    out: list[tuple[str, int, int]] = []
-    i, quoted, cur = start, False, -1
-    while i < end:
-        c = buf[i]
-        if quoted and c == 0x5C:
-            i += 2
-            continue
-        if c == 0x22:
-            quoted = not quoted
-        elif c == 0x3B and not quoted:      # ';'
-            if cur >= 0:
-                out.append((_pname(buf, cur, i), cur, i))
-            cur = i
-        i += 1
-    if cur >= 0:
-        out.append((_pname(buf, cur, end), cur, end))
-    return out
-
-
-def _pname(buf: bytes, s: int, e: int) -> str:
-    return buf[s + 1:e].split(b"=", 1)[0].strip().decode("latin-1").lower()
-
-
 def add_via1_received_rport(ctx: "RouteCtx") -> None:
     """RFC 3261 18.2.1 / RFC 3581 on the request's top Via, as Kamailio does when forwarding:
     received=<src ip> when the sent-by host is not the source IP (or received= was already
     there: it is rewritten); rport=<src port> when the Via had ;rport or force_rport() ran.
     The old received/rport params are deleted and the new ones appended after the others."""
     msg, rcv = ctx.msg, ctx.rcv
-    if ctx.extra.get("via1_rcv_params_added"):
+    if ctx.via1_rcv_params_added:
         return          # already edited for an earlier forward of this message
     via = msg.via1
     if via is None:
@@ -246,18 +195,9 @@ def add_via1_received_rport(ctx: "RouteCtx") -> None:
     add_rport = ctx.force_rport or via.rport is not None
     if not (add_received or add_rport):
         return
-    _h, vstart, vend = _via1_value_span(msg)
-    spans = _param_spans(msg.buf, vstart, vend)
-    for name, s, e in spans:
-        if (name == "received" and add_received) or (name == "rport" and add_rport):
-            msg.delete_range(s, e)
-    extra = ""
-    if add_received:
-        extra += f";received={rcv.src_ip}"
-    if add_rport:
-        extra += f";rport={rcv.src_port}"
-    msg.insert_before(vend, extra.encode("ascii"))
-    ctx.extra["via1_rcv_params_added"] = True
+    set_via1_received_rport(msg, rcv.src_ip if add_received else None,
+                            rcv.src_port if add_rport else None)
+    ctx.via1_rcv_params_added = True
 
 
 def build_forwarded(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) -> bytes:
@@ -371,23 +311,6 @@ def via_reply_hop(via: "Via") -> NextHop:
     host = via.maddr or via.received or via.host
     port = _port_value(via.rport) or via.port or None
     return NextHop(strip_brackets(host), port, (via.transport or "udp").lower())
-
-
-def remove_via1(msg: "SipMsg") -> None:
-    """Delete our Via: the whole header line if it holds one value, else value and comma."""
-    h, vstart, vend = _via1_value_span(msg)
-    buf = msg.buf
-    if buf[vend:h.value_end].strip() == b"":
-        msg.remove_header(h)
-        return
-    i = vend
-    while i < h.value_end and buf[i] in b" \t\r\n":
-        i += 1
-    if i < h.value_end and buf[i] == 0x2C:          # the comma after our value
-        i += 1
-    while i < h.value_end and buf[i] in b" \t\r\n":
-        i += 1
-    msg.delete_range(vstart, i)
 
 
 def forward_reply(ctx: "RouteCtx") -> int:

@@ -57,6 +57,7 @@ class Ev(IntEnum):
     TIMER_L = 20       # RFC 6026: end of the Accepted state
     TIMER_M = 21
     TRANSPORT_ERR = 22
+    SEND_REQ = 23      # client: the TU sends the request (the transaction starts)
 
 
 class Act(IntEnum):
@@ -98,6 +99,7 @@ Table = dict[tuple[St, Ev], Transition]
 
 # RFC 3261 17.1.1 figure 5, with RFC 6026 Accepted (2xx retransmissions passed up, timer M)
 CLIENT_INVITE: Table = {
+    (St.NONE, Ev.SEND_REQ): T(St.CALLING, (Act.START_A, Act.START_B)),
     (St.CALLING, Ev.TIMER_A): T(St.CALLING, (Act.RETRANSMIT, Act.START_A)),
     (St.CALLING, Ev.TIMER_B): T(St.TERMINATED, (Act.TIMEOUT,)),
     (St.CALLING, Ev.RCV_1XX): T(St.PROCEEDING, (Act.STOP_RETR, Act.PASS_UP)),
@@ -120,6 +122,7 @@ CLIENT_INVITE: Table = {
 
 # RFC 3261 17.1.2 figure 6
 CLIENT_NON_INVITE: Table = {
+    (St.NONE, Ev.SEND_REQ): T(St.TRYING, (Act.START_E, Act.START_F)),
     (St.TRYING, Ev.TIMER_E): T(St.TRYING, (Act.RETRANSMIT, Act.START_E)),
     (St.TRYING, Ev.TIMER_F): T(St.TERMINATED, (Act.TIMEOUT,)),
     (St.TRYING, Ev.TRANSPORT_ERR): T(St.TERMINATED, (Act.TRANSPORT_ERROR,)),

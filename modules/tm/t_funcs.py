@@ -22,12 +22,10 @@ from sipcore.errors import ParseError
 from sipcore.forward import (
     ForwardError,
     NextHop,
-    _via1_value_span,
     add_via1_received_rport,
     build_forwarded,
     choose_send_socket,
     forward_request,
-    remove_via1,
     resolve,
     strip_brackets,
     uri_next_hop,
@@ -35,6 +33,7 @@ from sipcore.forward import (
 from sipcore.mod.exports import RouteType
 from sipcore.msg import HdrType, parse_msg
 from sipcore.msg.builder import build_reply
+from sipcore.msg.spans import remove_via1, via1_value_span
 from sipcore.net.addr import Dest, RecvInfo, SocketInfo
 from sipcore.pv.vars import AvpList, Xavp, xavps
 from sipcore.reply import reply_dest, server_header
@@ -160,7 +159,7 @@ def _send(core: Any, dest: Dest, buf: bytes) -> bool:
 
 
 def _via1_line(m: "SipMsg") -> str:
-    _h, s, e = _via1_value_span(m)
+    _h, s, e = via1_value_span(m)
     return "Via: " + m.buf[s:e].decode("utf-8", "surrogateescape")
 
 
@@ -1253,7 +1252,7 @@ def ctx_from_cell(cell: Cell, core: Any) -> RouteCtx:
     if cell.ruri and cell.ruri != msg.ruri:
         msg.set_ruri(cell.ruri)
     ctx.extra[TID] = cell.tid
-    ctx.extra["via1_rcv_params_added"] = bool(cell.fwd_base)
+    ctx.via1_rcv_params_added = bool(cell.fwd_base)
     restore_avps(ctx, cell.avps)
     if cell.send_lines:
         sendlumps.add(ctx, _SavedLines(cell.send_lines.split("\n")))

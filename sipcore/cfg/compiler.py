@@ -71,6 +71,7 @@ class CompiledConfig:
         self.defines = defines              # final #!define table
         self.module_paths = module_paths    # loadpath / mpath values
         self.kemi: Any = None               # KEMI engine (app_lua/app_python3 mod_init sets it)
+        self.warnings: list[ConfigError] = []   # what the check found worth telling
         self._routes = routes
         self._ns = ns
         self._entries: dict[tuple[str, Optional[str]], tuple[Callable[[RouteCtx], int],
@@ -177,9 +178,13 @@ class Compiler:
         self.routes: dict[str, dict[Optional[str], RouteInfo]] = {k: {} for k in KINDS}
         self._blocks: list[A.RouteBlock] = []
         self._loaded_at: dict[str, Pos] = {}
+        self.warnings: list[ConfigError] = []    # accepted, but worth telling (inert params)
 
     def err(self, msg: str, pos: Pos) -> None:
         self.errors.append(ConfigError(msg, pos))
+
+    def warn(self, msg: str, pos: Pos) -> None:
+        self.warnings.append(ConfigError(msg, pos))
 
     def compile(self) -> CompiledConfig:
         for item in self.cfg.items:
@@ -205,8 +210,10 @@ class Compiler:
         if self.errors:
             raise_errors(self.errors)
         ns["ROUTES"].update({n: ns[ri.pyname] for n, ri in self.routes["route"].items()})
-        return CompiledConfig(self.gb.values, self.registry, self.engine, self.routes, ns,
-                              self.flags, self.cfg_vars, self.defines, self.module_paths)
+        compiled = CompiledConfig(self.gb.values, self.registry, self.engine, self.routes, ns,
+                                  self.flags, self.cfg_vars, self.defines, self.module_paths)
+        compiled.warnings = self.warnings
+        return compiled
 
     @staticmethod
     def _exec(ri: RouteInfo, ns: dict[str, Any]) -> None:
@@ -309,6 +316,11 @@ class Compiler:
                 m.set_param(item.param, item.value)
             except (ValueError, TypeError) as e:
                 self.err(f"modparam(\"{m.name}\", \"{item.param}\"): {e}", item.value_pos)
+                continue
+            inert = m.params[item.param].inert
+            if inert:
+                self.warn(f"modparam(\"{m.name}\", \"{item.param}\") is accepted without "
+                          f"effect: {inert}", item.pos)
 
     def check_depends(self) -> None:
         for mod in self.registry:

@@ -86,6 +86,9 @@ def main(cfg_file: str, check_only: bool, defines: tuple[str, ...], no_daemon: i
         click.echo(f"error: cannot read {cfg_file}: {exc.strerror}", err=True)
         sys.exit(1)
     if check_only:
+        for w in cfg.warnings:
+            click.echo(w.pos.render("warning: " + w.message) if w.pos
+                       else "warning: " + w.message, err=True)
         click.echo(f"config file {cfg_file} ok, exiting...", err=True)
         return
     sys.exit(run_server(cfg, RunOptions(listen=listen, log_stderr=log_stderr,
@@ -138,6 +141,8 @@ def run_server(cfg, opts: RunOptions) -> int:
     klog.configure(debug=int(g.get("debug", 0) or 0) + opts.debug_inc, to_stderr=to_stderr,
                    color=opts.log_color, facility=g.get("log_facility") or "LOG_DAEMON",
                    name=g.get("log_name") or "pykam")
+    for w in cfg.warnings:
+        klog.emit(klog.L_WARN, str(w))
     pidfile = os.path.abspath(opts.pidfile) if opts.pidfile else None
     rundir = os.path.abspath(opts.rundir or g.get("rundir") or "/run/pykam")
     fork = g.get("fork", 1) not in (0, False, "no") and opts.no_daemon != 1

@@ -94,10 +94,13 @@ class Module:
 
     # ---- declarations ------------------------------------------------------------------
     def param(self, name: str, type_: type, default: Any = None, *, multi: bool = False,
-              validator: Optional[Callable[[Any], Any]] = None, doc: str = "") -> ParamExport:
+              validator: Optional[Callable[[Any], Any]] = None, doc: str = "",
+              inert: str = "") -> ParamExport:
+        """Declare modparam NAME. INERT: accepted for compatibility but without effect, and
+        why (setting it warns when the config is checked and at start-up)."""
         if name in self.params:
             raise ModuleError(f"module {self.name}: parameter {name} declared twice")
-        pe = ParamExport(name, type_, default, multi, validator, doc)
+        pe = ParamExport(name, type_, default, multi, validator, doc, inert)
         self.params[name] = pe
         return pe
 

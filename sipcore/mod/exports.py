@@ -90,6 +90,9 @@ class ParamExport:
     multi: bool = False         # repeatable: value is a list of every setting in order
     validator: Optional[Callable[[Any], Any]] = None  # may normalise; raises ValueError
     doc: str = ""
+    # accepted for compatibility but without effect in PyKam: why (setting it warns at
+    # `pykam -c` and at start-up; the docs list it)
+    inert: str = ""
 
 
 @dataclass

@@ -144,6 +144,18 @@ class AvpList:
             del self._d[name]
         return 1
 
+    def items(self) -> list[tuple[AvpName, list[PvValue]]]:
+        """(name, values newest first) of every AVP (tm keeps them with the transaction)."""
+        return list(self._d.items())
+
+    @classmethod
+    def from_items(cls, items: list) -> "AvpList":
+        """The list `items()` gave (as stored with a transaction)."""
+        lst = cls()
+        for name, values in items:
+            lst._d[name] = list(values)
+        return lst
+
     def names(self) -> list[AvpName]:
         return list(self._d)
 

@@ -143,6 +143,9 @@ class RouteCtx:
     rc: int = 1                         # $rc / $retcode: last function or route return
     dropped: bool = False
     faked: bool = False                 # a faked request (event routes, is_faked_msg())
+    # received=/rport= were added to the request's top Via already (forwarding it twice,
+    # or a request rebuilt from a transaction that had them)
+    via1_rcv_params_added: bool = False
     replied: bool = False               # a stateless reply was sent for this request
     route_name: str = ""                # name of the current route block (for logs, $cfg(route))
     cfg_line: int = 0                   # line of the statement being run ($cfg(line))
