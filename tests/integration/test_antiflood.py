@@ -21,6 +21,7 @@ from typing import Optional
 import pytest
 
 from sipcore.msg import parse_msg
+from tests.paths import STOCK_CFG as STOCK
 
 from .conftest import ROOT, UA
 
@@ -107,7 +108,7 @@ def _wait(cond, timeout: float) -> bool:
 
 def test_stock_config_with_antiflood_checks():
     r = subprocess.run([sys.executable, "-m", "sipcore.cli.server", "-c", "-f",
-                        "/work/shared/compat/kamailio-5.6-default.cfg", "-A", "WITH_ANTIFLOOD"],
+                        str(STOCK), "-A", "WITH_ANTIFLOOD"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -220,7 +221,6 @@ def test_counting_across_workers_is_exact(start_server):
 
 # ---- Kamailio's stock configuration with -A WITH_ANTIFLOOD, under a SIPp flood -------------
 
-STOCK = Path("/work/shared/compat/kamailio-5.6-default.cfg")
 FLOOD_XML = Path(__file__).resolve().parent / "sipp" / "flood_options.xml"
 FLOOD_RATE, FLOOD_REQS = 2000, 6000          # 3 s from 127.0.0.2
 GOOD_INTERVAL = 0.25                         # 127.0.0.3: 8 per pike window (limit 16)
