@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 
 from sipcore.msg import parse_msg
 from tests.paths import STOCK_CFG as STOCK
+from tests.services import needs_sipp
 
 from .conftest import ROOT, UA
 
@@ -262,7 +262,7 @@ class _Src:
         self.sock.close()
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)")
+@needs_sipp
 def test_stock_config_antiflood_blocks_a_sipp_flood_and_serves_others(start_server, tmp_path):
     """kamailio-5.6-default.cfg -A WITH_ANTIFLOOD (unmodified; listen and children on the
     command line): SIPp floods OPTIONS from 127.0.0.2 at 2,000/s; pike detects it, the script

@@ -10,7 +10,8 @@ stock cfg writes the bindings to `location` (ul.flush, and SIGTERM); an authenti
 from alice reaches bob and completes (200, ACK along the Record-Route); after a restart the
 registrations are preloaded from the database and bob is still reachable.
 
-The backend's test skips only when its server does not answer on 127.0.0.1.
+The backend's test skips only when its server does not answer (127.0.0.1 unless
+PYKAM_TEST_POSTGRES / PYKAM_TEST_MYSQL say otherwise: tests/services.py).
 """
 from __future__ import annotations
 

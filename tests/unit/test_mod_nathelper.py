@@ -11,6 +11,7 @@ from modules.nathelper import nh_addr, rpc_enable_ping
 from sipcore.msg import parse_msg
 from sipcore.testing import Harness
 from tests.paths import STOCK_CFG
+from tests.services import skip
 
 NAT_BFLAG = 6
 SIPPING_BFLAG = 7
@@ -354,7 +355,7 @@ def test_default_cfg_nat_flow():
     try:
         fake = FakeRtpproxy(port=7722)
     except OSError:
-        pytest.skip("127.0.0.1:7722 is in use")
+        skip("ports", "127.0.0.1:7722 (the stock cfg's rtpproxy_sock) is in use")
     try:
         h = Harness.from_file(DEFAULT_CFG, defines={"WITH_NAT": None})
         res = h.request(register(), src=("127.0.0.1", 41000))

@@ -16,6 +16,7 @@ from sipcore.msg import build_reply, parse_msg
 from sipcore.msg.parser import c_scan, py_scan
 from sipcore.msg.pyparser import ScanError
 from tests.paths import ROOT, TORTURE, TORTURE_MANIFEST
+from tests.services import C_SCANNER_MISSING, skip
 
 SEED = 4475
 ROUNDS = 8000
@@ -110,7 +111,7 @@ def test_fuzz_only_parse_errors(scanner: str) -> None:
 
 
 @pytest.mark.fuzz
-@pytest.mark.skipif(c_scan is None, reason="C scanner not built")
+@pytest.mark.skipif(c_scan is None, reason=C_SCANNER_MISSING)
 def test_fuzz_scanners_agree() -> None:
     rng = random.Random(SEED + 1)
     for _ in range(ROUNDS):
@@ -140,7 +141,7 @@ def test_c_scanner_under_sanitizers(tmp_path: Path) -> None:
 
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        pytest.skip("no C compiler")
+        skip("c-sanitizers", "no C compiler (gcc or cc) on PATH")
     csrc = ROOT / "cffi_build" / "csrc"
     exe = tmp_path / "sp_fuzz"
     build = subprocess.run(
@@ -148,7 +149,8 @@ def test_c_scanner_under_sanitizers(tmp_path: Path) -> None:
          f"-I{csrc}", str(csrc / "sipparse_fuzz.c"), str(csrc / "sipparse.c"), "-o", str(exe)],
         capture_output=True, text=True, check=False)
     if build.returncode != 0:
-        pytest.skip(f"sanitizer build unavailable: {build.stderr[-300:]}")
+        skip("c-sanitizers", f"{cc} cannot build with -fsanitize=address,undefined: "
+                             f"{build.stderr.strip()[-300:]}")
     files = []
     for i, raw in enumerate(BASE):
         f = tmp_path / f"in{i}.sip"

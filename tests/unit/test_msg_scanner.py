@@ -15,10 +15,11 @@ from sipcore.msg.hdrdefs import name_map
 from sipcore.msg.parser import c_scan, py_scan
 from sipcore.msg.pyparser import ScanError
 from tests.paths import ROOT, TORTURE, TORTURE_MANIFEST
+from tests.services import C_SCANNER_MISSING
 
 DATA = json.loads((ROOT / "tests" / "data" / "msg" / "scanner.json").read_text())
 SCANNERS = ["py"] + (["c"] if c_scan is not None else [])
-needs_c = pytest.mark.skipif(c_scan is None, reason="C scanner not built")
+needs_c = pytest.mark.skipif(c_scan is None, reason=C_SCANNER_MISSING)
 
 
 def _raw(text: str) -> bytes:
