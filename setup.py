@@ -19,7 +19,7 @@ setup(
         "psycopg[binary]>=3.1,<4",  # postgres:// db_url (binary wheel, no libpq needed)
     ],
     extras_require={
-        "test": ["pytest>=7,<10", "hypothesis>=6,<7", "cryptography>=41"],  # TLS test certificates
+        "test": ["pytest>=7,<10", "cryptography>=41"],  # cryptography: TLS test certificates
     },
     entry_points={
         "console_scripts": [

@@ -3,8 +3,8 @@
 
 Usage: python3 benchmarks/route/run.py [-n ITERATIONS] [--cfg FILE ...]
 
-Measures, for each config (default: Kamailio's stock kamailio-5.6-default.cfg from ../shared
-and PyKam's etc/pykam.cfg), the wall time of receive_msg() (parse + request_route + building
+Measures, for each config (default: Kamailio's stock kamailio-5.6-default.cfg from
+tests/data/compat and PyKam's etc/pykam.cfg), the wall time of receive_msg() (parse + request_route + building
 what would be sent) on an OPTIONS keepalive to the proxy and on an initial INVITE to a user
 registered first (each request a new one: own branch and Call-ID). CPU time of this process.
 Sends are recorded, not performed. A route that reaches a function of a module that is
@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 from sipcore.errors import ModuleError  # noqa: E402
 from sipcore.testing import Harness, to_wire  # noqa: E402
 
-STOCK = os.path.join(os.path.dirname(ROOT), "shared", "compat", "kamailio-5.6-default.cfg")
+STOCK = os.path.join(ROOT, "tests", "data", "compat", "kamailio-5.6-default.cfg")
 
 OPTIONS = to_wire(
     "OPTIONS sip:127.0.0.1:5060 SIP/2.0\n"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import Optional
 import pytest
 
 from sipcore.msg import parse_msg
+from tests.paths import STOCK_CFG as STOCK
+from tests.services import needs_sipp
 
 from .conftest import ROOT, UA
 
@@ -107,7 +108,7 @@ def _wait(cond, timeout: float) -> bool:
 
 def test_stock_config_with_antiflood_checks():
     r = subprocess.run([sys.executable, "-m", "sipcore.cli.server", "-c", "-f",
-                        "/work/shared/compat/kamailio-5.6-default.cfg", "-A", "WITH_ANTIFLOOD"],
+                        str(STOCK), "-A", "WITH_ANTIFLOOD"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -220,7 +221,6 @@ def test_counting_across_workers_is_exact(start_server):
 
 # ---- Kamailio's stock configuration with -A WITH_ANTIFLOOD, under a SIPp flood -------------
 
-STOCK = Path("/work/shared/compat/kamailio-5.6-default.cfg")
 FLOOD_XML = Path(__file__).resolve().parent / "sipp" / "flood_options.xml"
 FLOOD_RATE, FLOOD_REQS = 2000, 6000          # 3 s from 127.0.0.2
 GOOD_INTERVAL = 0.25                         # 127.0.0.3: 8 per pike window (limit 16)
@@ -262,7 +262,7 @@ class _Src:
         self.sock.close()
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)")
+@needs_sipp
 def test_stock_config_antiflood_blocks_a_sipp_flood_and_serves_others(start_server, tmp_path):
     """kamailio-5.6-default.cfg -A WITH_ANTIFLOOD (unmodified; listen and children on the
     command line): SIPp floods OPTIONS from 127.0.0.2 at 2,000/s; pike detects it, the script

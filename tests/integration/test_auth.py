@@ -15,6 +15,7 @@ import pytest
 
 from sipcore.msg import parse_msg
 from sipcore.msg.digest import parse_digest
+from tests.paths import STOCK_CFG as STOCK
 
 from .conftest import ROOT, UA
 
@@ -127,8 +128,6 @@ def test_register_challenged_then_accepted_on_any_worker(start_server, tmp_path)
 
 # ---- Kamailio's stock configuration with -A WITH_AUTH, unmodified ---------------------------
 
-STOCK = ROOT.parent / "shared" / "compat" / "kamailio-5.6-default.cfg"
-
 
 def _plain_credentials(challenge: str, header: str, user: str, password: str, method: str,
                        uri: str) -> str:
@@ -156,8 +155,6 @@ def test_stock_config_with_auth_on_sqlite(tmp_path):
 
     from .conftest import free_udp_port, options
 
-    if not STOCK.exists():
-        pytest.skip(f"{STOCK} is not available")
     url = f"sqlite:///{tmp_path / 'stock.sqlite'}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for args in (["db", "create"], ["subscriber", "add", "alice@127.0.0.1", "alicepw"],

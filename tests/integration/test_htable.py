@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,12 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import needs_sipp
+
 from .conftest import ROOT, free_udp_port
 from .test_sipp import _last_stats, _spawn, _stop, _tail
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)"),
+    needs_sipp,
 ]
 
 PER_WORKER = 10_000

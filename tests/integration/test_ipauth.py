@@ -17,19 +17,18 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Optional
 
 import pytest
 
 from sipcore.msg import parse_msg
+from tests.paths import STOCK_CFG as STOCK
 
 from .conftest import ROOT, UA
 from .test_auth import _plain_credentials, _register
 
 pytestmark = pytest.mark.integration
 
-STOCK = Path("/work/shared/compat/kamailio-5.6-default.cfg")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ALLOWED = "127.0.0.2"
 
@@ -90,8 +89,6 @@ def _invite_from(ip: str, port: int, bob: UA) -> tuple[Optional[int], bool]:
 
 
 def test_stock_config_ipauth_skips_auth_for_allowed_address(start_server, tmp_path):
-    if not STOCK.exists():
-        pytest.skip(f"{STOCK} is not available")
     db = tmp_path / "ipauth.sqlite"
     url = f"sqlite:///{db}"
     _pykamctl("db", "create", "--db-url", url)

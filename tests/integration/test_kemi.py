@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sipcore.msg import parse_msg
+from tests.services import needs_sipp
 
 from .conftest import ROOT, UA, options
 
@@ -199,7 +200,7 @@ def test_register_then_call_and_busy_through_failure_route(kemi_server):
     assert "Traceback" not in srv.log()
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)")
+@needs_sipp
 def test_reload_under_sipp_load_loses_no_request(kemi_server, tmp_path):
     """SIPp sends OPTIONS at 200/s (a retransmitted request counts as a failure only when it is
     never answered); the script is reloaded over RPC midway: every request is answered."""

@@ -176,14 +176,14 @@ def test_db_only_two_instances_share_registrations(start_server, tmp_path):
 
 
 class _Relay:
-    """A TCP relay 127.0.0.1:port -> target that the test can cut and restore (the shared
+    """A TCP relay 127.0.0.1:port -> host:port that the test can cut and restore (the shared
     database server itself is never stopped)."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int) -> None:
         import socket
         import threading
 
-        self.target = target_port
+        self.target = (target_host, target_port)
         self.lsock: socket.socket | None = None
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
@@ -213,7 +213,7 @@ class _Relay:
             except OSError:
                 return
             try:
-                s = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                s = socket.create_connection(self.target, timeout=5)
             except OSError:
                 c.close()
                 continue
@@ -260,16 +260,20 @@ class _Relay:
 
 
 def test_database_cut_gives_500_and_service_resumes(start_server, tmp_path):
+    from sqlalchemy.engine import make_url
+
     from sipcore import db
     from tests.unit.test_db_engine import temp_db
 
     with temp_db("postgres", tmp_path) as url:
         db.create_all(url, ["location"])
         db.dispose_engine(url)
-        relay = _Relay(5432)
+        server = make_url(url)
+        relay = _Relay(server.host or "127.0.0.1", server.port or 5432)
         relay.start()
         try:
-            rurl = url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
+            rurl = (server.set(host="127.0.0.1", port=relay.port)
+                    .render_as_string(hide_password=False))
             params = (f'modparam("usrloc", "db_url", "{rurl}")\n'
                       'modparam("usrloc", "db_mode", 1)')
             srv = start_server(CFG.replace("{params}", params))

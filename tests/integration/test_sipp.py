@@ -11,7 +11,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from sipcore.msg import parse_msg
+from tests.services import needs_sipp
 
 from .conftest import ROOT, UA, free_udp_port, options
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp not installed (sip-tester)"),
+    needs_sipp,
 ]
 
 CALLS = 1000

@@ -10,7 +10,8 @@ stock cfg writes the bindings to `location` (ul.flush, and SIGTERM); an authenti
 from alice reaches bob and completes (200, ACK along the Record-Route); after a restart the
 registrations are preloaded from the database and bob is still reachable.
 
-The backend's test skips only when its server does not answer on 127.0.0.1.
+The backend's test skips only when its server does not answer (127.0.0.1 unless
+PYKAM_TEST_POSTGRES / PYKAM_TEST_MYSQL say otherwise: tests/services.py).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 
 from sipcore.msg import parse_msg
+from tests.paths import STOCK_CFG as STOCK
 from tests.unit.test_db_engine import temp_db
 
 from .conftest import ROOT, UA, child_pids, free_udp_port, options, pid_alive
@@ -35,7 +37,6 @@ from .test_auth import _plain_credentials, _register
 
 pytestmark = pytest.mark.integration
 
-STOCK = ROOT.parent / "shared" / "compat" / "kamailio-5.6-default.cfg"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 DEFINES = ("-A", "WITH_MYSQL", "-A", "WITH_AUTH", "-A", "WITH_USRLOCDB")
 WAIT = 8.0                                  # per reply: generous for a loaded 2-core machine
@@ -207,8 +208,6 @@ def dumped_aors(rundir: Path) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("kind", ["mysql", "postgres", "sqlite"])
 def test_stock_cfg_auth_usrlocdb(kind: str, tmp_path: Path) -> None:
-    if not STOCK.exists():
-        pytest.skip(f"{STOCK} is not available")
     with temp_db(kind, tmp_path) as url:
         assert "created" in pykamctl(url, "db", "create")
         pykamctl(url, "subscriber", "add", "alice@127.0.0.1", "alicepw")

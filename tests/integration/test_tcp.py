@@ -18,6 +18,7 @@ import pytest
 
 from sipcore.msg import parse_msg
 from sipcore.msg.framing import ReceiveBuffer
+from tests.services import needs_ipv6, require_sipp
 
 from .conftest import ROOT, UA, child_pids
 
@@ -396,13 +397,10 @@ def sipp_cfg(stateful: bool, to_tcp: bool) -> str:
 def _sipp_calls(srv, tmp_path, calls: int, uac_t: str, uas_t: str) -> None:
     """SIPp uac (transport UAC_T) -> SRV -> SIPp uas (UAS_T): CALLS calls at SIPP_RATE, every
     one must complete."""
-    import shutil
-
     from .conftest import free_udp_port
     from .test_sipp import UAS_XML, _last_stats, _spawn, _stop, _tail
 
-    if shutil.which("sipp") is None:
-        pytest.skip("sipp not installed")
+    require_sipp()
     uas_port, uac_port = free_udp_port(), free_udp_port()
     uas_log, uac_log = tmp_path / "uas.log", tmp_path / "uac.log"
     stat = tmp_path / "uac-stat.csv"
@@ -484,17 +482,7 @@ request_route {
 """
 
 
-def _has_ipv6() -> bool:
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.bind(("::1", 0))
-        s.close()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")
+@needs_ipv6
 def test_ipv6_via_alias_and_max_connections(start_server):
     srv = start_server(V6_CFG)
     c6 = socket.create_connection(("::1", srv.port), timeout=3)

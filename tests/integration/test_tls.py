@@ -19,12 +19,13 @@ import pytest
 
 from sipcore.msg import parse_msg
 from sipcore.msg.framing import ReceiveBuffer
+from tests.services import import_or_skip, require_sipp
 
 from .conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
-crypto = pytest.importorskip("cryptography")
+crypto = import_or_skip("cryptography")
 
 
 def make_cert(directory: Path, name: str, ca: tuple | None = None) -> tuple[Path, Path, object]:
@@ -401,13 +402,10 @@ def test_200_calls_over_tls_through_pykam_to_a_udp_sipp_uas(start_server, tmp_pa
     """Acceptance (TLS): 200 calls from a client over one TLS connection, verifying pykam's
     certificate against the test CA, relayed by t_relay to a SIPp uas over UDP; 0 failures.
     Replies reach the TLS connection from the UDP workers through its owner."""
-    import shutil
-
     from .conftest import free_udp_port
     from .test_sipp import UAS_XML, _spawn, _stop, _tail
 
-    if shutil.which("sipp") is None:
-        pytest.skip("sipp not installed")
+    require_sipp()
     ca_cert, _, ca = make_cert(tmp_path, "test-ca")
     sc, sk, _ = make_cert(tmp_path, "127.0.0.1", ca=ca)
     tlscfg = tmp_path / "tls.cfg"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from pathlib import Path
 from typing import Optional
 
 import pytest
 
 from sipcore.msg import parse_msg
+from tests.paths import STOCK_CFG as STOCK
 
 from .conftest import UA
 
@@ -190,8 +190,6 @@ def test_timeout_408_from_timer_process(start_server):
 
 # ---- Kamailio's stock configuration, unmodified ------------------------------------------------
 
-STOCK = Path(__file__).resolve().parents[3] / "shared" / "compat" / "kamailio-5.6-default.cfg"
-
 
 def _stock_server(tmp_path):
     import os
@@ -250,8 +248,6 @@ def test_stock_config_call_cancel_busy(tmp_path):
     and loose_route on the BYE, CANCEL -> 487, 486 to the caller, 404 for an unknown user."""
     import signal
 
-    if not STOCK.exists():
-        pytest.skip(f"{STOCK} is not available")
     proc, port, log_path = _stock_server(tmp_path)
     alice, bob = UA(), UA()
     try:
@@ -328,8 +324,6 @@ def test_stock_config_unanswered_call_408_after_fr_inv_timer(tmp_path):
 
     from .conftest import ROOT
 
-    if not STOCK.exists():
-        pytest.skip(f"{STOCK} is not available")
     proc, port, log_path = _stock_server(tmp_path)
     alice, bob = UA(), UA()
     try:
@@ -410,8 +404,6 @@ def test_stock_config_parallel_forking_and_checks(tmp_path):
     branch is cancelled; OPTIONS keepalive, Max-Forwards 0 -> 483, no user -> 484."""
     import signal
 
-    if not STOCK.exists():
-        pytest.skip(f"{STOCK} is not available")
     proc, port, log_path = _stock_server(tmp_path)
     alice, bob1, bob2 = UA(), UA(), UA()
     try:

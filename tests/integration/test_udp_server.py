@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from sipcore.msg import parse_msg
+from tests.paths import TORTURE, TORTURE_MANIFEST
 
 from .conftest import UA, options
 
@@ -42,9 +42,6 @@ request_route {
     if (!forward()) { sl_send_reply("503", "Service Unavailable"); }
 }
 """
-
-TORTURE = Path(__file__).resolve().parents[3] / "shared" / "torture"
-
 
 def test_options_keepalive_answered(start_server):
     srv = start_server(CFG)
@@ -100,12 +97,11 @@ def test_too_many_hops(start_server):
         ua.close()
 
 
-@pytest.mark.skipif(not TORTURE.is_dir(), reason="../shared/torture not present")
 def test_survives_torture_messages(start_server):
     srv = start_server(CFG)
     ua = UA()
     try:
-        manifest = json.loads((TORTURE / "manifest.json").read_text())
+        manifest = json.loads(TORTURE_MANIFEST.read_text())
         for m in manifest["messages"]:
             ua.send((TORTURE / m["file"]).read_bytes(), srv.port)
             ua.recv(0.05)

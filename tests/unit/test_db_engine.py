@@ -1,6 +1,7 @@
 """sipcore.db: URL mapping, per-process engines, schema creation with Kamailio's names and
 version rows, reconnection after the server drops the connection, errors as DbError - on
-SQLite and, when their servers answer on 127.0.0.1, PostgreSQL and MariaDB.
+SQLite and, when their servers answer, PostgreSQL and MariaDB (on 127.0.0.1 unless
+PYKAM_TEST_POSTGRES / PYKAM_TEST_MYSQL say otherwise: tests/services.py).
 
 Each test works in its own database (MariaDB) or schema (PostgreSQL) or file (SQLite) with a
 unique name and drops it afterwards. `temp_db(kind)` is shared with the usrloc/registrar tests.
@@ -15,55 +16,38 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, insert, inspect, select, text
+from sqlalchemy.engine import make_url
 
 from sipcore import db
 from sipcore.db import schema
+from tests.services import DB_URLS, admin_url, require_db
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-MY_ADMIN = "mysql+pymysql://root:@127.0.0.1:3306/test"
 KINDS = ("sqlite", "postgres", "mysql")
-_reachable: dict[str, bool] = {}
-
-
-def _server_up(kind: str) -> bool:
-    if kind == "sqlite":
-        return True
-    if kind not in _reachable:
-        url = PG_ADMIN if kind == "postgres" else MY_ADMIN
-        try:
-            eng = create_engine(url, connect_args={"connect_timeout": 3})
-            with eng.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            eng.dispose()
-            _reachable[kind] = True
-        except Exception:  # driver missing or server down: the backend's tests skip
-            _reachable[kind] = False
-    return _reachable[kind]
 
 
 @contextlib.contextmanager
 def temp_db(kind: str, tmp_path: Path) -> Iterator[str]:
-    """A Kamailio-style db_url to a fresh, uniquely named database/schema, dropped after."""
-    if not _server_up(kind):
-        pytest.skip(f"{kind} server not reachable on 127.0.0.1")
+    """A Kamailio-style db_url to a fresh, uniquely named database/schema, dropped after.
+    Skips (group postgresql / mariadb) when that server does not answer."""
+    require_db(kind)
     name = f"pykam_t_{uuid.uuid4().hex[:12]}"
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / (name + '.sqlite')}"
         db.dispose_engine()
         return
-    admin = create_engine(PG_ADMIN if kind == "postgres" else MY_ADMIN,
-                          isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url(kind), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             if kind == "postgres":
                 conn.execute(text(f'CREATE SCHEMA "{name}"'))
             else:
                 conn.execute(text(f"CREATE DATABASE `{name}`"))
+        base = make_url(DB_URLS[kind])
         if kind == "postgres":
-            yield ("postgres://postgres@127.0.0.1:5432/test"
-                   f"?options=-csearch_path%3D{name}")
+            url = base.update_query_dict({"options": f"-csearch_path={name}"})
         else:
-            yield f"mysql://root:@127.0.0.1:3306/{name}"
+            url = base.set(database=name)
+        yield url.render_as_string(hide_password=False)
     finally:
         db.dispose_engine()
         with admin.connect() as conn:
@@ -205,8 +189,7 @@ def test_reconnects_after_the_server_drops_the_connection(kind, tmp_path):
                 pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
             else:
                 pid = conn.execute(text("SELECT CONNECTION_ID()")).scalar()
-        admin = create_engine(PG_ADMIN if kind == "postgres" else MY_ADMIN,
-                              isolation_level="AUTOCOMMIT")
+        admin = create_engine(admin_url(kind), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             if kind == "postgres":
                 conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})

@@ -17,6 +17,7 @@ from sipcore.db import schema
 from sipcore.errors import ModuleError
 from sipcore.msg.digest import parse_digest
 from sipcore.testing import Harness
+from tests.services import import_or_skip
 
 from .test_db_engine import temp_db
 from .test_mod_auth import only_reply, rc_of, request, ua_credentials
@@ -246,7 +247,7 @@ end
 
 
 def test_kemi_lua_auth_check_and_challenge(url, tmp_path):
-    pytest.importorskip("lupa")
+    import_or_skip("lupa")
     script = tmp_path / "auth.lua"
     script.write_text(LUA)
     h = Harness.from_text(f"""

@@ -10,6 +10,8 @@ import pytest
 from modules.nathelper import nh_addr, rpc_enable_ping
 from sipcore.msg import parse_msg
 from sipcore.testing import Harness
+from tests.paths import STOCK_CFG
+from tests.services import skip
 
 NAT_BFLAG = 6
 SIPPING_BFLAG = 7
@@ -340,7 +342,7 @@ def test_addr_helpers():
 
 # ---- the Kamailio 5.6 default configuration with WITH_NAT --------------------------------------
 
-DEFAULT_CFG = "/work/shared/compat/kamailio-5.6-default.cfg"
+DEFAULT_CFG = str(STOCK_CFG)
 
 
 def test_default_cfg_nat_flow():
@@ -348,16 +350,12 @@ def test_default_cfg_nat_flow():
     received address and nat bflag; a call to it goes to that address, the NATed caller's
     Contact gets an alias and the INVITE's SDP is relayed through (a fake) rtpproxy on the
     config's 127.0.0.1:7722, the 200 OK's SDP too."""
-    import os
-
     from .test_mod_rtpproxy import FakeRtpproxy
 
-    if not os.path.exists(DEFAULT_CFG):
-        pytest.skip("shared compat config not available")
     try:
         fake = FakeRtpproxy(port=7722)
     except OSError:
-        pytest.skip("127.0.0.1:7722 is in use")
+        skip("ports", "127.0.0.1:7722 (the stock cfg's rtpproxy_sock) is in use")
     try:
         h = Harness.from_file(DEFAULT_CFG, defines={"WITH_NAT": None})
         res = h.request(register(), src=("127.0.0.1", 41000))

@@ -6,7 +6,6 @@ Runs in: pytest only (`-m fuzz` selects it; it is part of the normal run too).
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -16,9 +15,9 @@ from sipcore.errors import ParseError
 from sipcore.msg import build_reply, parse_msg
 from sipcore.msg.parser import c_scan, py_scan
 from sipcore.msg.pyparser import ScanError
+from tests.paths import ROOT, TORTURE, TORTURE_MANIFEST
+from tests.services import C_SCANNER_MISSING, skip
 
-# the shared RFC 4475/5118 corpus; PYKAM_TORTURE_DIR points elsewhere (CI checkouts)
-TORTURE = Path(os.environ.get("PYKAM_TORTURE_DIR", "/work/shared/torture"))
 SEED = 4475
 ROUNDS = 8000
 
@@ -35,9 +34,8 @@ BASE = [
     b"SIP/2.0 200 OK\r\nv: SIP/2.0/TCP h;branch=z9hG4bKa, SIP/2.0/UDP g:5062;received=1.2.3.4\r\n"
     b"t: <sip:b@c>;tag=99\r\nf: sip:a@b;tag=1\r\ni: x@y\r\nCSeq: 2 REGISTER\r\nm: *\r\nl: 0\r\n\r\n",
 ]
-if (TORTURE / "manifest.json").exists():
-    man = json.loads((TORTURE / "manifest.json").read_text())
-    BASE += [(TORTURE / m["file"]).read_bytes() for m in man["messages"]]
+BASE += [(TORTURE / m["file"]).read_bytes()
+         for m in json.loads(TORTURE_MANIFEST.read_text())["messages"]]
 
 INTERESTING = [b"\x00", b"\r", b"\n", b"\r\n", b" ", b"\t", b":", b";", b",", b"<", b">", b'"',
                b"\\", b"[", b"]", b"@", b"=", b"%", b"\xff", b"\r\n ", b"\r\n\r\n", b"9" * 12]
@@ -113,7 +111,7 @@ def test_fuzz_only_parse_errors(scanner: str) -> None:
 
 
 @pytest.mark.fuzz
-@pytest.mark.skipif(c_scan is None, reason="C scanner not built")
+@pytest.mark.skipif(c_scan is None, reason=C_SCANNER_MISSING)
 def test_fuzz_scanners_agree() -> None:
     rng = random.Random(SEED + 1)
     for _ in range(ROUNDS):
@@ -143,16 +141,16 @@ def test_c_scanner_under_sanitizers(tmp_path: Path) -> None:
 
     cc = shutil.which("gcc") or shutil.which("cc")
     if cc is None:
-        pytest.skip("no C compiler")
-    root = Path(__file__).parents[2]
-    csrc = root / "cffi_build" / "csrc"
+        skip("c-sanitizers", "no C compiler (gcc or cc) on PATH")
+    csrc = ROOT / "cffi_build" / "csrc"
     exe = tmp_path / "sp_fuzz"
     build = subprocess.run(
         [cc, "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
          f"-I{csrc}", str(csrc / "sipparse_fuzz.c"), str(csrc / "sipparse.c"), "-o", str(exe)],
         capture_output=True, text=True, check=False)
     if build.returncode != 0:
-        pytest.skip(f"sanitizer build unavailable: {build.stderr[-300:]}")
+        skip("c-sanitizers", f"{cc} cannot build with -fsanitize=address,undefined: "
+                             f"{build.stderr.strip()[-300:]}")
     files = []
     for i, raw in enumerate(BASE):
         f = tmp_path / f"in{i}.sip"

@@ -6,8 +6,6 @@ Runs in: pytest only. The C half is skipped when the extension is not built.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +14,12 @@ from sipcore.msg import parse_msg, scandefs as sd
 from sipcore.msg.hdrdefs import name_map
 from sipcore.msg.parser import c_scan, py_scan
 from sipcore.msg.pyparser import ScanError
+from tests.paths import ROOT, TORTURE, TORTURE_MANIFEST
+from tests.services import C_SCANNER_MISSING
 
-ROOT = Path(__file__).parents[2]
 DATA = json.loads((ROOT / "tests" / "data" / "msg" / "scanner.json").read_text())
-# the shared RFC 4475/5118 corpus; PYKAM_TORTURE_DIR points elsewhere (CI checkouts)
-TORTURE = Path(os.environ.get("PYKAM_TORTURE_DIR", "/work/shared/torture"))
 SCANNERS = ["py"] + (["c"] if c_scan is not None else [])
-needs_c = pytest.mark.skipif(c_scan is None, reason="C scanner not built")
+needs_c = pytest.mark.skipif(c_scan is None, reason=C_SCANNER_MISSING)
 
 
 def _raw(text: str) -> bytes:
@@ -31,9 +28,8 @@ def _raw(text: str) -> bytes:
 
 def corpus() -> list[tuple[str, bytes]]:
     out = [(c["name"], _raw(c["raw"])) for c in DATA["valid"] + DATA["invalid"]]
-    if (TORTURE / "manifest.json").exists():
-        man = json.loads((TORTURE / "manifest.json").read_text())
-        out += [(m["name"], (TORTURE / m["file"]).read_bytes()) for m in man["messages"]]
+    man = json.loads(TORTURE_MANIFEST.read_text())
+    out += [(m["name"], (TORTURE / m["file"]).read_bytes()) for m in man["messages"]]
     return out
 
 

@@ -1,7 +1,7 @@
-"""RFC 4475 / RFC 5118 torture messages (/work/shared/torture): every `valid` message parses
+"""RFC 4475 / RFC 5118 torture messages (tests/data/torture): every `valid` message parses
 (parse_msg + parse_all), every `invalid-must-reject` raises ParseError from parse_msg or
 parse_all, every `valid-but-unusual` never raises anything but ParseError - with both scanners.
-Runs in: pytest only (skipped when the shared corpus is absent).
+Runs in: pytest only.
 
 Rejections that need more than single-header syntax, done by parse_all's message-level rules:
   mismatch01/mismatch02: CSeq method != request method (RFC 3261 8.1.1.5, RFC 4475 3.1.2.17/18)
@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 from sipcore.errors import ParseError
 from sipcore.msg import build_reply, parse_msg
 from sipcore.msg.parser import c_scan
+from tests.paths import DATA, TORTURE, TORTURE_MANIFEST
 
-# the shared RFC 4475/5118 corpus; PYKAM_TORTURE_DIR points elsewhere (CI checkouts)
-TORTURE = Path(os.environ.get("PYKAM_TORTURE_DIR", "/work/shared/torture"))
-if not (TORTURE / "manifest.json").exists():  # pragma: no cover
-    pytest.skip("torture corpus not available", allow_module_level=True)
-
-MANIFEST = json.loads((TORTURE / "manifest.json").read_text())["messages"]
+MANIFEST = json.loads(TORTURE_MANIFEST.read_text())["messages"]
 SCANNERS = ["py"] + (["c"] if c_scan is not None else [])
 
 
@@ -37,6 +31,14 @@ def _load(entry: dict) -> bytes:
     raw = (TORTURE / entry["file"]).read_bytes()
     assert hashlib.sha256(raw).hexdigest() == entry["sha256"], "corpus file changed"
     return raw
+
+
+def test_corpus_is_complete() -> None:
+    """The manifest lists every message file once: RFC 4475's 49 and RFC 5118's 12."""
+    files = sorted(p.relative_to(TORTURE).as_posix() for p in (TORTURE / "msgs").glob("*.dat"))
+    assert sorted(m["file"] for m in MANIFEST) == files
+    sources = [m["source"].split()[0] for m in MANIFEST]
+    assert (sources.count("RFC4475"), sources.count("RFC5118"), len(sources)) == (49, 12, 61)
 
 
 def _cases(cls: str) -> list[dict]:
@@ -103,8 +105,7 @@ def test_specific_outcomes() -> None:
 
 # Known answers for every message that is not invalid (tests/data/msg/torture_expect.json,
 # reviewed against the RFC 4475/5118 texts): what a proxy reads from each of them.
-EXPECT = json.loads((Path(__file__).parents[1] / "data" / "msg" / "torture_expect.json")
-                    .read_text(encoding="utf-8"))
+EXPECT = json.loads((DATA / "msg" / "torture_expect.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("name", sorted(EXPECT))

@@ -6,13 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.importorskip("cryptography")
+from tests.services import import_or_skip
 
-from modules import tls
-from sipcore.errors import RpcFault
-from sipcore.mod.context import CoreContext
-from sipcore.net.addr import SocketInfo
-from tests.integration.test_tls import make_cert
+import_or_skip("cryptography")           # before the imports below, which need it
+
+from modules import tls  # noqa: E402
+from sipcore.errors import RpcFault  # noqa: E402
+from sipcore.mod.context import CoreContext  # noqa: E402
+from sipcore.net.addr import SocketInfo  # noqa: E402
+from tests.integration.test_tls import make_cert  # noqa: E402
 
 
 def _context():
