@@ -223,23 +223,23 @@ def _crlf_line(text: str) -> bytes:
 
 def run_onsend(ctx: "RouteCtx", dest: Dest, buf: bytes) -> bool:
     """Kamailio run_onsend(): run onsend_route (if the config has one) with the destination
-    and buffer about to be sent (ctx.extra["send_dest"], ["send_buf"]: snd_ip, $snd...).
+    and buffer about to be sent (ctx.send_dest, ctx.send_buf: snd_ip, $snd...).
     False when the route dropped the message. The route type, route name and the message's
     dropped state are restored afterwards: `drop` there only cancels this send."""
     routes = ctx.core.routes
     if routes is None or not routes.has_route("onsend"):
         return True
     saved = (ctx.route_type, ctx.route_name, ctx.dropped)
-    ctx.extra["send_dest"] = dest
-    ctx.extra["send_buf"] = buf
+    ctx.send_dest = dest
+    ctx.send_buf = buf
     ctx.dropped = False
     try:
         routes.run("onsend", None, ctx)
         dropped = ctx.dropped
     finally:
         ctx.route_type, ctx.route_name, ctx.dropped = saved
-        ctx.extra.pop("send_dest", None)
-        ctx.extra.pop("send_buf", None)
+        ctx.send_dest = None
+        ctx.send_buf = None
     return not dropped
 
 
@@ -273,7 +273,7 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
         branch = make_branch(msg)
         buf = build_forwarded(ctx, sock, dproto, branch)
         mtu = int(ctx.core.get_global("udp_mtu", 0) or 0)
-        try_proto = (ctx.extra.get("udp_mtu_try_proto")
+        try_proto = (ctx.udp_mtu_try_proto
                      or ctx.core.get_global("udp_mtu_try_proto"))
         if dproto == "udp" and mtu and len(buf) > mtu and try_proto and try_proto != "udp":
             # Kamailio forward_request(): too big for UDP, rebuild for the fallback transport
@@ -290,7 +290,7 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
         return E.E_BAD_REQ
     dest = Dest(dproto, ip, dport, sock, conn_id=ctx.otcpid if host is None and dproto in _RELIABLE else 0,
                 no_connect=ctx.forward_no_connect,
-                close_after=bool(ctx.extra.get("forward_close")))
+                close_after=ctx.forward_close)
     if not run_onsend(ctx, dest, buf):
         log.info(f"request to {dproto}:{_bracket(ip)}:{dport} dropped by onsend_route", ctx)
         stats.inc("core:drop_requests")

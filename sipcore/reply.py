@@ -73,7 +73,7 @@ def send_stateless_reply(ctx: RouteCtx, code: int, reason: str, *,
                       via_received=received, via_rport=rport)
     dest = reply_dest(msg, rcv, ctx.force_rport)
     dest.no_connect = ctx.reply_no_connect      # set_reply_no_connect(): TCP/TLS only
-    dest.close_after = bool(ctx.extra.get("reply_close"))      # set_reply_close()
+    dest.close_after = ctx.reply_close      # set_reply_close()
     ok = ctx.core.send(dest, buf)
     if ok:
         ctx.replied = True

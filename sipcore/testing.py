@@ -32,6 +32,11 @@ class RecordingCore(CoreApi):
                          else [SocketInfo("udp", "127.0.0.1", 5060)], **kw)
         self.sent: list[tuple[Dest, bytes]] = []
         self.fail_sends = False     # tests of send errors
+        self.tcp_aliases: list[tuple[int, int, str]] = []   # force_tcp_alias() calls
+
+    def add_tcp_alias(self, conn_id: int, port: int, proto: str) -> bool:
+        self.tcp_aliases.append((conn_id, port, proto))
+        return True
 
     def send(self, dest: Dest, data: bytes) -> bool:
         if self.fail_sends:

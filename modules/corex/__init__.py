@@ -308,7 +308,9 @@ MSG_IFLAGS = ("USE_UAC_FROM", "USE_UAC_TO", "UAC_AUTH")
 
 
 def _iflags(ctx: RouteCtx) -> set[str]:
-    return ctx.extra.setdefault("msg_iflags", set())
+    if ctx.msg_iflags is None:
+        ctx.msg_iflags = set()
+    return ctx.msg_iflags
 
 
 def _iflag_name(ctx: RouteCtx, name: str) -> Optional[str]:

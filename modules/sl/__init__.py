@@ -85,7 +85,7 @@ def parse_code(text: str) -> int:
 CODE = Custom(parse_code, dynamic=True, name="reply-code")
 
 
-def _reply_dset_contacts(ctx: RouteCtx) -> Optional[str]:
+def reply_dset_contacts(ctx: RouteCtx) -> Optional[str]:
     """The 'Contact:' line for a 3xx reply: the rewritten R-URI plus every appended branch
     (Kamailio print_dset()), or None when the destination set is empty."""
     rich = mod.p.rich_redirect
@@ -130,7 +130,7 @@ def sl_reply(ctx: RouteCtx, code: int, reason: str, *, extra_headers: tuple[str,
     """Send a stateless reply to ctx.msg and count it. 1 on success, -1 on failure.
 
     Adds the destination set as Contact for 3xx, and a body set by textops set_reply_body()
-    (kept in ctx.extra["reply_body"] as (bytes, content_type)).
+    (kept in ctx.reply_body as (bytes, content_type)).
     """
     from sipcore.reply import send_stateless_reply
 
@@ -141,10 +141,10 @@ def sl_reply(ctx: RouteCtx, code: int, reason: str, *, extra_headers: tuple[str,
         return -1
     headers = list(extra_headers)
     if 300 <= code < 400:
-        contact = _reply_dset_contacts(ctx)
+        contact = reply_dset_contacts(ctx)
         if contact is not None:
             headers.append(contact)
-    body, ctype = ctx.extra.get("reply_body", (b"", None))
+    body, ctype = ctx.reply_body if ctx.reply_body is not None else (b"", None)
     try:
         ok = send_stateless_reply(ctx, code, reason, extra_headers=headers, body=body,
                                   content_type=ctype)
@@ -179,6 +179,11 @@ class SlApi:
 
     def filter_ack(self, ctx: RouteCtx) -> bool:
         return filter_ack(ctx)
+
+    def dset_contacts(self, ctx: RouteCtx) -> Optional[str]:
+        """The Contact line of a 3xx reply to ctx: the destination set (Kamailio
+        print_dset()), None when it is empty. tm's t_reply() adds it as sl does."""
+        return reply_dset_contacts(ctx)
 
     def stats(self) -> dict[str, int]:
         return sl_stats.snapshot()
@@ -265,7 +270,7 @@ def ki_send_reply_mode(ctx: RouteCtx, code: int, reason: str, mode: int) -> int:
     if mode & SEND_REPLY_NO_CONNECT:
         ctx.reply_no_connect = True
     if mode & SEND_REPLY_CLOSE:
-        ctx.extra["reply_close"] = True   # as core set_reply_close()
+        ctx.reply_close = True   # as core set_reply_close()
     return ki_send_reply(ctx, code, reason)
 
 
@@ -283,7 +288,7 @@ _ERR_TEXT: dict[int, tuple[Optional[int], str]] = {
 
 
 def reply_for_error(err: object, default_code: int, default_reason: str) -> tuple[int, str]:
-    """Map ctx.extra["last_error"] to a reply: a (code, reason) pair is used as is; a
+    """Map ctx.last_error to a reply: a (code, reason) pair is used as is; a
     Kamailio E_* int is translated like err2reason_phrase(); anything else gives the default."""
     if isinstance(err, tuple) and len(err) == 2 and isinstance(err[0], int):
         code, reason = err
@@ -300,7 +305,7 @@ def reply_for_error(err: object, default_code: int, default_reason: str) -> tupl
 @mod.function("sl_reply_error", args=(), routes=REQUEST_ROUTE)
 def ki_sl_reply_error(ctx: RouteCtx) -> int:
     """Reply with the code/reason of the last internal error (or default_code/reason)."""
-    code, reason = reply_for_error(ctx.extra.get("last_error"), mod.p.default_code,
+    code, reason = reply_for_error(ctx.last_error, mod.p.default_code,
                                    mod.p.default_reason)
     return sl_reply(ctx, code, reason)
 

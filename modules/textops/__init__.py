@@ -416,7 +416,7 @@ def ki_set_reply_body(ctx: RouteCtx, txt: str, ctype: str) -> int:
     if not txt or not ctype:
         klog.err("set_reply_body: body and content type must not be empty", ctx)
         return -1
-    ctx.extra["reply_body"] = (encode(txt), ctype)
+    ctx.reply_body = (encode(txt), ctype)
     return 1
 
 

@@ -60,7 +60,7 @@ B_DROPPED = 16          # reply not considered any more (failure_reply_mode)
 B_LOCAL_FAIL = 32       # could not be sent (503)
 B_CANCEL_REPLIED = 64   # our CANCEL on this branch got its final reply
 B_FR_ARMED = 128        # a worker queued an fr job for it (the first retransmission job
-                        # arms one otherwise, see t_funcs.on_retr_timer)
+                        # arms one otherwise, see t_timer.on_retr_timer)
 
 
 def new_tid() -> str:
@@ -168,7 +168,7 @@ class Cell:
     fwd_base: bytes = b""       # the request with the script's edits, before our Via
     send_lines: str = ""        # send-time header lines (Record-Route) of the first relay
     contacts: str = ""          # pending serial-forking contacts (t_serial.dump, JSON)
-    avps: str = ""              # the request's $avp/$xavp at relay time (t_funcs, JSON)
+    avps: str = ""              # the request's $avp/$xavp at relay time (t_ctx, JSON)
     branches: list[Branch] = field(default_factory=list)
 
     @classmethod

@@ -27,14 +27,23 @@ the unix socket gets one SOCK_DGRAM datagram (sent with the unix_tx_timeout para
 """
 from __future__ import annotations
 
+import logging
+
 import errno
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sipcore import log as klog
-from sipcore.route.ctx import RouteCtx
+from sipcore.mod import Custom, Fx
+from sipcore.route.ctx import RouteCtx, RouteType
+
+from . import RF, mod
+from .h_table import B_REPLIED, B_TIMEOUT
+from .state import TM, table
+from .t_lookup import lookup_request
+
+log = logging.getLogger(__name__)
 
 TWRITE_VERSION = "0.3"
 SIP_PORT = 5060
@@ -116,8 +125,6 @@ def parse_tw_append(text: str) -> TwAppend:
 
 
 def _appends() -> dict[str, TwAppend]:
-    from . import mod
-
     out: dict[str, TwAppend] = {}
     for text in mod.p.tw_append or ():
         app = parse_tw_append(text)
@@ -201,27 +208,26 @@ def _routes(msg: Any, next_ruri: str) -> tuple[str, str, str]:
 
 def assemble(ctx: RouteCtx, info: str) -> Optional[bytes]:
     """The twenty lines for the transaction of ctx.msg; None on error (logged)."""
-    from . import t_funcs as tf
-
     msg = ctx.msg
     if not msg.is_request:
-        klog.err("t_write: called for something else than a SIP request", ctx)
+        log.error("t_write: called for something else than a SIP request")
         return None
-    tid = ctx.extra.get(tf.TID) or tf.lookup_request(ctx)
+    st = TM.of(ctx)
+    tid = st.tid or lookup_request(ctx)
     if tid is None:
-        klog.err("t_write: no transaction (call t_newtran() first)", ctx)
+        log.error("t_write: no transaction (call t_newtran() first)")
         return None
-    ctx.extra[tf.TID] = tid
+    st.tid = tid
     try:
         action, append_name = parse_info(info)
     except ValueError as exc:
-        klog.err(f"t_write: {exc}", ctx)
+        log.error("t_write: %s", exc)
         return None
     app: Optional[TwAppend] = None
     if append_name:
         app = _appends().get(append_name.lower())
         if app is None:
-            klog.err(f"t_write: unknown append name <{append_name}>", ctx)
+            log.error("t_write: unknown append name <%s>", append_name)
             return None
     try:
         ruri = msg.parsed_ruri
@@ -237,7 +243,7 @@ def assemble(ctx: RouteCtx, info: str) -> Optional[bytes]:
                 contact = cl.contacts[0].uri
         route, next_hop, next_ruri = _routes(msg, contact or from_.uri)
     except Exception as exc:  # noqa: BLE001 - ParseError and friends: logged, -1
-        klog.err(f"t_write: cannot parse the request: {exc}", ctx)
+        log.error("t_write: cannot parse the request: %s", exc)
         return None
     rcv = ctx.rcv
     sock = rcv.sock
@@ -254,11 +260,11 @@ def assemble(ctx: RouteCtx, info: str) -> Optional[bytes]:
         extra += _append_lines(ctx, app)
     append = "\n".join(extra) + "\n."
     if len(append) >= APPEND_BUFFER_MAX:
-        klog.err(f"t_write: overflow -> append exceeded {APPEND_BUFFER_MAX} len", ctx)
+        log.error("t_write: overflow -> append exceeded %s len", APPEND_BUFFER_MAX)
         return None
     cmd = "sip_request." + action
     if len(action) + 12 >= CMD_BUFFER_MAX:
-        klog.err("t_write: buffer overflow while copying command name", ctx)
+        log.error("t_write: buffer overflow while copying command name")
         return None
     lines = [TWRITE_VERSION, cmd, msg.method, ruri.user, ruri.host, ip, port,
              msg.orig_ruri, next_ruri or ".", from_value(msg, "From"), from_value(msg, "To"),
@@ -269,16 +275,12 @@ def assemble(ctx: RouteCtx, info: str) -> Optional[bytes]:
 
 def _msg_flags(ctx: RouteCtx) -> int:
     """Kamailio's msg_flags of the request as far as PyKam knows them."""
-    from sipcore.mod.exports import RouteType
-
-    from . import t_funcs as tf
-    from .h_table import B_REPLIED, B_TIMEOUT
-
     flags = FL_HASH_INDEX | (FL_FORCE_RPORT if ctx.force_rport else 0)
     if ctx.route_type == RouteType.FAILURE:
         flags |= FL_SHM_CLONE
-        best = ctx.extra.get(tf.BEST)
-        cell = tf.table().get(ctx.extra[tf.TID])
+        st = TM.of(ctx)
+        best = st.best
+        cell = table().get(st.tid) if st.tid is not None else None
         if best is not None and cell is not None and 0 <= best[2] < len(cell.branches):
             bflags = cell.branches[best[2]].flags
             flags |= (FL_TIMEOUT if bflags & B_TIMEOUT else 0) | \
@@ -294,9 +296,9 @@ def from_value(msg: Any, name: str) -> str:
 def _add_blind_uac(ctx: RouteCtx) -> int:
     """A branch that is never sent: its fr timer makes tm answer 408 when the application
     does not reply in time (Kamailio add_blind_uac)."""
-    from . import t_funcs as tf
+    from .t_fwd import add_blind_uac
 
-    return tf.add_blind_uac(ctx)
+    return add_blind_uac(ctx)
 
 
 def write_to_fifo(path: str, data: bytes, ctx: RouteCtx) -> int:
@@ -304,10 +306,10 @@ def write_to_fifo(path: str, data: bytes, ctx: RouteCtx) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ENXIO:
-            klog.err(f"t_write_req: cannot open fifo file - nobody listening for reading "
-                     f"[{path}] ({exc.strerror})", ctx)
+            log.error("t_write_req: cannot open fifo file - nobody listening for reading [%s] "
+                      "(%s)", path, exc.strerror)
         else:
-            klog.err(f"t_write_req: failed to open [{path}] fifo: {exc.strerror}", ctx)
+            log.error("t_write_req: failed to open [%s] fifo: %s", path, exc.strerror)
         return -1
     try:
         while True:
@@ -317,7 +319,7 @@ def write_to_fifo(path: str, data: bytes, ctx: RouteCtx) -> int:
             except InterruptedError:
                 continue
     except OSError as exc:
-        klog.err(f"t_write_req: write failed: {exc.strerror}", ctx)
+        log.error("t_write_req: write failed: %s", exc.strerror)
         return -1
     finally:
         os.close(fd)
@@ -326,17 +328,17 @@ def write_to_fifo(path: str, data: bytes, ctx: RouteCtx) -> int:
 
 def write_to_unixsock(path: str, data: bytes, timeout_ms: int, ctx: RouteCtx) -> int:
     if not path:
-        klog.dbg("t_write_unix: empty socket name", ctx)
+        log.debug("t_write_unix: empty socket name")
         return -1
     if len(path) > UNIX_PATH_MAX:
-        klog.err("t_write_unix: socket name too long", ctx)
+        log.error("t_write_unix: socket name too long")
         return -1
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         s.settimeout(max(timeout_ms, 1) / 1000.0)
         s.sendto(data, path)
     except OSError as exc:
-        klog.err(f"t_write_unix: send to [{path}] failed: {exc.strerror or exc}", ctx)
+        log.error("t_write_unix: send to [%s] failed: %s", path, exc.strerror or exc)
         return -1
     finally:
         s.close()
@@ -354,11 +356,34 @@ def t_write_req(ctx: RouteCtx, fifo: str, info: str) -> int:
 
 
 def t_write_unix(ctx: RouteCtx, sock: str, info: str) -> int:
-    from . import mod
-
     data = assemble(ctx, info)
     if data is None:
         return -1
     if write_to_unixsock(sock, data, int(mod.p.unix_tx_timeout), ctx) < 0:
         return -1
     return 1 if _add_blind_uac(ctx) >= 0 else -1
+
+
+# ---- script functions -----------------------------------------------------------------------
+
+def _tw_info(text: str) -> str:
+    """t_write_req/t_write_unix info "action[/append_name]" (the append must be a tw_append)."""
+    _action, append = parse_info(text.strip())
+    if append and append.lower() not in _appends():
+        raise ValueError(f"unknown append name <{append}> (no such tw_append)")
+    return text.strip()
+
+
+TW_INFO = Custom(_tw_info, name="tw-info")
+
+
+@mod.function("t_write_req", args=(Fx.STR, TW_INFO), routes=RF)
+def ki_t_write_req(ctx: RouteCtx, fifo: str, info: str) -> int:
+    """Write the transaction's request to FIFO for an application (legacy); 1 / -1."""
+    return t_write_req(ctx, fifo, info)
+
+
+@mod.function("t_write_unix", args=(Fx.STR, TW_INFO), routes=RF)
+def ki_t_write_unix(ctx: RouteCtx, sock: str, info: str) -> int:
+    """Same to a unix datagram socket (legacy); 1 / -1."""
+    return t_write_unix(ctx, sock, info)

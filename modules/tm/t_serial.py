@@ -5,7 +5,7 @@ Runs in: SIP workers (request_route), whichever process runs the failure_route o
 tm:branch-failure event route (a worker or the timer process). Shared state: the pending
 contacts travel with the transaction (the cell's `contacts` field, JSON text) so that a
 failure_route in another process continues the sequence; the pending flows (contact_flows_avp)
-are an ordinary xavp, kept with the transaction's other xavps (`t_funcs.dump_avps`).
+are an ordinary xavp, kept with the transaction's other xavps (`t_ctx.dump_avps`).
 
 Inside a route both are xavps with Kamailio's field names: `uri`, `dst_uri`, `path`, `sock`,
 `flags`, `q_flag` (contacts_avp only), `instance`, `ruid`, `ua`. As in Kamailio:
@@ -21,20 +21,28 @@ Inside a route both are xavps with Kamailio's field names: `uri`, `dst_uri`, `pa
 """
 from __future__ import annotations
 
+import logging
+
 import json
 import random
-import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sipcore import log as klog
+from sipcore.mod import Fx
 from sipcore.mod.exports import RouteType
+from sipcore.pv.vars import Xavp, xavp_rm, xavps
 from sipcore.route.ctx import Branch, RouteCtx
+
+from . import EVENT_ROUTE, REQ, RF, mod
+from .config import CFG
+from .state import TM
+
+log = logging.getLogger(__name__)
+
 
 Q_FLAG = 1 << 2                 # the contact ends its q group (Kamailio's Q_FLAG)
 Q_UNSPECIFIED = -1
 T_LOAD_STANDARD, T_LOAD_PROPORTIONAL = 0, 1
-BRANCH_INSTANCE = "tm_branch_instance"   # ctx.extra in tm:branch-failure: the failed branch's
 
 
 @dataclass
@@ -52,31 +60,25 @@ class _Contact:
     q_index: int = 0
 
 
-def _param(which: str) -> Optional[str]:
-    mod = sys.modules[__package__].mod      # modules.tm, which imports this module
-    name = getattr(mod.p, which)
-    return name.strip() or None if name else None
+def _xavp_name(value: Optional[str]) -> Optional[str]:
+    return value.strip() or None if value else None
 
 
-def _name() -> Optional[str]:
+def contacts_avp_name() -> Optional[str]:
     """The contacts_avp name (None: feature disabled)."""
-    return _param("contacts_avp")
+    return _xavp_name(CFG.contacts_avp)
 
 
 def _flows_name() -> Optional[str]:
-    return _param("contact_flows_avp")
+    return _xavp_name(CFG.contact_flows_avp)
 
 
 def _roots(ctx: RouteCtx) -> list[Any]:
-    from sipcore.pv.vars import xavps
-
     return xavps(ctx).xavp
 
 
 def _record(name: str, c: _Contact, with_q_flag: bool) -> Any:
     """One contacts_avp / contact_flows_avp entry (optional fields only when set)."""
-    from sipcore.pv.vars import Xavp
-
     kids = [Xavp("uri", c.uri)]
     for key in ("dst_uri", "path", "sock"):
         if getattr(c, key):
@@ -125,7 +127,7 @@ def _find_socket(ctx: RouteCtx, text: str) -> tuple[bool, Any]:
     for s in ctx.core.sockets:
         if str(s) == text:
             return True, s
-    klog.err(f"tm: contact socket \"{text}\" is not one of ours", ctx)
+    log.error("tm: contact socket \"%s\" is not one of ours", text)
     return False, None
 
 
@@ -170,10 +172,10 @@ def _ordered(items: list[_Contact], proportional: bool) -> tuple[list[_Contact],
 
 def load_contacts(ctx: RouteCtx, mode: int = T_LOAD_STANDARD) -> int:
     """Destination set -> contacts_avp; 1 also when there is nothing to do, -1 on error."""
-    name = _name()
+    name = contacts_avp_name()
     if name is None:
-        klog.err("t_load_contacts: feature has been disabled - to enable define "
-                 "contacts_avp module parameter", ctx)
+        log.error("t_load_contacts: feature has been disabled - to enable define contacts_avp "
+                  "module parameter")
         return -1
     ruri_new = not ctx.ruri_consumed
     if not ctx.branches or (len(ctx.branches) == 1 and not ruri_new):
@@ -212,7 +214,7 @@ def load_contacts(ctx: RouteCtx, mode: int = T_LOAD_STANDARD) -> int:
 def _append_branch(ctx: RouteCtx, c: _Contact, sock: Any) -> int:
     limit = int(ctx.core.get_global("max_branches", 12) or 12)
     if len(ctx.branches) + 1 >= limit:
-        klog.err("tm: appending branch failed (max_branches)", ctx)
+        log.error("tm: appending branch failed (max_branches)")
         return -1
     ctx.branches.append(Branch(uri=c.uri, dst_uri=c.dst_uri or None, path=c.path or None,
                                q=0, bflags=c.flags, force_socket=sock,
@@ -224,10 +226,10 @@ def _append_branch(ctx: RouteCtx, c: _Contact, sock: Any) -> int:
 def next_contacts(ctx: RouteCtx) -> int:
     """The head q group of contacts_avp becomes the destination set: 1 done, -2 nothing
     left, -1 error."""
-    name = _name()
+    name = contacts_avp_name()
     if name is None:
-        klog.err("t_next_contacts: feature has been disabled - to enable define "
-                 "contacts_avp module parameter", ctx)
+        log.error("t_next_contacts: feature has been disabled - to enable define contacts_avp "
+                  "module parameter")
         return -1
     roots = _roots(ctx)
     mine = [x for x in roots if x.name == name]
@@ -258,8 +260,6 @@ def next_contacts(ctx: RouteCtx) -> int:
         return 1                # alone in its q group
     flows = _flows_name()
     if flows is not None:
-        from sipcore.pv.vars import xavp_rm
-
         xavp_rm(roots, flows)
     for x in mine[1:]:
         c = _contact_of(_fields(x))
@@ -289,13 +289,12 @@ def next_contact_flow(ctx: RouteCtx) -> int:
     flow of that instance."""
     flows = _flows_name()
     if flows is None:
-        klog.err("t_next_contact_flow: feature has been disabled - to enable define "
-                 "contact_flows_avp module parameter", ctx)
+        log.error("t_next_contact_flow: feature has been disabled - to enable define "
+                  "contact_flows_avp module parameter")
         return -1
-    this = ctx.extra.get(BRANCH_INSTANCE) if ctx.route_type == RouteType.BRANCH_FAILURE \
-        else None
+    this = TM.of(ctx).branch_instance if ctx.route_type == RouteType.BRANCH_FAILURE else None
     if not this:
-        klog.dbg("t_next_contact_flow: no instance on this branch", ctx)
+        log.debug("t_next_contact_flow: no instance on this branch")
         return -2
     roots = _roots(ctx)
     pending = [x for x in roots if x.name == flows]
@@ -322,7 +321,7 @@ def dump(ctx: RouteCtx) -> str:
     """The pending contacts as JSON text for the transaction ("" when none)."""
     if ctx.xavps is None:
         return ""
-    name = _name()
+    name = contacts_avp_name()
     if name is None:
         return ""
     items = [[[c.name, c.value] for c in x.value] for x in ctx.xavps.xavp
@@ -332,10 +331,37 @@ def dump(ctx: RouteCtx) -> str:
 
 def restore(ctx: RouteCtx, text: str) -> None:
     """Put the transaction's pending contacts back into ctx's xavps (failure_route)."""
-    from sipcore.pv.vars import Xavp
-
-    name = _name()
+    name = contacts_avp_name()
     if not text or name is None:
         return
     roots = _roots(ctx)
     roots[:0] = [Xavp(name, [Xavp(k, v) for k, v in item]) for item in json.loads(text)]
+
+
+# ---- script functions -----------------------------------------------------------------------
+
+@mod.function("t_load_contacts", args=(), routes=RF)
+def ki_t_load_contacts(ctx: RouteCtx) -> int:
+    """Load the destination set into contacts_avp (q order)."""
+    return load_contacts(ctx, T_LOAD_STANDARD)
+
+
+@mod.function("t_load_contacts", args=(Fx.IGP,), routes=RF)
+def ki_t_load_contacts_mode(ctx: RouteCtx, mode: int) -> int:
+    """Same; mode 0 q order, 1 proportional by q."""
+    if mode not in (T_LOAD_STANDARD, T_LOAD_PROPORTIONAL):
+        log.error("t_load_contacts: unknown mode %s", mode)
+        return -1
+    return load_contacts(ctx, mode)
+
+
+@mod.function("t_next_contacts", args=(), routes=RF)
+def ki_t_next_contacts(ctx: RouteCtx) -> int:
+    """Pop the next q group into the destination set."""
+    return next_contacts(ctx)
+
+
+@mod.function("t_next_contact_flow", args=(), routes=REQ | EVENT_ROUTE | RouteType.BRANCH_FAILURE)
+def ki_t_next_contact_flow(ctx: RouteCtx) -> int:
+    """Append the next flow of the failed branch's +sip.instance; 1, -2 none, -1 error."""
+    return next_contact_flow(ctx)

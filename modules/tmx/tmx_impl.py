@@ -1,256 +1,250 @@
 """tmx functions and $T_* pseudo-variables over tm's transactions.
 
-Runs in: SIP workers and the timer process (inside routes). Shared state: tm's table in shm
-(read through modules.tm.t_funcs; t_precheck_trans adds short-lived "p|" index entries).
+Runs in: SIP workers and the timer process (inside routes). Shared state: tm's table in shm,
+read and changed only through tm's API (bound in tmx's mod_init); t_precheck_trans adds
+short-lived entries to it.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Optional
 
-from sipcore import log as klog
-from sipcore.mod.exports import RouteType
-from sipcore.route.ctx import RouteCtx
+from sipcore.mod import ANY_ROUTE, EVENT_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx
+from sipcore.msg import parse_msg
+from sipcore.pv import cached_pv
+from sipcore.pv.spec import FuncPv
+from sipcore.route.ctx import RouteCtx, RouteType
 
 from . import _any_inner, _no_inner, _t_inner, mod
 
+log = logging.getLogger(__name__)
+
 PRECHECK_TTL = 1.0      # s: covers the time a worker needs to create the transaction
+T_FINAL_SENT = 8        # tm's flag: nothing more goes upstream (t_drop)
 
 
-def _tm() -> Any:
-    from modules.tm import t_funcs
-
-    return t_funcs
+class _Bound:
+    tm: Any = None      # tm's TmApi (mod_init)
 
 
-def bind(name: str, nargs: int) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    def deco(fn: Callable[..., int]) -> Callable[..., int]:
-        fe = mod.lookup(name, nargs)
-        if fe is None:  # pragma: no cover
-            raise KeyError(f"tmx has no {name}/{nargs}")
-        fe.impl = fn
-        return fn
-
-    return deco
+TM = _Bound()
 
 
 def _cell(ctx: RouteCtx) -> Any:
-    from modules.tm import t_script
+    return TM.tm.cell(ctx)
 
-    return t_script._cell(ctx)
+
+def _tid(ctx: RouteCtx) -> Optional[str]:
+    return TM.tm.tid(ctx)
 
 
 # ---- functions ---------------------------------------------------------------------------
 
-@bind("t_precheck_trans", 0)
+@mod.function("t_precheck_trans", args=(), routes=REQUEST_ROUTE)
 def ki_t_precheck_trans(ctx: RouteCtx) -> int:
     """True when the same request (a retransmission) is being processed by another process
     and has no transaction yet; ACK and CANCEL are never prechecked."""
-    from modules.tm.t_lookup import request_key
-
     msg = ctx.msg
     if not mod.p.precheck_trans or not msg.is_request or msg.method in ("ACK", "CANCEL"):
         return -1
-    tf = _tm()
-    key = "p|" + request_key(msg, ruri_matching=bool(tf.cfg.ruri_matching))
-    if tf.table().index_add(key, "-" * 16, PRECHECK_TTL) is None:
-        return -1          # first copy: this process handles it
-    return 1
+    return -1 if TM.tm.precheck(msg, PRECHECK_TTL) else 1
 
 
-@bind("t_flush_flags", 0)
-def ki_t_flush_flags(ctx: RouteCtx) -> int:
-    tid = ctx.extra.get(_tm().TID)
+def _flush(ctx: RouteCtx, attr: str) -> int:
+    tid = _tid(ctx)
     if tid is None:
         return -1
-    flags = ctx.flags
+    value = getattr(ctx, attr)
 
     def upd(c: Any) -> None:
-        c.flags = flags
+        setattr(c, attr, value)
 
-    _tm().table().update(tid, upd)
+    TM.tm.update(tid, upd)
     return 1
 
 
-def _route_is(rt: RouteType) -> Callable[[RouteCtx], int]:
+@mod.function("t_flush_flags", args=(), routes=ANY_ROUTE)
+def ki_t_flush_flags(ctx: RouteCtx) -> int:
+    """Copy the message flags into the transaction."""
+    return _flush(ctx, "flags")
+
+
+@mod.function("t_flush_xflags", args=(), routes=ANY_ROUTE)
+def ki_t_flush_xflags(ctx: RouteCtx) -> int:
+    """Copy the extended flags into the transaction."""
+    return _flush(ctx, "xflags")
+
+
+def _route_is(rt: RouteType, doc: str) -> Callable[[RouteCtx], int]:
     def fn(ctx: RouteCtx) -> int:
         return 1 if ctx.route_type & rt else -1
 
+    fn.__doc__ = doc
     return fn
 
 
-bind("t_is_failure_route", 0)(_route_is(RouteType.FAILURE))
-bind("t_is_branch_route", 0)(_route_is(RouteType.BRANCH))
-bind("t_is_reply_route", 0)(_route_is(RouteType.ONREPLY))
-bind("t_is_request_route", 0)(_route_is(RouteType.REQUEST))
+mod.function("t_is_failure_route", args=(), routes=ANY_ROUTE)(
+    _route_is(RouteType.FAILURE, "True in a failure_route."))
+mod.function("t_is_branch_route", args=(), routes=ANY_ROUTE)(
+    _route_is(RouteType.BRANCH, "True in a branch_route."))
+mod.function("t_is_reply_route", args=(), routes=ANY_ROUTE)(
+    _route_is(RouteType.ONREPLY, "True in an onreply_route."))
+mod.function("t_is_request_route", args=(), routes=ANY_ROUTE)(
+    _route_is(RouteType.REQUEST, "True in the request route."))
 
 
-@bind("t_reply_callid", 4)
+@mod.function("t_reply_callid", args=(Fx.SPVE, Fx.SPVE, Fx.IGP, Fx.SPVE), routes=ANY_ROUTE)
 def ki_t_reply_callid(ctx: RouteCtx, callid: str, cseq: str, code: int, reason: str) -> int:
-    tf = _tm()
-    tid = tf.find_by_callid(callid, cseq)
+    """Reply to the transaction found by Call-ID and CSeq."""
+    tm = TM.tm
+    tid = tm.find_by_callid(callid, cseq)
     if tid is None:
-        klog.err(f"t_reply_callid: no transaction for {callid} {cseq}", ctx)
+        log.error("t_reply_callid: no transaction for %s %s", callid, cseq)
         return -1
-    cell = tf.table().get(tid)
+    cell = tm.get(tid)
     if cell is None:
         return -1
-    tctx = tf.ctx_from_cell(cell, ctx.core)
-    return tf.t_reply(tctx, code, reason)
+    return tm.t_reply(tm.request_ctx(cell, ctx.core), code, reason)
 
 
-def _cancel(ctx: RouteCtx, tid: str, skip: int, only: int = -1) -> int:
-    tf = _tm()
-    out = tf.Out()
-
-    def upd(c: Any) -> None:
-        if only >= 0:
-            keep = [i for i in range(len(c.branches)) if i != only]
-            saved = [(i, c.branches[i].state) for i in keep]
-            for i in keep:
-                c.branches[i].state = 0
-            tf._cancel_branches(ctx.core, c, out)
-            for i, st in saved:
-                c.branches[i].state = st
-        else:
-            tf._cancel_branches(ctx.core, c, out, skip=skip)
-
-    cell, _ = tf.table().update(tid, upd)
-    tf._flush(ctx.core, out)
-    return 1 if cell is not None else -1
+def _which(text: str) -> str:
+    t = text.strip()
+    if t not in ("all", "others", "this"):
+        raise ValueError(f"t_cancel_branches: \"{text}\" (all, others or this expected)")
+    return t
 
 
-@bind("t_cancel_branches", 1)
+@mod.function("t_cancel_branches", args=(Custom(_which, name="which"),), routes=ONREPLY_ROUTE)
 def ki_t_cancel_branches(ctx: RouteCtx, which: str) -> int:
-    tid = ctx.extra.get(_tm().TID)
+    """CANCEL branches: all, others or this."""
+    tid = _tid(ctx)
     if tid is None:
         return -1
     idx = ctx.branch_index
     if which == "all":
-        return _cancel(ctx, tid, -1)
-    if which == "others":
-        return _cancel(ctx, tid, idx)
-    return _cancel(ctx, tid, -1, only=idx)
+        ok = TM.tm.cancel(ctx.core, tid)
+    elif which == "others":
+        ok = TM.tm.cancel(ctx.core, tid, skip=idx)
+    else:
+        ok = TM.tm.cancel(ctx.core, tid, only=idx)
+    return 1 if ok else -1
 
 
 def _cancel_callid(ctx: RouteCtx, callid: str, cseq: str, flag: int, rcode: int = 0) -> int:
-    tf = _tm()
-    tid = tf.find_by_callid(callid, cseq, "INVITE")
+    tm = TM.tm
+    tid = tm.find_by_callid(callid, cseq, "INVITE")
     if tid is None:
         return -1
     if flag > 0:
         def setf(c: Any) -> None:
             c.flags |= 1 << flag
 
-        tf.table().update(tid, setf)
-    return _cancel(ctx, tid, -1)
+        tm.update(tid, setf)
+    return 1 if tm.cancel(ctx.core, tid) else -1
 
 
-bind("t_cancel_callid", 3)(lambda ctx, c, s, f: _cancel_callid(ctx, c, s, f))
-bind("t_cancel_callid", 4)(_cancel_callid)
+@mod.function("t_cancel_callid", args=(Fx.SPVE, Fx.SPVE, Fx.IGP), routes=ANY_ROUTE)
+def ki_t_cancel_callid(ctx: RouteCtx, callid: str, cseq: str, flag: int) -> int:
+    """CANCEL the INVITE transaction with Call-ID and CSeq; set flag."""
+    return _cancel_callid(ctx, callid, cseq, flag)
 
 
-@bind("t_drop", 0)
+@mod.function("t_cancel_callid", args=(Fx.SPVE, Fx.SPVE, Fx.IGP, Fx.IGP), routes=ANY_ROUTE)
+def ki_t_cancel_callid_reason(ctx: RouteCtx, callid: str, cseq: str, flag: int,
+                              rcode: int) -> int:
+    """Same with the Reason cause code."""
+    return _cancel_callid(ctx, callid, cseq, flag, rcode)
+
+
+@mod.function("t_drop", args=(), routes=ANY_ROUTE)
 def ki_t_drop(ctx: RouteCtx) -> int:
+    """Drop the transaction (status 500)."""
     return ki_t_drop_code(ctx, 500)
 
 
-@bind("t_drop", 1)
+@mod.function("t_drop", args=(Fx.IGP,), routes=ANY_ROUTE)
 def ki_t_drop_code(ctx: RouteCtx, code: int) -> int:
-    """Drop the transaction: no reply goes out; its cell leaves the table."""
-    tf = _tm()
-    tid = ctx.extra.get(tf.TID)
+    """Drop the transaction with status CODE: no reply goes out; its cell leaves the
+    table."""
+    tid = _tid(ctx)
     if tid is None:
         return -1
 
     def upd(c: Any) -> None:
         c.uas_code = code
-        c.tflags |= 8      # T_FINAL_SENT: nothing more goes upstream
+        c.tflags |= T_FINAL_SENT
 
-    tf.table().update(tid, upd)
-    tf.t_release_now(tid)
+    TM.tm.update(tid, upd)
+    TM.tm.release(tid)
     return 0
 
 
-@bind("t_flush_xflags", 0)
-def ki_t_flush_xflags(ctx: RouteCtx) -> int:
-    tid = ctx.extra.get(_tm().TID)
-    if tid is None:
-        return -1
-    xflags = ctx.xflags
-
-    def upd(c: Any) -> None:
-        c.xflags = xflags
-
-    _tm().table().update(tid, upd)
-    return 1
-
-
-@bind("t_suspend", 0)
+@mod.function("t_suspend", args=(), routes=ANY_ROUTE)
 def ki_t_suspend(ctx: RouteCtx) -> int:
     """Suspend the request's processing (the transaction is created if needed): the script
     should exit; t_continue($T(id_index), $T(id_label), "ROUTE") resumes it later, in any
     process."""
-    from modules.tm.h_table import T_SUSPENDED
-
-    tf = _tm()
-    if ctx.extra.get(tf.TID) is None:
-        rc = tf.t_newtran(ctx)
-        if rc <= 0:
-            return -1
-    snap = tf._ctx_snapshot(ctx)
-    base = ctx.msg.build()
-
-    def upd(c: Any) -> None:
-        c.tflags |= T_SUSPENDED
-        tf._apply_snapshot(c, snap)
-        c.fwd_base = base
-        c.ruri = ctx.msg.ruri
-
-    cell, _ = tf.table().update(ctx.extra[tf.TID], upd)
-    return 1 if cell is not None else -1
+    return 1 if TM.tm.suspend(ctx) else -1
 
 
-@bind("t_continue", 3)
+@mod.function("t_continue", args=(Fx.IGP, Fx.IGP, Fx.ROUTE), routes=ANY_ROUTE)
 def ki_t_continue(ctx: RouteCtx, index: int, label: int, route: str) -> int:
     """Resume the suspended transaction index:label by running route[ROUTE] on its request
     (it may t_relay() or t_reply()). 1 done, -1 no such suspended transaction."""
-    from modules.tm.h_table import T_SUSPENDED, tid_of
-
-    tf = _tm()
-    tid = tid_of(index, label)
-    was: list[bool] = []
-
-    def upd(c: Any) -> None:
-        was.append(bool(c.tflags & T_SUSPENDED))
-        c.tflags &= ~T_SUSPENDED
-
-    cell, _ = tf.table().update(tid, upd)
-    if cell is None or not was[0]:
-        klog.err(f"t_continue: no suspended transaction {index}:{label}", ctx)
+    tm = TM.tm
+    cell = tm.resume(tm.tid_of(index, label))
+    if cell is None:
+        log.error("t_continue: no suspended transaction %s:%s", index, label)
         return -1
-    rctx = tf.ctx_from_cell(cell, ctx.core)
+    rctx = tm.request_ctx(cell, ctx.core)
     routes = ctx.core.routes
     if routes is not None and routes.has_route("route", route):
         routes.run("route", route, rctx)
     return 1
 
 
+@mod.function("t_reuse_branch", args=(), routes=EVENT_ROUTE | RouteType.BRANCH_FAILURE)
+def ki_t_reuse_branch(ctx: RouteCtx) -> int:
+    """In tm:branch-failure: the failed branch becomes the destination again (its URI,
+    destination, flags, Path, socket and instance), for a t_relay() that resends it (RFC 5626
+    outbound retries on another flow). 1 done, -1 outside tm:branch-failure."""
+    cell = _cell(ctx)
+    best = TM.tm.best(ctx)
+    if ctx.route_type != RouteType.BRANCH_FAILURE or cell is None or best is None:
+        log.error("t_reuse_branch: only in event_route[tm:branch-failure]")
+        return -1
+    idx = best[2]
+    if not 0 <= idx < len(cell.branches):
+        return -1
+    br = cell.branches[idx]
+    ctx.msg.set_ruri(br.uri)
+    b0 = ctx.ruri_branch
+    b0.dst_uri = br.dst_uri or None
+    b0.bflags = br.bflags
+    b0.force_socket = ctx.core.socket_by_text(br.sock) if br.sock else None
+    b0.instance = br.instance or None
+    b0.ruid = br.ruid or None
+    ctx.ruri_consumed = False
+    return 1
+
+
 # ---- pseudo-variables ------------------------------------------------------------------------
 
 def _best(ctx: RouteCtx) -> tuple[Optional[int], Optional[str]]:
-    from modules.tm import t_script
-
-    if ctx.route_type in (RouteType.FAILURE, RouteType.BRANCH_FAILURE) \
-            and _tm().BEST in ctx.extra:
-        code, reason, _i = ctx.extra[_tm().BEST]
-        return code, reason
+    best = TM.tm.best(ctx)
+    if ctx.route_type in (RouteType.FAILURE, RouteType.BRANCH_FAILURE) and best is not None:
+        return best[0], best[1]
     if ctx.msg.is_reply:
         return ctx.msg.status, ctx.msg.reason
     cell = _cell(ctx)
     if cell is None:
         return None, None
-    code = t_script.status_code(ctx)
-    return code, cell.best_reason or None
+    return TM.tm.status_code(ctx), cell.best_reason or None
+
+
+def _branch_of_reply(ctx: RouteCtx) -> Optional[int]:
+    best = TM.tm.best(ctx)
+    return best[2] if best else ctx.branch_index
 
 
 def _t_branch_idx(ctx: RouteCtx) -> Any:
@@ -275,8 +269,7 @@ def _t_reply_last(ctx: RouteCtx) -> Any:
 def _t_reply_ruid(ctx: RouteCtx) -> Any:
     """ruid of the branch whose reply is being handled (failure_route: the winning one)."""
     cell = _cell(ctx)
-    best = ctx.extra.get(_tm().BEST)
-    idx = best[2] if best else ctx.branch_index
+    idx = _branch_of_reply(ctx)
     if cell is None or idx is None or not 0 <= idx < len(cell.branches):
         return None
     return cell.branches[idx].ruid or None
@@ -290,48 +283,36 @@ class _Nested:
         self.inner = inner.strip()
 
     def _spec(self) -> Any:
-        from sipcore.pv import cached_pv
-
-        from . import mod
-
         mc = mod.context
         return cached_pv(self.inner, mc.cfg.modules if mc is not None else None)
 
     def get(self, ctx: RouteCtx) -> Any:
-        from sipcore.msg import parse_msg
-        from sipcore.route.ctx import RouteCtx as Ctx
-
-        tf = _tm()
+        tm = TM.tm
         if self.which == "inv":
             if ctx.msg.method != "CANCEL":
                 return None
-            from modules.tm.t_lookup import invite_key_of
-
-            tid = tf.table().index_get(invite_key_of(ctx.msg, bool(tf.cfg.ruri_matching)))
-            cell = tf.table().get(tid) if tid else None
+            cell = tm.invite_cell(ctx.msg)
         else:
             cell = _cell(ctx)
         if cell is None:
             return None
         if self.which in ("req", "inv"):
-            other = tf.ctx_from_cell(cell, ctx.core)
+            other = tm.request_ctx(cell, ctx.core)
         else:
-            best = ctx.extra.get(tf.BEST)
-            idx = best[2] if best else ctx.branch_index
+            idx = _branch_of_reply(ctx)
             if ctx.msg.is_reply:
                 other = ctx
             elif idx is None or idx < 0 or idx >= len(cell.branches) or \
                     not cell.branches[idx].reply:
                 return None
             else:
-                other = Ctx(msg=parse_msg(cell.branches[idx].reply), rcv=ctx.rcv,
-                            core=ctx.core, route_type=RouteType.ONREPLY)
+                other = RouteCtx(msg=parse_msg(cell.branches[idx].reply), rcv=ctx.rcv,
+                                 core=ctx.core, route_type=RouteType.ONREPLY)
         return self._spec().get(other)
 
 
 def _t_attr(name: str) -> Callable[[RouteCtx], Any]:
     def get(ctx: RouteCtx) -> Any:
-        cell = _cell(ctx)
         if name == "branch_index":
             return ctx.branch_index
         if name == "reply_code":
@@ -342,12 +323,15 @@ def _t_attr(name: str) -> Callable[[RouteCtx], Any]:
             return _t_reply_last(ctx)
         if name == "reply_type":
             return 1 if ctx.msg.is_reply else 0
+        cell = _cell(ctx)
         if cell is None:
             return None
         if name == "id_index":
             return int(cell.tid[:8], 16)
         if name == "id_label":
             return int(cell.tid[8:], 16)
+        if name == "ruid":
+            return _t_reply_ruid(ctx)
         return None
 
     return get
@@ -387,8 +371,6 @@ _SIMPLE: dict[str, Callable[[RouteCtx], Any]] = {
 
 def pv_factory(name: str, check: Callable[[Optional[str]], None]) -> Callable[..., Any]:
     def factory(inner: Optional[str]) -> Any:
-        from sipcore.pv.spec import FuncPv
-
         check(inner)
         text = f"${name}({inner})" if inner else f"${name}"
         if name in _SIMPLE:

@@ -176,9 +176,9 @@ def kw_to_uri(ctx: RouteCtx) -> str:
 
 
 def send_dest(ctx: RouteCtx) -> Any:
-    """The destination of the message being sent (onsend_route): ctx.extra["send_dest"],
+    """The destination of the message being sent (onsend_route): ctx.send_dest,
     a sipcore.net.node.Dest set by the sender before running onsend_route."""
-    return ctx.extra.get("send_dest")
+    return ctx.send_dest
 
 
 def kw_snd_ip(ctx: RouteCtx) -> str:

@@ -341,9 +341,7 @@ def _add_tcp_alias(ctx: RouteCtx, port: Optional[int]) -> int:
         port = via.port if via is not None and via.port else 0
     if not port:
         port = 5061 if ctx.rcv.proto in ("tls", "wss") else 5060
-    ctx.extra["tcp_alias_port"] = port   # applied to the connection by the TCP layer
-    add = getattr(ctx.core, "add_tcp_alias", None)
-    if add is not None and not add(ctx.rcv.conn_id, port, ctx.rcv.proto):
+    if not ctx.core.add_tcp_alias(ctx.rcv.conn_id, port, ctx.rcv.proto):
         log.err("force_tcp_alias: adding the alias failed", ctx)
         return E.E_UNSPEC
     return 1
@@ -384,21 +382,21 @@ def ki_set_reply_no_connect(ctx: RouteCtx) -> int:
 @mod.function("set_forward_close", args=())
 def ki_set_forward_close(ctx: RouteCtx) -> int:
     """Close the TCP/TLS connection after the forwarded request is sent."""
-    ctx.extra["forward_close"] = True
+    ctx.forward_close = True
     return 1
 
 
 @mod.function("set_reply_close", args=())
 def ki_set_reply_close(ctx: RouteCtx) -> int:
     """Close the TCP/TLS connection after the reply is sent."""
-    ctx.extra["reply_close"] = True
+    ctx.reply_close = True
     return 1
 
 
 @mod.function("udp_mtu_try_proto", args=(Custom(_parse_proto, name="proto"),))
 def ki_udp_mtu_try_proto(ctx: RouteCtx, proto: str) -> int:
     """Transport to switch to when a UDP message would exceed udp_mtu."""
-    ctx.extra["udp_mtu_try_proto"] = proto
+    ctx.udp_mtu_try_proto = proto
     return 1
 
 

@@ -49,6 +49,11 @@ class CoreApi:
     def send(self, dest: Dest, data: bytes) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def add_tcp_alias(self, conn_id: int, port: int, proto: str) -> bool:
+        """force_tcp_alias(): connection CONN_ID is also reachable at its remote ip:PORT.
+        False when the node has no stream connections (overridden by NetCore)."""
+        return False
+
     def socket_by_text(self, text: str) -> Optional[SocketInfo]:
         """The listen socket whose str() is TEXT ("proto:ip:port", as transactions store
         it), None when there is none. Cached: sockets do not change at run time."""

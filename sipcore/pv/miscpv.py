@@ -186,7 +186,7 @@ reg_attrs("cfg", {
 @dataclass(slots=True)
 class ErrInfo:
     """What `$err.class`... read; whoever records an error stores one in
-    ctx.extra["err_info"] (0 / $null when nothing was recorded)."""
+    ctx.err_info (0 / $null when nothing was recorded)."""
 
     eclass: int = 0
     level: int = 0
@@ -197,7 +197,7 @@ class ErrInfo:
 
 def _err(attr: str, default: PvValue) -> Callable[["RouteCtx"], PvValue]:
     def get(ctx: "RouteCtx") -> PvValue:
-        ei = ctx.extra.get("err_info")
+        ei = ctx.err_info
         return default if ei is None else getattr(ei, attr)
     return get
 

@@ -137,6 +137,19 @@ class RouteCtx:
     local_rport: bool = False           # add_local_rport(): ;rport in our Via
     reply_no_connect: bool = False
     forward_no_connect: bool = False
+    reply_close: bool = False           # set_reply_close(): close the connection once sent
+    forward_close: bool = False         # set_forward_close()
+    udp_mtu_try_proto: Optional[str] = None     # udp_mtu_try_proto(): overrides the global
+    # set_reply_body(): (body, content type) of the next local reply
+    reply_body: Optional[tuple[bytes, Optional[str]]] = None
+    # the last error a function recorded for sl_reply_error(): a Kamailio E_* code or a
+    # (code, reason) pair
+    last_error: Any = None
+    err_info: Any = None                # $err.*: sipcore.pv.miscpv.ErrInfo, when recorded
+    msg_iflags: Optional[set[str]] = None       # corex's internal message flags
+    # onsend_route: where the message is going and its bytes (snd_ip, $snd(...))
+    send_dest: Any = None
+    send_buf: Optional[bytes] = None
     reply_lumps: list[str] = field(default_factory=list)  # append_to_reply(): header lines
     avps: Any = None                    # sipcore.pv.vars.AvpList, created on first use
     xavps: Any = None                   # sipcore.pv.vars.XavpStore, created on first use

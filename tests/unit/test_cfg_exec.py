@@ -363,10 +363,10 @@ onsend_route {
 }
 """)
     ctx = make_ctx()
-    ctx.extra["send_dest"] = Dest("udp", "10.0.0.66", 5070, SocketInfo("udp", "127.0.0.1", 5060))
+    ctx.send_dest = Dest("udp", "10.0.0.66", 5070, SocketInfo("udp", "127.0.0.1", 5060))
     assert cfg.run("onsend", None, ctx) == 0 and ctx.dropped
     ctx = make_ctx()
-    ctx.extra["send_dest"] = Dest("udp", "10.0.0.67", 5070, SocketInfo("udp", "127.0.0.1", 5060))
+    ctx.send_dest = Dest("udp", "10.0.0.67", 5070, SocketInfo("udp", "127.0.0.1", 5060))
     assert cfg.run("onsend", None, ctx) == 1 and not ctx.dropped
 
 

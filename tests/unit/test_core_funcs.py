@@ -161,13 +161,13 @@ def test_via_and_connection_controls():
         assert call(ctx, name) == 1
     assert ctx.force_rport and ctx.local_rport
     assert ctx.forward_no_connect and ctx.reply_no_connect
-    assert ctx.extra["forward_close"] and ctx.extra["reply_close"]
+    assert ctx.forward_close and ctx.reply_close
     assert call(ctx, "set_advertised_address", "pub.example") == 1
     assert call(ctx, "set_advertised_port", 5080) == 1
     assert (ctx.advertised_address, ctx.advertised_port) == ("pub.example", 5080)
     assert call(ctx, "set_advertised_port", 70000) == E.E_UNSPEC
     assert call(ctx, "udp_mtu_try_proto", "tcp") == 1
-    assert ctx.extra["udp_mtu_try_proto"] == "tcp"
+    assert ctx.udp_mtu_try_proto == "tcp"
 
 
 def test_force_send_socket():
@@ -186,10 +186,12 @@ def test_force_send_socket():
 
 def test_force_tcp_alias_only_on_streams():
     ctx = ctx_for()
-    assert call(ctx, "force_tcp_alias") == 1 and "tcp_alias_port" not in ctx.extra
+    assert call(ctx, "force_tcp_alias") == 1 and not ctx.core.tcp_aliases
     ctx = ctx_for(proto="tcp")
-    assert call(ctx, "add_tcp_alias", 5090) == 1 and ctx.extra["tcp_alias_port"] == 5090
-    assert call(ctx, "force_tcp_alias") == 1 and ctx.extra["tcp_alias_port"] == 5070
+    assert call(ctx, "add_tcp_alias", 5090) == 1
+    assert call(ctx, "force_tcp_alias") == 1
+    assert [(port, proto) for _c, port, proto in ctx.core.tcp_aliases] == \
+        [(5090, "tcp"), (5070, "tcp")]
 
 
 # ---- logging and cfg groups -------------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_send_failure_counted():
 def test_append_to_reply_and_reply_body_are_used():
     ctx = make_ctx(INVITE)
     ctx.reply_lumps.append("X-Reason: test")
-    ctx.extra["reply_body"] = (b"sorry", "text/plain")
+    ctx.reply_body = (b"sorry", "text/plain")
     assert sl.ki_sl_send_reply(ctx, 403, "Forbidden") == 1
     r, = sent_replies(ctx)
     assert r.header("X-Reason").value == "test"
@@ -134,15 +134,15 @@ def test_send_reply_stateless_and_stateful_hook():
 def test_send_reply_mode_flags():
     ctx = make_ctx(INVITE)
     assert sl.ki_send_reply_mode(ctx, 404, "Nope", 3) == 1
-    assert ctx.reply_no_connect and ctx.extra["reply_close"]
+    assert ctx.reply_no_connect and ctx.reply_close
 
 
 def test_sl_reply_error_mappings():
     ctx = make_ctx(INVITE)
     assert sl.ki_sl_reply_error(ctx) == 1
-    ctx.extra["last_error"] = -478                        # E_BAD_ADDRESS
+    ctx.last_error = -478                        # E_BAD_ADDRESS
     sl.ki_sl_reply_error(ctx)
-    ctx.extra["last_error"] = (488, "Not Acceptable Here")
+    ctx.last_error = (488, "Not Acceptable Here")
     sl.ki_sl_reply_error(ctx)
     got = [(r.status, r.reason) for r in sent_replies(ctx)]
     assert got == [(500, "Internal Server Error"),
@@ -150,7 +150,7 @@ def test_sl_reply_error_mappings():
                    (488, "Not Acceptable Here")]
     sl.mod.set_param("default_code", 503)
     sl.mod.set_param("default_reason", "Try Later")
-    ctx.extra["last_error"] = None
+    ctx.last_error = None
     sl.ki_sl_reply_error(ctx)
     assert (sent_replies(ctx)[-1].status, sent_replies(ctx)[-1].reason) == (503, "Try Later")
 

@@ -245,7 +245,7 @@ def test_set_body(ctx):
 
 def test_set_reply_body(ctx):
     assert t.ki_set_reply_body(ctx, "oops", "text/plain") == 1
-    assert ctx.extra["reply_body"] == (b"oops", "text/plain")
+    assert ctx.reply_body == (b"oops", "text/plain")
     assert t.ki_set_reply_body(ctx, "x", "") == -1
 
 

@@ -545,7 +545,7 @@ def test_err_info() -> None:
 
     ctx = ctx_of()
     assert get("$err.class", ctx) == 0 and get("$err.info", ctx) is None
-    ctx.extra["err_info"] = ErrInfo(eclass=1, level=2, info="bad header", rcode=400,
+    ctx.err_info = ErrInfo(eclass=1, level=2, info="bad header", rcode=400,
                                     rreason="Bad Request")
     assert [get(f"$err.{a}", ctx) for a in ("class", "level", "info", "rcode", "rreason")] == \
         [1, 2, "bad header", 400, "Bad Request"]

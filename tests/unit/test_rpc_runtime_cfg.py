@@ -119,7 +119,8 @@ def test_caller_buffer():
 def test_module_cfg_group_tm_values_change_new_transactions():
     """A module's cfg group (Kamailio's cfg framework): `cfg.seti tm fr_inv_timer 1500`
     reaches tm's values in a process that refreshes, and new transactions carry it."""
-    from modules.tm import t_funcs as tf
+    from modules.tm.config import CFG
+    from modules.tm.state import table
     from sipcore.testing import Harness
 
     h = Harness.from_text('loadmodule "sl"\nloadmodule "tm"\n'
@@ -132,11 +133,11 @@ def test_module_cfg_group_tm_values_change_new_transactions():
     with pytest.raises(CfgError):
         rc.set("tm", "fr_inv_timer", "soon")
     rc.set("tm", "fr_inv_timer", 1500)
-    assert tf.cfg.fr_inv_timer == 1500 and tm.p.fr_inv_timer == 90000
+    assert CFG.fr_inv_timer == 1500 and tm.p.fr_inv_timer == 90000
     h.request("INVITE sip:bob@127.0.0.1 SIP/2.0\r\n"
                     "Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKcfg1\r\n"
                     "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\n"
                     "Call-ID: cfg-group-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
                     "Content-Length: 0\r\n\r\n")
-    cells = tf.table().cells()
+    cells = table().cells()
     assert [c.fr_inv_timer for c in cells if c.method == "INVITE"] == [1500]

@@ -48,12 +48,12 @@ def test_no_connect_and_close_flags_reach_the_destination():
     ctx = make_ctx(REQ.replace("bob@192.0.2.20", "bob@192.0.2.20;transport=tcp"),
                    src=("10.0.0.1", 40001), proto="tcp", core=_core())
     ctx.forward_no_connect = True
-    ctx.extra["forward_close"] = True
+    ctx.forward_close = True
     assert forward_request(ctx) == 1
     dest, _ = ctx.core.sent[-1]
     assert dest.proto == "tcp" and dest.no_connect and dest.close_after
     ctx.reply_no_connect = True
-    ctx.extra["reply_close"] = True
+    ctx.reply_close = True
     assert send_stateless_reply(ctx, 200, "OK")
     rdest, _ = ctx.core.sent[-1]
     assert rdest.no_connect and rdest.close_after and rdest.proto == "tcp"

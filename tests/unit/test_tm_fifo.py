@@ -12,7 +12,7 @@ import pytest
 
 import modules.tm as tm
 import modules.tmx as tmx
-from modules.tm import t_funcs
+from modules.tm.state import table
 from modules.tm.t_fifo import parse_tw_append
 from sipcore import log as klog
 from sipcore.msg import parse_msg
@@ -88,7 +88,7 @@ def harness(fifo: str, sock: str) -> Harness:
 
 
 def tid_text() -> str:
-    [cell] = t_funcs.table().cells()
+    [cell] = table().cells()
     return f"{int(cell.tid[:8], 16)}:{int(cell.tid[8:], 16)}"
 
 
@@ -161,7 +161,7 @@ def test_blind_branch_answers_408_when_the_application_is_silent(paths):
     try:
         h = harness(fifo, sock)
         h.request(INVITE)
-        [cell] = t_funcs.table().cells()
+        [cell] = table().cells()
         assert len(cell.branches) == 1 and cell.branches[0].buf == b""
         before = len(h.core.sent)
         time.sleep(0.25)

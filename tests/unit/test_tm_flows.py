@@ -142,7 +142,10 @@ def test_return_codes_without_the_parameters():
     assert t_serial.next_contact_flow(ctx) == -1     # contact_flows_avp not set
     assert t_serial.load_contacts(ctx) == -1         # contacts_avp not set
     assert t_serial.next_contacts(ctx) == -1
-    tm.mod.set_param("contacts_avp", "c")
+    tm.mod.reset_params()
+    h = Harness.from_text('loadmodule "tm"\nmodparam("tm", "contacts_avp", "c")\n'
+                          'request_route { exit; }\n')
+    ctx = make_ctx(invite("bob"), core=h.core)
     assert t_serial.next_contacts(ctx) == -2         # nothing loaded
 
 
@@ -154,8 +157,8 @@ def test_load_contacts_order_and_q_flag():
 
     for m in (tm.mod, tmx.mod):
         m.reset_params()
-    h = Harness.from_text('loadmodule "tm"\nrequest_route { exit; }\n')
-    tm.mod.set_param("contacts_avp", "c")
+    h = Harness.from_text('loadmodule "tm"\nmodparam("tm", "contacts_avp", "c")\n'
+                          'request_route { exit; }\n')
     ctx = make_ctx(invite("bob"), core=h.core)
     ctx.msg.set_ruri("sip:r@h")                     # q unspecified (-1)
     ctx.branches = [Branch(uri="sip:a@h", q=500), Branch(uri="sip:b@h", q=1000),
@@ -183,8 +186,8 @@ def test_load_contacts_proportional_mode():
 
     for m in (tm.mod, tmx.mod):
         m.reset_params()
-    h = Harness.from_text('loadmodule "tm"\nrequest_route { exit; }\n')
-    tm.mod.set_param("contacts_avp", "c")
+    h = Harness.from_text('loadmodule "tm"\nmodparam("tm", "contacts_avp", "c")\n'
+                          'request_route { exit; }\n')
     seen_first = set()
     for _ in range(200):               # b (q=0.1) comes first ~10 % of the time
         ctx = make_ctx(invite("bob"), core=h.core)

@@ -159,7 +159,8 @@ def test_send_reply_is_stateful_with_a_transaction(h):
 
 def test_suspend_continue_replicate_and_uac():
     import modules.tmx.tmx_impl as ti
-    from modules.tm import t_funcs
+    from modules.tm.state import table
+    from modules.tm.t_uac import uac_send
     from sipcore.testing import make_ctx
 
     for m in (tm.mod, tmx.mod):
@@ -217,14 +218,14 @@ failure_route[F] {
     assert r.sent == []
     # a local request through tm (t_uac_send / tm.t_uac_start)
     before = len(h.core.sent)
-    tid = t_funcs.uac_send(h.core, "OPTIONS", "sip:y@127.0.0.1:5132", "", "",
+    tid = uac_send(h.core, "OPTIONS", "sip:y@127.0.0.1:5132", "", "",
                            "From: <sip:pykam@127.0.0.1>\r\nTo: <sip:y@127.0.0.1>", "")
     assert tid is not None
     [(dest, buf)] = h.core.sent[before:]
     assert dest.port == 5132 and parse_msg(buf).from_tag
     r = h.reply(reply_to(buf, 200, "OK"))
     assert r.sent == []
-    assert t_funcs.table().get(tid).uas_code == 200
+    assert table().get(tid).uas_code == 200
 
 
 EXTRA_CFG = """
@@ -325,16 +326,16 @@ def test_aggregate_challenges(h):
 
 
 def test_rpcs(h):
-    from modules.tm import t_script
+    from modules.tm import t_rpc
 
     out = [b for d, b in h.request(invite("bob")).sent if d.port == 5120][0]
-    [entry] = t_script.rpc_list()
+    [entry] = t_rpc.rpc_list()
     assert entry["method"] == "INVITE" and entry["callid"] == "call-1"
     assert entry["outgoings"] == 1
-    st = t_script.rpc_stats()
+    st = t_rpc.rpc_stats()
     assert st["current"] == 1 and st["total"] >= 1
     # tm.reply_callid answers the pending INVITE from the control interface
-    assert t_script.rpc_reply_callid(480, "Later", "call-1", "1", ".", ".") == "ok"
+    assert t_rpc.rpc_reply_callid(480, "Later", "call-1", "1", ".", ".") == "ok"
     ups = [parse_msg(b) for d, b in h.core.sent if d.port == 5080]
     assert ups[-1].status == 480
     # the branch never answered: its CANCEL waits for a provisional (cancel_b_method=1)

@@ -105,7 +105,7 @@ def test_branch_states_read_without_decoding_the_cell():
 def test_shm_exhaustion_is_an_error_not_a_crash():
     """A full segment: t_relay fails with E_OUT_OF_MEM and sl_reply_error() answers 500."""
     import modules.tm as tm
-    from modules.tm import t_funcs
+    from modules.tm.state import set_table
     from sipcore.shm import ShmOutOfMemory
     from sipcore.testing import Harness
 
@@ -120,7 +120,7 @@ def test_shm_exhaustion_is_an_error_not_a_crash():
                 shm.arena.alloc(size)
             except ShmOutOfMemory:
                 break
-    t_funcs.set_table(small)
+    set_table(small)
     inv = ("INVITE sip:b@127.0.0.1:5090 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;"
            "branch=z9hG4bKoom\nFrom: <sip:a@a>;tag=1\nTo: <sip:b@b>\nCall-ID: oom\n"
            "CSeq: 1 INVITE\nContent-Length: 0\n\n")

@@ -9,7 +9,7 @@ import pytest
 
 import modules.tm as tm
 import modules.tmx as tmx
-from modules.tm import t_funcs
+from modules.tm.state import TM, table
 from sipcore.msg import parse_msg
 from sipcore.testing import Harness
 from tests.unit.test_tm_relay import invite, reply_to
@@ -49,9 +49,9 @@ def _forget_modparams():
     yield
     for m in (tm.mod, tmx.mod):
         m.reset_params()
-    from modules.tm.t_lookup import opts
+    from modules.tm.config import CFG
 
-    opts.via1_matching, opts.callid_matching, opts.callid_cseq_matching = True, False, False
+    CFG.via1_matching, CFG.callid_matching, CFG.callid_cseq_matching = 1, 0, 0
 
 
 def harness(**params: object) -> Harness:
@@ -130,8 +130,8 @@ def test_callid_matching_requests_and_replies():
     # a reply whose Call-ID was mangled does not match the transaction: no ACK from tm
     bad = reply_to(b1.buf, 486, "Busy Here").replace("Call-ID: call-1", "Call-ID: other")
     assert sent_to(h.reply(bad), 5201) == []
-    tid = res.ctx.extra[t_funcs.TID]
-    assert t_funcs.table().get(tid).branches[0].code == 0
+    tid = TM.of(res.ctx).tid
+    assert table().get(tid).branches[0].code == 0
     [ack] = sent_to(h.reply(reply_to(b1.buf, 486, "Busy Here")), 5201)
     assert ack.method == "ACK"
 
