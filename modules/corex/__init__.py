@@ -124,8 +124,7 @@ def append_branch(ctx: RouteCtx, uri: Optional[str], q: Optional[str]) -> int:
     if len(ctx.branches) + 1 >= limit:
         klog.err("append_branch: max nr of branches exceeded", ctx)
         return -1
-    b0 = ctx.ruri_branch
-    qv = b0.q
+    qv = ctx.ruri_q
     if q:
         try:
             qv = parse_q(q)
@@ -133,16 +132,16 @@ def append_branch(ctx: RouteCtx, uri: Optional[str], q: Optional[str]) -> int:
             klog.err(f"append_branch: {exc}", ctx)
             return -1
     branch_uri = uri if uri else ctx.msg.ruri
-    ctx.branches.append(Branch(uri=branch_uri, dst_uri=b0.dst_uri, path=b0.path, q=qv,
-                               bflags=b0.bflags, force_socket=b0.force_socket,
-                               otcpid=0 if uri else b0.otcpid))
+    ctx.branches.append(Branch(uri=branch_uri, dst_uri=ctx.dst_uri, path=ctx.path_vec, q=qv,
+                               bflags=ctx.bflags, force_socket=ctx.force_socket,
+                               otcpid=0 if uri else ctx.otcpid))
     if not uri:
-        b0.force_socket = None
-        b0.otcpid = 0
-        b0.bflags = 0
-        b0.dst_uri = None
-        b0.path = None
-        b0.q = Q_UNSPECIFIED
+        ctx.force_socket = None
+        ctx.otcpid = 0
+        ctx.bflags = 0
+        ctx.dst_uri = None
+        ctx.path_vec = None
+        ctx.ruri_q = Q_UNSPECIFIED
         ctx.ruri_consumed = True   # tm must not send the R-URI branch again
     return 1
 

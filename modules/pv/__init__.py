@@ -428,9 +428,9 @@ def ki_sbranch_set_ruri(ctx: RouteCtx) -> int:
     if b.force_socket is not None:
         ctx.force_socket = b.force_socket
     if b.ruid:
-        ctx.ruri_branch.ruid = b.ruid
+        ctx.ruid = b.ruid
     if b.location_ua:
-        ctx.ruri_branch.location_ua = b.location_ua
+        ctx.location_ua = b.location_ua
     return 1
 
 

@@ -126,21 +126,20 @@ def lookup(ctx: RouteCtx, p: Any, table: str, uri: str | None, *, to_dset: bool 
         return LOOKUP_OK
     first, rest = cts[0], cts[1:]
     ctx.msg.set_ruri(first.c)
-    b0 = ctx.ruri_branch
-    b0.path, b0.dst_uri = _route_of(ctx, p, first)
+    ctx.path_vec, ctx.dst_uri = _route_of(ctx, p, first)
     xavp_rcd_add(ctx, p, first, time.time())
     xavp_contact_restore(ctx, common.usrloc_api().xavp_contact, first.xavp)
-    b0.q = first.q
-    b0.bflags = first.cflags
+    ctx.ruri_q = first.q
+    ctx.bflags = first.cflags
     sock = _socket_of(ctx, first)
     if sock is not None:
         ctx.force_socket = sock
     # a contact registered over TCP/TLS is reached over that connection (by its id) while
     # it is open, whatever address its Contact claims (Kamailio tcpconn_id -> otcpid)
-    b0.otcpid = first.conn_id
-    b0.ruid = first.ruid                            # $ruid
-    b0.location_ua = first.user_agent or None       # $location_ua
-    b0.instance = first.instance or None            # tm's flows (t_load_contacts)
+    ctx.otcpid = first.conn_id
+    ctx.ruid = first.ruid                           # $ruid
+    ctx.location_ua = first.user_agent or None      # $location_ua
+    ctx.instance = first.instance or None           # tm's flows (t_load_contacts)
     if p.append_branches:
         ctx.branches.extend(_branch(ctx, p, c) for c in rest)
     return LOOKUP_OK

@@ -94,8 +94,7 @@ def reply_dset_contacts(ctx: RouteCtx) -> Optional[str]:
     # the R-URI counts when rewritten and not already moved into a branch (Kamailio
     # ruri_is_new; append_branch() without a URI moves it into a branch)
     if msg.ruri != msg.orig_ruri and ctx.ruri_is_new():
-        b0 = ctx.ruri_branch
-        items.append(_dset_item(msg.ruri, b0.q, b0.bflags, b0.path, rich))
+        items.append(_dset_item(msg.ruri, ctx.ruri_q, ctx.bflags, ctx.path_vec, rich))
     for b in ctx.branches:
         items.append(_dset_item(b.uri, b.q, b.bflags, b.path, rich))
     if not items:

@@ -21,7 +21,7 @@ from typing import Optional
 Request = tuple[str, int, bytes]        # (job name, delay in ms, payload): Out.timers
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RetrJob:
     """Resend branch IDX of TID after INTERVAL ms (A for INVITE, E otherwise). FIRST: the
     branch's first retransmission job, which also arms its fr job when the branch is still
@@ -45,7 +45,7 @@ class RetrJob:
         return cls(tid, int(idx), int(interval), kind, bool(first))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FrJob:
     """Branch IDX of TID times out, unless its fr timer was re-armed since (GEN)."""
 
@@ -66,7 +66,7 @@ class FrJob:
         return cls(tid, int(idx), int(gen))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UasJob:
     """Server INVITE transaction TID: G resends the final non-2xx reply, H gives up on the
     ACK."""
@@ -84,7 +84,7 @@ class UasJob:
         return cls(tid, kind)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WaitJob:
     """End of the wait state: TID and its matching KEYS leave the table (the keys travel
     with the job, so the timer process needs no cell decode; None: read them from the
@@ -104,7 +104,7 @@ class WaitJob:
         return cls(tid, keys if nl else None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LifeJob:
     """TID reached max_inv_lifetime / max_noninv_lifetime (timer C)."""
 
@@ -119,7 +119,7 @@ class LifeJob:
         return cls(payload.decode())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CancelRetrJob:
     """Resend the CANCEL of branch IDX of TID; INTERVAL the current one, ELAPSED the time
     since the first send."""

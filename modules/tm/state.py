@@ -7,6 +7,7 @@ message's routing).
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional
 
@@ -43,13 +44,10 @@ class TmMsg:
     branch_instance: str = ""           # tm:branch-failure: +sip.instance of the failed branch
 
     def copy(self) -> "TmMsg":
-        new = object.__new__(TmMsg)
-        for name in _FIELDS:
-            setattr(new, name, getattr(self, name))
-        return new
+        return TmMsg(*_values(self))
 
 
-_FIELDS = tuple(f.name for f in fields(TmMsg))
+_values = operator.attrgetter(*(f.name for f in fields(TmMsg)))
 
 TM: MsgSlot[TmMsg] = MsgSlot("tm", TmMsg)
 

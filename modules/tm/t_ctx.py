@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from sipcore.msg import parse_msg
 from sipcore.net.addr import RecvInfo, SocketInfo
@@ -18,7 +18,7 @@ from sipcore.route import sendlumps
 from sipcore.route.ctx import RouteCtx
 
 from .h_table import Cell
-from .state import TM, TmMsg
+from .state import TM
 from .t_serial import dump, restore
 from .t_serial import contacts_avp_name
 
@@ -59,30 +59,41 @@ def restore_avps(ctx: RouteCtx, text: str) -> None:
 @dataclass(slots=True)
 class Snapshot:
     """The script state of a request that goes into its cell (t_relay, t_suspend,
-    failure_route's end)."""
+    failure_route's end): flags, pending contacts, $avp/$xavp, and what the script armed
+    (None: not set, the cell keeps its own)."""
 
     flags: int
     contacts: str
     avps: str
-    tm: TmMsg
+    on_failure: Optional[str]
+    on_reply: Optional[str]
+    on_branch: Optional[str]
+    on_branch_failure: Optional[str]
+    fr: int
+    fr_inv: int
 
     @classmethod
     def of(cls, ctx: RouteCtx) -> "Snapshot":
-        return cls(ctx.flags, dump(ctx), dump_avps(ctx), TM.of(ctx).copy())
+        st = TM.of(ctx)
+        return cls(ctx.flags, dump(ctx), dump_avps(ctx), st.on_failure, st.on_reply,
+                   st.on_branch, st.on_branch_failure, st.fr, st.fr_inv)
 
     def apply(self, cell: Cell) -> None:
         cell.flags = self.flags
         cell.contacts = self.contacts
         cell.avps = self.avps
-        st = self.tm
-        for name in ("on_failure", "on_reply", "on_branch", "on_branch_failure"):
-            value = getattr(st, name)
-            if value is not None:
-                setattr(cell, name, value)
-        if st.fr:
-            cell.fr_timer = st.fr
-        if st.fr_inv:
-            cell.fr_inv_timer = st.fr_inv
+        if self.on_failure is not None:
+            cell.on_failure = self.on_failure
+        if self.on_reply is not None:
+            cell.on_reply = self.on_reply
+        if self.on_branch is not None:
+            cell.on_branch = self.on_branch
+        if self.on_branch_failure is not None:
+            cell.on_branch_failure = self.on_branch_failure
+        if self.fr:
+            cell.fr_timer = self.fr
+        if self.fr_inv:
+            cell.fr_inv_timer = self.fr_inv
 
 
 @dataclass

@@ -94,10 +94,10 @@ def run_failure(tid: str, what: tuple[str, int, str, int], core: Any) -> None:
         c.flags = snap.flags
         c.contacts = snap.contacts
         c.avps = snap.avps
-        if snap.tm.on_failure is not None:
-            c.on_failure = snap.tm.on_failure
-        if snap.tm.on_reply is not None:
-            c.on_reply = snap.tm.on_reply
+        if snap.on_failure is not None:
+            c.on_failure = snap.on_failure
+        if snap.on_reply is not None:
+            c.on_reply = snap.on_reply
         finish(core, c, out)
 
     tbl.update(tid, upd)

@@ -33,8 +33,17 @@ from sipcore.shm.hashtable import now_ms
 
 from . import fsm
 from .config import CFG
-from .fsm import Act, Ev, St, Transition
-from .h_table import B_FR_ARMED, Cell
+from .fsm import (
+    CLIENT_INVITE,
+    CLIENT_NON_INVITE,
+    SERVER_INVITE,
+    SERVER_NON_INVITE,
+    Act,
+    Ev,
+    St,
+    Transition,
+)
+from .h_table import B_FR_ARMED, T_INVITE, Cell
 from .jobs import FrJob, RetrJob, UasJob, WaitJob
 from .t_out import Out, branch_dest, build_ack, uas_dest
 
@@ -64,7 +73,8 @@ def client_event(core: Any, cell: Cell, idx: int, ev: Ev, out: Out,
     SEND_ACK); RETR_INTERVAL: the current A/E interval (for the next one). None when EV does
     not apply in the branch's state."""
     br = cell.branches[idx]
-    tr = fsm.step(fsm.table_for(True, cell.invite), br.state, ev)
+    invite = cell.tflags & T_INVITE
+    tr = (CLIENT_INVITE if invite else CLIENT_NON_INVITE).get((br.state, ev))
     if tr is None:
         return None
     br.state = tr.state
@@ -78,7 +88,7 @@ def client_event(core: Any, cell: Cell, idx: int, ev: Ev, out: Out,
                     job = RetrJob(cell.tid, idx, br.retr_ms, kind, first=True)
                 else:
                     nxt = fsm.Timers(cell.t1, cell.t2).next_retr(
-                        retr_interval, cell.invite, br.state == St.PROCEEDING)
+                        retr_interval, bool(invite), br.state == St.PROCEEDING)
                     job = RetrJob(cell.tid, idx, nxt, kind)
                 out.timers.append(job.request())
         elif act is Act.START_B or act is Act.START_F:
@@ -99,7 +109,8 @@ def server_event(core: Any, cell: Cell, ev: Ev, out: Out, buf: bytes = b""
                  ) -> Optional[Transition]:
     """Step the server transaction with EV and carry out the actions; BUF: the reply the TU
     sends (SEND_REPLY). None when EV does not apply in its state."""
-    tr = fsm.step(fsm.table_for(False, cell.invite), cell.uas_state, ev)
+    tr = (SERVER_INVITE if cell.tflags & T_INVITE else SERVER_NON_INVITE).get(
+        (cell.uas_state, ev))
     if tr is None:
         return None
     cell.uas_state = tr.state

@@ -38,13 +38,14 @@ from .fsm import Ev, St
 from .h_table import B_CANCEL_SENT, B_DROPPED, B_LOCAL_FAIL, T_CANCELED, Branch, Cell
 from .state import TM, table
 from .t_cancel import cancel_branches
-from .t_create import forget_pending, no_memory, store_pending, t_newtran
+from .t_create import absorb_ack, forget_pending, no_memory, store_pending, t_newtran
 from .t_ctx import Snapshot
 from .t_failure import run_failure
 from .t_fsm import client_event
 from .t_lookup import invite_tid
 from .t_out import Out, flush, send, stat_send
 from .t_reply import finish, t_reply
+from .t_timer import release
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +83,10 @@ def build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Destination, base: by
             first = bmsg.headers[0]
             for p in reversed([x.strip() for x in tgt.path.split(",") if x.strip()]):
                 bmsg.add_header("Route: " + p, before=first)
-        bctx = ctx.copy(msg=bmsg, branch_index=idx, extra=dict(ctx.extra), branches=[])
-        b0 = bctx.ruri_branch
-        b0.dst_uri, b0.bflags, b0.otcpid = tgt.dst_uri, tgt.bflags, tgt.otcpid
-        b0.force_socket = tgt.force_socket or ctx.force_socket
+        bctx = ctx.copy(msg=bmsg, dst_uri=tgt.dst_uri, bflags=tgt.bflags,
+                        force_socket=tgt.force_socket or ctx.force_socket,
+                        otcpid=tgt.otcpid, branch_index=idx, extra=dict(ctx.extra),
+                        branches=[])
     if has_br:
         bctx.dropped = False
         routes.run("branch", cell.on_branch, bctx)
@@ -95,9 +96,10 @@ def build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Destination, base: by
             return None
     br = Branch.make(state=St.NONE, uri=bmsg.ruri, dst_uri=bctx.dst_uri or "",
                      bflags=bctx.bflags, ruid=tgt.ruid or "", instance=tgt.instance or "")
-    armed = TM.of(bctx).on_reply
-    if armed != TM.of(ctx).on_reply:
-        br.on_reply = armed or ""       # t_on_reply() in branch_route: this branch only
+    if bctx is not ctx:
+        armed = TM.of(bctx).on_reply
+        if armed != TM.of(ctx).on_reply:
+            br.on_reply = armed or ""   # t_on_reply() in branch_route: this branch only
     try:
         if host is None:
             hop = uri_next_hop(bctx.dst_uri or bmsg.ruri)
@@ -268,8 +270,6 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
 
 def release_now(tid: str) -> None:
     """The cell TID and its matching keys leave the table now."""
-    from .t_timer import release
-
     cell = table().get(tid)
     if cell is not None:
         release(tid, cell.keys)
@@ -279,8 +279,6 @@ def _relay_ack(ctx: RouteCtx, host: Optional[str], port: Optional[int], proto: O
                ) -> int:
     """ACK: one for a non-2xx reply of ours is absorbed (hop by hop); any other ACK (2xx,
     end to end) is forwarded statelessly, as Kamailio's t_relay does."""
-    from .t_create import absorb_ack
-
     if absorb_ack(ctx):
         return 1
     return forward_request(ctx, host, port, proto)

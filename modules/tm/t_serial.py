@@ -136,11 +136,10 @@ def _find_socket(ctx: RouteCtx, text: str) -> tuple[bool, Any]:
 def _dset(ctx: RouteCtx, ruri_new: bool) -> list[_Contact]:
     items: list[_Contact] = []
     if ruri_new:
-        b0 = ctx.ruri_branch
-        items.append(_Contact(uri=ctx.msg.ruri, dst_uri=b0.dst_uri or "",
-                              path=b0.path or "", sock=_sock_text(b0.force_socket),
-                              flags=b0.bflags, q=b0.q, instance=b0.instance or "",
-                              ruid=b0.ruid or "", ua=b0.location_ua or ""))
+        items.append(_Contact(uri=ctx.msg.ruri, dst_uri=ctx.dst_uri or "",
+                              path=ctx.path_vec or "", sock=_sock_text(ctx.force_socket),
+                              flags=ctx.bflags, q=ctx.ruri_q, instance=ctx.instance or "",
+                              ruid=ctx.ruid or "", ua=ctx.location_ua or ""))
     for b in ctx.branches:
         items.append(_Contact(uri=b.uri, dst_uri=b.dst_uri or "", path=b.path or "",
                               sock=_sock_text(b.force_socket), flags=b.bflags,
@@ -241,20 +240,14 @@ def next_contacts(ctx: RouteCtx) -> int:
         roots.remove(mine[0])
         return -1
     used: list[str] = []
-    b0 = ctx.ruri_branch
     if head.instance and not head.q_flag:
         used.append(head.instance)
-        b0.instance = head.instance
-    else:
-        b0.instance = None
-    ctx.msg.set_ruri(head.uri)
+    ctx.set_branch0(Branch(uri=head.uri, dst_uri=head.dst_uri or None, path=head.path or None,
+                           q=ctx.ruri_q, bflags=head.flags, force_socket=sock,
+                           instance=head.instance if head.instance and not head.q_flag
+                           else None, ruid=head.ruid or None, location_ua=head.ua or None,
+                           otcpid=ctx.otcpid))
     ctx.ruri_consumed = False
-    b0.dst_uri = head.dst_uri or None
-    b0.path = head.path or None
-    b0.force_socket = sock
-    b0.bflags = head.flags
-    b0.ruid = head.ruid or None
-    b0.location_ua = head.ua or None
     roots.remove(mine[0])
     if head.q_flag:
         return 1                # alone in its q group

@@ -13,6 +13,7 @@ from sipcore.mod import ANY_ROUTE, EVENT_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Cu
 from sipcore.msg import parse_msg
 from sipcore.pv import cached_pv
 from sipcore.pv.spec import FuncPv
+from sipcore.route.ctx import Branch as Destination
 from sipcore.route.ctx import RouteCtx, RouteType
 
 from . import _any_inner, _no_inner, _t_inner, mod
@@ -217,13 +218,10 @@ def ki_t_reuse_branch(ctx: RouteCtx) -> int:
     if not 0 <= idx < len(cell.branches):
         return -1
     br = cell.branches[idx]
-    ctx.msg.set_ruri(br.uri)
-    b0 = ctx.ruri_branch
-    b0.dst_uri = br.dst_uri or None
-    b0.bflags = br.bflags
-    b0.force_socket = ctx.core.socket_by_text(br.sock) if br.sock else None
-    b0.instance = br.instance or None
-    b0.ruid = br.ruid or None
+    ctx.set_branch0(Destination(uri=br.uri, dst_uri=br.dst_uri or None, bflags=br.bflags,
+                                force_socket=ctx.core.socket_by_text(br.sock) if br.sock
+                                else None, instance=br.instance or None,
+                                ruid=br.ruid or None))
     ctx.ruri_consumed = False
     return 1
 

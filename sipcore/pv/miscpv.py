@@ -225,8 +225,8 @@ def _get_mi(ctx: "RouteCtx") -> PvValue:
 
 
 reg("mi", _get_mi, doc="message id (per process counter)")
-reg("ruid", lambda ctx: ctx.ruri_branch.ruid, doc="ruid of the contact chosen by lookup()")
-reg("location_ua", lambda ctx: ctx.ruri_branch.location_ua,
+reg("ruid", lambda ctx: ctx.ruid, doc="ruid of the contact chosen by lookup()")
+reg("location_ua", lambda ctx: ctx.location_ua,
     doc="User-Agent of the contact chosen by lookup()")
 
 

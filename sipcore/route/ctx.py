@@ -46,11 +46,11 @@ LOCAL_ROUTE = RouteType.LOCAL
 
 @dataclass(slots=True)
 class Branch:
-    """One destination of the request (Kamailio's dset entry): the R-URI's own attributes
-    (branch 0, `RouteCtx.ruri_branch`, whose URI is the message's R-URI) or an additional
-    branch (append_branch, lookup). t_relay and forward send to these; $branch() reads them."""
+    """One destination of the request (Kamailio's dset entry): the R-URI with its attributes
+    (branch 0, `RouteCtx.branch0()`) or an additional branch (append_branch, lookup). t_relay
+    sends to these; $branch() reads them."""
 
-    uri: str = ""               # branch 0: unused (the R-URI is the message's)
+    uri: str = ""
     dst_uri: Optional[str] = None       # $du / the branch's destination
     path: Optional[str] = None          # Path vector (Route headers for this destination)
     q: int = -1                 # -1 = Q_UNSPECIFIED, else 0..1000
@@ -66,14 +66,10 @@ class Branch:
 
 
 def _copy_branch(b: Branch) -> Branch:
-    new = object.__new__(Branch)
-    for name, value in zip(_BRANCH_SLOTS, _branch_values(b)):
-        setattr(new, name, value)
-    return new
+    return Branch(*_branch_values(b))
 
 
-_BRANCH_SLOTS = tuple(f.name for f in fields(Branch))
-_branch_values = operator.attrgetter(*_BRANCH_SLOTS)
+_branch_values = operator.attrgetter(*(f.name for f in fields(Branch)))
 
 
 S = TypeVar("S")
@@ -91,16 +87,21 @@ class MsgSlot(Generic[S]):
         self.factory = factory
 
     def of(self, ctx: "RouteCtx") -> S:
-        st = ctx.modstate.get(self.key)
+        states = ctx.modstate
+        if states is None:
+            states = ctx.modstate = {}
+        st = states.get(self.key)
         if st is None:
-            st = ctx.modstate[self.key] = self.factory()
+            st = states[self.key] = self.factory()
         return st  # type: ignore[return-value]
 
     def peek(self, ctx: "RouteCtx") -> Optional[S]:
-        return ctx.modstate.get(self.key)  # type: ignore[return-value]
+        states = ctx.modstate
+        return states.get(self.key) if states else None  # type: ignore[return-value]
 
     def drop(self, ctx: "RouteCtx") -> None:
-        ctx.modstate.pop(self.key, None)
+        if ctx.modstate:
+            ctx.modstate.pop(self.key, None)
 
 
 class ScriptExit(Exception):
@@ -123,9 +124,19 @@ class RouteCtx:
     flags: int = 0              # message flags ($mf), 0..31
     sflags: int = 0             # script flags ($sf)
     xflags: int = 0             # corex extended flags, 0..63
-    # branch 0: the R-URI's destination attributes ($du, $bf, $fs, Path, q, ruid...); the
-    # properties dst_uri, bflags, force_socket and otcpid below read and write it
-    ruri_branch: Branch = field(default_factory=Branch)
+    # branch 0: the R-URI's destination attributes, named as Kamailio's sip_msg fields
+    # (branch0() gives them as a Branch, the shape of every other destination)
+    dst_uri: Optional[str] = None       # $du
+    path_vec: Optional[str] = None      # Path vector (Route headers for the R-URI's hop)
+    ruri_q: int = -1                    # q of the R-URI (-1: unspecified)
+    bflags: int = 0                     # $bf: branch flags of branch 0
+    force_socket: Any = None            # $fs / force_send_socket()
+    instance: Optional[str] = None      # +sip.instance of the contact lookup() chose
+    ruid: Optional[str] = None          # $ruid: usrloc record id of that contact
+    location_ua: Optional[str] = None   # $location_ua: its User-Agent
+    # Kamailio msg->otcpid: the TCP/TLS connection the request goes out on when it is still
+    # open (lookup() sets the one the contact registered over); 0: by address only
+    otcpid: int = 0
     branches: list[Branch] = field(default_factory=list)    # the other destinations
     # Kamailio's ruri_is_new: False once the R-URI was moved into a branch (append_branch()
     # without argument, t_next_contacts); in tm:branch-failure the (R-URI, $du) pair it was
@@ -165,72 +176,45 @@ class RouteCtx:
     level: int = 0                      # route() recursion depth
     branch_index: int = 0               # $T_branch_idx / branch_route
     extra: dict[str, Any] = field(default_factory=dict)  # per-message data modules need
-    modstate: dict[str, Any] = field(default_factory=dict)   # MsgSlot states, by module
+    modstate: Optional[dict[str, Any]] = None   # MsgSlot states by module, on first use
 
     # ---- branch 0 ------------------------------------------------------------------------
-    @property
-    def dst_uri(self) -> Optional[str]:
-        """$du: the R-URI's next hop."""
-        return self.ruri_branch.dst_uri
+    def branch0(self) -> Branch:
+        """The R-URI and its attributes as a Branch (a copy)."""
+        return Branch(self.msg.ruri, self.dst_uri, self.path_vec, self.ruri_q, self.bflags,
+                      self.force_socket, self.instance, self.ruid, self.location_ua,
+                      self.otcpid)
 
-    @dst_uri.setter
-    def dst_uri(self, value: Optional[str]) -> None:
-        self.ruri_branch.dst_uri = value
-
-    @property
-    def bflags(self) -> int:
-        """$bf: branch flags of branch 0."""
-        return self.ruri_branch.bflags
-
-    @bflags.setter
-    def bflags(self, value: int) -> None:
-        self.ruri_branch.bflags = value
-
-    @property
-    def force_socket(self) -> Any:
-        """$fs / force_send_socket(): the socket the request leaves by."""
-        return self.ruri_branch.force_socket
-
-    @force_socket.setter
-    def force_socket(self, value: Any) -> None:
-        self.ruri_branch.force_socket = value
-
-    @property
-    def otcpid(self) -> int:
-        """Kamailio msg->otcpid: the TCP/TLS connection the request goes out on when it is
-        still open (lookup() sets the one the contact registered over); 0: by address."""
-        return self.ruri_branch.otcpid
-
-    @otcpid.setter
-    def otcpid(self, value: int) -> None:
-        self.ruri_branch.otcpid = value
+    def set_branch0(self, b: Branch, ruri: bool = True) -> None:
+        """Make B the R-URI's destination: its URI (unless RURI is False) and attributes."""
+        if ruri:
+            self.msg.set_ruri(b.uri)
+        self.dst_uri, self.path_vec, self.ruri_q, self.bflags = \
+            b.dst_uri, b.path, b.q, b.bflags
+        self.force_socket, self.instance, self.ruid, self.location_ua, self.otcpid = \
+            b.force_socket, b.instance, b.ruid, b.location_ua, b.otcpid
 
     def ruri_is_new(self) -> bool:
         """Kamailio's ruri_is_new: the R-URI is a destination of its own (not moved into a
         branch; in tm:branch-failure: changed since, with its $du)."""
         consumed = self.ruri_consumed
         if consumed.__class__ is tuple:
-            return consumed != (self.msg.ruri, self.ruri_branch.dst_uri)
+            return consumed != (self.msg.ruri, self.dst_uri)
         return not consumed
 
     def destinations(self) -> list[Branch]:
-        """Where the request goes: the R-URI (branch 0, when new) then the other branches;
-        branch 0 is a copy whose `uri` is the R-URI."""
-        out = list(self.branches)
+        """Where the request goes: the R-URI (branch 0, when new) then the other branches."""
         if self.ruri_is_new():
-            b0 = self.ruri_branch.copy()
-            b0.uri = self.msg.ruri
-            out.insert(0, b0)
-        return out
+            return [self.branch0(), *self.branches]
+        return list(self.branches)
 
     def copy(self, **changes: Any) -> "RouteCtx":
         """A copy with CHANGES applied (dataclasses.replace without its per-call field
-        introspection: tm makes one per branch). Branch 0 and the module states are copied,
-        the rest is shared."""
+        introspection: tm makes one per branch). The module states are copied, the rest is
+        shared."""
         new = object.__new__(RouteCtx)
         for name, value in zip(_CTX_SLOTS, _ctx_values(self)):
             setattr(new, name, value)
-        new.ruri_branch = self.ruri_branch.copy()
         if self.modstate:
             new.modstate = {k: v.copy() for k, v in self.modstate.items()}
         for name, value in changes.items():

@@ -217,7 +217,7 @@ def test_path_modes():
     assert rep.status == 200 and rep.header("Path").value == "<sip:edge.example.net;lr>"
     r = h.request(invite())
     assert r.ctx.dst_uri == "sip:edge.example.net;lr"
-    assert r.ctx.ruri_branch.path == "<sip:edge.example.net;lr>"
+    assert r.ctx.path_vec == "<sip:edge.example.net;lr>"
     h = harness('modparam("registrar", "use_path", 1)\nmodparam("registrar", "path_mode", 0)')
     rep = reply_of(h.request(register(extra=path)))
     assert rep.status == 200 and rep.header("Path") is None

@@ -180,12 +180,12 @@ def test_path_check_local_skips_a_first_hop_that_is_this_server():
     h.request(register(extra="Path: <sip:127.0.0.1:5060;lr>, <sip:edge2.example.net;lr>"))
     r = h.request(invite())
     assert r.ctx.dst_uri == "sip:edge2.example.net;lr"
-    assert r.ctx.ruri_branch.path == "<sip:edge2.example.net;lr>"
+    assert r.ctx.path_vec == "<sip:edge2.example.net;lr>"
     # only the local hop: no Path left, the received address is the destination
     h = harness(params, save='$avp(RECEIVED) = "sip:198.51.100.7:40000"; save("location");')
     h.request(register(extra="Path: <sip:127.0.0.1;lr>"))
     r = h.request(invite())
-    assert r.ctx.dst_uri == "sip:198.51.100.7:40000" and not r.ctx.ruri_branch.path
+    assert r.ctx.dst_uri == "sip:198.51.100.7:40000" and not r.ctx.path_vec
     # off: the local hop stays first
     h = harness(params.replace('"path_check_local", 1', '"path_check_local", 0'))
     h.request(register(extra="Path: <sip:127.0.0.1:5060;lr>, <sip:edge2.example.net;lr>"))

@@ -522,7 +522,7 @@ def test_misc_pvs() -> None:
     assert get("$_s(x$du)", ctx) == "x<null>"
     assert get("$version(num)", ctx) == get("$ksr(ver)", ctx)
     assert isinstance(get("$ksr(verval)", ctx), int)
-    ctx.ruri_branch.ruid, ctx.ruri_branch.location_ua = "uloc-1", "Phone/2"
+    ctx.ruid, ctx.location_ua = "uloc-1", "Phone/2"
     assert get("$ruid", ctx) == "uloc-1"
     assert get("$location_ua", ctx) == "Phone/2"
 
