@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, Optional
 
 from sipcore import log, stats
 from sipcore.errors import ParseError, PykamError
-from sipcore.msg import HdrType, parse_uri
+from sipcore.msg import parse_uri
 from sipcore.msg.builder import build_request, make_branch
 from sipcore.msg.spans import remove_via1, set_via1_received_rport
 from sipcore.net.addr import RELIABLE_PROTOS as _RELIABLE
 from sipcore.net.addr import Dest, SocketInfo, default_port
 from sipcore.route import errcodes as E
 from sipcore.route import sendlumps
+from sipcore.route.ctx import VIA_SRVID
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sipcore.msg import SipMsg, Via
+    from sipcore.msg import Via
     from sipcore.route.ctx import RouteCtx
 
 _KNOWN_PROTOS = frozenset({"udp", "tcp", "tls", "sctp", "ws", "wss"})
@@ -175,7 +176,7 @@ def build_via_value(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) 
         # Kamailio id_builder(): the connection the request came on, so that a reply (which
         # Via 2 would send to the peer's advertised port) goes back on that connection
         value += f";i={rcv.conn_id:x}"
-    if ctx.extra.get("via_add_srvid"):      # corex via_add_srvid(1)
+    if ctx.via_ctl & VIA_SRVID:             # corex via_add_srvid(1)
         value += f";srvid={int(ctx.core.get_global('server_id', 0) or 0)}"
     return value
 

@@ -4,8 +4,8 @@ credentials lookup, nonce checks, response verification, challenges, identity ch
 
 Runs in: SIP workers. Shared state: the nonce secret (set in the master before fork, so every
 worker verifies every other worker's nonces) and, when one_time_nonce/nonce_count are on, the
-shm table of nid.py. Per message: ctx.extra["auth_cred_hdr"] (the header that authenticated,
-for consume_credentials) and ctx.extra["auth_stale"] (the next challenge says stale=true).
+shm table of nid.py. Per message (the AUTH slot): the header that authenticated (for
+consume_credentials) and whether the next challenge says stale=true.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.msg import HdrType
 from sipcore.msg.digest import DigestCredentials, parse_digest
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from . import nid, rfc2617
 from . import nonce as nc
@@ -71,6 +71,20 @@ class Settings:
 
 
 S = Settings()
+
+
+@dataclass(slots=True)
+class AuthMsg:
+    """auth's part of one message."""
+
+    cred_hdr: Any = None        # the credentials header that authenticated the request
+    stale: bool = False         # the nonce was stale: the next challenge says stale=true
+
+    def copy(self) -> "AuthMsg":
+        return AuthMsg(self.cred_hdr, self.stale)
+
+
+AUTH: MsgSlot[AuthMsg] = MsgSlot("auth", AuthMsg)
 
 
 @dataclass
@@ -191,7 +205,7 @@ def pre_auth(ctx: RouteCtx, realm: str, hftype: int) -> tuple[int, PreAuth | Non
         klog.dbg("auth: invalid nonce value received", ctx)
         return AUTH_ERROR, None
     if status is nc.NonceStatus.STALE:
-        ctx.extra["auth_stale"] = True
+        AUTH.of(ctx).stale = True
         return AUTH_STALE_NONCE, None
     assert info is not None
     return 0, PreAuth(creds, hdr, alg, sess, info.nid)
@@ -216,7 +230,7 @@ def post_auth(ctx: RouteCtx, pa: PreAuth, ha1: str, method: str | None = None) -
     rc = _replay_check(ctx, pa)
     if rc != AUTH_OK:
         return rc
-    ctx.extra["auth_cred_hdr"] = pa.header
+    AUTH.of(ctx).cred_hdr = pa.header
     if S.add_authinfo_hdr and creds.qop is not None:
         ctx.reply_lumps.append(_authinfo_header(ctx, pa, ha1))
     return AUTH_OK
@@ -249,11 +263,11 @@ def _replay_check(ctx: RouteCtx, pa: PreAuth) -> int:
         except ValueError:
             return AUTH_ERROR
         if not nid.nc_check_and_set(pa.nid, count, ttl):
-            ctx.extra["auth_stale"] = True
+            AUTH.of(ctx).stale = True
             return AUTH_NONCE_REUSED
         return AUTH_OK
     if S.one_time_nonce and not nid.otn_use(pa.nid, ttl):
-        ctx.extra["auth_stale"] = True
+        AUTH.of(ctx).stale = True
         return AUTH_NONCE_REUSED
     return AUTH_OK
 
@@ -289,7 +303,8 @@ def check_identity(ctx: RouteCtx, flags: int, use_domain: bool) -> int:
 
     if not flags & CHECK_ID:
         return AUTH_OK
-    hdr = ctx.extra.get("auth_cred_hdr")
+    st = AUTH.peek(ctx)
+    hdr = st.cred_hdr if st is not None else None
     if hdr is None:
         return AUTH_ERROR
     user = (hdr.parsed.username or "").partition("@")[0]
@@ -336,7 +351,8 @@ def challenge_value(ctx: RouteCtx, realm: str, flags: int, stale: bool = False,
     # a random nid makes every nonce unique (and is the replay-tracking key when enabled)
     value = nc.make_nonce(S.secret, now(), S.nonce_expire, nid.new_nid(), _check_data(ctx))
     parts = [f"Digest realm={quote(realm)}", f"nonce=\"{value}\""]
-    if stale or flags & CHF_STALE or ctx.extra.get("auth_stale"):
+    st = AUTH.peek(ctx)
+    if stale or flags & CHF_STALE or (st is not None and st.stale):
         parts.append("stale=true")
     q = _qop_for(flags) if qop is None else qop
     if q:
@@ -387,12 +403,12 @@ def challenge(ctx: RouteCtx, realm: str, flags: int, hftype: int) -> int:
 
 def consume_credentials(ctx: RouteCtx) -> int:
     """Remove the header that authenticated this request: 1, or -1 when none did."""
-    hdr = ctx.extra.get("auth_cred_hdr")
-    if hdr is None:
+    st = AUTH.peek(ctx)
+    if st is None or st.cred_hdr is None:
         klog.err("auth: consume_credentials: no authorized credentials in the request", ctx)
         return AUTH_ERROR
-    ctx.msg.remove_header(hdr)
-    ctx.extra.pop("auth_cred_hdr", None)
+    ctx.msg.remove_header(st.cred_hdr)
+    st.cred_hdr = None
     return AUTH_OK
 
 

@@ -14,10 +14,17 @@ from sipcore.errors import RpcFault
 from sipcore.mod import FAILURE_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.net.addr import Dest
 from sipcore.net.sockspec import find_socket, find_socket_by_name, parse_socket_spec
-from sipcore.route.ctx import Branch, RouteCtx
+from sipcore.route.ctx import (
+    VIA_SRVID,
+    VIA_XAVP_FIELDS,
+    VIA_XAVP_PARAMS,
+    Branch,
+    RouteCtx,
+)
 
 mod = Module("corex", summary="Core extensions: branches, raw sends, xflags, sockets, "
              "file I/O.")
+
 
 Q_UNSPECIFIED = -1
 MAX_XFLAG = 63
@@ -472,25 +479,22 @@ def ki_is_socket_name(ctx: RouteCtx, name: str) -> int:
 
 # ---- Via building controls (honoured by sipcore.forward when it builds our Via) ------------------
 
-def _via_flag(key: str):
+def _via_flag(bit: int):
     def impl(ctx: RouteCtx, on: int) -> int:
-        if on:
-            ctx.extra[key] = True
-        else:
-            ctx.extra.pop(key, None)
+        ctx.via_ctl = ctx.via_ctl | bit if on else ctx.via_ctl & ~bit
         return 1
     return impl
 
 
 mod.function("via_add_srvid", args=(Fx.IGP,),
              doc="1: add ;srvid=<server_id> to the Via we insert; 0: don't.")(
-    _via_flag("via_add_srvid"))
+    _via_flag(VIA_SRVID))
 mod.function("via_add_xavp_params", args=(Fx.IGP,),
              doc="1: add the xavp_via_params fields as params of our Via.")(
-    _via_flag("via_add_xavp_params"))
+    _via_flag(VIA_XAVP_PARAMS))
 mod.function("via_use_xavp_fields", args=(Fx.IGP,),
              doc="1: take Via fields from the xavp_via_fields xavp.")(
-    _via_flag("via_use_xavp_fields"))
+    _via_flag(VIA_XAVP_FIELDS))
 
 
 # ---- message kind -------------------------------------------------------------------------------
@@ -504,7 +508,7 @@ def ki_is_faked_msg(ctx: RouteCtx) -> int:
 @mod.function("is_incoming", args=())
 def ki_is_incoming(ctx: RouteCtx) -> int:
     """In event_route[network:msg]: 1 if the data is inbound, -1 if outbound."""
-    return 1 if ctx.extra.get("nio_incoming") else -1
+    return -1          # PyKam runs no event_route[network:msg]: no message is "incoming" data
 
 
 # ---- RPC ----------------------------------------------------------------------------------------

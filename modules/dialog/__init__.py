@@ -20,8 +20,8 @@ Kamailio equivalent: modules/dialog.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Optional
 
 from modules.dialog import dlg_req_within as within
 from modules.dialog.dlg_hash import (
@@ -40,7 +40,7 @@ from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Custom, Fx, ModContext, Module
 from sipcore.msg import ParseError, parse_msg
 from sipcore.pv import PvError, PvSpec, parse_pv
 from sipcore.pv.spec import to_str
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 from sipcore.shm import ShmHashTable
 
 mod = Module("dialog", summary="Dialog tracking in shared memory: states, flags, timeouts, "
@@ -72,8 +72,30 @@ mod.param("unconfirmed_lifetime", int, 300, doc="Seconds an unconfirmed dialog i
 STATS = ("active_dialogs", "early_dialogs", "processed_dialogs", "expired_dialogs",
          "failed_dialogs")
 _state: dict[str, Any] = {"table": None, "tm": None, "timeout_avp": None}
-_KEY = "dialog_key"             # ctx.extra: key of the dialog of the current message
-_ENDED = "dialog_ended"         # ctx.extra: the dialog this BYE ended (state DELETED)
+
+
+@dataclass(slots=True)
+class DlgMsg:
+    """dialog's part of one message."""
+
+    key: Optional[str] = None           # key of the dialog of the current message
+    ended: Any = None                   # the Dialog this BYE ended (state DELETED)
+
+    def copy(self) -> "DlgMsg":
+        return DlgMsg(self.key, self.ended)
+
+
+DLG: MsgSlot[DlgMsg] = MsgSlot("dialog", DlgMsg)
+
+
+def _key_of(ctx: RouteCtx) -> Optional[str]:
+    st = DLG.peek(ctx)
+    return st.key if st is not None else None
+
+
+def _ended_of(ctx: RouteCtx) -> Any:
+    st = DLG.peek(ctx)
+    return st.ended if st is not None else None
 
 
 def _table() -> DialogTable:
@@ -240,13 +262,13 @@ def _in_dialog(ctx: RouteCtx) -> bool:
     d = _table().find(msg.callid, msg.from_tag, msg.to_tag)
     if d is None:
         return True
-    ctx.extra[_KEY] = d.key
+    DLG.of(ctx).key = d.key
     if d.state == CONFIRMED and msg.method not in ("ACK", "CANCEL"):
         _track_cseq(d, msg)
     if msg.method == "BYE":
         ended = _table().update(d.key, lambda _d: None)
         if ended is not None:
-            ctx.extra[_ENDED] = ended           # still known while the BYE is routed
+            DLG.of(ctx).ended = ended           # still known while the BYE is routed
             if d.state == CONFIRMED:
                 _stat("active_dialogs", -1)
     return True
@@ -266,10 +288,10 @@ def _track_cseq(d: Dialog, msg: Any) -> None:
 
 
 def _current(ctx: RouteCtx) -> Dialog | None:
-    key = ctx.extra.get(_KEY)
+    key = _key_of(ctx)
     if key is None:
         return None
-    ended = ctx.extra.get(_ENDED)
+    ended = _ended_of(ctx)
     if ended is not None:
         return ended
     raw = _table().dlgs.get(key)
@@ -283,15 +305,15 @@ def ki_dlg_manage(ctx: RouteCtx) -> int:
     """Track the dialog of this initial INVITE (in-dialog requests: just bind to it)."""
     msg = ctx.msg
     if msg.to_tag:
-        return 1 if ctx.extra.get(_KEY) is not None else -1
+        return 1 if _key_of(ctx) is not None else -1
     if msg.method != "INVITE":
         return -1
     try:
         d = _table().create(_new_dialog(msg))
     except ParseError:
         return -1
-    if ctx.extra.get(_KEY) != d.key:
-        ctx.extra[_KEY] = d.key
+    if _key_of(ctx) != d.key:
+        DLG.of(ctx).key = d.key
         _stat("processed_dialogs")
     return 1
 
@@ -303,7 +325,7 @@ def ki_is_known_dlg(ctx: RouteCtx) -> int:
 
 
 def _flag_op(ctx: RouteCtx, flag: int, op: str) -> int:
-    key = ctx.extra.get(_KEY)
+    key = _key_of(ctx)
     if key is None or not 0 <= flag <= 31:
         return -1
     bit = 1 << flag
@@ -337,7 +359,7 @@ def ki_dlg_isflagset(ctx: RouteCtx, flag: int) -> int:
 def ki_dlg_set_timeout(ctx: RouteCtx, seconds: int) -> int:
     """Timeout (seconds) of the current dialog, counted from its confirmation (or from now
     when it is already confirmed)."""
-    key = ctx.extra.get(_KEY)
+    key = _key_of(ctx)
     if key is None or seconds <= 0:
         return -1
     return 1 if _table().update(key, lambda d: replace(d, timeout=seconds)) else -1
@@ -354,7 +376,7 @@ def _check_profile(profile: str, value: str | None) -> bool:
 
 
 def _set_profile(ctx: RouteCtx, profile: str, value: str | None, add: bool) -> int:
-    key = ctx.extra.get(_KEY)
+    key = _key_of(ctx)
     if key is None or not _check_profile(profile, value):
         return -1
     member = (profile, value or "")
@@ -438,12 +460,12 @@ def ki_dlg_bye(ctx: RouteCtx, sides: tuple[int, ...]) -> int:
     """Send a BYE to the "caller", the "callee" or "all" (both) of the current confirmed
     dialog and end it; 1 sent, -1 no such dialog (or not confirmed)."""
     d = _current(ctx)
-    if d is None or ctx.extra.get(_ENDED) is not None:
+    if d is None or _ended_of(ctx) is not None:
         return -1
     ended = end_dialog(d, sides)
     if ended is None:
         return -1
-    ctx.extra[_ENDED] = ended
+    DLG.of(ctx).ended = ended
     return 1
 
 
@@ -513,8 +535,8 @@ class DlgVarPv(PvSpec):
         return next((v for k, v in d.vars if k == self.name), None)
 
     def set(self, ctx: RouteCtx, value: Any) -> None:
-        key = ctx.extra.get(_KEY)
-        if key is None or ctx.extra.get(_ENDED) is not None:
+        key = _key_of(ctx)
+        if key is None or _ended_of(ctx) is not None:
             klog.err(f"{self.text}: no active dialog for this message", ctx)
             return
         name = self.name

@@ -11,12 +11,14 @@ Not served yet: the FIFO transport (bit 2; a warning is logged) and the HTTP pat
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
-from typing import Any
+from typing import Any, Optional
 
 from sipcore import log as klog
 from sipcore.mod import ANY_ROUTE, Fx, Module
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 from sipcore.rpc import jsonrpc
 from sipcore.rpc.env import RpcEnv
 from sipcore.rpc.registry import RpcRegistry
@@ -106,11 +108,24 @@ def execute(ctx: RouteCtx, doc: str) -> dict[str, Any]:
     return {"code": reply_code(first), "text": text, "body": body}
 
 
+@dataclass(slots=True)
+class JsonrplMsg:
+    """jsonrpcs' part of one message: the reply of the last jsonrpc_exec() ($jsonrpl)."""
+
+    reply: Optional[dict[str, Any]] = None
+
+    def copy(self) -> "JsonrplMsg":
+        return JsonrplMsg(self.reply)
+
+
+JSONRPL: MsgSlot[JsonrplMsg] = MsgSlot("jsonrpcs", JsonrplMsg)
+
+
 @mod.function("jsonrpc_exec", args=(Fx.SPVE,))
 def ki_jsonrpc_exec(ctx: RouteCtx, doc: str) -> int:
     """Run the JSON-RPC request DOC; the reply is in $jsonrpl(code|text|body)."""
     reply = execute(ctx, doc)
-    ctx.extra["jsonrpl"] = reply
+    JSONRPL.of(ctx).reply = reply
     return 1 if reply["code"] == 200 else -1
 
 
@@ -130,7 +145,8 @@ def _jsonrpl_pv(inner: str | None) -> Any:
         raise ValueError("$jsonrpl(code|text|body) expected")
 
     def get(ctx: RouteCtx) -> Any:
-        reply = ctx.extra.get("jsonrpl")
+        st = JSONRPL.peek(ctx)
+        reply = st.reply if st is not None else None
         return None if reply is None else reply[key]
 
     return FuncPv(get, text=f"$jsonrpl({key})")

@@ -4,7 +4,7 @@ Runs in: SIP workers (functions; absorbing replies to SIP pings), the timer proc
 natping job every natping_interval seconds), the ctl process (nathelper.enable_ping), the
 master (mod_init: shm state, timer registration, usrloc binding check).
 Shared state: the shm table "nathelper:state" (ping enable flag); usrloc's domains are read
-through its API. Everything else is per message (edit lumps, ctx.extra).
+through its API. Everything else is per message (edit lumps, the NH message slot).
 
 Kamailio equivalent: modules/nathelper (nathelper.c, nhelpr_funcs.c). Return codes follow it;
 see docs/modules/nathelper.md for what is not supported.

@@ -1,7 +1,7 @@
 """nathelper script functions: NAT detection tests, Contact/R-URI rewriting, SDP fixing.
 
 Runs in: SIP workers. Shared state: none (edits go to the message's edit list; the Contact
-text other nathelper calls must see is remembered in ctx.extra).
+text other nathelper calls must see is remembered in the message's NH slot).
 Kamailio equivalent: modules/nathelper/nathelper.c (nat_uac_test, fix_nated_contact,
 fix_nated_sdp, add_rcv_param, *_contact_alias, handle_ruri_alias).
 """
@@ -13,7 +13,7 @@ from typing import Any
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.msg import HdrType, parse_uri
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from . import nh_addr as na
 from . import nh_sdp as sdp
@@ -35,7 +35,6 @@ FIX_MEDIP = 0x02
 FIX_ADD_NORTPPROXY = 0x04
 FIX_ORGIP = 0x08
 
-_CONTACT_KEY = "nathelper:contact"     # ctx.extra: (header, element span, current URI text)
 
 
 @dataclass(frozen=True)
@@ -136,8 +135,26 @@ class ContactRef:
     element: str        # current element text (after earlier nathelper edits)
 
 
+@dataclass(slots=True)
+class NhMsg:
+    """nathelper's part of one message: the first Contact as nathelper edited it."""
+
+    contact: ContactRef | None = None
+
+    def copy(self) -> "NhMsg":
+        return NhMsg(self.contact)
+
+
+NH: MsgSlot[NhMsg] = MsgSlot("nathelper", NhMsg)
+
+
+def _edited_contact(ctx: RouteCtx) -> ContactRef | None:
+    st = NH.peek(ctx)
+    return st.contact if st is not None else None
+
+
 def _first_contact(ctx: RouteCtx) -> ContactRef | None:
-    ref = ctx.extra.get(_CONTACT_KEY)
+    ref = _edited_contact(ctx)
     if ref is not None:
         return ref
     msg = ctx.msg
@@ -159,14 +176,14 @@ def _set_first_contact(ctx: RouteCtx, ref: ContactRef, element: str) -> None:
     """Record the new element text: one replacement lump over the original element, replaced
     again when a later nathelper call edits the same Contact (lumps must not overlap)."""
     msg = ctx.msg
-    if ctx.extra.get(_CONTACT_KEY) is not None:
+    if _edited_contact(ctx) is not None:
         # drop our previous replacement of this range, then add the new one
         mine = ref.element.encode("utf-8", "surrogateescape")
         msg.lumps.ops[:] = [op for op in msg.lumps.ops
                             if not (op[0] == ref.start and op[3] == ref.end and op[4] == mine)]
     msg.replace_range(ref.start, ref.end, element.encode("utf-8", "surrogateescape"))
     ref.element = element
-    ctx.extra[_CONTACT_KEY] = ref
+    NH.of(ctx).contact = ref
 
 
 def contact_uri_text(ctx: RouteCtx) -> str | None:

@@ -153,9 +153,11 @@ def ki_save_uri(ctx: RouteCtx, table: str, flags: int, uri: str) -> int:
 @mod.function("reg_send_reply", args=(), routes=RF)
 def ki_reg_send_reply(ctx: RouteCtx) -> int:
     """Send the reply that save(..., 0x02) held back: 1 sent, -1 nothing to send."""
-    held = ctx.extra.pop("registrar_reply", None)
+    st = common.REG.peek(ctx)
+    held = st.held_reply if st is not None else None
     if held is None:
         return -1
+    st.held_reply = None
     code, reason, headers = held
     return 1 if common.send_reply(ctx, code, reason, headers) else -1
 

@@ -4,13 +4,14 @@ Runs in: SIP workers. Shared state: none here (usrloc owns the contacts).
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ModuleError, ParseError
 from sipcore.msg import parse_uri
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 
 # tables named in save()/lookup()... at config compile time: registered (and preloaded) in
 # mod_init, before fork, like Kamailio's fixup calling ul.register_udomain()
@@ -51,6 +52,20 @@ def extract_aor(uri: str, *, use_domain: bool, case_sensitive: bool,
     if realm_prefix and host.startswith(realm_prefix.lower()):
         host = host[len(realm_prefix):]
     return f"{user}@{host}" if user else host
+
+
+@dataclass(slots=True)
+class RegMsg:
+    """registrar's part of one message: the reply save(..., 0x02) held back for
+    reg_send_reply()."""
+
+    held_reply: Optional[tuple[int, str, list[str]]] = None
+
+    def copy(self) -> "RegMsg":
+        return RegMsg(self.held_reply)
+
+
+REG: MsgSlot[RegMsg] = MsgSlot("registrar", RegMsg)
 
 
 class Bound:

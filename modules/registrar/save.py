@@ -557,7 +557,7 @@ class Saver:
 
     def reply(self, code: int, reason: str, headers: list[str]) -> None:
         if self.flags & SAVE_NO_REPLY:
-            self.ctx.extra["registrar_reply"] = (code, reason, headers)
+            common.REG.of(self.ctx).held_reply = (code, reason, headers)
             return
         if not common.send_reply(self.ctx, code, reason, headers):
             common.log_err(f"failed to send the {code} reply", self.ctx)

@@ -13,6 +13,7 @@ import re
 from typing import Any, Optional
 
 from modules.rr import loose, record
+from modules.rr.state import RR
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Custom, Fx, Module
@@ -90,8 +91,9 @@ def ki_loose_route_preloaded(ctx: RouteCtx) -> int:
 @mod.function("rr_next_hop_route", args=(), routes=ANY_ROUTE)
 def ki_rr_next_hop_route(ctx: RouteCtx) -> int:
     """1 if a Route header remains for the next hop (after loose_route), else -1."""
-    if loose.NEXT_HOP_ROUTE in ctx.extra:
-        return 1 if ctx.extra[loose.NEXT_HOP_ROUTE] else -1
+    st = RR.peek(ctx)
+    if st is not None and st.next_hop_route is not None:
+        return 1 if st.next_hop_route else -1
     from sipcore.msg import HdrType
 
     return 1 if ctx.msg.header(HdrType.ROUTE) is not None else -1

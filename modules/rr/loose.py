@@ -2,7 +2,8 @@
 rr/loose.c after_loose / after_strict / handle_sr).
 
 Runs in: SIP workers. Per-message state only: the params of our own Route URI are kept in
-ctx.extra for check_route_param() and is_direction() (Kamailio's routed_params hook).
+the message's rr slot for check_route_param() and is_direction() (Kamailio's routed_params
+hook).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, Optional
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.route.ruri import params_text
+
+from .state import RR
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg import Header, NameAddr, SipURI
@@ -25,8 +28,6 @@ RR_NOT_DRIVEN = -1
 RR_FLOW_TOKEN_BROKEN = -2
 RR_PRELOADED = -3
 
-ROUTED_PARAMS = "rr_routed_params"    # ctx.extra: ";lr;ftag=..." of our Route URI, or absent
-NEXT_HOP_ROUTE = "rr_next_hop_route"  # ctx.extra: a Route remains for the next hop
 
 
 @dataclass
@@ -111,7 +112,7 @@ class RouteEdit:
                 msg.remove_header(h)
         if self.append is not None:
             msg.add_header(f"Route: <{self.append}>", after=headers[-1])
-        ctx.extra[NEXT_HOP_ROUTE] = (len(self.entries) - len(self.removed)
+        RR.of(ctx).next_hop_route = (len(self.entries) - len(self.removed)
                                      + (1 if self.append is not None else 0)) > 0
 
 
@@ -165,7 +166,9 @@ def _force_socket(ctx: "RouteCtx", uri: "SipURI", st: RRSettings, second: bool) 
 def loose_route(ctx: "RouteCtx", st: RRSettings, mode: int = 0) -> int:
     """loose_route() / loose_route_mode(MODE): 1 routed, -1 no Route or error, -3 preloaded
     Route set that held only us."""
-    ctx.extra.pop(ROUTED_PARAMS, None)
+    rst = RR.peek(ctx)
+    if rst is not None:
+        rst.routed_params = None
     msg = ctx.msg
     try:
         entries = route_set(ctx)
@@ -204,7 +207,7 @@ def after_loose(ctx: "RouteCtx", entries: list[RouteEntry], st: RRSettings,
         return RR_ERROR
     i = 0
     if is_myself(ctx, puri):
-        ctx.extra[ROUTED_PARAMS] = params_text(puri.params)
+        RR.of(ctx).routed_params = params_text(puri.params)
         if st.force_send_socket and not (st.double_rr and is_2rr(puri)):
             _force_socket(ctx, puri, st, False)
         edit.removed.add(0)
@@ -247,7 +250,7 @@ def after_strict(ctx: "RouteCtx", entries: list[RouteEntry], st: RRSettings) -> 
     R-URI saved by the strict router) goes back into the R-URI."""
     msg = ctx.msg
     edit = RouteEdit(entries)
-    ctx.extra[ROUTED_PARAMS] = params_text(msg.parsed_ruri.params)
+    RR.of(ctx).routed_params = params_text(msg.parsed_ruri.params)
     i = 0
     puri = _parse(ctx, entries[0], "first")
     if puri is None:
@@ -278,7 +281,8 @@ def after_strict(ctx: "RouteCtx", entries: list[RouteEntry], st: RRSettings) -> 
 
 
 def routed_params(ctx: "RouteCtx") -> Optional[str]:
-    return ctx.extra.get(ROUTED_PARAMS)
+    rst = RR.peek(ctx)
+    return rst.routed_params if rst is not None else None
 
 
 def route_param(ctx: "RouteCtx", name: str) -> tuple[bool, Optional[str]]:

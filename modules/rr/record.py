@@ -1,6 +1,6 @@
 """Record-Route insertion (Kamailio rr/record.c).
 
-Runs in: SIP workers. Per-message state only (ctx.extra). The Record-Route lines are
+Runs in: SIP workers. Per-message state only (the rr slot, send-time lumps). The Record-Route lines are
 send-time lumps (sipcore.route.sendlumps): the inbound RR names the socket the request came
 in on, the outbound RR (double RR) the socket it leaves by, and the outbound one appears only
 when the two differ (Kamailio COND_IF_DIFF_REALMS) or when enable_double_rr=2.
@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Optional
 
 from sipcore.errors import ParseError
 from sipcore.route import sendlumps
+
+from .state import RR
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.net.addr import SocketInfo
@@ -164,7 +166,9 @@ def new_record_route(ctx: "RouteCtx", cfg: RRConfig, params: str = "") -> Record
     rr = RecordRoute(cfg=cfg, user=rr_user(ctx, cfg), ftag=msg.from_tag, sips=sips)
     if params:
         rr.params.append(params if params.startswith(";") else ";" + params)
-    rr.params.extend(ctx.extra.get("rr_param_buf", []))
+    st = RR.peek(ctx)
+    if st is not None:
+        rr.params.extend(st.param_buf)
     return rr
 
 
@@ -175,13 +179,15 @@ def add(ctx: "RouteCtx", rr: RecordRoute) -> None:
 def add_param(ctx: "RouteCtx", param: str) -> None:
     """add_rr_param(): to the RRs already added and to those added later (rr_param_buf)."""
     p = param if param.startswith(";") else ";" + param
-    ctx.extra.setdefault("rr_param_buf", []).append(p)
+    RR.of(ctx).param_buf.append(p)
     for rr in sendlumps.all_of(ctx, KIND):
         rr.params.append(p)  # type: ignore[attr-defined]
 
 
 def remove_all(ctx: "RouteCtx") -> int:
-    ctx.extra.pop("rr_param_buf", None)
+    st = RR.peek(ctx)
+    if st is not None:
+        st.param_buf.clear()
     return sendlumps.remove(ctx, KIND)
 
 

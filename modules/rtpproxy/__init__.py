@@ -9,6 +9,7 @@ Kamailio equivalent: modules/rtpproxy. Only UDP control sockets (udp:, udp6:) ar
 """
 from __future__ import annotations
 
+
 from typing import Any
 
 from sipcore import log as klog
@@ -104,7 +105,7 @@ def ki_set_rtp_proxy_set(ctx: RouteCtx, set_id: int) -> int:
     """Use rtpproxy set SET_ID for the next commands of this message. -1 unknown set."""
     if set_id not in engine().nodes.sets():
         return -1
-    ctx.extra[rf.SET_KEY] = set_id
+    rf.RTPP.of(ctx).set_id = set_id
     return 1
 
 

@@ -10,11 +10,12 @@ rtpproxy_manage, start_recording).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import RouteType
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 from sipcore.shm import ShmHashTable
 
 from . import rtpp_sdp
@@ -30,7 +31,19 @@ from .rtpp_proto import (
     parse_media_reply,
 )
 
-SET_KEY = "rtpproxy:set"            # ctx.extra: set chosen by set_rtp_proxy_set()
+
+
+@dataclass(slots=True)
+class RtppMsg:
+    """rtpproxy's part of one message: the set set_rtp_proxy_set() chose."""
+
+    set_id: Optional[int] = None
+
+    def copy(self) -> "RtppMsg":
+        return RtppMsg(self.set_id)
+
+
+RTPP: MsgSlot[RtppMsg] = MsgSlot("rtpproxy", RtppMsg)
 OFFER_TTL_S = 180
 
 
@@ -162,7 +175,8 @@ class Engine:
     def send(self, ctx: RouteCtx, command: str) -> str | None:
         """Send COMMAND to the node for this call; a node that does not answer is disabled
         and the next one of the set tried. None when no node answered."""
-        set_id = ctx.extra.get(SET_KEY)
+        st = RTPP.peek(ctx)
+        set_id = st.set_id if st is not None else None
         if set_id is None:
             set_id = self.nodes.default_set()
         if set_id is None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import ONREPLY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 
 mod = Module("sanity", summary="Sanity checks of received requests.", depends=("sl",))
 
@@ -340,20 +340,36 @@ def _can_reply(ctx: RouteCtx) -> bool:
     return ctx.msg.is_request and ctx.msg.method != "ACK"
 
 
+@dataclass(slots=True)
+class SanityMsg:
+    """sanity's part of one message (noreply=1): the reply of the last failed check, for
+    sanity_reply(); failed with reply None: the check sends no reply."""
+
+    reply: Optional[PendingReply] = None
+    failed: bool = False
+
+    def copy(self) -> "SanityMsg":
+        return SanityMsg(self.reply, self.failed)
+
+
+SANITY: MsgSlot[SanityMsg] = MsgSlot("sanity", SanityMsg)
+
+
 def sanity_check(ctx: RouteCtx, msg_checks: int, uri_checks: int) -> int:
     """1 passed, 0 failed (Kamailio SANITY_CHECK_FAILED); the reply is sent or kept."""
-    ctx.extra.pop("sanity_reply", None)
+    st = SANITY.of(ctx)
+    st.reply, st.failed = None, False
     try:
         run_checks(ctx.msg, msg_checks, uri_checks)
     except _Failed as f:
         klog.dbg(f"sanity: check failed: {f.code or ''} {f.reason}", ctx)
         if f.code is not None and _can_reply(ctx):
             if mod.p.noreply:
-                ctx.extra["sanity_reply"] = PendingReply(f.code, f.reason, f.headers)
+                st.reply, st.failed = PendingReply(f.code, f.reason, f.headers), True
             elif not _send(ctx, f.code, f.reason, f.headers):
                 klog.warn(f"sanity: failed to send {f.code} reply", ctx)
         elif mod.p.noreply:
-            ctx.extra["sanity_reply"] = None       # failed without a reply to send
+            st.failed = True            # failed without a reply to send
         return 0
     return 1
 
@@ -395,11 +411,11 @@ def ki_sanity_reply(ctx: RouteCtx) -> int:
     when none is recorded). 1 (also when nothing is to be sent) / -1 send failure."""
     if not _can_reply(ctx) or not mod.p.noreply:
         return 1
-    pending = ctx.extra.get("sanity_reply", "unset")
-    if pending is None:                 # the failed check sends no reply (e.g. missing Via)
-        return 1
-    if not isinstance(pending, PendingReply):
-        pending = PendingReply(500, "Server Sanity Failure")
+    st = SANITY.peek(ctx)
+    if st is not None and st.failed and st.reply is None:
+        return 1                        # the failed check sends no reply (e.g. missing Via)
+    pending = st.reply if st is not None and st.reply is not None \
+        else PendingReply(500, "Server Sanity Failure")
     return 1 if _send(ctx, pending.code, pending.reason, pending.headers) else -1
 
 

@@ -6,6 +6,8 @@ Shared state: none. Kamailio equivalent: modules/siputils. Local replies go thro
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import os
 import re
 import time
@@ -26,7 +28,7 @@ from sipcore.mod import (
     ModContext,
     Module,
 )
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from . import contact_enc
 
@@ -729,18 +731,36 @@ def ki_sip_p_charging_vector(ctx: RouteCtx, flags: str) -> int:
     if "r" in flags or "f" in flags:
         for h in existing:
             msg.remove_header(h)
-        ctx.extra.pop("pcv", None)
+        PCV.of(ctx).value = None
+        PCV.of(ctx).changed = True
     if "f" in flags or ("g" in flags and not existing):
         icid = os.urandom(16).hex().upper()
         value = f"icid-value={icid};icid-generated-at={_local_ip(ctx)}"
         msg.add_header(f"{PCV_HDR}: {value}")
-        ctx.extra["pcv"] = value
+        st = PCV.of(ctx)
+        st.value, st.changed = value, True
     return 1
 
 
+@dataclass(slots=True)
+class PcvMsg:
+    """siputils' part of one message: the P-Charging-Vector as sip_handle_pcv() left it
+    (changed: removed or generated, not yet in the buffer)."""
+
+    value: Optional[str] = None
+    changed: bool = False
+
+    def copy(self) -> "PcvMsg":
+        return PcvMsg(self.value, self.changed)
+
+
+PCV: MsgSlot[PcvMsg] = MsgSlot("siputils", PcvMsg)
+
+
 def _pcv_value(ctx: RouteCtx) -> Optional[str]:
-    if "pcv" in ctx.extra:
-        return ctx.extra["pcv"]
+    st = PCV.peek(ctx)
+    if st is not None and st.changed:
+        return st.value
     h = ctx.msg.header(PCV_HDR)
     return None if h is None else h.value
 

@@ -388,8 +388,8 @@ def current_ctype(ctx: RouteCtx) -> Optional[str]:
     """Content-Type of the current body (set_body() remembers the new one)."""
     from sipcore.msg import HdrType
 
-    if "textops_ctype" in ctx.extra:
-        return ctx.extra["textops_ctype"]
+    if ctx.body_ctype is not None:
+        return ctx.body_ctype
     h = ctx.msg.header(HdrType.CONTENTTYPE)
     return h.value if h is not None else None
 
@@ -397,7 +397,7 @@ def current_ctype(ctx: RouteCtx) -> Optional[str]:
 def set_body_ctype(ctx: RouteCtx, body: bytes, ctype: Optional[str]) -> None:
     ctx.msg.set_body(body, ctype)
     if ctype is not None:
-        ctx.extra["textops_ctype"] = ctype
+        ctx.body_ctype = ctype
 
 
 @mod.function("set_body", args=(Fx.SPVE, Fx.SPVE), routes=RFBO)

@@ -2,7 +2,7 @@
 header and body-line iterators.
 
 Runs in: SIP workers (functions, PVs) and the master (fixups). Shared state: none; iterator
-state lives in the message's RouteCtx (ctx.extra).
+state lives in the message's RouteCtx (the TX slot).
 Kamailio equivalent: modules/textopsx. The @hf_value selects are not provided (PyKam has no
 select framework); the same data is reachable through the functions below.
 """
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import fnmatch as _fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx, Module
-from sipcore.route.ctx import RouteCtx
+from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from .hfvalue import HfSpec, ValueSpan, param_span, parse_hf_spec, select, value_spans
 
@@ -58,9 +58,8 @@ def _reparse(ctx: RouteCtx, buf: bytes) -> int:
     except ParseError as exc:
         klog.err(f"textopsx: the rebuilt message does not parse: {exc}", ctx)
         return -1
-    ctx.extra.pop("textops_ctype", None)
-    ctx.extra.pop("hfit", None)
-    ctx.extra.pop("blit", None)
+    ctx.body_ctype = None               # the rebuilt message carries its Content-Type
+    TX.drop(ctx)                        # iterator offsets were into the old buffer
     return 1
 
 
@@ -104,7 +103,6 @@ def _change_status(ctx: RouteCtx, code: int, reason: Optional[str]) -> int:
     else:
         msg.delete_range(code_start, eol)
         msg.insert_before(code_start, f"{code} {reason}".encode("utf-8"))
-    ctx.extra["reply_status"] = (code, reason if reason is not None else msg.reason)
     return 1
 
 
@@ -380,8 +378,24 @@ class _BlIt:
     next_: int = -1               # offset of the next line
 
 
+@dataclass(slots=True)
+class TxMsg:
+    """textopsx's part of one message: the header iterators and the body-line iterators, by
+    name."""
+
+    hfit: dict[str, Any] = field(default_factory=dict)
+    blit: dict[str, Any] = field(default_factory=dict)
+
+    def copy(self) -> "TxMsg":
+        return TxMsg(dict(self.hfit), dict(self.blit))
+
+
+TX: MsgSlot[TxMsg] = MsgSlot("textopsx", TxMsg)
+
+
 def _its(ctx: RouteCtx, key: str) -> dict[str, Any]:
-    return ctx.extra.setdefault(key, {})
+    st = TX.of(ctx)
+    return st.hfit if key == "hfit" else st.blit
 
 
 def _it_get(ctx: RouteCtx, key: str, name: str, create: bool) -> Any:

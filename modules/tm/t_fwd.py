@@ -85,7 +85,7 @@ def build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Destination, base: by
                 bmsg.add_header("Route: " + p, before=first)
         bctx = ctx.copy(msg=bmsg, dst_uri=tgt.dst_uri, bflags=tgt.bflags,
                         force_socket=tgt.force_socket or ctx.force_socket,
-                        otcpid=tgt.otcpid, branch_index=idx, extra=dict(ctx.extra),
+                        otcpid=tgt.otcpid, branch_index=idx,
                         branches=[])
     if has_br:
         bctx.dropped = False

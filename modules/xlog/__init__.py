@@ -120,7 +120,7 @@ def xlog_emit(ctx: RouteCtx, level: int, text: str, facility: Optional[int] = No
         return 1
     if line_prefix:
         if mod.p.long_format == 1:
-            text = f"{ctx.extra.get('cfg_file', '')}:{ctx.cfg_line}:{text}"
+            text = f"{ctx.core.get_global('cfg_file', '') or ''}:{ctx.cfg_line}:{text}"
         else:
             text = f"{ctx.cfg_line}:{text}"
     text = _prefix(ctx) + text

@@ -439,12 +439,15 @@ def ki_cfg_select(ctx: RouteCtx, group: str, inst: int) -> int:
     if inst not in _group_instances(ctx).get(group, ()):
         log.err(f"cfg_select: group instance {group}[{inst}] not found", ctx)
         return -1
-    ctx.extra.setdefault("cfg_select", {})[group] = inst
+    if ctx.cfg_select is None:
+        ctx.cfg_select = {}
+    ctx.cfg_select[group] = inst
     return 1
 
 
 @mod.function("cfg_reset", args=(Fx.STR,))
 def ki_cfg_reset(ctx: RouteCtx, group: str) -> int:
     """Go back to the default values of cfg group GROUP."""
-    ctx.extra.get("cfg_select", {}).pop(group, None)
+    if ctx.cfg_select:
+        ctx.cfg_select.pop(group, None)
     return 1

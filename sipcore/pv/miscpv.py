@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import sipcore
 from sipcore.pv import registry
+from sipcore.pv.msgstate import PV
 from sipcore.pv.errors import PvError
 from sipcore.pv.msgpv import BranchPv, reg, reg_attrs
 from sipcore.pv.registry import Inner
@@ -34,11 +35,12 @@ registry.register("true", lambda _i, _m: ConstPv(1), doc="constant 1")
 
 def msg_time(ctx: "RouteCtx") -> tuple[int, int]:
     """(seconds, microseconds) taken once per message (Kamailio msg_set_time)."""
-    tv = ctx.extra.get("_pv_tv")
+    st = PV.of(ctx)
+    tv = st.tv
     if tv is None:
         now = time.time()
         sec = int(now)
-        tv = ctx.extra["_pv_tv"] = (sec, int((now - sec) * 1_000_000))
+        tv = st.tv = (sec, int((now - sec) * 1_000_000))
     return tv
 
 
@@ -168,9 +170,8 @@ registry.register("def", _def_factory(False), Inner.REQUIRED, doc="cfg define as
 registry.register("defn", _def_factory(True), Inner.REQUIRED, doc="cfg define as number")
 
 def _cfg_file(ctx: "RouteCtx") -> PvValue:
-    """The file of the statement being run (ctx.extra['cfg_file'], set by the runtime), else
-    the main config file (cfg global "cfg_file")."""
-    return ctx.extra.get("cfg_file") or ctx.core.get_global("cfg_file", "") or None
+    """The main config file (cfg global "cfg_file")."""
+    return ctx.core.get_global("cfg_file", "") or None
 
 
 reg_attrs("cfg", {
@@ -218,10 +219,10 @@ def _get_mi(ctx: "RouteCtx") -> PvValue:
     mid = getattr(ctx.msg, "id", None)
     if isinstance(mid, int):
         return mid
-    mid = ctx.extra.get("_pv_mid")
-    if mid is None:
-        mid = ctx.extra["_pv_mid"] = next(_msg_ids)
-    return mid
+    st = PV.of(ctx)
+    if st.mid is None:
+        st.mid = next(_msg_ids)
+    return st.mid
 
 
 reg("mi", _get_mi, doc="message id (per process counter)")

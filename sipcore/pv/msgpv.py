@@ -16,6 +16,7 @@ from sipcore.msg import NameAddr, SipURI, parse_digest, parse_nameaddr, parse_ur
 from sipcore.msg.hdrdefs import HDR_TABLE, name_map
 from sipcore.msg.params import format_params, quote
 from sipcore.pv import registry
+from sipcore.pv.msgstate import PV
 from sipcore.pv.errors import PvError
 from sipcore.pv.registry import Inner
 from sipcore.pv.spec import ALL, FuncPv, Getter, Index, PvSpec, PvValue, Setter, pick, to_str
@@ -452,7 +453,7 @@ def rewrite_nameaddr_header(ctx: "RouteCtx", hdr_name: str, *, uri: Optional[str
     """
     msg = ctx.msg
     h, na = current_nameaddr(ctx, hdr_name)
-    pending: dict[int, tuple[Any, str]] = ctx.extra.setdefault("_pv_hdr_edits", {})
+    pending = PV.of(ctx).hdr_edits
     prev = pending.get(h.start)
     new_uri = na.uri if uri is None else uri
     new_disp = "" if drop_display else (na.display if display is None else display)
@@ -469,7 +470,8 @@ def current_nameaddr(ctx: "RouteCtx", hdr_name: str) -> tuple[Any, NameAddr]:
     h = ctx.msg.header(hdr_name)
     if h is None:
         raise PvError(f"the message has no {hdr_name} header")
-    prev = ctx.extra.get("_pv_hdr_edits", {}).get(h.start)
+    st = PV.peek(ctx)
+    prev = st.hdr_edits.get(h.start) if st is not None else None
     if prev is not None and not _edit_pending(ctx.msg, prev[0]):
         prev = None                       # the edits were dropped (clear_lumps): start over
     try:
@@ -618,7 +620,7 @@ def _set_rs(ctx: "RouteCtx", value: PvValue) -> None:
     if not 100 <= code <= 699:
         raise PvError(f"status code {code} out of range 100..699")
     cs, ce, _rs, _re = _status_line_span(ctx)
-    _replace_once(ctx, "_pv_rs_edit", cs, ce, str(code).encode())
+    _replace_once(ctx, "rs", cs, ce, str(code).encode())
 
 
 def _set_rr(ctx: "RouteCtx", value: PvValue) -> None:
@@ -629,14 +631,16 @@ def _set_rr(ctx: "RouteCtx", value: PvValue) -> None:
         raise PvError("a reason phrase cannot contain line breaks")
     _cs, ce, rs, re_ = _status_line_span(ctx)
     data = reason.encode("utf-8", "surrogateescape")
-    _replace_once(ctx, "_pv_rr_edit", rs, re_, data if rs > ce else b" " + data)
+    _replace_once(ctx, "rr", rs, re_, data if rs > ce else b" " + data)
 
 
 def _replace_once(ctx: "RouteCtx", key: str, start: int, end: int, data: bytes) -> None:
-    """replace_range() that supersedes our previous edit of the same span (KEY in ctx.extra)."""
-    _drop_edit(ctx.msg, ctx.extra.get(key))
+    """replace_range() that supersedes our previous edit of the same span (KEY: which span,
+    in the message's PV state)."""
+    edits = PV.of(ctx).span_edits
+    _drop_edit(ctx.msg, edits.get(key))
     ctx.msg.replace_range(start, end, data)
-    ctx.extra[key] = _last_edit(ctx.msg)
+    edits[key] = _last_edit(ctx.msg)
 
 
 def _get_rv(ctx: "RouteCtx") -> PvValue:
@@ -943,7 +947,7 @@ class MsgBufPv(PvSpec):
             raise PvError("$msgbuf takes exactly one character")
         if self.offset >= len(ctx.msg.buf):
             raise PvError(f"$msgbuf({self.offset}) is past the end of the message")
-        _replace_once(ctx, f"_pv_msgbuf_{self.offset}", self.offset, self.offset + 1, data)
+        _replace_once(ctx, f"msgbuf:{self.offset}", self.offset, self.offset + 1, data)
 
 
 registry.register("msgbuf", lambda inner, _m: MsgBufPv(inner), Inner.REQUIRED,

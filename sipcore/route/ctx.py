@@ -104,6 +104,12 @@ class MsgSlot(Generic[S]):
             ctx.modstate.pop(self.key, None)
 
 
+# RouteCtx.via_ctl: corex's via_add_srvid(), via_add_xavp_params(), via_use_xavp_fields()
+VIA_SRVID = 1
+VIA_XAVP_PARAMS = 2
+VIA_XAVP_FIELDS = 4
+
+
 class ScriptExit(Exception):
     """Raised by `exit`, `drop` and `return(0)` to stop the script (caught by the runner)."""
 
@@ -161,6 +167,11 @@ class RouteCtx:
     # onsend_route: where the message is going and its bytes (snd_ip, $snd(...))
     send_dest: Any = None
     send_buf: Optional[bytes] = None
+    # send-time header lines (record_route()): sipcore.route.sendlumps.SendLump, in order
+    send_lumps: Optional[list[Any]] = None
+    via_ctl: int = 0                    # VIA_* bits: how our Via is built (corex via_add_*)
+    cfg_select: Optional[dict[str, int]] = None     # cfg_select(): group -> instance
+    body_ctype: Optional[str] = None    # Content-Type of a body set by the script (set_body)
     reply_lumps: list[str] = field(default_factory=list)  # append_to_reply(): header lines
     avps: Any = None                    # sipcore.pv.vars.AvpList, created on first use
     xavps: Any = None                   # sipcore.pv.vars.XavpStore, created on first use
@@ -175,7 +186,6 @@ class RouteCtx:
     cfg_line: int = 0                   # line of the statement being run ($cfg(line))
     level: int = 0                      # route() recursion depth
     branch_index: int = 0               # $T_branch_idx / branch_route
-    extra: dict[str, Any] = field(default_factory=dict)  # per-message data modules need
     modstate: Optional[dict[str, Any]] = None   # MsgSlot states by module, on first use
 
     # ---- branch 0 ------------------------------------------------------------------------

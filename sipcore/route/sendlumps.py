@@ -1,6 +1,6 @@
 """Send-time header lines: edits whose text depends on the socket a request leaves by.
 
-Runs in: SIP workers. Per-message state on ctx.extra only.
+Runs in: SIP workers. Per-message state on the RouteCtx only (`send_lumps`).
 
 Kamailio's record_route() inserts lumps whose content is substituted when the outgoing
 socket is known (SUBST_SND_ALL / SUBST_RCV_ALL) or which only appear when the receiving and
@@ -18,9 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from sipcore.net.addr import SocketInfo
     from sipcore.route.ctx import RouteCtx
 
-_KEY = "send_lumps"
-
-
 class SendLump(Protocol):
     """`kind` names the owner (e.g. "rr"); `lines` gives complete header lines (no CRLF)."""
 
@@ -30,25 +27,29 @@ class SendLump(Protocol):
 
 
 def add(ctx: "RouteCtx", lump: SendLump) -> None:
-    ctx.extra.setdefault(_KEY, []).append(lump)
+    if ctx.send_lumps is None:
+        ctx.send_lumps = []
+    ctx.send_lumps.append(lump)
 
 
 def all_of(ctx: "RouteCtx", kind: str | None = None) -> list[SendLump]:
-    lumps = ctx.extra.get(_KEY, [])
-    return [x for x in lumps if kind is None or x.kind == kind]
+    return [x for x in ctx.send_lumps or () if kind is None or x.kind == kind]
 
 
 def remove(ctx: "RouteCtx", kind: str) -> int:
     """Drop every lump of KIND; returns how many were removed."""
-    lumps = ctx.extra.get(_KEY, [])
+    lumps = ctx.send_lumps or []
     keep = [x for x in lumps if x.kind != kind]
-    ctx.extra[_KEY] = keep
+    ctx.send_lumps = keep
     return len(lumps) - len(keep)
 
 
 def render(ctx: "RouteCtx", sock: "SocketInfo") -> list[str]:
     """Header lines for a request leaving by SOCK, in insertion order."""
+    lumps = ctx.send_lumps
+    if not lumps:
+        return []
     out: list[str] = []
-    for lump in ctx.extra.get(_KEY, []):
+    for lump in lumps:
         out.extend(lump.lines(ctx, sock))
     return out

@@ -219,10 +219,10 @@ def test_cfg_select_and_reset():
     core.globals["cfg_group_instances"] = {"pstn": {1, 2}}
     ctx = ctx_for(core=core)
     assert call(ctx, "cfg_select", "pstn", 2) == 1
-    assert ctx.extra["cfg_select"] == {"pstn": 2}
+    assert ctx.cfg_select == {"pstn": 2}
     assert call(ctx, "cfg_select", "pstn", 9) == -1
     assert call(ctx, "cfg_reset", "pstn") == 1
-    assert ctx.extra["cfg_select"] == {}
+    assert ctx.cfg_select == {}
 
 
 def test_every_section11_function_is_exported():

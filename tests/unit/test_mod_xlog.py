@@ -80,7 +80,7 @@ def test_xlogl_line_prefix(logs, ctx):
     ctx.cfg_line = 42
     assert xl.ki_xlogl(ctx, fmt("here")) == 1
     xl.mod.set_param("long_format", 1)
-    ctx.extra["cfg_file"] = "pykam.cfg"
+    ctx.core.globals["cfg_file"] = "pykam.cfg"
     assert xl.ki_xlogl_level(ctx, klog.L_INFO, fmt("there")) == 1
     assert xl.ki_xdbgl(ctx, fmt("dbg")) == 1
     assert logs == [(klog.L_ERR, "<script>: 42:here"),

@@ -478,7 +478,9 @@ def test_time_wday_sunday_is_one() -> None:
 
     ctx = ctx_of()
     sunday = 1_700_352_000                        # 2023-11-19, a Sunday (UTC)
-    ctx.extra["_pv_tv"] = (sunday, 0)
+    from sipcore.pv.msgstate import PV
+
+    PV.of(ctx).tv = (sunday, 0)
     assert get("$utime(wday)", ctx) == 1
     assert miscpv.msg_time(ctx) == (sunday, 0)
 
