@@ -162,8 +162,8 @@ def _set_first_contact(ctx: RouteCtx, ref: ContactRef, element: str) -> None:
     if ctx.extra.get(_CONTACT_KEY) is not None:
         # drop our previous replacement of this range, then add the new one
         mine = ref.element.encode("utf-8", "surrogateescape")
-        msg.lumps.ops[:] = [op for op in msg.lumps.ops
-                            if not (op[0] == ref.start and op[3] == ref.end and op[4] == mine)]
+        msg.lumps.discard([e for e in msg.lumps.ops
+                           if e.pos == ref.start and e.end == ref.end and e.data == mine])
     msg.replace_range(ref.start, ref.end, element.encode("utf-8", "surrogateescape"))
     ref.element = element
     ctx.extra[_CONTACT_KEY] = ref
