@@ -768,6 +768,17 @@ class SipMsg:
             self._built = out
         return out
 
+    def current_body(self) -> bytes:
+        """The body as build() will send it: set_body()'s, or the received body with the byte
+        edits recorded inside it (textops subst, sdpops...)."""
+        if self._new_body is not None:
+            return self._new_body
+        if not self._lumps:
+            return self.orig_body
+        sc = self._sc
+        _hops, bops = _split_at_body(self._lumps.ops, sc[sd.S_BODY])
+        return apply_ops(self.buf, bops, sc[sd.S_BODY], sc[sd.S_MSG_END])
+
     def prebuilt(self) -> bytes | None:
         """The message with its edits applied when that is known without building it (no
         edits, or build() ran since the last one) and no edit touches the first line but a

@@ -1,5 +1,6 @@
 """The edit list's named type and ordering bands: what comes out first when several edits sit
-at one offset (core lines versus script edits), byte for byte. Runs in: pytest only."""
+at one offset (core lines versus script edits), byte for byte; SipMsg.current_body().
+Runs in: pytest only."""
 from __future__ import annotations
 
 import pytest
@@ -123,3 +124,26 @@ def test_core_replacements_around_script_replacements() -> None:
     assert b"Max-Forwards: 69<script>\r\n" in out
     assert out.endswith(b"Content-Type: a/b\r\nContent-Type: c/d\r\nContent-Length: 5\r\n"
                         b"\r\nhello")
+
+
+def test_an_edit_across_the_body_boundary_is_cut_there() -> None:
+    msg = parse_msg(REQ)
+    cseq = msg.header(HdrType.CSEQ)
+    msg.delete_range(cseq.start, msg.body_offset + 2)    # CSeq..body "v="
+    assert msg.current_body() == b"0\n"
+    assert msg.build().endswith(b"Call-ID: c1\r\n0\n")
+
+
+def test_current_body() -> None:
+    msg = parse_msg(REQ)
+    assert msg.current_body() == b"v=0\n"
+    msg.add_header("X-A: 1")                             # header edits do not matter
+    assert msg.current_body() == b"v=0\n"
+    msg.replace_range(msg.body_offset + 2, msg.body_offset + 3, b"1")
+    msg.insert_before(msg.body_offset + 4, b"s=-\n")
+    assert msg.current_body() == b"v=1\ns=-\n"
+    out = msg.build()
+    assert b"Content-Length: 8\r\n" in out and out.endswith(b"X-A: 1\r\n\r\nv=1\ns=-\n")
+    msg.set_body(b"v=0\n")                               # set_body wins over byte edits
+    assert msg.current_body() == b"v=0\n"
+    assert msg.build().endswith(b"\r\n\r\nv=0\n")
