@@ -63,6 +63,11 @@ class SdpError(ParseError):
     """A body that is not SDP, or SDP that Kamailio's parser would refuse (strict mode)."""
 
 
+class NotSdpError(SdpError):
+    """The body is not SDP at all: no Content-Type, or another type than application/sdp or
+    multipart/mixed (callers checking for SDP need not log it as an error)."""
+
+
 # ---- lines -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +421,7 @@ def parse_sdp(body: bytes, content_type: Optional[str] = None, *,
         session = _parse_session(body, 0, len(body), 0, "", strict)
         return SdpInfo(body, [session], 0, len(body))
     if mime != "multipart/mixed":
-        raise SdpError(f"not an SDP body (Content-Type {mime})")
+        raise NotSdpError(f"not an SDP body (Content-Type {mime})")
     if not boundary:
         raise SdpError("multipart/mixed Content-Type without boundary")
     sessions: list[SdpSession] = []
@@ -664,14 +669,14 @@ def _stream_attributes(st: SdpStream, with_payloads: bool) -> None:
 
 # ---- the SDP of a message ------------------------------------------------------------------
 
-def _source(msg: SipMsg) -> tuple[bytes, Optional[str], bool]:
-    """(body, Content-Type value, replaced): the body sdpops reads and the type it has."""
-    replaced = msg._new_body is not None  # noqa: SLF001 - part of the message layer
-    ctype = msg._new_ctype if replaced else None  # noqa: SLF001
+def body_and_type(msg: SipMsg) -> tuple[bytes, Optional[str]]:
+    """The body sdpops reads (the received one, or set_body()'s) and its Content-Type value
+    (set_body()'s type if it gave one, else the header's; None when there is none)."""
+    ctype = msg._new_ctype if msg._new_body is not None else None  # noqa: SLF001
     if ctype is None:
         h = msg.header(HdrType.CONTENTTYPE)
         ctype = h.value if h is not None else None
-    return msg.body, ctype, replaced
+    return msg.body, ctype
 
 
 def msg_sdp(msg: SipMsg) -> Optional[SdpInfo]:
@@ -680,7 +685,7 @@ def msg_sdp(msg: SipMsg) -> Optional[SdpInfo]:
     application/sdp or multipart/mixed, or the SDP is malformed (strict). Byte edits recorded
     on the received body are not seen (as in Kamailio, which parses the received message).
     Parsed once per body and Content-Type (cached on the message)."""
-    body, ctype, _ = _source(msg)
+    body, ctype = body_and_type(msg)
     if not body:
         return None
     cache = msg._cache()  # noqa: SLF001
@@ -691,7 +696,7 @@ def msg_sdp(msg: SipMsg) -> Optional[SdpInfo]:
         return hit[2]  # type: ignore[no-any-return]
     result: SdpInfo | SdpError
     if ctype is None:
-        result = SdpError("no Content-Type for the body")
+        result = NotSdpError("no Content-Type for the body")
     else:
         try:
             result = parse_sdp(body, ctype)
@@ -713,9 +718,9 @@ class SdpEditor:
 
     def __init__(self, msg: SipMsg) -> None:
         self.msg = msg
-        body, _ctype, replaced = _source(msg)
+        replaced = msg._new_body is not None  # noqa: SLF001 - part of the message layer
         self._pending: Optional[LumpList] = LumpList() if replaced else None
-        self._body = body
+        self._body = msg.body
         self._base = msg.body_offset
 
     def delete(self, start: int, end: int) -> None:
@@ -732,6 +737,16 @@ class SdpEditor:
             self._pending.insert_before(pos, data)
         else:
             self.msg.insert_before(self._base + pos, data)
+
+    def retract(self, start: int, end: int, data: bytes) -> None:
+        """Forget a replacement of [start, end) by DATA recorded on the received body earlier
+        (a value written twice is written once). A replaced body already holds it: nothing to
+        forget, its next parse sees the new text."""
+        if self._pending is None:
+            pos, end = self._base + start, self._base + end
+            lumps = self.msg.lumps
+            lumps.discard([e for e in lumps.ops
+                           if e.pos == pos and e.end == end and e.data == data])
 
     def commit(self) -> None:
         pending = self._pending

@@ -11,9 +11,9 @@ import pytest
 
 from sipcore.msg import parse_msg
 from sipcore.msg.sdp import (
-    AF_INET, AF_INET6, NO_HOLD, RFC2543_HOLD, RFC3264_HOLD, SdpEditor, SdpError, SdpInfo,
-    msg_sdp, parse_candidate, parse_connection, parse_media, parse_origin, parse_sdp,
-    port_number, split_lines,
+    AF_INET, AF_INET6, NO_HOLD, RFC2543_HOLD, RFC3264_HOLD, NotSdpError, SdpEditor, SdpError,
+    SdpInfo, body_and_type, msg_sdp, parse_candidate, parse_connection, parse_media,
+    parse_origin, parse_sdp, port_number, split_lines,
 )
 
 
@@ -294,16 +294,22 @@ def test_msg_sdp_reads_the_body_as_kamailio_does() -> None:
     assert info is not None and info.streams[0].port == "49170"
     assert msg_sdp(msg) is info                                  # cached per body
     assert msg_sdp(parse_msg(message(b""))) is None               # no body
-    with pytest.raises(SdpError, match="no Content-Type"):
+    with pytest.raises(NotSdpError, match="no Content-Type"):
         msg_sdp(parse_msg(message(AUDIO, None)))
-    with pytest.raises(SdpError, match="not an SDP body"):
+    with pytest.raises(NotSdpError, match="not an SDP body"):
         msg_sdp(parse_msg(message(AUDIO, "text/plain")))
+    with pytest.raises(SdpError) as ei:                          # malformed: not NotSdpError
+        msg_sdp(parse_msg(message(NO_EOL.replace(b"v=0", b"v=x").replace(b"o=", b"x="))))
+    assert not isinstance(ei.value, NotSdpError)
     with pytest.raises(SdpError):                                 # the error is cached too
         msg_sdp(parse_msg(message(AUDIO, "text/plain")))
+    assert body_and_type(msg) == (AUDIO, "application/sdp")
     msg.set_body(MULTI)                                          # set_body(): that body
     assert [st.media for st in msg_sdp(msg).streams] == ["audio", "video", "application",
                                                          "image"]
+    assert body_and_type(msg) == (MULTI, "application/sdp")
     msg.set_body(b"hello", "text/plain")                         # ... and its type
+    assert body_and_type(msg) == (b"hello", "text/plain")
     with pytest.raises(SdpError, match="not an SDP body"):
         msg_sdp(msg)
 
@@ -324,6 +330,10 @@ def test_editor_on_the_received_body_records_message_edits() -> None:
                     .replace(b"2890844527", b"7") + b"m=video 0 RTP/AVP 31\r\n")
     assert b"X-Other: edit\r\n" in out and b"Content-Length: %d\r\n" % len(body) in out
     assert msg_sdp(msg) is info                  # reads stay on the received body (Kamailio)
+    s = info.sessions[0]                         # a value written again replaces the first
+    ed.retract(s.o_sess_version_start, s.o_sess_version_end, b"7")
+    ed.replace(s.o_sess_version_start, s.o_sess_version_end, b"8")
+    assert msg.build().count(b"o=alice 2890844526 8 IN") == 1
 
 
 def test_editor_on_a_replaced_body_sets_the_edited_body() -> None:
