@@ -631,8 +631,8 @@ class SipMsg:
         return b + b"\r\n"
 
     # The edit methods run for every forwarded request (Max-Forwards, Via received/rport,
-    # Record-Route...): they make the LumpList and reset _built inline instead of going
-    # through the `lumps` property and _dirty() (a Python call each).
+    # Record-Route...): they check offsets, make the LumpList and reset _built inline instead
+    # of calling helpers, the `lumps` property and _dirty() (a Python call each).
     def add_header(self, text: str, *, before: Header | None = None,
                    after: Header | None = None, first: bool = False) -> None:
         """Add a complete header line; default position: after the last header (append_hf)."""
@@ -664,16 +664,13 @@ class SipMsg:
         lumps.replace(h.start, h.end, self._line(text))
         self._built = None
 
-    def _check_off(self, off: int, end: int | None = None) -> None:
-        """OFF (and END) must be offsets in the message (0..len)."""
-        n = len(self.buf)
-        if not 0 <= off <= n:
-            raise ValueError(f"offset {off} outside the message")
-        if end is not None and not 0 <= end <= n:
-            raise ValueError(f"offset {end} outside the message")
+    def _bad_offset(self, *offsets: int) -> ValueError:
+        bad = next(o for o in offsets if not 0 <= o <= len(self.buf))
+        return ValueError(f"offset {bad} outside the message")
 
     def insert_before(self, offset: int, text: bytes) -> None:
-        self._check_off(offset)
+        if not 0 <= offset <= len(self.buf):
+            raise self._bad_offset(offset)
         lumps = self._lumps
         if lumps is None:
             lumps = self._lumps = LumpList()
@@ -681,7 +678,8 @@ class SipMsg:
         self._built = None
 
     def insert_after(self, offset: int, text: bytes) -> None:
-        self._check_off(offset)
+        if not 0 <= offset <= len(self.buf):
+            raise self._bad_offset(offset)
         lumps = self._lumps
         if lumps is None:
             lumps = self._lumps = LumpList()
@@ -689,7 +687,9 @@ class SipMsg:
         self._built = None
 
     def delete_range(self, start: int, end: int) -> None:
-        self._check_off(start, end)
+        n = len(self.buf)
+        if not (0 <= start <= n and 0 <= end <= n):
+            raise self._bad_offset(start, end)
         lumps = self._lumps
         if lumps is None:
             lumps = self._lumps = LumpList()
@@ -697,7 +697,9 @@ class SipMsg:
         self._built = None
 
     def replace_range(self, start: int, end: int, text: bytes) -> None:
-        self._check_off(start, end)
+        n = len(self.buf)
+        if not (0 <= start <= n and 0 <= end <= n):
+            raise self._bad_offset(start, end)
         lumps = self._lumps
         if lumps is None:
             lumps = self._lumps = LumpList()
