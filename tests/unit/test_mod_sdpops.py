@@ -15,7 +15,6 @@ import pytest
 from sipcore import log as klog
 from sipcore.errors import ConfigErrors
 from sipcore.kemi import CURRENT, build_ksr
-from sipcore.msg.sdp import AF_INET6
 from sipcore.testing import Harness, make_ctx
 from tests.unit.sdpops_oracle import (AUDIO, AV, CASES, CFG_HEAD_PYKAM, ROUTE, V6, answer,
                                       request)
