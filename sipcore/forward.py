@@ -22,6 +22,7 @@ from sipcore import log, stats
 from sipcore.errors import ParseError, PykamError
 from sipcore.msg import parse_uri
 from sipcore.msg.builder import build_request, make_branch
+from sipcore.msg.lumps import BAND_SEND_LINES, make_edit
 from sipcore.msg.spans import remove_via1, set_via1_received_rport
 from sipcore.net.addr import RELIABLE_PROTOS as _RELIABLE
 from sipcore.net.addr import Dest, SocketInfo, default_port
@@ -209,10 +210,11 @@ def build_forwarded(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) 
     top = sendlumps.render(ctx, sock)
     if not top:
         return build_request(msg, via=via)
+    # the send-time lines with our Via under them, as one insertion at the first header:
+    # above the script's insertions there (insert_hf), as Kamailio puts them
     pos = msg.headers[0].start
-    ops = [(pos, 0, -(1 << 42) + i, pos, _crlf_line(line)) for i, line in enumerate(top)]
-    ops.append((pos, 0, -(1 << 41), pos, _crlf_line("Via: " + via)))
-    return msg.build(ops)
+    lines = b"".join([_crlf_line(line) for line in top]) + _crlf_line("Via: " + via)
+    return msg.build([make_edit(pos, BAND_SEND_LINES, 0, pos, lines)])
 
 
 def _crlf_line(text: str) -> bytes:

@@ -1214,6 +1214,69 @@ class _sanity:
 sanity: _sanity
 
 
+class _sdpops:
+    @staticmethod
+    def keep_codecs_by_id(codecs: str, media: str) -> int:
+        """sdp_keep_codecs_by_id() in the streams of type MEDIA ('': every stream)."""
+    @staticmethod
+    def keep_codecs_by_name(codecs: str, media: str) -> int:
+        """sdp_keep_codecs_by_name() in the streams of type MEDIA ('': all)."""
+    @staticmethod
+    def remove_codecs_by_id(codecs: str, media: str) -> int:
+        """sdp_remove_codecs_by_id() in the streams of type MEDIA ('': all)."""
+    @staticmethod
+    def remove_codecs_by_name(codecs: str, media: str) -> int:
+        """sdp_remove_codecs_by_name() in the streams of type MEDIA ('': all)."""
+    @staticmethod
+    def remove_line_by_prefix(prefix: str, media: str) -> int:
+        """sdp_remove_line_by_prefix() in the streams of type MEDIA ('': all)."""
+    @staticmethod
+    def remove_media(media: str) -> int:
+        """Remove the streams of type MEDIA (m= line and the lines under it)."""
+    @staticmethod
+    def sdp_content() -> int:
+        """Is the body SDP that parses (application/sdp, or a multipart/mixed SDP part)?"""
+    @staticmethod
+    def sdp_content_flags(flags: str | int) -> int:
+        """sdp_content() without parsing: is the body's Content-Type SDP? 1 / -1."""
+    @staticmethod
+    def sdp_get(dst: str) -> int:
+        """Store the SDP in the AVP DST (a multipart body: its last SDP part)."""
+    @staticmethod
+    def sdp_get_line_startswith(dst: str, sline: str) -> int:
+        """Store the first SDP line starting with SLINE ('m=') in the AVP DST."""
+    @staticmethod
+    def sdp_print(level: int) -> int:
+        """Log the parsed SDP (sessions, streams, payload types) at log LEVEL."""
+    @staticmethod
+    def sdp_transport(dst: str) -> int:
+        """Store the transport all m= lines share in the AVP DST."""
+    @staticmethod
+    def sdp_with_active_media(media: str) -> int:
+        """An active m= line of type MEDIA (port not 0, no a=inactive)? 1 / -1."""
+    @staticmethod
+    def sdp_with_codecs_by_id(codecs: str) -> int:
+        """Are payload types of the list CODECS in the m= lines?"""
+    @staticmethod
+    def sdp_with_codecs_by_name(codecs: str) -> int:
+        """sdp_with_codecs_by_id() for codec names ('PCMU,opus')."""
+    @staticmethod
+    def sdp_with_ice() -> int:
+        """The body contains an ICE candidate ('a=candidate')? 1 / -1 (the body is not parsed)."""
+    @staticmethod
+    def sdp_with_media(media: str) -> int:
+        """An m= line of type MEDIA ('audio', 'video', any case)? 1 / -1."""
+    @staticmethod
+    def sdp_with_transport(transport: str) -> int:
+        """An m= line with transport TRANSPORT (exact, any case: 'UDP/TLS/RTP/SAVPF')? 1 / -1."""
+    @staticmethod
+    def sdp_with_transport_like(transport: str) -> int:
+        """An m= line whose transport contains TRANSPORT ('SAVPF', case-sensitive)? 1 / -1."""
+
+
+sdpops: _sdpops
+
+
 class _secfilter:
     @staticmethod
     def secf_check_contact_hdr() -> int:

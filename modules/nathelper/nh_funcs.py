@@ -8,15 +8,15 @@ fix_nated_sdp, add_rcv_param, *_contact_alias, handle_ruri_alias).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sipcore import log as klog
 from sipcore.errors import ParseError
-from sipcore.msg import HdrType, parse_uri
+from sipcore.msg import HdrType, SipMsg, parse_uri
+from sipcore.msg.lumps import LumpList, apply_ops
+from sipcore.msg.sdp import SdpLine, parse_connection, parse_origin, split_lines
 from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from . import nh_addr as na
-from . import nh_sdp as sdp
 
 # nat_uac_test bits (Kamailio NAT_UAC_TEST_*)
 NAT_UAC_TEST_C_1918 = 0x01      # Contact URI host is private
@@ -54,16 +54,29 @@ def _default_port(proto: str) -> int:
 
 # ---- nat_uac_test -------------------------------------------------------------------------
 
+def has_sdp(msg: SipMsg) -> bool:
+    ct = msg.content_type
+    if ct is None:
+        return bool(msg.body) and msg.body.lstrip().startswith(b"v=")
+    # multipart bodies are not handled (as Kamailio's nathelper without a SDP part parser)
+    return ct.mime == "application/sdp" and bool(msg.body)
+
+
+def is_null_addr(ip: str) -> bool:
+    return ip in ("0.0.0.0", "::")
+
+
 def _sdp_conn_addrs(ctx: RouteCtx) -> list[str]:
+    """The addresses of every IN c= line of the current body (earlier edits applied)."""
     msg = ctx.msg
-    if not sdp.has_sdp(msg):
+    if not has_sdp(msg):
         return []
     out = []
-    for ln in sdp.split_lines(sdp.current_body(msg)):
-        if ln.kind == "c":
-            ca = sdp.conn_addr(ln.text)
-            if ca is not None:
-                out.append(ca[1])
+    for ln in split_lines(msg.current_body()):
+        if ln.type == "c":
+            conn = parse_connection(ln.value)
+            if conn is not None and conn.nettype == "IN":
+                out.append(conn.host)
     return out
 
 
@@ -114,7 +127,7 @@ def nat_uac_test(ctx: RouteCtx, cfg: NhConfig, tests: int) -> int:
         for addr in _sdp_conn_addrs(ctx):
             if tests & NAT_UAC_TEST_S_1918 and na.is_private(addr, mode):
                 return 1
-            if (tests & NAT_UAC_TEST_SDP_CLINE and not sdp.is_null_addr(addr)
+            if (tests & NAT_UAC_TEST_SDP_CLINE and not is_null_addr(addr)
                     and not na.same_ip(addr, rcv.src_ip)):
                 return 1
     return -1
@@ -179,8 +192,8 @@ def _set_first_contact(ctx: RouteCtx, ref: ContactRef, element: str) -> None:
     if _edited_contact(ctx) is not None:
         # drop our previous replacement of this range, then add the new one
         mine = ref.element.encode("utf-8", "surrogateescape")
-        msg.lumps.ops[:] = [op for op in msg.lumps.ops
-                            if not (op[0] == ref.start and op[3] == ref.end and op[4] == mine)]
+        msg.lumps.discard([e for e in msg.lumps.ops
+                           if e.pos == ref.start and e.end == ref.end and e.data == mine])
     msg.replace_range(ref.start, ref.end, element.encode("utf-8", "surrogateescape"))
     ref.element = element
     NH.of(ctx).contact = ref
@@ -352,66 +365,82 @@ def alias_to_uri(ctx: RouteCtx, cfg: NhConfig) -> str | None:
 
 def fix_nated_sdp(ctx: RouteCtx, cfg: NhConfig, flags: int, ip: str | None) -> int:
     """Rewrite the SDP for a NATed endpoint. 1 something changed, 2 nothing to change,
-    -1 no SDP / error."""
+    -1 no SDP / error. Works on the current body (earlier byte edits applied) by line span and
+    sets the result as the new body."""
     msg = ctx.msg
-    if not sdp.has_sdp(msg):
+    if not has_sdp(msg):
         return -1
     target = ip or ctx.rcv.src_ip
     if na.parse_ip(target) is None:
         klog.err(f"nathelper: fix_nated_sdp: bad address {target!r}", ctx)
         return -1
-    lines = sdp.split_lines(sdp.current_body(msg))
-    eol = sdp.line_eol(lines)
-    out: list[sdp.SdpLine] = []
-    changed = False
-    first_m = next((i for i, ln in enumerate(lines) if ln.kind == "m"), len(lines))
-    for i, ln in enumerate(lines):
-        if i == first_m and flags & FIX_ADD_ACTIVE:
-            out.append(sdp.SdpLine("a", "a=direction:active", eol, -1))
-            changed = True
-        if ln.kind == "c" and flags & FIX_MEDIP:
-            ca = sdp.conn_addr(ln.text)
-            if ca is not None and not sdp.is_null_addr(ca[1]) and ca[1] != target:
-                out.append(sdp.SdpLine("c", sdp.with_conn_addr(ln.text, target), ln.eol or eol,
-                                       ln.media))
-                if cfg.append_sdp_oldmediaip:
-                    out.append(sdp.SdpLine("a", f"a=oldmediaip:{ca[1]}", eol, ln.media))
-                changed = True
+    body = msg.current_body()
+    lines = split_lines(body)
+    eol = next((ln.eol for ln in lines if ln.eol), "\r\n")
+    fam = "IP6" if ":" in target else "IP4"
+    edits = LumpList()
+    texts = [ln.text for ln in lines]     # the lines there will be (any order): marker test
+    first_m = next((ln for ln in lines if ln.type == "m"), None)
+    last_has_eol = not lines or bool(lines[-1].eol)
+
+    def rewrite(ln: SdpLine, text: str, extra: str = "") -> None:
+        """LN becomes TEXT (keeping its line ending, or getting one) followed by EXTRA."""
+        nonlocal last_has_eol
+        edits.replace(ln.start, ln.end, (text + (ln.eol or eol) + extra).encode(
+            "utf-8", "surrogateescape"))
+        texts.remove(ln.text)
+        texts.append(text)
+        if ln is lines[-1]:
+            last_has_eol = True
+
+    def add(pos: int, text: str) -> None:
+        nonlocal last_has_eol
+        edits.insert_before(pos, (text + eol).encode("utf-8", "surrogateescape"))
+        texts.append(text)
+        if pos == len(body):
+            last_has_eol = True
+
+    if flags & FIX_ADD_ACTIVE and first_m is not None:
+        add(first_m.start, "a=direction:active")
+    for ln in lines:
+        if ln.type == "c" and flags & FIX_MEDIP:
+            conn = parse_connection(ln.value)
+            if (conn is not None and conn.nettype == "IN" and not is_null_addr(conn.host)
+                    and conn.host != target):
+                new = f"c=IN {fam} {target}{conn.address[len(conn.host):]}"
+                old = f"a=oldmediaip:{conn.host}" if cfg.append_sdp_oldmediaip else ""
+                rewrite(ln, new, old + eol if old else "")
+                if old:
+                    texts.append(old)
                 continue
-        if ln.kind == "a" and flags & FIX_MEDIP and ln.text.startswith("a=rtcp:"):
+        if ln.type == "a" and flags & FIX_MEDIP and ln.text.startswith("a=rtcp:"):
             parts = ln.text.split()
-            if len(parts) == 4 and parts[1] == "IN" and not sdp.is_null_addr(parts[3]):
-                parts[2] = "IP6" if ":" in target else "IP4"
-                if parts[3] != target:
-                    parts[3] = target
-                    out.append(sdp.SdpLine("a", " ".join(parts), ln.eol or eol, ln.media))
-                    changed = True
-                    continue
-        if ln.kind == "o" and flags & FIX_ORGIP:
-            oa = sdp.origin_addr(ln.text)
-            if oa is not None and oa[1] != target:
-                out.append(sdp.SdpLine("o", sdp.with_origin_addr(ln.text, target),
-                                       ln.eol or eol, ln.media))
-                changed = True
+            if len(parts) == 4 and parts[1] == "IN" and not is_null_addr(parts[3]) \
+                    and parts[3] != target:
+                rewrite(ln, " ".join([parts[0], parts[1], fam, target]))
                 continue
-        out.append(ln)
-    if flags & FIX_ADD_ACTIVE and first_m == len(lines):
-        out.append(sdp.SdpLine("a", "a=direction:active", eol, -1))
-        changed = True
+        if ln.type == "o" and flags & FIX_ORGIP:
+            origin = parse_origin(ln.value)
+            if origin is not None and origin.nettype == "IN" and origin.address != target:
+                parts = ln.value.split()
+                parts[4], parts[5] = fam, target
+                rewrite(ln, "o=" + " ".join(parts))
+                continue
+    if flags & FIX_ADD_ACTIVE and first_m is None:
+        # (after a last line without a line ending, as it always was)
+        add(len(body), "a=direction:active")
     if flags & FIX_ADD_NORTPPROXY:
         marker = cfg.nortpproxy_str.rstrip("\r\n")
-        if marker and not any(ln.text == marker for ln in out):
-            if out and not out[-1].eol:
-                out[-1].eol = eol
-            pos = next((i for i, ln in enumerate(out) if ln.kind == "m"), len(out))
-            out.insert(pos, sdp.SdpLine("a", marker, eol, -1))
-            changed = True
-    if not changed:
+        if marker and marker not in texts:
+            if not last_has_eol:
+                edits.insert_before(len(body), eol.encode())
+            add(first_m.start if first_m is not None else len(body), marker)
+    if not edits:
         return 2
-    msg.set_body(sdp.join_lines(out))
+    msg.set_body(apply_ops(body, edits.ops, 0, len(body)))
     return 1
 
 
-def has_nortpproxy(msg: Any, marker: str) -> bool:
+def has_nortpproxy(msg: SipMsg, marker: str) -> bool:
     m = marker.rstrip("\r\n")
-    return bool(m) and any(ln.text == m for ln in sdp.split_lines(sdp.current_body(msg)))
+    return bool(m) and any(ln.text == m for ln in split_lines(msg.current_body()))

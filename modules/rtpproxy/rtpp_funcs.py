@@ -15,6 +15,8 @@ from typing import Optional
 from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import RouteType
+from sipcore.msg.lumps import LumpList, apply_ops
+from sipcore.msg.sdp import SdpLine, SdpSession, SdpStream, parse_connection, parse_sdp
 from sipcore.route.ctx import MsgSlot, RouteCtx
 from sipcore.shm import ShmHashTable
 
@@ -131,6 +133,13 @@ def _has_sdp(ctx: RouteCtx) -> bool:
     return bool(msg.body) and ct is not None and ct.mime == "application/sdp"
 
 
+def _stream_addr(session: SdpSession, st: SdpStream) -> str | None:
+    """The address of the stream's c= line (IN), or of the session's when it has none."""
+    line = st.c_line if st.c_line is not None else session.c_line
+    conn = parse_connection(line.value) if line is not None else None
+    return conn.host if conn is not None and conn.nettype == "IN" else None
+
+
 def session_callid(ctx: RouteCtx, via: int) -> str:
     """The Call-ID as rtpproxy keys the session: with flag 1/2/3 the Via branch appended."""
     msg = ctx.msg
@@ -216,29 +225,39 @@ class Engine:
         if lookup and not to_tag:
             klog.err("rtpproxy: answer without To tag", ctx)
             return -1
-        try:
-            sdp = rtpp_sdp.parse(msg.body)
-        except ValueError as exc:
-            klog.err(f"rtpproxy: {exc}", ctx)
-            return -1
-        if self.nortpproxy and sdp.has_line(self.nortpproxy) and not flags.force:
+        body = msg.body
+        session = parse_sdp(body, strict=False).sessions[0]
+        ports: list[int] = []
+        for st in session.streams:
+            try:
+                ports.append(int(st.port.split("/", 1)[0]))
+            except ValueError:
+                klog.err(f"rtpproxy: bad SDP media line {st.m_line.text!r}", ctx)
+                return -1
+        lines = session.all_lines
+        if self.nortpproxy and self._has_line(lines) and not flags.force:
             klog.dbg("rtpproxy: SDP already handled by another proxy", ctx)
             return -1
-        if not sdp.streams:
+        if not session.streams:
             return -1
+        edits = LumpList()
+
+        def set_text(ln: SdpLine, text: str) -> None:      # the line's ending stays
+            edits.replace(ln.start, ln.text_end, text.encode("utf-8", "surrogateescape"))
+
         session_c_needed = False
         last_ip: str | None = None
         medianum = 0
-        for st in sdp.streams:
+        for st, port in zip(session.streams, ports):
             medianum += 1
-            if st.port == 0:
+            if port == 0:
                 continue                        # disabled stream (RFC 3264 6)
-            old_ip = sdp.addr_of(st)
+            old_ip = _stream_addr(session, st)
             if old_ip is None:
                 klog.err("rtpproxy: media stream without connection address", ctx)
                 return -1
             cmd_ip = old_ip if (flags.trust or rtpp_sdp.is_null(old_ip)) else ctx.rcv.src_ip
-            cmd = cmd_update(lookup, flags.modifiers(), callid, cmd_ip, st.port, from_tag,
+            cmd = cmd_update(lookup, flags.modifiers(), callid, cmd_ip, port, from_tag,
                              to_tag, medianum)
             reply = self.send(ctx, cmd)
             if reply is None:
@@ -252,24 +271,29 @@ class Engine:
                 ip = old_ip                     # on hold stays on hold
             else:
                 ip = new_ip or mr.addr or self._local_addr(ctx)
-            rtpp_sdp.set_media_port(sdp.lines[st.m_index], mr.port)
-            if st.c_index is not None:
-                rtpp_sdp.set_conn(sdp.lines[st.c_index], ip)
+            set_text(st.m_line, rtpp_sdp.with_media_port(st.m_line.text, mr.port))
+            if st.c_line is not None:
+                set_text(st.c_line, rtpp_sdp.with_conn(st.c_line.text, ip))
             else:
                 session_c_needed = True
-            if st.rtcp_index is not None:
-                rtpp_sdp.set_rtcp(sdp.lines[st.rtcp_index], mr.port + 1, ip)
+            if st.rtcp_line is not None:
+                set_text(st.rtcp_line, rtpp_sdp.with_rtcp(st.rtcp_line.text, mr.port + 1, ip))
             last_ip = ip
         if last_ip is None:
             return -1                           # every stream disabled: nothing to relay
-        if sdp.session_c is not None and (session_c_needed or flags.session_c):
-            rtpp_sdp.set_conn(sdp.lines[sdp.session_c], last_ip)
-        if flags.origin and sdp.origin is not None:
-            rtpp_sdp.set_origin(sdp.lines[sdp.origin], last_ip)
-        if self.nortpproxy and not sdp.has_line(self.nortpproxy):
-            sdp.add_session_line(self.nortpproxy)
-        msg.set_body(sdp.to_bytes())
+        if session.c_line is not None and (session_c_needed or flags.session_c):
+            set_text(session.c_line, rtpp_sdp.with_conn(session.c_line.text, last_ip))
+        if flags.origin and session.o_line is not None:
+            set_text(session.o_line, rtpp_sdp.with_origin(session.o_line.text, last_ip))
+        if self.nortpproxy and not self._has_line(lines):
+            eol = next((ln.eol for ln in lines if ln.eol), "\r\n")
+            edits.insert_before(session.streams[0].m_line.start,
+                                (self.nortpproxy + eol).encode("utf-8", "surrogateescape"))
+        msg.set_body(apply_ops(body, edits.ops, 0, len(body)))
         return 1
+
+    def _has_line(self, lines: list[SdpLine]) -> bool:
+        return any(ln.text == self.nortpproxy for ln in lines)
 
     def _local_addr(self, ctx: RouteCtx) -> str:
         sock = ctx.rcv.sock

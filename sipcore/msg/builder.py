@@ -15,6 +15,9 @@ from sipcore.errors import ParseError
 
 from sipcore.msg import scandefs as sd
 from sipcore.msg.headers import HdrType
+from sipcore.msg.lumps import (
+    BAND_EXTRA_HEADERS, BAND_MAXFWD_ADDED, BAND_OUR_VIA, BAND_REPLACE_FIRST, Edit, make_edit,
+)
 from sipcore.msg.msg import METHOD_INVITE, METHOD_REFER, METHOD_SUBSCRIBE, SipMsg
 from sipcore.msg.params import read_quoted
 
@@ -171,18 +174,20 @@ def build_request(msg: SipMsg, *, via: str | None, extra_headers: Iterable[str] 
             # first line, which is where the edit list would put it
             i = built.index(b"\n") + 1
             return built[:i] + _text_line(_via_line(via)) + built[i:]
-    extra: list[tuple[int, int, int, int, bytes]] = []
-    seq = -(1 << 40)
+    extra: list[Edit] = []
+    fl_end = sc[sd.S_FL_END]
+    hdr_end = sc[sd.S_HDR_END]
     if via is not None:
-        extra.append((sc[sd.S_FL_END], 0, seq, sc[sd.S_FL_END], _text_line(_via_line(via))))
+        extra.append(make_edit(fl_end, BAND_OUR_VIA, 0, fl_end, _text_line(_via_line(via))))
     for i, line in enumerate(extra_headers):
-        extra.append((sc[sd.S_HDR_END], 0, (1 << 39) + i, sc[sd.S_HDR_END], _text_line(line)))
+        extra.append(make_edit(hdr_end, BAND_EXTRA_HEADERS, i, hdr_end, _text_line(line)))
     if decrement_max_forwards:
         mf = msg.header(HdrType.MAXFORWARDS)
         if mf is None:
-            extra.append((sc[sd.S_HDR_END], 0, 1 << 38, sc[sd.S_HDR_END],
-                          b"Max-Forwards: 70\r\n"))
+            extra.append(make_edit(hdr_end, BAND_MAXFWD_ADDED, 0, hdr_end,
+                                   b"Max-Forwards: 70\r\n"))
         else:
             value = msg.max_forwards or 0
-            extra.append((mf.value_start, 1, seq, mf.value_end, b"%d" % max(value - 1, 0)))
+            extra.append(make_edit(mf.value_start, BAND_REPLACE_FIRST, 0, mf.value_end,
+                                   b"%d" % max(value - 1, 0)))
     return msg.build(extra)

@@ -25,7 +25,10 @@ from sipcore.msg.headers import (
     parse_digest, parse_expires, parse_max_forwards, parse_nameaddr, parse_nameaddr_list,
     parse_retry_after, parse_via, parse_warning,
 )
-from sipcore.msg.lumps import LumpList, apply_ops
+from sipcore.msg.lumps import (
+    BAND_CONTENT_LENGTH, BAND_CONTENT_TYPE, BAND_REPLACE_FIRST, BAND_REPLACE_LAST, Edit, LumpList,
+    apply_ops, make_edit,
+)
 from sipcore.msg.limits import MAX_VIAS
 from sipcore.msg.params import split_commas
 from sipcore.msg.uri import SipURI, parse_uri
@@ -98,6 +101,22 @@ def _check_uri_of(na: NameAddr) -> None:
     scheme = na.uri.split(":", 1)[0].lower()
     if scheme in ("sip", "sips", "tel", "tels"):
         na.parsed_uri  # noqa: B018 - raises ParseError
+
+
+def _split_at_body(ops: list[Edit], body_off: int) -> tuple[list[Edit], list[Edit]]:
+    """OPS as (header edits, body edits); an edit spanning into the body is cut in two there."""
+    hops: list[Edit] = []
+    bops: list[Edit] = []
+    for op in ops:
+        if op.pos < body_off:
+            if op.end > body_off:
+                hops.append(op._replace(end=body_off))
+                bops.append(make_edit(body_off, op.band, op.seq, op.end, b""))
+            else:
+                hops.append(op)
+        else:
+            bops.append(op)
+    return hops, bops
 
 
 class SipMsg:
@@ -611,11 +630,16 @@ class SipMsg:
             raise ValueError(f"header line without ':': {b!r}")
         return b + b"\r\n"
 
+    # The edit methods run for every forwarded request (Max-Forwards, Via received/rport,
+    # Record-Route...): they check offsets, make the LumpList and reset _built inline instead
+    # of calling helpers, the `lumps` property and _dirty() (a Python call each).
     def add_header(self, text: str, *, before: Header | None = None,
                    after: Header | None = None, first: bool = False) -> None:
         """Add a complete header line; default position: after the last header (append_hf)."""
         line = self._line(text)
-        lumps = self.lumps
+        lumps = self._lumps
+        if lumps is None:
+            lumps = self._lumps = LumpList()
         if before is not None:
             lumps.insert_before(before.start, line)
         elif after is not None:
@@ -624,41 +648,63 @@ class SipMsg:
             lumps.insert_before(self._sc[sd.S_FL_END], line)
         else:
             lumps.insert_before(self._sc[sd.S_HDR_END], line)
-        self._dirty()
+        self._built = None
 
     def remove_header(self, h: Header) -> None:
-        self.lumps.delete(h.start, h.end)
-        self._dirty()
+        lumps = self._lumps
+        if lumps is None:
+            lumps = self._lumps = LumpList()
+        lumps.delete(h.start, h.end)
+        self._built = None
 
     def replace_header(self, h: Header, text: str) -> None:
-        self.lumps.replace(h.start, h.end, self._line(text))
-        self._dirty()
+        lumps = self._lumps
+        if lumps is None:
+            lumps = self._lumps = LumpList()
+        lumps.replace(h.start, h.end, self._line(text))
+        self._built = None
 
-    def _check_off(self, off: int) -> None:
-        if not 0 <= off <= len(self.buf):
-            raise ValueError(f"offset {off} outside the message")
+    def _bad_offset(self, *offsets: int) -> ValueError:
+        bad = next(o for o in offsets if not 0 <= o <= len(self.buf))
+        return ValueError(f"offset {bad} outside the message")
 
     def insert_before(self, offset: int, text: bytes) -> None:
-        self._check_off(offset)
-        self.lumps.insert_before(offset, bytes(text))
-        self._dirty()
+        if not 0 <= offset <= len(self.buf):
+            raise self._bad_offset(offset)
+        lumps = self._lumps
+        if lumps is None:
+            lumps = self._lumps = LumpList()
+        lumps.insert_before(offset, bytes(text))
+        self._built = None
 
     def insert_after(self, offset: int, text: bytes) -> None:
-        self._check_off(offset)
-        self.lumps.insert_after(offset, bytes(text))
-        self._dirty()
+        if not 0 <= offset <= len(self.buf):
+            raise self._bad_offset(offset)
+        lumps = self._lumps
+        if lumps is None:
+            lumps = self._lumps = LumpList()
+        lumps.insert_after(offset, bytes(text))
+        self._built = None
 
     def delete_range(self, start: int, end: int) -> None:
-        self._check_off(start)
-        self._check_off(end)
-        self.lumps.delete(start, end)
-        self._dirty()
+        n = len(self.buf)
+        if not (0 <= start <= n and 0 <= end <= n):
+            raise self._bad_offset(start, end)
+        lumps = self._lumps
+        if lumps is None:
+            lumps = self._lumps = LumpList()
+        lumps.delete(start, end)
+        self._built = None
 
     def replace_range(self, start: int, end: int, text: bytes) -> None:
-        self._check_off(start)
-        self._check_off(end)
-        self.lumps.replace(start, end, bytes(text))
-        self._dirty()
+        n = len(self.buf)
+        if not (0 <= start <= n and 0 <= end <= n):
+            raise self._bad_offset(start, end)
+        lumps = self._lumps
+        if lumps is None:
+            lumps = self._lumps = LumpList()
+        lumps.replace(start, end, bytes(text))
+        self._built = None
 
     def set_body(self, body: bytes, content_type: str | None = None) -> None:
         """Replace the body; Content-Length (and Content-Type if given) fixed by build()."""
@@ -673,8 +719,9 @@ class SipMsg:
         self._new_ctype = None
         self._dirty()
 
-    def build(self, extra_ops: Iterable[tuple[int, int, int, int, bytes]] = ()) -> bytes:
-        """The message with every edit applied once; Content-Length fixed if the body changed."""
+    def build(self, extra_ops: Iterable[Edit] = ()) -> bytes:
+        """The message with every edit applied once; Content-Length fixed if the body changed.
+        EXTRA_OPS: edits for this build only (our Via, send-time lines), not remembered."""
         extra = list(extra_ops)
         if not extra and self._built is not None:
             return self._built
@@ -684,48 +731,55 @@ class SipMsg:
         sc = self._sc
         body_off = sc[sd.S_BODY]
         msg_end = sc[sd.S_MSG_END]
-        ops = list(self._lumps.ops) if self._lumps else []
-        ops += extra
+        ops = self._lumps.ops + extra if self._lumps is not None else extra
         if self._new_ruri is not None:
-            ops.append((sc[sd.S_U_S], 1, -1, sc[sd.S_U_E], self._new_ruri.encode()))
-        hops = []
-        bops = []
-        for op in ops:
-            if op[0] < body_off:
-                if op[3] > body_off:  # an edit spanning into the body: split it
-                    hops.append((op[0], op[1], op[2], body_off, op[4]))
-                    bops.append((body_off, op[1], op[2], op[3], b""))
-                else:
-                    hops.append(op)
-            else:
-                bops.append(op)
+            ops.append(make_edit(sc[sd.S_U_S], BAND_REPLACE_FIRST, 0, sc[sd.S_U_E],
+                                 self._new_ruri.encode()))
+        hops, bops = _split_at_body(ops, body_off)
+        if not bops and self._new_body is None and self._new_ctype is None:
+            out = apply_ops(buf, hops, 0, msg_end)      # body untouched: one pass, one copy
+            if not extra:
+                self._built = out
+            return out
         if self._new_body is not None:
             body = self._new_body
         else:
             body = apply_ops(buf, bops, body_off, msg_end)
-        big = 1 << 40
+        hdr_end = sc[sd.S_HDR_END]
         if self._new_body is not None or bops:
             # every Content-Length copy gets the new value (the scanner accepts equal copies)
             cls = self.header_all(_T_CL)
             clen = str(len(body)).encode()
             if not cls:
-                hops.append((sc[sd.S_HDR_END], 0, big, sc[sd.S_HDR_END],
-                             b"Content-Length: " + clen + b"\r\n"))
+                hops.append(make_edit(hdr_end, BAND_CONTENT_LENGTH, 0, hdr_end,
+                                      b"Content-Length: " + clen + b"\r\n"))
             for cl in cls:
-                if not any(o[0] < cl.end and o[3] > cl.start for o in hops):
-                    hops.append((cl.value_start, 1, big, cl.value_end, clen))
+                if not any(o.pos < cl.end and o.end > cl.start for o in hops):
+                    hops.append(make_edit(cl.value_start, BAND_REPLACE_LAST, 0, cl.value_end,
+                                          clen))
         if self._new_ctype is not None:
             ct = self.header(_T_CT)
             line = self._line("Content-Type: " + self._new_ctype)
             if ct is None:
-                hops.append((sc[sd.S_HDR_END], 0, big - 1, sc[sd.S_HDR_END], line))
+                hops.append(make_edit(hdr_end, BAND_CONTENT_TYPE, 0, hdr_end, line))
             else:
-                hops.append((ct.start, 1, big, ct.end, line))
+                hops.append(make_edit(ct.start, BAND_REPLACE_LAST, 0, ct.end, line))
         head = apply_ops(buf, hops, 0, body_off)
         out = head + body
         if not extra:
             self._built = out
         return out
+
+    def current_body(self) -> bytes:
+        """The body as build() will send it: set_body()'s, or the received body with the byte
+        edits recorded inside it (textops subst, sdpops...)."""
+        if self._new_body is not None:
+            return self._new_body
+        if not self._lumps:
+            return self.orig_body
+        sc = self._sc
+        _hops, bops = _split_at_body(self._lumps.ops, sc[sd.S_BODY])
+        return apply_ops(self.buf, bops, sc[sd.S_BODY], sc[sd.S_MSG_END])
 
     def prebuilt(self) -> bytes | None:
         """The message with its edits applied when that is known without building it (no
@@ -735,15 +789,15 @@ class SipMsg:
         if self._new_body is not None or self._new_ctype is not None:
             return None
         lumps = self._lumps
-        if not lumps and self._new_ruri is None:
+        if (lumps is None or not lumps.ops) and self._new_ruri is None:
             return self.buf
         built = self._built
         if built is None:
             return None
-        if lumps:
+        if lumps is not None:
             fl_end = self._sc[sd.S_FL_END]
-            for op in lumps.ops:
-                if op[0] < fl_end:
+            for e in lumps.ops:
+                if e.pos < fl_end:
                     return None
         return built
 
