@@ -21,6 +21,10 @@ from sipcore.reply import send_stateless_reply
 from sipcore.route.ctx import RouteCtx
 
 
+_T_VIA = int(HdrType.VIA)
+_REQUEST, _ONREPLY = RouteType.REQUEST, RouteType.ONREPLY    # enum lookups once
+
+
 def _check_mandatory(msg: Any) -> None:
     """Via, From, To, Call-ID and CSeq must be present (RFC 3261 8.1.1). A request's top Via
     is parsed here (its reply goes by it). A reply's is parsed when something reads it: tm
@@ -30,7 +34,7 @@ def _check_mandatory(msg: Any) -> None:
     if msg.is_request:
         if msg.via1 is None:
             raise ParseError("missing Via header")
-    elif not msg.has_header(HdrType.VIA):
+    elif not msg.has_header(_T_VIA):
         raise ParseError("missing Via header")
     for t, name in _MANDATORY:
         if not msg.has_header(t):
@@ -42,8 +46,8 @@ def _check_mandatory(msg: Any) -> None:
 
 
 def _mandatory() -> tuple:
-    return ((HdrType.FROM, "From"), (HdrType.TO, "To"), (HdrType.CALLID, "Call-ID"),
-            (HdrType.CSEQ, "CSeq"))
+    return ((int(HdrType.FROM), "From"), (int(HdrType.TO), "To"),
+            (int(HdrType.CALLID), "Call-ID"), (int(HdrType.CSEQ), "CSeq"))
 
 
 _MANDATORY = _mandatory()
@@ -138,7 +142,7 @@ def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[Rout
     ctx = RouteCtx(msg=msg, rcv=rcv, core=core)
     if msg.is_request:
         stats.inc("core:rcv_requests")
-        ctx.route_type = RouteType.REQUEST
+        ctx.route_type = _REQUEST
         for cb in _pre_script(cfg):
             if not cb(ctx):
                 ctx.dropped = True
@@ -147,7 +151,7 @@ def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[Rout
         return ctx
 
     stats.inc("core:rcv_replies")
-    ctx.route_type = RouteType.ONREPLY
+    ctx.route_type = _ONREPLY
     if cfg.has_route("reply", None):
         _run_route(cfg, core, "reply", ctx)
         if ctx.dropped and msg.status < 300:

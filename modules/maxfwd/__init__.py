@@ -15,6 +15,7 @@ from sipcore.route.ctx import RouteCtx
 
 mod = Module("maxfwd", summary="Max-Forwards header processing.")
 
+_T_MAXFWD = int(HdrType.MAXFORWARDS)    # an Enum lookup once, not per message
 MAX_LIMIT_MIN, MAX_LIMIT_MAX = 1, 256
 
 
@@ -54,7 +55,7 @@ def _str2s(text: str) -> Optional[int]:
 
 def maxfwd_value(ctx: RouteCtx) -> int:
     """Value of the first Max-Forwards header; -1 when absent, -2 when unparseable."""
-    return _value_of(ctx, ctx.msg.header(HdrType.MAXFORWARDS))
+    return _value_of(ctx, ctx.msg.header(_T_MAXFWD))
 
 
 def _value_of(ctx: RouteCtx, h: Optional[Header]) -> int:
@@ -72,7 +73,7 @@ def _process(ctx: RouteCtx, max_value: int) -> int:
     if not msg.is_request:
         klog.err("maxfwd: Max-Forwards is processed for requests only", ctx)
         return -2
-    h = msg.header(HdrType.MAXFORWARDS)
+    h = msg.header(_T_MAXFWD)
     val = _value_of(ctx, h)
     if val == -1:
         msg.add_header(f"Max-Forwards: {max_value}")

@@ -198,13 +198,17 @@ def step(table: Table, state: int, ev: Ev) -> Optional[Transition]:
     return table.get((state, ev))
 
 
+_SEND_1XX, _RCV_1XX, _SEND_2XX = Ev.SEND_1XX, Ev.RCV_1XX, Ev.SEND_2XX
+_RCV_2XX, _SEND_3XX_6XX, _RCV_3XX_6XX = Ev.RCV_2XX, Ev.SEND_3XX_6XX, Ev.RCV_3XX_6XX
+
+
 def reply_event(code: int, sending: bool = False) -> Ev:
     """The event a reply with status CODE is (received by a client / sent by a server)."""
     if code < 200:
-        return Ev.SEND_1XX if sending else Ev.RCV_1XX
+        return _SEND_1XX if sending else _RCV_1XX
     if code < 300:
-        return Ev.SEND_2XX if sending else Ev.RCV_2XX
-    return Ev.SEND_3XX_6XX if sending else Ev.RCV_3XX_6XX
+        return _SEND_2XX if sending else _RCV_2XX
+    return _SEND_3XX_6XX if sending else _RCV_3XX_6XX
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg import SipMsg
 
 
+# the enum members as module constants: a class attribute lookup on an Enum goes through the
+# enum metaclass (slow); these run for every action of every message
+_START_A, _START_E, _START_B, _START_F = Act.START_A, Act.START_E, Act.START_B, Act.START_F
+_START_G, _START_H, _SEND_ACK, _RETRANSMIT = Act.START_G, Act.START_H, Act.SEND_ACK, \
+    Act.RETRANSMIT
+_SEND_REPLY, _TIMEOUT = Act.SEND_REPLY, Act.TIMEOUT
+_WAIT_ACTS = frozenset((Act.START_I, Act.START_J, Act.START_L))
+_SEND_REQ = Ev.SEND_REQ
+_PROCEEDING = int(St.PROCEEDING)
+
+
 def wait_job(cell: Cell, delay_ms: Optional[int] = None) -> tuple[str, int, bytes]:
     """The job that ends CELL's wait state (after wt_timer by default): its tid and matching
     keys travel with it, so the timer process releases the cell without decoding it."""
@@ -79,27 +90,27 @@ def client_event(core: Any, cell: Cell, idx: int, ev: Ev, out: Out,
         return None
     br.state = tr.state
     for act in tr.actions:
-        if act is Act.START_A or act is Act.START_E:
+        if act is _START_A or act is _START_E:
             if br.retr_ms:
-                kind = "A" if act is Act.START_A else "E"
-                if ev is Ev.SEND_REQ:
+                kind = "A" if act is _START_A else "E"
+                if ev is _SEND_REQ:
                     # the first job arms the fr job when the branch is still pending then:
                     # most branches are answered sooner and need none
                     job = RetrJob(cell.tid, idx, br.retr_ms, kind, first=True)
                 else:
                     nxt = fsm.Timers(cell.t1, cell.t2).next_retr(
-                        retr_interval, bool(invite), br.state == St.PROCEEDING)
+                        retr_interval, bool(invite), br.state == _PROCEEDING)
                     job = RetrJob(cell.tid, idx, nxt, kind)
                 out.timers.append(job.request())
-        elif act is Act.START_B or act is Act.START_F:
+        elif act is _START_B or act is _START_F:
             now = now_ms()
             br.fr_due = fr_due(cell, now, cell.fr_timer)
             if not (br.retr_ms and br.fr_due > now + br.retr_ms):
                 br.flags |= B_FR_ARMED
                 out.timers.append(FrJob(cell.tid, idx, br.fr_gen).request(br.fr_due - now))
-        elif act is Act.SEND_ACK and reply is not None:
+        elif act is _SEND_ACK and reply is not None:
             out.sends.append((branch_dest(core, cell, idx), build_ack(br.buf, reply)))
-        elif act is Act.RETRANSMIT:
+        elif act is _RETRANSMIT:
             out.sends.append((branch_dest(core, cell, idx), br.buf))
             stats.inc("tm:retransmissions")
     return tr
@@ -116,21 +127,21 @@ def server_event(core: Any, cell: Cell, ev: Ev, out: Out, buf: bytes = b""
     cell.uas_state = tr.state
     reliable = cell.uas_proto != "udp"
     for act in tr.actions:
-        if act is Act.SEND_REPLY:
+        if act is _SEND_REPLY:
             out.sends.append((uas_dest(core, cell), buf))
             stats.inc("tmx:rpl_sent")
-        elif act is Act.RETRANSMIT:
+        elif act is _RETRANSMIT:
             if cell.uas_reply:
                 out.sends.append((uas_dest(core, cell), cell.uas_reply))
-        elif act is Act.START_G:
+        elif act is _START_G:
             if not reliable:
                 cell.uas_retr_ms = min(cell.uas_retr_ms * 2, cell.t2) if cell.uas_retr_ms \
                     else cell.t1
                 out.timers.append(UasJob(cell.tid, "G").request(cell.uas_retr_ms))
-        elif act is Act.START_H:
+        elif act is _START_H:
             out.timers.append(UasJob(cell.tid, "H").request(64 * cell.t1))
-        elif act in (Act.START_I, Act.START_J, Act.START_L):
+        elif act in _WAIT_ACTS:
             out.timers.append(wait_job(cell))
-        elif act is Act.TIMEOUT:
+        elif act is _TIMEOUT:
             out.timers.append(wait_job(cell, 0))
     return tr

@@ -50,6 +50,11 @@ from .t_timer import release
 log = logging.getLogger(__name__)
 
 
+# enum members looked up once (an Enum class attribute lookup is slow)
+_FAILURE, _BRANCH_FAILURE = RouteType.FAILURE, RouteType.BRANCH_FAILURE
+_SEND_REQ, _NONE = Ev.SEND_REQ, int(St.NONE)
+
+
 @dataclass
 class Built:
     """One branch as built for a destination, before the transaction stores it."""
@@ -94,7 +99,7 @@ def build_branch(ctx: RouteCtx, cell: Cell, idx: int, tgt: Destination, base: by
         if bctx.dropped:
             log.debug("tm: branch %s dropped in branch_route", idx)
             return None
-    br = Branch.make(state=St.NONE, uri=bmsg.ruri, dst_uri=bctx.dst_uri or "",
+    br = Branch.make(state=_NONE, uri=bmsg.ruri, dst_uri=bctx.dst_uri or "",
                      bflags=bctx.bflags, ruid=tgt.ruid or "", instance=tgt.instance or "")
     if bctx is not ctx:
         armed = TM.of(bctx).on_reply
@@ -135,7 +140,7 @@ def add_branches(core: Any, c: Cell, built: list[Built], out: Out) -> None:
     for b in built:
         c.branches.append(b.branch)
         if not b.error:
-            client_event(core, c, len(c.branches) - 1, Ev.SEND_REQ, out)
+            client_event(core, c, len(c.branches) - 1, _SEND_REQ, out)
 
 
 def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = None,
@@ -147,7 +152,8 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
         return E.E_UNSPEC
     if msg.method == "ACK":
         return _relay_ack(ctx, host, port, proto)
-    if msg.method == "CANCEL" and ctx.route_type != RouteType.FAILURE:
+    route_type = ctx.route_type
+    if msg.method == "CANCEL" and route_type != _FAILURE:
         inv = invite_tid(msg)
         if inv is not None:
             rc = relay_cancel(ctx, inv)
@@ -160,9 +166,9 @@ def t_relay(ctx: RouteCtx, host: Optional[str] = None, port: Optional[int] = Non
     # failure_route and tm:branch-failure add branches to the transaction; only a
     # failure_route starts a new serial leg (failure_reply_mode)
     pending: list[tuple[Cell, Out, float]] = []
-    in_failure = ctx.route_type in (RouteType.FAILURE, RouteType.BRANCH_FAILURE) \
+    in_failure = (route_type == _FAILURE or route_type == _BRANCH_FAILURE) \
         and st.tid is not None
-    new_leg = in_failure and ctx.route_type == RouteType.FAILURE
+    new_leg = in_failure and route_type == _FAILURE
     if not in_failure:
         # a transaction made here is stored once, with its branches (see t_newtran)
         rc = t_newtran(ctx, arm_life=False, pending=pending)

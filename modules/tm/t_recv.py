@@ -41,6 +41,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg import SipMsg
 
 
+_ABSORB, _SEND_ACK = Act.ABSORB, Act.SEND_ACK     # enum members, looked up once
+_ONREPLY = RouteType.ONREPLY
+
+
 def reply_received(ctx: RouteCtx) -> bool:
     """mod.response hook: True when the reply belongs to one of our transactions (it is then
     processed here and never relayed statelessly)."""
@@ -65,9 +69,9 @@ def reply_received(ctx: RouteCtx) -> bool:
         return True
     br = cell.branches[idx]
     tr = fsm.step(fsm.table_for(True, cell.invite), br.state, fsm.reply_event(code))
-    if tr is None or Act.ABSORB in tr.actions:
+    if tr is None or _ABSORB in tr.actions:
         # a retransmission the branch no longer passes up (seen from this copy: no lock)
-        if tr is not None and Act.SEND_ACK in tr.actions:
+        if tr is not None and _SEND_ACK in tr.actions:
             send(ctx.core, branch_dest(ctx.core, cell, idx), build_ack(br.buf, msg))
         stats.inc("tmx:rpl_absorbed")
         return True
@@ -83,7 +87,7 @@ def reply_received(ctx: RouteCtx) -> bool:
     if on_reply and routes is not None and routes.has_route("onreply", on_reply):
         ctx.dropped = False
         routes.run("onreply", on_reply, ctx)
-        ctx.route_type = RouteType.ONREPLY
+        ctx.route_type = _ONREPLY
         suppress = ctx.dropped and code < 300
         if suppress:
             stats.inc("tmx:rpl_absorbed")

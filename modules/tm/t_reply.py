@@ -45,6 +45,12 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
+_COMPLETED, _NONE = int(St.COMPLETED), int(St.NONE)     # enum members looked up once
+
+
+_T_VIA = int(HdrType.VIA)
+
+
 def relay_buf(raw: bytes, extra: tuple[str, ...] = (), parsed: Optional["SipMsg"] = None
               ) -> tuple[bytes, int]:
     """A received reply ready to go upstream: our Via removed, 503 -> 500 (remap_503_500),
@@ -53,7 +59,7 @@ def relay_buf(raw: bytes, extra: tuple[str, ...] = (), parsed: Optional["SipMsg"
     if parsed is not None and not extra:
         # the usual reply: our Via alone on its header line, nothing else to change -> the
         # received bytes without that line (what the edit below would build)
-        h = parsed.header(HdrType.VIA)
+        h = parsed.header(_T_VIA)
         code = parsed.status
         if h is not None and (code != 503 or not CFG.remap_503_500):
             b = parsed.buf
@@ -111,7 +117,7 @@ def pick_branch(cell: Cell) -> Optional[int]:
     for i, br in enumerate(cell.branches):
         if br.flags & B_DROPPED:
             continue
-        if br.state < St.COMPLETED and br.state != St.NONE:
+        if br.state < _COMPLETED and br.state != _NONE:
             return None
         if br.code < 200:
             continue
@@ -167,7 +173,7 @@ def finish(core: Any, cell: Cell, out: Out) -> None:
         return
     best = pick_branch(cell)
     if best is None:
-        if any(b.state < St.COMPLETED and b.state != St.NONE and not b.flags & B_DROPPED
+        if any(b.state < _COMPLETED and b.state != _NONE and not b.flags & B_DROPPED
                for b in cell.branches):
             return
         code, reason, raw = 500, "No branch", b""       # nothing could be sent

@@ -37,6 +37,13 @@ from .t_reply import finish
 log = logging.getLogger(__name__)
 
 
+# enum members looked up once (an Enum class attribute lookup goes through its metaclass)
+_CALLING, _TRYING, _PROCEEDING = int(St.CALLING), int(St.TRYING), int(St.PROCEEDING)
+_COMPLETED, _TERMINATED, _NONE = int(St.COMPLETED), int(St.TERMINATED), int(St.NONE)
+_TIMER_A, _TIMER_E, _TIMER_B, _TIMER_F = Ev.TIMER_A, Ev.TIMER_E, Ev.TIMER_B, Ev.TIMER_F
+_TIMER_G, _TIMER_H = Ev.TIMER_G, Ev.TIMER_H
+
+
 def on_retr_timer(payload: bytes) -> None:
     """Timers A / E: resend the branch request while no reply stopped it. The first job of a
     branch also arms the branch's fr job when the branch is still pending and no worker armed
@@ -46,9 +53,9 @@ def on_retr_timer(payload: bytes) -> None:
     if sf is None:
         return
     state, flags = sf
-    if state >= 0 and not (state == St.CALLING if job.kind == "A"
-                           else state in (St.TRYING, St.PROCEEDING)) \
-            and not (job.first and state < St.COMPLETED and not flags & B_FR_ARMED):
+    if state >= 0 and not (state == _CALLING if job.kind == "A"
+                           else state == _TRYING or state == _PROCEEDING) \
+            and not (job.first and state < _COMPLETED and not flags & B_FR_ARMED):
         return                      # answered (the usual case): no cell decode for it
     cell = table().get(job.tid)
     if cell is None or job.idx >= len(cell.branches):
@@ -56,12 +63,12 @@ def on_retr_timer(payload: bytes) -> None:
     br = cell.branches[job.idx]
     core = STATE.core
     out = Out()
-    if job.first and br.state < St.COMPLETED and not br.flags & B_FR_ARMED:
+    if job.first and br.state < _COMPLETED and not br.flags & B_FR_ARMED:
         out.timers.append(FrJob(job.tid, job.idx, br.fr_gen).request(
             max(0, br.fr_due - now_ms())))
     # a copy outside the lock: the branch's state does not change on A/E, only the request
     # is resent and the next job armed
-    client_event(core, cell, job.idx, Ev.TIMER_A if cell.invite else Ev.TIMER_E, out,
+    client_event(core, cell, job.idx, _TIMER_A if cell.invite else _TIMER_E, out,
                  retr_interval=job.interval)
     flush(core, out)
 
@@ -79,7 +86,7 @@ def on_fr_timer(payload: bytes) -> None:
         if idx >= len(c.branches):
             return
         b = c.branches[idx]
-        if b.fr_gen != job.gen or b.state >= St.COMPLETED:
+        if b.fr_gen != job.gen or b.state >= _COMPLETED:
             return
         now = now_ms()
         due = b.inv_fr + c.fr_inv_timer if c.invite and b.inv_fr else b.fr_due
@@ -92,8 +99,8 @@ def on_fr_timer(payload: bytes) -> None:
         if c.life_due and now >= c.life_due and not c.tflags & T_FINAL_SENT:
             _expire(core, c, out)   # max lifetime reached (t_relay arms no timer of its own)
             return
-        if client_event(core, c, idx, Ev.TIMER_B if c.invite else Ev.TIMER_F, out) is None:
-            b.state = int(St.TERMINATED)
+        if client_event(core, c, idx, _TIMER_B if c.invite else _TIMER_F, out) is None:
+            b.state = _TERMINATED
         b.flags |= B_TIMEOUT
         b.code = 487 if c.tflags & T_CANCELED and c.invite else 408
         b.reply = b""
@@ -132,7 +139,7 @@ def on_uas_timer(payload: bytes) -> None:
     job = UasJob.decode(payload)
     core = STATE.core
     out = Out()
-    ev = Ev.TIMER_G if job.kind == "G" else Ev.TIMER_H
+    ev = _TIMER_G if job.kind == "G" else _TIMER_H
 
     def upd(c: Cell) -> None:
         server_event(core, c, ev, out)
@@ -150,8 +157,8 @@ def _expire(core: Any, c: Cell, out: Out) -> None:
     if c.invite:
         cancel_branches(core, c, out, reason="Reason: SIP;cause=408")
     for b in c.branches:
-        if St.NONE < b.state < St.COMPLETED:
-            b.state = int(St.TERMINATED)
+        if _NONE < b.state < _COMPLETED:
+            b.state = _TERMINATED
             b.flags |= B_TIMEOUT
             b.code = 487 if c.tflags & T_CANCELED and c.invite else 408
             b.reply = b""

@@ -94,6 +94,7 @@ _STRIDE = sd.HDR_STRIDE
 _H_START, _H_VALUE_END, _H_END = sd.H_NS, sd.H_VE, sd.H_END
 _T_VIA, _T_TO, _T_RR = int(HdrType.VIA), int(HdrType.TO), int(HdrType.RECORDROUTE)
 
+_T_MAXFWD = int(HdrType.MAXFORWARDS)
 _REPLY_COPIED = frozenset(int(t) for t in (HdrType.VIA, HdrType.FROM, HdrType.TO,
                                             HdrType.CALLID, HdrType.CSEQ,
                                             HdrType.RECORDROUTE))
@@ -182,7 +183,7 @@ def build_request(msg: SipMsg, *, via: str | None, extra_headers: Iterable[str] 
     for i, line in enumerate(extra_headers):
         extra.append(make_edit(hdr_end, BAND_EXTRA_HEADERS, i, hdr_end, _text_line(line)))
     if decrement_max_forwards:
-        mf = msg.header(HdrType.MAXFORWARDS)
+        mf = msg.header(_T_MAXFWD)
         if mf is None:
             extra.append(make_edit(hdr_end, BAND_MAXFWD_ADDED, 0, hdr_end,
                                    b"Max-Forwards: 70\r\n"))

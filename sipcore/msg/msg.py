@@ -83,6 +83,9 @@ _T_CSEQ = int(HdrType.CSEQ)
 _T_CONTACT = int(HdrType.CONTACT)
 _T_CL = int(HdrType.CONTENTLENGTH)
 _T_CT = int(HdrType.CONTENTTYPE)
+_T_MAXFWD = int(HdrType.MAXFORWARDS)
+_T_ROUTE = int(HdrType.ROUTE)
+_T_RR = int(HdrType.RECORDROUTE)
 
 HeaderKey = Union[str, int]
 
@@ -442,7 +445,7 @@ class SipMsg:
 
     @property
     def max_forwards(self) -> int | None:
-        return self._single_int(HdrType.MAXFORWARDS, parse_max_forwards)
+        return self._single_int(_T_MAXFWD, parse_max_forwards)
 
     @property
     def expires(self) -> int | None:
@@ -467,11 +470,11 @@ class SipMsg:
 
     @property
     def routes(self) -> list[NameAddr]:
-        return self._nameaddr_lists(HdrType.ROUTE)
+        return self._nameaddr_lists(_T_ROUTE)
 
     @property
     def record_routes(self) -> list[NameAddr]:
-        return self._nameaddr_lists(HdrType.RECORDROUTE)
+        return self._nameaddr_lists(_T_RR)
 
     @property
     def user_agent(self) -> str | None:

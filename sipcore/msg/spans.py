@@ -21,6 +21,9 @@ _WS = b" \t\r\n"
 _DQUOTE, _BACKSLASH, _COMMA, _SEMI = 0x22, 0x5C, 0x2C, 0x3B
 
 
+_T_VIA = int(HdrType.VIA)
+
+
 def _scan_to(buf: bytes, start: int, end: int, stop: int) -> int:
     """Index of the first byte STOP outside a quoted string in buf[start:end], else END."""
     first = buf.find(bytes((stop,)), start, end)
@@ -87,7 +90,7 @@ def param_spans(buf: bytes, start: int, end: int) -> list[tuple[str, int, int]]:
 def via1_value_span(msg: "SipMsg") -> Optional[tuple["Header", int, int]]:
     """(header, start, end) of the top Via *value* in msg.buf (ending before a comma and the
     whitespace before it), None when the message has no Via."""
-    h = msg.header(HdrType.VIA)
+    h = msg.header(_T_VIA)
     if h is None:
         return None
     s, e = first_value_span(msg.buf, h.value_start, h.value_end)

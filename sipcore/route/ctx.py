@@ -9,7 +9,7 @@ we keep the parsed message immutable-plus-edit-list (`SipMsg`) and the routing s
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import IntFlag
 from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar
 
@@ -119,13 +119,20 @@ class ScriptExit(Exception):
         self.drop = drop
 
 
-@dataclass(slots=True, eq=False)
 class RouteCtx:
-    """State of one message going through the routing script."""
+    """State of one message going through the routing script.
+
+    A plain class: the defaults below are class attributes, so a new context (one per
+    received message, and one per branch in tm) sets only what it is given plus its own
+    lists; an attribute written later shadows its default in the instance."""
+
+    __hash__ = object.__hash__
 
     msg: "SipMsg"
     rcv: RecvInfo
     core: "CoreApi"
+    branches: list[Branch]              # the other destinations (per instance)
+    reply_lumps: list[str]              # append_to_reply(): header lines (per instance)
     route_type: RouteType = RouteType.REQUEST
     flags: int = 0              # message flags ($mf), 0..31
     sflags: int = 0             # script flags ($sf)
@@ -143,7 +150,6 @@ class RouteCtx:
     # Kamailio msg->otcpid: the TCP/TLS connection the request goes out on when it is still
     # open (lookup() sets the one the contact registered over); 0: by address only
     otcpid: int = 0
-    branches: list[Branch] = field(default_factory=list)    # the other destinations
     # Kamailio's ruri_is_new: False once the R-URI was moved into a branch (append_branch()
     # without argument, t_next_contacts); in tm:branch-failure the (R-URI, $du) pair it was
     # consumed with: it is new again when the script changes either
@@ -172,7 +178,6 @@ class RouteCtx:
     via_ctl: int = 0                    # VIA_* bits: how our Via is built (corex via_add_*)
     cfg_select: Optional[dict[str, int]] = None     # cfg_select(): group -> instance
     body_ctype: Optional[str] = None    # Content-Type of a body set by the script (set_body)
-    reply_lumps: list[str] = field(default_factory=list)  # append_to_reply(): header lines
     avps: Any = None                    # sipcore.pv.vars.AvpList, created on first use
     xavps: Any = None                   # sipcore.pv.vars.XavpStore, created on first use
     rc: int = 1                         # $rc / $retcode: last function or route return
@@ -187,6 +192,18 @@ class RouteCtx:
     level: int = 0                      # route() recursion depth
     branch_index: int = 0               # $T_branch_idx / branch_route
     modstate: Optional[dict[str, Any]] = None   # MsgSlot states by module, on first use
+
+    def __init__(self, msg: "SipMsg", rcv: RecvInfo, core: "CoreApi",
+                 route_type: RouteType = RouteType.REQUEST, flags: int = 0) -> None:
+        self.msg = msg
+        self.rcv = rcv
+        self.core = core
+        if route_type is not REQUEST_ROUTE:
+            self.route_type = route_type
+        if flags:
+            self.flags = flags
+        self.branches = []
+        self.reply_lumps = []
 
     # ---- branch 0 ------------------------------------------------------------------------
     def branch0(self) -> Branch:
@@ -219,12 +236,10 @@ class RouteCtx:
         return list(self.branches)
 
     def copy(self, **changes: Any) -> "RouteCtx":
-        """A copy with CHANGES applied (dataclasses.replace without its per-call field
-        introspection: tm makes one per branch). The module states are copied, the rest is
-        shared."""
+        """A copy with CHANGES applied (tm makes one per branch). The module states are
+        copied, the rest is shared."""
         new = object.__new__(RouteCtx)
-        for name, value in zip(_CTX_SLOTS, _ctx_values(self)):
-            setattr(new, name, value)
+        new.__dict__ = self.__dict__.copy()
         if self.modstate:
             new.modstate = {k: v.copy() for k, v in self.modstate.items()}
         for name, value in changes.items():
@@ -233,7 +248,3 @@ class RouteCtx:
 
     def isflagset(self, f: int) -> bool:
         return bool(self.flags & (1 << f))
-
-
-_CTX_SLOTS = tuple(f.name for f in fields(RouteCtx))
-_ctx_values = operator.attrgetter(*_CTX_SLOTS)
