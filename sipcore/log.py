@@ -85,6 +85,7 @@ class _State:
 
 
 _st = _State()
+STATE = _st        # the per-process logging state (receive_msg sets msg_ctx per message)
 
 
 def level_from_name(name: str) -> int:

@@ -8,17 +8,20 @@ answered with a 400 when a reply can be built, otherwise dropped and counted.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Callable, Optional
 
-from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ParseError
 from sipcore.forward import forward_reply
+from sipcore.log import STATE as log_state
 from sipcore.mod.exports import RouteType
 from sipcore.msg import HdrType, parse_msg
 from sipcore.net.addr import RecvInfo
 from sipcore.reply import send_stateless_reply
 from sipcore.route.ctx import RouteCtx
+
+log = logging.getLogger(__name__)
 
 
 _T_VIA = int(HdrType.VIA)
@@ -62,8 +65,8 @@ def _run_route(cfg: Any, core: Any, kind: str, ctx: RouteCtx) -> None:
     except ParseError as exc:
         stats.inc("core:err_msgs")
         rcv = ctx.rcv
-        klog.emit(klog.L_WARN, f"receive_msg: malformed message from {rcv.src_ip}:"
-                  f"{rcv.src_port}/{rcv.proto} found while routing: {exc.reason}")
+        log.warning("receive_msg: malformed message from %s:%s/%s found while routing: %s",
+                    rcv.src_ip, rcv.src_port, rcv.proto, exc.reason)
         ctx.dropped = True
         if ctx.msg.is_request and not ctx.replied:
             _reject(cfg, core, ctx.msg, rcv, exc)
@@ -127,45 +130,56 @@ def receive_msg(cfg: Any, core: Any, buf: bytes, rcv: RecvInfo) -> Optional[Rout
     except ParseError as exc:
         stats.inc("core:err_msgs")
         stats.inc("core:drop_msgs")
-        klog.emit(klog.L_WARN, f"receive_msg: dropping unparsable message from "
-                  f"{rcv.src_ip}:{rcv.src_port}/{rcv.proto}: {exc.reason}")
+        log.warning("receive_msg: dropping unparsable message from %s:%s/%s: %s",
+                    rcv.src_ip, rcv.src_port, rcv.proto, exc.reason)
         return None
     try:
         _check_mandatory(msg)
     except ParseError as exc:
         stats.inc("core:err_msgs")
-        klog.emit(klog.L_WARN, f"receive_msg: bad message from {rcv.src_ip}:{rcv.src_port}/"
-                  f"{rcv.proto}: {exc.reason}")
+        log.warning("receive_msg: bad message from %s:%s/%s: %s",
+                    rcv.src_ip, rcv.src_port, rcv.proto, exc.reason)
         _reject(cfg, core, msg, rcv, exc)
         return None
 
     ctx = RouteCtx(msg=msg, rcv=rcv, core=core)
-    if msg.is_request:
-        stats.inc("core:rcv_requests")
-        ctx.route_type = _REQUEST
-        for cb in _pre_script(cfg):
-            if not cb(ctx):
-                ctx.dropped = True
-                return ctx
-        _run_route(cfg, core, "request", ctx)
+    # log lines written while the message is routed carry log_prefix, evaluated for it
+    log_state.msg_ctx, log_state.msg_prefix = ctx, None
+    try:
+        if msg.is_request:
+            stats.inc("core:rcv_requests")
+            ctx.route_type = _REQUEST
+            for cb in _pre_script(cfg):
+                if not cb(ctx):
+                    ctx.dropped = True
+                    return ctx
+            _run_route(cfg, core, "request", ctx)
+            return ctx
+        _route_reply(cfg, core, ctx)
         return ctx
+    finally:
+        log_state.msg_ctx = None
 
+
+def _route_reply(cfg: Any, core: Any, ctx: RouteCtx) -> None:
+    """A received reply: reply_route, the modules' reply hooks (tm), else the stateless
+    relay by its Via."""
+    msg, rcv = ctx.msg, ctx.rcv
     stats.inc("core:rcv_replies")
     ctx.route_type = _ONREPLY
     if cfg.has_route("reply", None):
         _run_route(cfg, core, "reply", ctx)
         if ctx.dropped and msg.status < 300:
-            return ctx
+            return
     try:
         for cb in _response_cbs(cfg):
             if cb(ctx):
-                return ctx          # a module (tm) owns this reply
+                return              # a module (tm) owns this reply
         # no transaction took it: relay statelessly by the Via stack (Kamailio forward_reply)
         forward_reply(ctx)
     except ParseError as exc:       # e.g. its top Via, first parsed on the way: drop it
         stats.inc("core:err_msgs")
         stats.inc("core:drop_replies")
-        klog.emit(klog.L_WARN, f"receive_msg: bad reply from {rcv.src_ip}:{rcv.src_port}/"
-                  f"{rcv.proto}: {exc.reason}")
+        log.warning("receive_msg: bad reply from %s:%s/%s: %s",
+                    rcv.src_ip, rcv.src_port, rcv.proto, exc.reason)
         ctx.dropped = True
-    return ctx

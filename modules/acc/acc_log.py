@@ -11,6 +11,7 @@ code=...;reason=...;<log_extra>``; ``ACC: call missed: ...`` for log_missed_flag
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Optional
 
@@ -20,6 +21,8 @@ from sipcore.mod import ModContext
 from sipcore.route.ctx import RouteCtx
 
 from . import mod
+
+log = logging.getLogger(__name__)
 
 
 class _State:
@@ -77,7 +80,8 @@ def record(ctx: RouteCtx, code: int, reason: str, to_tag: Optional[str]) -> str:
 
 
 def _emit(what: str, text: str, ctx: Optional[RouteCtx]) -> None:
-    klog.emit(_st.level, f"ACC: {what}: {text}", ctx, facility=_st.facility)
+    log.log(klog.py_level(_st.level), "ACC: %s: %s", what, text,
+            extra=klog.log_record_extra(ctx, _st.facility))
 
 
 def on_final(cell: Any, code: int, reply: bytes, core: Any) -> None:

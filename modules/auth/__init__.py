@@ -11,14 +11,17 @@ the API with bind_api("auth").
 """
 from __future__ import annotations
 
+import logging
 import os
-from sipcore import log as klog
+
 from sipcore.errors import ModuleError
 from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.pv import PvError, PvSpec
 from sipcore.route.ctx import RouteCtx
 
 from . import api, nid, rfc2617
+
+log = logging.getLogger(__name__)
 
 mod = Module("auth", summary="Digest authentication: nonces, challenges, credential checks.")
 
@@ -149,7 +152,7 @@ def ki_auth_get_www_authenticate(ctx: RouteCtx, realm: str, flags: int, dst: PvS
     try:
         dst.set(ctx, api.challenge_header(ctx, realm, flags, api.WWW))
     except PvError as exc:
-        klog.err(f"auth_get_www_authenticate: {exc}", ctx)
+        log.error("auth_get_www_authenticate: %s", exc)
         return -1
     return 1
 
@@ -189,7 +192,7 @@ def _set_challenge_avp(ctx: RouteCtx, hftype: int, hdr: str) -> None:
     try:
         cached_pv(name, mc.cfg.modules if mc is not None else None).set(ctx, hdr)
     except PvError as exc:
-        klog.err(f"auth: cannot store the challenge in {name}: {exc}", ctx)
+        log.error("auth: cannot store the challenge in %s: %s", name, exc)
 
 
 @mod.function("pv_www_authenticate", args=(Fx.SPVE, Fx.SPVE, Fx.IGP), routes=REQUEST_ROUTE)

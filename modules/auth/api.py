@@ -10,12 +10,12 @@ consume_credentials) and whether the next challenge says stale=true.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.msg import HdrType
 from sipcore.msg.digest import DigestCredentials, parse_digest
@@ -23,6 +23,8 @@ from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from . import nid, rfc2617
 from . import nonce as nc
+
+log = logging.getLogger(__name__)
 
 # Kamailio auth_cfg_result_t
 AUTH_OK = 1
@@ -137,13 +139,13 @@ def find_credentials(ctx: RouteCtx, realm: str, hftype: int
             if h.parsed is None:
                 h.parsed = parse_digest(h.value)
         except ParseError as exc:
-            klog.err(f"auth: malformed credentials in {h.name}: {exc}", ctx)
+            log.error("auth: malformed credentials in %s: %s", h.name, exc)
             return AUTH_ERROR, None, None
         creds = cast(DigestCredentials, h.parsed)
         if creds.is_digest and creds.realm == realm:
             return 1, h, creds
     if found_any:
-        klog.dbg(f"auth: no credentials for realm \"{realm}\"", ctx)
+        log.debug('auth: no credentials for realm "%s"', realm)
     return AUTH_NO_CREDENTIALS, None, None
 
 
@@ -178,31 +180,31 @@ def pre_auth(ctx: RouteCtx, realm: str, hftype: int) -> tuple[int, PreAuth | Non
     if ctx.msg.method in ("ACK", "CANCEL", "PRACK"):
         return AUTH_OK, None
     if not realm:
-        klog.err("auth: empty realm", ctx)
+        log.error("auth: empty realm")
         return AUTH_ERROR, None
     rc, hdr, creds = find_credentials(ctx, realm, hftype)
     if creds is None:
         return rc, None
     if not creds.username or creds.nonce is None or creds.response is None \
             or creds.uri is None:
-        klog.err("auth: credentials without username, nonce, uri or response", ctx)
+        log.error("auth: credentials without username, nonce, uri or response")
         return AUTH_ERROR, None
     try:
         alg, sess = rfc2617.split_algorithm(creds.algorithm)
     except rfc2617.UnsupportedAlgorithm as exc:
-        klog.err(f"auth: {exc}", ctx)
+        log.error("auth: %s", exc)
         return AUTH_ERROR, None
     if creds.qop is not None:
         if creds.qop not in ("auth", "auth-int") or not creds.nc or creds.cnonce is None:
-            klog.err(f"auth: bad qop \"{creds.qop}\" or missing nc/cnonce", ctx)
+            log.error('auth: bad qop "%s" or missing nc/cnonce', creds.qop)
             return AUTH_ERROR, None
     elif sess:
-        klog.err("auth: -sess algorithm without qop", ctx)
+        log.error("auth: -sess algorithm without qop")
         return AUTH_ERROR, None
     status, info = nc.check_nonce(S.secret, creds.nonce, now(), max_drift=S.max_drift,
                                   checks=_check_data(ctx))
     if status is nc.NonceStatus.BAD:
-        klog.dbg("auth: invalid nonce value received", ctx)
+        log.debug("auth: invalid nonce value received")
         return AUTH_ERROR, None
     if status is nc.NonceStatus.STALE:
         AUTH.of(ctx).stale = True
@@ -223,7 +225,7 @@ def post_auth(ctx: RouteCtx, pa: PreAuth, ha1: str, method: str | None = None) -
         body=ctx.msg.body if creds.qop == "auth-int" else b"")
     given = (creds.response or "").lower()
     if len(given) != len(expected):
-        klog.dbg("auth: response of the wrong length", ctx)
+        log.debug("auth: response of the wrong length")
         return AUTH_ERROR
     if not hmac.compare_digest(expected, given):
         return AUTH_INVALID_PASSWORD
@@ -315,11 +317,11 @@ def check_identity(ctx: RouteCtx, flags: int, use_domain: bool) -> int:
         turi = msg.to.parsed_uri if reg_or_pub else furi
         ruri = msg.parsed_ruri if msg.method == "PUBLISH" else None
     except ParseError as exc:
-        klog.err(f"auth: identity check: bad URI: {exc}", ctx)
+        log.error("auth: identity check: bad URI: %s", exc)
         return AUTH_ERROR
     if not (flags & CHECK_SKIP_FWD and msg.method in _SKIP_FWD_METHODS) \
             and (turi.user or "") != user:
-        klog.dbg(f"auth: auth username {user} differs from the From/To user", ctx)
+        log.debug("auth: auth username %s differs from the From/To user", user)
         return AUTH_USER_MISMATCH
     others = [turi] if reg_or_pub else []
     if ruri is not None:
@@ -327,7 +329,7 @@ def check_identity(ctx: RouteCtx, flags: int, use_domain: bool) -> int:
     for other in others:
         if (furi.user or "") != (other.user or "") or \
                 (use_domain and (furi.host or "") != (other.host or "")):
-            klog.dbg("auth: From user/domain differs from To or R-URI", ctx)
+            log.debug("auth: From user/domain differs from To or R-URI")
             return AUTH_USER_MISMATCH
     return AUTH_OK
 
@@ -388,14 +390,14 @@ def send_reply(ctx: RouteCtx, code: int, reason: str, headers: list[str]) -> boo
 def challenge(ctx: RouteCtx, realm: str, flags: int, hftype: int) -> int:
     """Send 401/407 with a fresh challenge: 1 sent, -1 error (500 sent unless flags & 4)."""
     if not ctx.msg.is_request or ctx.msg.method in ("ACK", "CANCEL"):
-        klog.err(f"auth: cannot challenge a {ctx.msg.method or 'reply'}", ctx)
+        log.error("auth: cannot challenge a %s", ctx.msg.method or 'reply')
         return AUTH_ERROR
     hdr = challenge_header(ctx, realm, flags, hftype)
     code, reason = (401, "Unauthorized") if hftype == WWW else \
         (407, "Proxy Authentication Required")
     if send_reply(ctx, code, reason, [hdr]):
         return AUTH_OK
-    klog.err(f"auth: cannot send {code} challenge", ctx)
+    log.error("auth: cannot send %s challenge", code)
     if not flags & CHF_NO_500:
         send_reply(ctx, 500, "Internal Server Error", [])
     return AUTH_ERROR
@@ -405,7 +407,7 @@ def consume_credentials(ctx: RouteCtx) -> int:
     """Remove the header that authenticated this request: 1, or -1 when none did."""
     st = AUTH.peek(ctx)
     if st is None or st.cred_hdr is None:
-        klog.err("auth: consume_credentials: no authorized credentials in the request", ctx)
+        log.error("auth: consume_credentials: no authorized credentials in the request")
         return AUTH_ERROR
     ctx.msg.remove_header(st.cred_hdr)
     st.cred_hdr = None

@@ -10,16 +10,18 @@ Kamailio equivalent: modules/auth_db (authdb_mod.c, authorize.c). Return codes a
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sipcore import db
-from sipcore import log as klog
 from sipcore.errors import ModuleError, ParseError
 from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Custom, Fx, ModContext, Module
 from sipcore.proc import ranks
 from sipcore.route.ctx import RouteCtx
 
 from . import authdb
+
+log = logging.getLogger(__name__)
 
 mod = Module("auth_db", summary="Digest authentication with credentials from a database.",
              depends=("auth",))
@@ -194,7 +196,7 @@ def ki_auth_check(ctx: RouteCtx, realm: str, table: str, flags: int) -> int:
     if ctx.msg.method in ("ACK", "CANCEL"):
         return 1
     if not table:
-        klog.err("auth_check: empty table", ctx)
+        log.error("auth_check: empty table")
         return -1
     rc = _authenticate(ctx, realm, table, _auth.hf_for_method(ctx))
     if rc == 1 and flags & 1:
@@ -212,7 +214,7 @@ def ki_is_subscriber(ctx: RouteCtx, uri: str, table: str, flags: int) -> int:
     try:
         u = parse_uri(uri.strip())
     except ParseError as exc:
-        klog.err(f"is_subscriber: bad URI \"{uri}\": {exc}", ctx)
+        log.error('is_subscriber: bad URI "%s": %s', uri, exc)
         return -1
     lk = _subs_lookups[bool(flags & 1)]
     try:

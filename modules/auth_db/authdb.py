@@ -6,15 +6,17 @@ mod_init; its engine is disposed before fork). Shared state: none (the database)
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, bindparam, column, select, table
 
 from sipcore import db
-from sipcore import log as klog
 from sipcore.pv.vars import avps, parse_avp_name
 from sipcore.route.ctx import RouteCtx
+
+log = logging.getLogger(__name__)
 
 SUBSCRIBER_VERSION = 7
 
@@ -114,7 +116,8 @@ class Lookup:
         if not rows:
             return None
         if len(rows) > 1:
-            klog.warn(f"auth_db: {len(rows)} rows for {user}@{domain} in {tname}, using one")
+            log.warning("auth_db: %s rows for %s@%s in %s, using one",
+                        len(rows), user, domain, tname)
         return rows[0]
 
     def load_avps(self, ctx: RouteCtx, row: dict[str, Any]) -> None:

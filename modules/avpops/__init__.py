@@ -13,11 +13,11 @@ Kamailio equivalent: modules/avpops.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 from typing import Any, Optional
 
 from sipcore import db
-from sipcore import log as klog
 from sipcore.errors import ModuleError
 from sipcore.mod import Custom, ModContext, Module
 from sipcore.msg import ParseError
@@ -30,6 +30,8 @@ from sipcore.route.ctx import Branch, RouteCtx
 
 from . import avpops_db as adb
 from . import avpops_parse as ap
+
+log = logging.getLogger(__name__)
 
 mod = Module("avpops", summary="AVP operations: write, delete, check, copy, push, print, "
              "arithmetic, substitution, and AVPs from the database (usr_preferences).")
@@ -111,7 +113,7 @@ def ki_avp_write(ctx: RouteCtx, value: ap.WriteValue, name: ap.AvpRef) -> int:
             try:
                 u = parse_uri(to_str(v))
             except (ParseError, ValueError):
-                klog.err(f"avp_write: \"{v}\" is not a URI", ctx)
+                log.error('avp_write: "%s" is not a URI', v)
                 return -1
             v = u.user if value.part == "username" else u.host
     if v is None or name.name is None:
@@ -204,7 +206,7 @@ def ki_avp_check(ctx: RouteCtx, name: ap.AvpRef, opv: ap.OpValue) -> int:
             if check_one(v, opv.op, ref, opv.flags, opv.regex):
                 return 1
     except re.error as exc:
-        klog.err(f"avp_check: bad regular expression \"{ref}\": {exc}", ctx)
+        log.error('avp_check: bad regular expression "%s": %s', ref, exc)
     return -1
 
 
@@ -250,7 +252,7 @@ def ki_avp_pushto(ctx: RouteCtx, dest: ap.PushDest, name: ap.AvpRef) -> int:
             else:
                 cached_pv("$" + dest.kind).set(ctx, text)
         except (PvError, ParseError, ValueError) as exc:
-            klog.err(f"avp_pushto: cannot set {dest.kind} to \"{text}\": {exc}", ctx)
+            log.error('avp_pushto: cannot set %s to "%s": %s', dest.kind, text, exc)
             return -1
     return 1
 
@@ -261,8 +263,9 @@ def ki_avp_print(ctx: RouteCtx) -> int:
     lst = ctx.avps
     for n in (lst.names() if lst is not None else []):
         for v in lst.values(n):          # type: ignore[union-attr]
-            klog.info(f"avp_print: name=<{n}> name_type={'int' if isinstance(n, int) else 'str'}"
-                      f" value=<{v}> value_type={'int' if isinstance(v, int) else 'str'}", ctx)
+            log.info("avp_print: name=<%s> name_type=%s value=<%s> value_type=%s",
+                     n, "int" if isinstance(n, int) else "str", v,
+                     "int" if isinstance(v, int) else "str")
     return 1
 
 
@@ -298,7 +301,7 @@ def ki_avp_op(ctx: RouteCtx, names: ap.SubstAvps, opv: ap.OpValue) -> int:
         if a is None:
             continue
         if opv.op in ("div", "mod") and not ref:
-            klog.err(f"avp_op: {opv.op} by zero", ctx)
+            log.error("avp_op: %s by zero", opv.op)
             return -1
         r = arith(opv.op, a, ref or 0)
         if names.dst is None:
@@ -356,7 +359,7 @@ def _owner(ctx: RouteCtx, src: ap.Source) -> Optional[adb.Owner]:
     try:
         u = parse_uri(text)
     except (ParseError, ValueError):
-        klog.err(f"avpops: \"{text}\" is not a URI", ctx)
+        log.error('avpops: "%s" is not a URI', text)
         return None
     if src.mode == "username":
         return adb.Owner(((cols.username, u.user),))
@@ -372,7 +375,7 @@ def _db_args(ctx: RouteCtx, src: ap.Source, name: ap.AvpRef, what: str
     url = mod.p.db_url
     tname = name.table or mod.p.avp_table
     if not url or not tname:
-        klog.err(f"{what}: no db_url or table (avp_table or \"/table\" in the name)", ctx)
+        log.error('%s: no db_url or table (avp_table or "/table" in the name)', what)
         return None
     owner = _owner(ctx, src)
     if owner is None:

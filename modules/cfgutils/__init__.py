@@ -12,6 +12,7 @@ Kamailio equivalent: modules/cfgutils (cfgutils.c).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
 import resource
@@ -23,6 +24,8 @@ from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import Custom, Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
+
+log = logging.getLogger(__name__)
 
 mod = Module("cfgutils", summary="Config utilities: random events, gflags, locks, sleeps, "
              "route checks, core_hash.")
@@ -65,7 +68,7 @@ def _mod_init(ctx: ModContext) -> None:
                               f"{exc.strerror}") from None
     size = int(mod.p.lock_set_size)
     if size > 14:
-        klog.warn(f"cfgutils: lock set size too large ({size}), making it 14")
+        log.warning("cfgutils: lock set size too large (%s), making it 14", size)
         size = 14
     STATE.init(int(mod.p.initial_probability), int(mod.p.initial_gflags),
                (1 << size) if size > 0 else 0)
@@ -146,20 +149,20 @@ def ki_usleep(ctx: RouteCtx, usec: int) -> int:
 @mod.function("abort", args=())
 def ki_abort(ctx: RouteCtx) -> int:
     """Debugging: abort the process (core dump)."""
-    klog.emit(klog.L_CRIT, "abort called", ctx)
+    log.critical("abort called")
     os.abort()
 
 
 def _pkg_report(ctx: RouteCtx, what: str) -> int:
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    klog.emit(klog.L_NOTICE, f"{what}: pid {os.getpid()} max resident {ru.ru_maxrss} KiB", ctx)
+    log.log(klog.NOTICE, "%s: pid %s max resident %s KiB", what, os.getpid(), ru.ru_maxrss)
     return 1
 
 
 def _shm_report(ctx: RouteCtx, what: str) -> int:
     shm = getattr(ctx.core, "shm_status", None)
     text = shm() if callable(shm) else "shared memory is not set up in this process"
-    klog.emit(klog.L_NOTICE, f"{what}: {text}", ctx)
+    log.log(klog.NOTICE, "%s: %s", what, text)
     return 1
 
 
@@ -227,19 +230,19 @@ def ki_is_gflag(ctx: RouteCtx, mask: int) -> int:
 
 def _lock_op(ctx: RouteCtx, key: str, mode: str) -> int:
     if STATE.lock_set_size() == 0:
-        klog.err(f"lock set not initialized (attempt to do op: {mode} on: {key})", ctx)
+        log.error("lock set not initialized (attempt to do op: %s on: %s)", mode, key)
         return -1
     slot = core_case_hash(key, None, STATE.lock_set_size())
     if mode == "lock":
         if not STATE.lock(slot):
             # Kamailio would deadlock here (non-recursive lock held by this process)
-            klog.err(f"lock(\"{key}\"): slot {slot} already held by this process", ctx)
+            log.error('lock("%s"): slot %s already held by this process', key, slot)
             return -1
         return 1
     if mode == "trylock":
         return 1 if STATE.trylock(slot) else -1
     if not STATE.unlock(slot):
-        klog.warn(f"unlock(\"{key}\"): slot {slot} was not locked", ctx)
+        log.warning('unlock("%s"): slot %s was not locked', key, slot)
     return 1
 
 

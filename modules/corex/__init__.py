@@ -7,6 +7,7 @@ Kamailio equivalent: modules/corex (corex_mod.c, corex_lib.c, corex_rpc.c).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 from sipcore import log as klog
@@ -21,6 +22,8 @@ from sipcore.route.ctx import (
     Branch,
     RouteCtx,
 )
+
+log = logging.getLogger(__name__)
 
 mod = Module("corex", summary="Core extensions: branches, raw sends, xflags, sockets, "
              "file I/O.")
@@ -129,14 +132,14 @@ def append_branch(ctx: RouteCtx, uri: Optional[str], q: Optional[str]) -> int:
     connection and R-URI q are reset and the R-URI is marked consumed."""
     limit = int(ctx.core.get_global("max_branches", 12) or 12)
     if len(ctx.branches) + 1 >= limit:
-        klog.err("append_branch: max nr of branches exceeded", ctx)
+        log.error("append_branch: max nr of branches exceeded")
         return -1
     qv = ctx.ruri_q
     if q:
         try:
             qv = parse_q(q)
         except ValueError as exc:
-            klog.err(f"append_branch: {exc}", ctx)
+            log.error("append_branch: %s", exc)
             return -1
     branch_uri = uri if uri else ctx.msg.ruri
     ctx.branches.append(Branch(uri=branch_uri, dst_uri=ctx.dst_uri, path=ctx.path_vec, q=qv,
@@ -204,13 +207,13 @@ def corex_send(ctx: RouteCtx, target: Optional[str], proto: str) -> int:
         ip, port, p = forward.resolve(hop)
         sock = forward.choose_send_socket(ctx, p, ip)
     except forward.ForwardError as exc:
-        klog.err(f"send: {exc.reason}", ctx)
+        log.error("send: %s", exc.reason)
         return -1
     except ValueError as exc:
-        klog.err(f"send: bad destination \"{target}\": {exc}", ctx)
+        log.error('send: bad destination "%s": %s', target, exc)
         return -1
     if not ctx.core.send(Dest(p, ip, port, sock), ctx.msg.buf):
-        klog.err(f"send: sending to {p}:{ip}:{port} failed", ctx)
+        log.error("send: sending to %s:%s:%s failed", p, ip, port)
         return -1
     return 1
 
@@ -243,13 +246,13 @@ def send_data(ctx: RouteCtx, uri: str, sock_spec: Optional[str], data: str) -> i
         if sock_spec:
             sock = find_socket(ctx.core, parse_socket_spec(sock_spec))
             if sock is None:
-                klog.err(f"sendx: no local socket \"{sock_spec}\"", ctx)
+                log.error('sendx: no local socket "%s"', sock_spec)
                 return -1
             proto = sock.proto
         else:
             sock = forward.choose_send_socket(ctx, proto, ip)
     except (forward.ForwardError, ValueError) as exc:
-        klog.err(f"send_data: {getattr(exc, 'reason', exc)}", ctx)
+        log.error("send_data: %s", getattr(exc, 'reason', exc))
         return -1
     if not ctx.core.send(Dest(proto, ip, port, sock), data.encode("utf-8")):
         return -1
@@ -322,7 +325,7 @@ def _iflags(ctx: RouteCtx) -> set[str]:
 def _iflag_name(ctx: RouteCtx, name: str) -> Optional[str]:
     n = name.strip().upper()
     if n not in MSG_IFLAGS:
-        klog.err(f"unsupported flag name [{name}]", ctx)
+        log.error("unsupported flag name [%s]", name)
         return None
     return n
 
@@ -362,16 +365,16 @@ def ki_msg_iflag_is_set(ctx: RouteCtx, name: str) -> int:
 def ki_file_read(ctx: RouteCtx, path: str, var: Any) -> int:
     """Read the whole file PATH into VAR."""
     if not path:
-        klog.err("file_read: cannot get file path", ctx)
+        log.error("file_read: cannot get file path")
         return -1
     if not getattr(var, "writable", False):
-        klog.err("file_read: result pvar is not writable", ctx)
+        log.error("file_read: result pvar is not writable")
         return -1
     try:
         with open(path, "r", encoding="utf-8", errors="surrogateescape") as fh:
             content = fh.read()
     except OSError as exc:
-        klog.err(f"file_read: cannot open file: {path}: {exc.strerror}", ctx)
+        log.error("file_read: cannot open file: %s: %s", path, exc.strerror)
         return -1
     var.set(ctx, content)
     return 1
@@ -381,16 +384,16 @@ def ki_file_read(ctx: RouteCtx, path: str, var: Any) -> int:
 def ki_file_write(ctx: RouteCtx, path: str, content: str) -> int:
     """Write CONTENT to file PATH (truncating it)."""
     if not path:
-        klog.err("file_write: cannot get file path", ctx)
+        log.error("file_write: cannot get file path")
         return -1
     if not content:
-        klog.err("file_write: cannot get the content", ctx)
+        log.error("file_write: cannot get the content")
         return -1
     try:
         with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
             fh.write(content)
     except OSError as exc:
-        klog.err(f"file_write: cannot open file: {path}: {exc.strerror}", ctx)
+        log.error("file_write: cannot open file: %s: %s", path, exc.strerror)
         return -1
     return 1
 
@@ -403,11 +406,11 @@ def ki_set_send_socket(ctx: RouteCtx, spec: str) -> int:
     try:
         s = parse_socket_spec(spec)
     except ValueError as exc:
-        klog.err(f"set_send_socket: {exc}", ctx)
+        log.error("set_send_socket: %s", exc)
         return -1
     sock = find_socket(ctx.core, s)
     if sock is None:
-        klog.err(f"set_send_socket: no local socket \"{spec}\"", ctx)
+        log.error('set_send_socket: no local socket "%s"', spec)
         return -1
     ctx.force_socket = sock
     return 1
@@ -418,7 +421,7 @@ def ki_set_send_socket_name(ctx: RouteCtx, name: str) -> int:
     """Send through the listen socket named NAME."""
     sock = find_socket_by_name(ctx.core, name)
     if sock is None:
-        klog.err(f"set_send_socket_name: no socket named \"{name}\"", ctx)
+        log.error('set_send_socket_name: no socket named "%s"', name)
         return -1
     ctx.force_socket = sock
     return 1
@@ -437,11 +440,11 @@ def ki_set_recv_socket(ctx: RouteCtx, spec: str) -> int:
     try:
         s = parse_socket_spec(spec)
     except ValueError as exc:
-        klog.err(f"set_recv_socket: {exc}", ctx)
+        log.error("set_recv_socket: %s", exc)
         return -1
     sock = find_socket(ctx.core, s)
     if sock is None:
-        klog.err(f"set_recv_socket: no local socket \"{spec}\"", ctx)
+        log.error('set_recv_socket: no local socket "%s"', spec)
         return -1
     return _set_recv(ctx, sock)
 
@@ -451,7 +454,7 @@ def ki_set_recv_socket_name(ctx: RouteCtx, name: str) -> int:
     """Treat the message as received on the listen socket named NAME."""
     sock = find_socket_by_name(ctx.core, name)
     if sock is None:
-        klog.err(f"set_recv_socket_name: no socket named \"{name}\"", ctx)
+        log.error('set_recv_socket_name: no socket named "%s"', name)
         return -1
     return _set_recv(ctx, sock)
 
@@ -462,7 +465,7 @@ def ki_set_source_address(ctx: RouteCtx, addr: str) -> int:
     try:
         s = parse_socket_spec(addr)
     except ValueError as exc:
-        klog.err(f"set_source_address: {exc}", ctx)
+        log.error("set_source_address: %s", exc)
         return -1
     ctx.rcv.src_ip = s.host
     if s.port:

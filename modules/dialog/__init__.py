@@ -19,6 +19,7 @@ Kamailio equivalent: modules/dialog.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Optional
@@ -33,7 +34,6 @@ from modules.dialog.dlg_hash import (
     DialogTable,
     dlg_key,
 )
-from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Custom, Fx, ModContext, Module
@@ -42,6 +42,8 @@ from sipcore.pv import PvError, PvSpec, parse_pv
 from sipcore.pv.spec import to_str
 from sipcore.route.ctx import MsgSlot, RouteCtx
 from sipcore.shm import ShmHashTable
+
+log = logging.getLogger(__name__)
 
 mod = Module("dialog", summary="Dialog tracking in shared memory: states, flags, timeouts, "
              "profiles.", depends=("tm",))
@@ -227,7 +229,7 @@ def _on_timer() -> None:
         if d.state == CONFIRMED:
             _stat("active_dialogs", -1)
             _stat("expired_dialogs")
-            klog.info(f"dialog: {d.callid} timed out after {d.timeout} s")
+            log.info("dialog: %s timed out after %s s", d.callid, d.timeout)
             if int(mod.p.send_bye) and _state["tm"] is not None:
                 within.send_bye(_state["tm"], d, within.SIDES["all"],
                                 str(mod.p.dlg_extra_hdrs or ""))
@@ -244,7 +246,7 @@ def end_dialog(d: Dialog, sides: tuple[int, ...], extra_hdrs: str = "") -> Dialo
     _stat("active_dialogs", -1)
     hdrs = "\n".join(x for x in (str(mod.p.dlg_extra_hdrs or ""), extra_hdrs) if x)
     n = within.send_bye(_state["tm"], d, sides, hdrs)
-    klog.info(f"dialog: {d.callid} ended here, {n} BYE(s) sent")
+    log.info("dialog: %s ended here, %s BYE(s) sent", d.callid, n)
     return ended
 
 
@@ -370,8 +372,8 @@ def _check_profile(profile: str, value: str | None) -> bool:
         return True
     if value is not None and profile in _profiles("profiles_with_value"):
         return True
-    klog.err(f"dialog: profile \"{profile}\" is not declared "
-             f"{'with' if value is not None else 'without'} value")
+    log.error('dialog: profile "%s" is not declared %s value',
+              profile, 'with' if value is not None else 'without')
     return False
 
 
@@ -537,7 +539,7 @@ class DlgVarPv(PvSpec):
     def set(self, ctx: RouteCtx, value: Any) -> None:
         key = _key_of(ctx)
         if key is None or _ended_of(ctx) is not None:
-            klog.err(f"{self.text}: no active dialog for this message", ctx)
+            log.error("%s: no active dialog for this message", self.text)
             return
         name = self.name
         extra = () if value is None else ((name, to_str(value)),)

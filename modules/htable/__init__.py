@@ -11,6 +11,7 @@ Kamailio equivalent: modules/htable (htable.c, ht_api.c, ht_var.c, ht_db.c).
 """
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -18,9 +19,10 @@ from modules.htable import ht_api, ht_db, ht_rpc, ht_var
 from modules.htable.ht_api import HTable
 from modules.htable.ht_spec import TableSpec, parse_table_spec
 from sipcore import db
-from sipcore import log as klog
 from sipcore.mod import Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
+
+log = logging.getLogger(__name__)
 
 mod = Module("htable", summary="Shared-memory hash tables with expiry, DB persistence and RPC.")
 
@@ -85,7 +87,7 @@ def _mod_init(ctx: ModContext) -> None:
         if spec.dbtable and mod.p.db_url:
             try:
                 n = ht_db.load(ht_api.TABLES[spec.name], mod.p.db_url, mod.p)
-                klog.info(f"htable: loaded {n} items into {spec.name} from {spec.dbtable}")
+                log.info("htable: loaded %s items into %s from %s", n, spec.name, spec.dbtable)
             except db.DbError as exc:
                 raise ModuleError(f"htable: cannot load table {spec.name}: {exc}") from None
     if specs:
@@ -143,7 +145,7 @@ def sweep_expired() -> int:
 def _table(name: str) -> HTable | None:
     t = ht_api.get_table(name)
     if t is None:
-        klog.err(f"htable: table {name} not found")
+        log.error("htable: table %s not found", name)
     return t
 
 
@@ -151,7 +153,7 @@ def _split(arg: str, fn: str) -> tuple[HTable, str] | None:
     """"table=>rest" arguments of sht_rm_name_re, sht_lock..."""
     name, sep, rest = arg.partition("=>")
     if not sep:
-        klog.err(f"htable: {fn}: \"table=>...\" expected, got \"{arg}\"")
+        log.error('htable: %s: "table=>..." expected, got "%s"', fn, arg)
         return None
     t = _table(name.strip())
     return None if t is None else (t, rest)
@@ -162,11 +164,11 @@ def _pattern(op: str, val: str, fn: str) -> re.Pattern[str] | str | None:
         try:
             return re.compile(val)
         except re.error as exc:
-            klog.err(f"htable: {fn}: bad regular expression \"{val}\": {exc}")
+            log.error('htable: %s: bad regular expression "%s": %s', fn, val, exc)
             return None
     if op in ("sw", "eq", "ne"):
         return val
-    klog.err(f"htable: {fn}: unknown operator \"{op}\"")
+    log.error('htable: %s: unknown operator "%s"', fn, op)
     return None
 
 
@@ -175,7 +177,7 @@ def ki_sht_print(ctx: RouteCtx) -> int:
     """Log every item of every table (debugging)."""
     for t in ht_api.TABLES.values():
         for it in t.items():
-            klog.info(f"htable [{t.name}]: {it.key} = {it.value!r}")
+            log.info("htable [%s]: %s = %r", t.name, it.key, it.value)
     return 1
 
 
@@ -216,7 +218,7 @@ def _rm_op(table: str, op: str, val: str, on_values: bool, fn: str) -> int:
     t = _table(table)
     if t is None or op not in ("re", "sw"):
         if t is not None:
-            klog.err(f"htable: {fn}: operator must be re or sw, got \"{op}\"")
+            log.error('htable: %s: operator must be re or sw, got "%s"', fn, op)
         return -1
     pat = _pattern(op, val, fn)
     if pat is None:
@@ -333,7 +335,7 @@ def ki_sht_iterator_start(ctx: RouteCtx, iname: str, table: str) -> int:
     if t is None:
         return -1
     if iname not in ht_api.ITERATORS and len(ht_api.ITERATORS) >= ht_api.MAX_ITERATORS:
-        klog.err(f"htable: too many iterators (max {ht_api.MAX_ITERATORS})")
+        log.error("htable: too many iterators (max %s)", ht_api.MAX_ITERATORS)
         return -1
     ht_api.ITERATORS[iname] = ht_api.IterState(t, list(t.items()))
     return 1
@@ -342,7 +344,7 @@ def ki_sht_iterator_start(ctx: RouteCtx, iname: str, table: str) -> int:
 def _iter(iname: str) -> ht_api.IterState | None:
     st = ht_api.ITERATORS.get(iname)
     if st is None:
-        klog.err(f"htable: iterator {iname} not started")
+        log.error("htable: iterator %s not started", iname)
     return st
 
 

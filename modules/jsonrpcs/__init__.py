@@ -11,17 +11,18 @@ Not served yet: the FIFO transport (bit 2; a warning is logged) and the HTTP pat
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import json
+import logging
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from sipcore import log as klog
 from sipcore.mod import ANY_ROUTE, Fx, Module
 from sipcore.route.ctx import MsgSlot, RouteCtx
 from sipcore.rpc import jsonrpc
 from sipcore.rpc.env import RpcEnv
 from sipcore.rpc.registry import RpcRegistry
+
+log = logging.getLogger(__name__)
 
 mod = Module("jsonrpcs", summary="JSON-RPC 2.0 control interface.")
 
@@ -132,8 +133,8 @@ def ki_jsonrpc_exec(ctx: RouteCtx, doc: str) -> int:
 @mod.function("jsonrpc_dispatch", args=(), routes=ANY_ROUTE)
 def ki_jsonrpc_dispatch(ctx: RouteCtx) -> int:
     """Answer the HTTP request being handled (event_route[xhttp:request]) with JSON-RPC."""
-    klog.err("jsonrpc_dispatch: the HTTP transport needs xhttp (runtime issue); request "
-             "not answered", ctx)
+    log.error("jsonrpc_dispatch: the HTTP transport needs xhttp (runtime issue); request not "
+              "answered")
     return -1
 
 

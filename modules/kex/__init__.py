@@ -7,6 +7,7 @@ Kamailio equivalent: modules/kex (kex_mod.c, flags.c, core_stats.c, pkg_stats.c,
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any, Optional
@@ -16,6 +17,8 @@ from sipcore import stats
 from sipcore.errors import ParseError, RpcFault
 from sipcore.mod import FAILURE_ROUTE, REQUEST_ROUTE, Fx, Module
 from sipcore.route.ctx import Branch, RouteCtx
+
+log = logging.getLogger(__name__)
 
 mod = Module("kex", summary="Core extensions: flags, $du helpers, is_myself, debug level, "
              "core statistics RPCs.")
@@ -79,7 +82,7 @@ def _bflag_op(ctx: RouteCtx, flag: int, branch: int, op: str) -> int:
         return -1
     cur = _get_bflags(ctx, branch)
     if cur is None:
-        klog.err(f"kex: branch {branch} does not exist", ctx)
+        log.error("kex: branch %s does not exist", branch)
         return -1
     bit = 1 << flag
     if op == "set":
@@ -156,7 +159,7 @@ def ki_isdsturiset(ctx: RouteCtx) -> int:
 def ki_pv_printf(ctx: RouteCtx, var: Any, value: str) -> int:
     """Evaluate VALUE (a format with PVs) and assign it to VAR."""
     if not getattr(var, "writable", False):
-        klog.err(f"pv_printf: {getattr(var, 'text', var)} is read only", ctx)
+        log.error("pv_printf: %s is read only", getattr(var, 'text', var))
         return -1
     var.set(ctx, value)
     return 1
@@ -179,7 +182,7 @@ def ki_is_myself(ctx: RouteCtx, uri: str) -> int:
         try:
             puri = parse_uri(uri)
         except ParseError:
-            klog.err(f"is_myself: failed to parse uri [{uri}]", ctx)
+            log.error("is_myself: failed to parse uri [%s]", uri)
             return -1
         proto = (puri.transport or "").lower() or None
         return 1 if ctx.core.is_myself(puri.host, puri.port or None, proto) else -1
@@ -213,7 +216,7 @@ def ki_resetdebug(ctx: RouteCtx) -> int:
 def _append_branch(ctx: RouteCtx, uri: Optional[str]) -> int:
     limit = int(ctx.core.get_global("max_branches", 12) or 12)
     if len(ctx.branches) + 1 >= limit:
-        klog.err("km_append_branch: max nr of branches exceeded", ctx)
+        log.error("km_append_branch: max nr of branches exceeded")
         return -1
     if uri:
         ctx.branches.append(Branch(uri=uri, dst_uri=ctx.dst_uri, bflags=ctx.bflags,

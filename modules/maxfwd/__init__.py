@@ -6,12 +6,14 @@ mf_funcs.c). The header value is parsed like Kamailio's str2s(): decimal digits 
 """
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
-from sipcore import log as klog
-from sipcore.mod import Custom, Module, REQUEST_ROUTE
-from sipcore.msg import Header, HdrType
+from sipcore.mod import REQUEST_ROUTE, Custom, Module
+from sipcore.msg import HdrType, Header
 from sipcore.route.ctx import RouteCtx
+
+log = logging.getLogger(__name__)
 
 mod = Module("maxfwd", summary="Max-Forwards header processing.")
 
@@ -63,7 +65,7 @@ def _value_of(ctx: RouteCtx, h: Optional[Header]) -> int:
         return -1
     v = _str2s(h.value)
     if v is None:
-        klog.err(f"maxfwd: unable to parse the Max-Forwards value \"{h.value}\"", ctx)
+        log.error('maxfwd: unable to parse the Max-Forwards value "%s"', h.value)
         return -2
     return v
 
@@ -71,7 +73,7 @@ def _value_of(ctx: RouteCtx, h: Optional[Header]) -> int:
 def _process(ctx: RouteCtx, max_value: int) -> int:
     msg = ctx.msg
     if not msg.is_request:
-        klog.err("maxfwd: Max-Forwards is processed for requests only", ctx)
+        log.error("maxfwd: Max-Forwards is processed for requests only")
         return -2
     h = msg.header(_T_MAXFWD)
     val = _value_of(ctx, h)
@@ -84,7 +86,7 @@ def _process(ctx: RouteCtx, max_value: int) -> int:
         return -1
     limit = mod.p.max_limit
     if val > limit:
-        klog.dbg(f"maxfwd: value {val} lowered to max_limit {limit}", ctx)
+        log.debug("maxfwd: value %s lowered to max_limit %s", val, limit)
         val = limit + 1
     msg.replace_header(h, f"{h.name}: {val - 1}")
     return 1

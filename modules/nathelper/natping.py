@@ -14,13 +14,13 @@ one, else the Contact URI; only address literals are pinged (no DNS lookups in t
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.msg import parse_uri
 from sipcore.net.addr import Dest, SocketInfo
@@ -28,6 +28,8 @@ from sipcore.shm import ShmHashTable
 from sipcore.shm.hashtable import pack_int, unpack_int
 
 from . import nh_addr as na
+
+log = logging.getLogger(__name__)
 
 UDP_PING = b"\x00\x00\x00\x00"
 CALLID_PREFIX = "nhping-"
@@ -159,7 +161,7 @@ def ping_contacts(core: Any, cfg: PingConfig, contacts: Iterator[Any]) -> int:
         if core.send(dest, data):
             sent += 1
         else:
-            klog.dbg(f"nathelper: ping to {proto}:{ip}:{port} failed")
+            log.debug("nathelper: ping to %s:%s:%s failed", proto, ip, port)
     return sent
 
 

@@ -7,9 +7,9 @@ fix_nated_sdp, add_rcv_param, *_contact_alias, handle_ruri_alias).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.msg import HdrType, SipMsg, parse_uri
 from sipcore.msg.lumps import LumpList, apply_ops
@@ -17,6 +17,8 @@ from sipcore.msg.sdp import SdpLine, parse_connection, parse_origin, split_lines
 from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from . import nh_addr as na
+
+log = logging.getLogger(__name__)
 
 # nat_uac_test bits (Kamailio NAT_UAC_TEST_*)
 NAT_UAC_TEST_C_1918 = 0x01      # Contact URI host is private
@@ -218,7 +220,7 @@ def fix_nated_contact(ctx: RouteCtx) -> int:
         uri = ref.element[us:ue]
         new_uri = na.replace_hostport(uri, ctx.rcv.src_ip, ctx.rcv.src_port)
     except ValueError as exc:
-        klog.err(f"nathelper: fix_nated_contact: {exc}", ctx)
+        log.error("nathelper: fix_nated_contact: %s", exc)
         return -1
     if new_uri == uri:
         return 1
@@ -234,7 +236,7 @@ def received_uri(ctx: RouteCtx) -> str:
 def fix_nated_register(ctx: RouteCtx, cfg: NhConfig) -> int:
     """REGISTER: the source URI into received_avp, which registrar saves as `received`."""
     if not cfg.received_avp:
-        klog.err("nathelper: fix_nated_register needs modparam received_avp", ctx)
+        log.error("nathelper: fix_nated_register needs modparam received_avp")
         return -1
     if not ctx.msg.is_request or ctx.msg.method != "REGISTER":
         return -1
@@ -264,7 +266,7 @@ def add_rcv_param(ctx: RouteCtx, flag: int) -> int:
             try:
                 _, ue, angle = na.element_uri_span(elem)
             except ValueError as exc:
-                klog.err(f"nathelper: add_rcv_param: {exc}", ctx)
+                log.error("nathelper: add_rcv_param: %s", exc)
                 return -1
             # inside the URI ';' and '=' of the transport part must be escaped
             param = ";received=" + rcv.replace(";", "%3B").replace("=", "%3D")
@@ -299,7 +301,7 @@ def add_contact_alias(ctx: RouteCtx, cfg: NhConfig, ip: str | None = None,
     try:
         us, ue, angle = na.element_uri_span(ref.element)
     except ValueError as exc:
-        klog.err(f"nathelper: contact alias: {exc}", ctx)
+        log.error("nathelper: contact alias: %s", exc)
         return -1
     uri = ref.element[us:ue]
     if trim:
@@ -310,7 +312,7 @@ def add_contact_alias(ctx: RouteCtx, cfg: NhConfig, ip: str | None = None,
         ip, port, proto = ctx.rcv.src_ip, ctx.rcv.src_port, ctx.rcv.proto
     assert port is not None and proto is not None
     if na.parse_ip(ip) is None or not 0 < port < 65536 or proto.lower() not in na.PROTO_NUM:
-        klog.err(f"nathelper: bad alias address {ip}:{port}/{proto}", ctx)
+        log.error("nathelper: bad alias address %s:%s/%s", ip, port, proto)
         return -1
     _, pend = na.uri_params_span(uri)
     new_uri = f"{uri[:pend]};{cfg.alias_name}={na.encode_alias(ip.strip('[]'), port, proto)}" \
@@ -336,7 +338,7 @@ def handle_ruri_alias(ctx: RouteCtx, cfg: NhConfig, mode: int) -> int:
     try:
         ip, port, proto = na.decode_alias(values[0] if mode == 0 else values[-1])
     except ValueError as exc:
-        klog.err(f"nathelper: handle_ruri_alias: {exc}", ctx)
+        log.error("nathelper: handle_ruri_alias: %s", exc)
         return -1
     ctx.dst_uri = na.transport_uri(ip, port, proto)
     msg.set_ruri(new_ruri)
@@ -372,7 +374,7 @@ def fix_nated_sdp(ctx: RouteCtx, cfg: NhConfig, flags: int, ip: str | None) -> i
         return -1
     target = ip or ctx.rcv.src_ip
     if na.parse_ip(target) is None:
-        klog.err(f"nathelper: fix_nated_sdp: bad address {target!r}", ctx)
+        log.error("nathelper: fix_nated_sdp: bad address %r", target)
         return -1
     body = msg.current_body()
     lines = split_lines(body)

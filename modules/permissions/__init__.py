@@ -11,6 +11,7 @@ Kamailio equivalent: modules/permissions.
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -20,7 +21,6 @@ from sqlalchemy import column, select, table
 from modules.permissions import perm_files
 from modules.permissions.perm_data import AddrRow, SharedTables, TrustedRow, parse_address_file
 from sipcore import db
-from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.msg import ParseError
@@ -28,6 +28,8 @@ from sipcore.pv import PvError, parse_pv
 from sipcore.pv.spec import to_str
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
+
+log = logging.getLogger(__name__)
 
 mod = Module("permissions", summary="IP and URI access control: address and trusted tables, "
              "allow/deny files.")
@@ -104,10 +106,10 @@ def _mod_init(ctx: ModContext) -> None:
     try:
         if _backend(ADDRESS) and (mod.p.address_file or mod.p.db_url):
             n = reload_address()
-            klog.info(f"permissions: {n} address rows loaded")
+            log.info("permissions: %s address rows loaded", n)
         if _backend(TRUSTED) and mod.p.db_url and int(mod.p.db_mode) == 1:
             n = reload_trusted()
-            klog.info(f"permissions: {n} trusted rows loaded")
+            log.info("permissions: %s trusted rows loaded", n)
     except (db.DbError, ValueError, OSError) as exc:
         raise ModuleError(f"permissions: {exc}") from None
 
@@ -229,7 +231,7 @@ def _allow_trusted(ctx: RouteCtx, src_ip: str, proto: str, from_uri: str | None)
         try:
             from_uri = ctx.msg.from_.uri
         except ParseError:
-            klog.err("allow_trusted: bad or missing From header", ctx)
+            log.error("allow_trusted: bad or missing From header")
             return -1
     if int(mod.p.db_mode) == 1 or not mod.p.db_url:
         tt = _shared().trusted()
@@ -283,7 +285,7 @@ def _routing(ctx: RouteCtx, files: tuple[str, str]) -> int:
     try:
         return _files.check(files[0], files[1], [(frm, t) for t in targets])
     except ValueError as exc:
-        klog.err(f"allow_routing: {exc}", ctx)
+        log.error("allow_routing: %s", exc)
         return -1
 
 
@@ -315,7 +317,7 @@ def _register(ctx: RouteCtx, files: tuple[str, str]) -> int:
     try:
         return _files.check(files[0], files[1], [(to, c) for c in contacts])
     except ValueError as exc:
-        klog.err(f"allow_register: {exc}", ctx)
+        log.error("allow_register: %s", exc)
         return -1
 
 
@@ -342,7 +344,7 @@ def ki_allow_uri(ctx: RouteCtx, basename: str, pv: Any) -> int:
     try:
         return _files.check(allow, deny, [(frm, to_str(pv.get(ctx)))])
     except ValueError as exc:
-        klog.err(f"allow_uri: {exc}", ctx)
+        log.error("allow_uri: %s", exc)
         return -1
 
 

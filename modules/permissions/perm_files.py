@@ -11,11 +11,12 @@ if some pair matches the deny file; else allowed.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
 
-from sipcore import log as klog
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def parse_rules(path: str) -> list[Rule]:
         with open(path, encoding="utf-8") as fh:
             lines = fh.readlines()
     except FileNotFoundError:
-        klog.warn(f"permissions: file {path} not found, treated as empty")
+        log.warning("permissions: file %s not found, treated as empty", path)
         return []
     rules = []
     for n, line in enumerate(lines, 1):

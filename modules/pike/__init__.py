@@ -17,6 +17,7 @@ Kamailio equivalent: modules/pike.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import struct
 import time
 from typing import Any
@@ -26,6 +27,8 @@ from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmError, ShmHashTable
+
+log = logging.getLogger(__name__)
 
 mod = Module("pike", summary="Per-source-IP flood detection (hits per sampling window).")
 
@@ -65,8 +68,9 @@ def _mod_init(ctx: ModContext) -> None:
     name = str(mod.p.check_route or "")
     if name and not ctx.has_route("route", name):
         raise ModuleError(f"pike: check_route \"{name}\" has no route[{name}] block")
-    _state["table"] = ctx.require_shm().named("pike:ips", lambda a: ShmHashTable.create(a, _TABLE_SIZE),
-                                ShmHashTable.attach)
+    _state["table"] = ctx.require_shm().named("pike:ips",
+                                              lambda a: ShmHashTable.create(a, _TABLE_SIZE),
+                                              ShmHashTable.attach)
     ctx.timers.register_timer("pike:clean", _clean, unit * 1000)
 
 
@@ -79,7 +83,7 @@ def _clean() -> None:
 
 def _log(ip: str, what: str) -> None:
     level = _LEVELS.get(int(mod.p.pike_log_level), klog.L_WARN)
-    klog.emit(level, f"PIKE - {what}: {ip}")
+    log.log(klog.py_level(level), "PIKE - %s: %s", what, ip)
 
 
 def check_ip(ip: str) -> int:
@@ -109,7 +113,7 @@ def check_ip(ip: str) -> int:
             flags = (flags | _RED) if hot else (flags & ~_RED)
             b.set(key, _REC.pack(win, cur, prev, flags, now), ttl)
     except ShmError as exc:
-        klog.err(f"pike: cannot update {ip}: {exc}")
+        log.error("pike: cannot update %s: %s", ip, exc)
         return 1
     if hot:
         if was_red:
@@ -134,7 +138,7 @@ def ki_pike_check_ip(ctx: RouteCtx, ip: str) -> int:
     try:
         ipaddress.ip_address(ip.strip().strip("[]"))
     except ValueError:
-        klog.err(f"pike_check_ip: invalid address \"{ip}\"", ctx)
+        log.error('pike_check_ip: invalid address "%s"', ip)
         return -1
     return check_ip(ip.strip().strip("[]"))
 

@@ -15,6 +15,7 @@ Kamailio equivalent: modules/pipelimit.
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import replace
 from typing import Any
@@ -22,12 +23,13 @@ from typing import Any
 from sqlalchemy import column, select, table
 
 from sipcore import db, limits
-from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.limits import LoadState, Pipe
 from sipcore.mod import ANY_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
+
+log = logging.getLogger(__name__)
 
 mod = Module("pipelimit", summary="Named rate-limit pipes with TAILDROP, RED, NETWORK and "
              "FEEDBACK algorithms.")
@@ -84,7 +86,7 @@ def _mod_init(ctx: ModContext) -> None:
             n = load_db(str(mod.p.db_url))
         except db.DbError as exc:
             raise ModuleError(f"pipelimit: cannot load the pipes: {exc}") from None
-        klog.info(f"pipelimit: {n} pipes loaded from {mod.p.plp_table_name}")
+        log.info("pipelimit: %s pipes loaded from %s", n, mod.p.plp_table_name)
     ctx.timers.register_timer("pipelimit:interval", interval_timer,
                          int(mod.p.timer_interval) * 1000)
 
@@ -150,7 +152,7 @@ def ki_pl_check_limit(ctx: RouteCtx, name: str, algorithm: str, limit: int) -> i
     try:
         algo = limits.algo_id(algorithm)
     except ValueError as exc:
-        klog.err(f"pl_check: {exc}", ctx)
+        log.error("pl_check: %s", exc)
         return -2
     return check(name, (algo, max(0, limit)))
 
@@ -164,7 +166,7 @@ def ki_pl_active(ctx: RouteCtx, name: str) -> int:
 def _drop(ctx: RouteCtx, low: int, high: int) -> int:
     sl = _state["sl"]
     if sl is None:
-        klog.err("pl_drop: needs loadmodule \"sl\"", ctx)
+        log.error('pl_drop: needs loadmodule "sl"')
         return -1
     if high < low:
         low, high = high, low

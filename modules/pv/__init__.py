@@ -12,15 +12,17 @@ the shm backend); $var values are per process by design.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional, Union
 
-from sipcore import log as klog
 from sipcore.errors import RpcFault
 from sipcore.mod import BRANCH_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.pv import PvError, PvSpec, miscpv, parse_format, shv
 from sipcore.pv import vars as pvvars
 from sipcore.pv.vars import Xavp, xavp_add, xavp_find_all, xavp_get, xavp_rm, xavps
 from sipcore.route.ctx import Branch, RouteCtx
+
+log = logging.getLogger(__name__)
 
 mod = Module("pv", summary="Pseudo-variable functions: isset/unset, type checks, xavp helpers, "
              "static branch, $shv/$var initial values.")
@@ -84,7 +86,7 @@ def ki_pv_unset(ctx: RouteCtx, pv: PvSpec) -> int:
     try:
         pv.set(ctx, None)
     except PvError as e:
-        klog.err(f"pv_unset: {e}", ctx)
+        log.error("pv_unset: %s", e)
         return -1
     return 1
 
@@ -115,7 +117,7 @@ def ki_typeof(ctx: RouteCtx, pv: PvSpec, vtype: str) -> int:
         return 1 if isinstance(v, int) else -1
     if t.startswith("s"):
         return 1 if isinstance(v, str) else -1
-    klog.err(f"typeof: unknown type \"{vtype}\" (int|str|null)", ctx)
+    log.error('typeof: unknown type "%s" (int|str|null)', vtype)
     return -1
 
 
@@ -132,7 +134,7 @@ def ki_pv_evalx(ctx: RouteCtx, dst: PvSpec, fmt: str) -> int:
     try:
         dst.set(ctx, parse_format(fmt).eval(ctx))
     except PvError as e:
-        klog.err(f"pv_evalx: {e}", ctx)
+        log.error("pv_evalx: %s", e)
         return -1
     return 1
 
@@ -345,7 +347,7 @@ def _dump(ctx: RouteCtx, kind: str) -> int:
     st = ctx.xavps
     roots = st.roots(kind) if st is not None else []
     for i, r in enumerate(roots):
-        klog.info(f"{kind}[{i}]: {r.name} = {_fmt_xavp(r.value)}", ctx)
+        log.info("%s[%s]: %s = %s", kind, i, r.name, _fmt_xavp(r.value))
     return 1
 
 
@@ -385,7 +387,7 @@ def ki_pv_var_to_xavp(ctx: RouteCtx, varname: str, xname: str) -> int:
             xavp_add(roots, xname, list(reversed(fields)))
         return 1
     if varname not in pvvars.VARS:
-        klog.err(f"pv_var_to_xavp: script var [{varname}] not found", ctx)
+        log.error("pv_var_to_xavp: script var [%s] not found", varname)
         return -1
     xavp_add(roots, xname, [Xavp(varname, pvvars.VARS[varname])])
     return 1
@@ -398,7 +400,7 @@ def ki_pv_xavp_to_var(ctx: RouteCtx, xname: str) -> int:
     st = ctx.xavps
     items = xavp_find_all(st.xavp, xname) if st is not None else []
     if not items or not isinstance(items[0].value, list):
-        klog.err(f"pv_xavp_to_var: xavp [{xname}] not found or not a structure", ctx)
+        log.error("pv_xavp_to_var: xavp [%s] not found or not a structure", xname)
         return -1
     for item in items:
         if not isinstance(item.value, list):
@@ -416,12 +418,12 @@ def ki_sbranch_set_ruri(ctx: RouteCtx) -> int:
     """Set the R-URI (and $du, branch flags, send socket) from the static branch."""
     b = miscpv.sbranch()
     if not b.uri:
-        klog.err("sbranch_set_ruri: the static branch has no URI", ctx)
+        log.error("sbranch_set_ruri: the static branch has no URI")
         return -1
     try:
         ctx.msg.set_ruri(b.uri)
     except ValueError as e:
-        klog.err(f"sbranch_set_ruri: {e}", ctx)
+        log.error("sbranch_set_ruri: %s", e)
         return -1
     ctx.dst_uri = b.dst_uri or None
     ctx.bflags = b.bflags
@@ -439,7 +441,7 @@ def ki_sbranch_append(ctx: RouteCtx) -> int:
     """Append a copy of the static branch to the destination set."""
     b = miscpv.sbranch()
     if not b.uri:
-        klog.err("sbranch_append: the static branch has no URI", ctx)
+        log.error("sbranch_append: the static branch has no URI")
         return -1
     ctx.branches.append(Branch(uri=b.uri, dst_uri=b.dst_uri, path=b.path, q=b.q,
                                bflags=b.bflags, force_socket=b.force_socket,

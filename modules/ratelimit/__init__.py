@@ -14,16 +14,18 @@ sipcore/limits.py for the algorithms). Kamailio equivalent: modules/ratelimit.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sipcore import limits
-from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.limits import LoadState, Pipe
 from sipcore.mod import ANY_ROUTE, Fx, ModContext, Module
 from sipcore.pv.spec import to_int
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
+
+log = logging.getLogger(__name__)
 
 mod = Module("ratelimit", summary="Per-method rate limiting: pipes (TAILDROP, RED, NETWORK, "
              "FEEDBACK) and method queues.")
@@ -88,7 +90,8 @@ def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: pipes, queues and the PID state in shm; the interval timer."""
     if int(mod.p.timer_interval) <= 0:
         raise ModuleError("ratelimit: timer_interval must be positive")
-    t = ctx.require_shm().named("ratelimit:state", lambda a: ShmHashTable.create(a, 64), ShmHashTable.attach)
+    t = ctx.require_shm().named("ratelimit:state", lambda a: ShmHashTable.create(a, 64),
+                                ShmHashTable.attach)
     _state["table"] = t
     t.clear()
     for pid, algo, limit in mod.p.pipe:
@@ -141,13 +144,13 @@ def check_pipe(pid: int) -> int:
     with t.locked(key) as b:
         raw = b.get(key)
         if raw is None:
-            klog.err(f"ratelimit: pipe {pid} does not exist")
+            log.error("ratelimit: pipe %s does not exist", pid)
             return -1
         old = Pipe.unpack(raw)
         p, rc = limits.push(old, load, old.limit * _interval())
         b.set(key, p.pack())
     if rc < 0 and int.from_bytes(t.get(_DBG) or b"\0", "little"):
-        klog.info(f"ratelimit: pipe {pid} ({p.algo_name}) drops, counter {p.counter}")
+        log.info("ratelimit: pipe %s (%s) drops, counter %s", pid, p.algo_name, p.counter)
     return rc
 
 

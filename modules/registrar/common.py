@@ -4,14 +4,16 @@ Runs in: SIP workers. Shared state: none here (usrloc owns the contacts).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ModuleError, ParseError
 from sipcore.msg import parse_uri
 from sipcore.route.ctx import MsgSlot, RouteCtx
+
+log = logging.getLogger(__name__)
 
 # tables named in save()/lookup()... at config compile time: registered (and preloaded) in
 # mod_init, before fork, like Kamailio's fixup calling ul.register_udomain()
@@ -108,4 +110,4 @@ def count(name: str) -> None:
 
 
 def log_err(text: str, ctx: RouteCtx | None = None) -> None:
-    klog.err(f"registrar: {text}", ctx)
+    log.error("registrar: %s", text)

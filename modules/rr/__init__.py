@@ -9,15 +9,17 @@ loose_route() never returns 2 or -2.
 """
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Optional
 
 from modules.rr import loose, record
 from modules.rr.state import RR
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, BRANCH_ROUTE, FAILURE_ROUTE, REQUEST_ROUTE, Custom, Fx, Module
 from sipcore.route.ctx import RouteCtx
+
+log = logging.getLogger(__name__)
 
 mod = Module("rr", summary="Record-Route and Route header processing (RFC 3261 16.6, 16.12).")
 
@@ -55,7 +57,7 @@ def _settings() -> loose.RRSettings:
 
 def _request_only(ctx: RouteCtx, what: str) -> bool:
     if not ctx.msg.is_request:
-        klog.err(f"{what}: only requests can be record-routed", ctx)
+        log.error("%s: only requests can be record-routed", what)
         return False
     return True
 
@@ -121,7 +123,7 @@ def ki_is_direction(ctx: RouteCtx, direction: str) -> int:
     """After loose_route: downstream when the From-tag equals our Route's ftag (the request
     goes the way the dialog-creating request went), upstream otherwise."""
     if not mod.p.append_fromtag:
-        klog.err("is_direction() requires the append_fromtag parameter enabled", ctx)
+        log.error("is_direction() requires the append_fromtag parameter enabled")
         return -1
     found, ftag = loose.route_param(ctx, "ftag")
     flow = "downstream"
@@ -173,7 +175,7 @@ def _preset(ctx: RouteCtx, addr: str, addr2: Optional[str]) -> int:
     if not _request_only(ctx, "record_route_preset"):
         return -1
     if not addr.strip():
-        klog.err("record_route_preset: empty address", ctx)
+        log.error("record_route_preset: empty address")
         return -1
     rr = record.new_record_route(ctx, _cfg())
     rr.preset = (addr, addr2)
@@ -192,7 +194,7 @@ def _warn_if_not_local(ctx: RouteCtx, addr: str) -> None:
     except ParseError:
         return
     if not ctx.core.is_myself(uri.host, uri.port or None):
-        klog.warn(f"record_route_preset: \"{addr}\" is not a local address", ctx)
+        log.warning('record_route_preset: "%s" is not a local address', addr)
 
 
 @mod.function("record_route_advertised_address", args=(Fx.SPVE,), routes=RBF)

@@ -7,14 +7,16 @@ hook).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.route.ruri import params_text
 
 from .state import RR
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg import Header, NameAddr, SipURI
@@ -160,7 +162,7 @@ def _force_socket(ctx: "RouteCtx", uri: "SipURI", st: RRSettings, second: bool) 
     if sock is not None:
         ctx.force_socket = sock
     elif second and st.socket_mismatch_warning:
-        klog.warn(f"rr: no socket found to match second RR ({uri.raw})", ctx)
+        log.warning("rr: no socket found to match second RR (%s)", uri.raw)
 
 
 def loose_route(ctx: "RouteCtx", st: RRSettings, mode: int = 0) -> int:
@@ -173,7 +175,7 @@ def loose_route(ctx: "RouteCtx", st: RRSettings, mode: int = 0) -> int:
     try:
         entries = route_set(ctx)
     except ParseError as exc:
-        klog.err(f"rr: failed to parse Route header: {exc}", ctx)
+        log.error("rr: failed to parse Route header: %s", exc)
         return RR_ERROR
     if not entries:
         return RR_NOT_DRIVEN
@@ -181,7 +183,7 @@ def loose_route(ctx: "RouteCtx", st: RRSettings, mode: int = 0) -> int:
         ruri = msg.parsed_ruri
         preloaded = msg.to_tag is None
     except ParseError as exc:
-        klog.err(f"rr: failed to parse the request: {exc}", ctx)
+        log.error("rr: failed to parse the request: %s", exc)
         return RR_ERROR
     if preloaded:
         return after_loose(ctx, entries, st, True)
@@ -194,7 +196,7 @@ def _parse(ctx: "RouteCtx", e: RouteEntry, what: str) -> Optional["SipURI"]:
     try:
         return e.na.parsed_uri
     except ParseError as exc:
-        klog.err(f"rr: failed to parse the {what} route URI ({e.uri}): {exc}", ctx)
+        log.error("rr: failed to parse the %s route URI (%s): %s", what, e.uri, exc)
         return None
 
 
@@ -260,7 +262,7 @@ def after_strict(ctx: "RouteCtx", entries: list[RouteEntry], st: RRSettings) -> 
         edit.removed.add(0)
         i = 1
         if i >= len(entries):
-            klog.err("rr: only one route in 2rr", ctx)
+            log.error("rr: only one route in 2rr")
             edit.apply(ctx)
             return RR_DRIVEN
         puri = _parse(ctx, entries[i], "next")

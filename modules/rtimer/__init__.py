@@ -14,12 +14,14 @@ Kamailio equivalent: modules/rtimer.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
-from sipcore import log as klog
 from sipcore.errors import ModuleError
 from sipcore.mod import ModContext, Module
 from sipcore.route.event import faked_ctx
+
+log = logging.getLogger(__name__)
 
 mod = Module("rtimer", summary="Run route blocks periodically in the timer process.")
 
@@ -120,8 +122,8 @@ def run_timer(td: TimerDef) -> None:
         try:
             mc.run_route("route", route, faked_ctx(mc.core))
         except Exception as exc:  # noqa: BLE001 - a script error must not stop the timer
-            klog.err(f"rtimer: timer {td.name}: route[{route}] failed: "
-                     f"{type(exc).__name__}: {exc}")
+            log.error("rtimer: timer %s: route[%s] failed: %s: %s",
+                      td.name, route, type(exc).__name__, exc)
 
 
 __all__ = ["mod", "run_timer"]

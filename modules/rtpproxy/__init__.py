@@ -9,10 +9,9 @@ Kamailio equivalent: modules/rtpproxy. Only UDP control sockets (udp:, udp6:) ar
 """
 from __future__ import annotations
 
-
+import logging
 from typing import Any
 
-from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import (
     BRANCH_ROUTE,
@@ -29,6 +28,8 @@ from sipcore.shm import ShmHashTable
 from . import rtpp_funcs as rf
 from .rtpp_nodes import NodeTable, parse_sock_param
 from .rtpp_proto import RtppClient
+
+log = logging.getLogger(__name__)
 
 mod = Module("rtpproxy", summary="Media relay control through rtpproxy (SDP rewriting).")
 
@@ -70,7 +71,7 @@ def mod_init(ctx: ModContext) -> None:
     """Parse the sockets and create the shared tables (master, before fork)."""
     if not mod.p.rtpproxy_sock:
         # as Kamailio: the module loads, its functions fail (return -1) with an error log
-        klog.warn("rtpproxy: no rtpproxy_sock configured, relaying is disabled")
+        log.warning("rtpproxy: no rtpproxy_sock configured, relaying is disabled")
     if int(mod.p.rtpproxy_tout) <= 0 or int(mod.p.rtpproxy_retr) <= 0:
         raise ModuleError("rtpproxy: rtpproxy_tout and rtpproxy_retr must be positive")
     _engine["e"] = _build_engine(ctx.shm)
@@ -94,7 +95,7 @@ def _flags(ctx: RouteCtx, text: str) -> rf.Flags | None:
     try:
         return rf.parse_flags(text)
     except rf.FlagError as exc:
-        klog.err(f"rtpproxy: {exc}", ctx)
+        log.error("rtpproxy: %s", exc)
         return None
 
 

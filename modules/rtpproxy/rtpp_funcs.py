@@ -9,10 +9,10 @@ rtpproxy_manage, start_recording).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Optional
 
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import RouteType
 from sipcore.msg.lumps import LumpList, apply_ops
@@ -32,6 +32,8 @@ from .rtpp_proto import (
     cmd_update,
     parse_media_reply,
 )
+
+log = logging.getLogger(__name__)
 
 
 
@@ -189,7 +191,7 @@ class Engine:
         if set_id is None:
             set_id = self.nodes.default_set()
         if set_id is None:
-            klog.err("rtpproxy: no rtpproxy_sock configured", ctx)
+            log.error("rtpproxy: no rtpproxy_sock configured")
             return None
         self._recheck(set_id)
         tried: set[str] = set()
@@ -197,12 +199,12 @@ class Engine:
         while True:
             node = self.nodes.select(set_id, callid, frozenset(tried))
             if node is None:
-                klog.err(f"rtpproxy: no available node in set {set_id}", ctx)
+                log.error("rtpproxy: no available node in set %s", set_id)
                 return None
             reply = self.client.send(node, command)
             if reply is not None:
                 return reply
-            klog.warn(f"rtpproxy: {node.url} does not answer, disabled", ctx)
+            log.warning("rtpproxy: %s does not answer, disabled", node.url)
             self.nodes.disable(node)
             tried.add(node.url)
 
@@ -216,14 +218,14 @@ class Engine:
             callid = session_callid(ctx, flags.via)
             from_tag, to_tag = _tags(ctx)
         except ParseError as exc:
-            klog.err(f"rtpproxy: {exc}", ctx)
+            log.error("rtpproxy: %s", exc)
             return -1
         if not msg.callid or not from_tag:
-            klog.err("rtpproxy: Call-ID and From tag are required", ctx)
+            log.error("rtpproxy: Call-ID and From tag are required")
             return -1
         lookup = flags.lookup or not offer
         if lookup and not to_tag:
-            klog.err("rtpproxy: answer without To tag", ctx)
+            log.error("rtpproxy: answer without To tag")
             return -1
         body = msg.body
         session = parse_sdp(body, strict=False).sessions[0]
@@ -232,11 +234,11 @@ class Engine:
             try:
                 ports.append(int(st.port.split("/", 1)[0]))
             except ValueError:
-                klog.err(f"rtpproxy: bad SDP media line {st.m_line.text!r}", ctx)
+                log.error("rtpproxy: bad SDP media line %r", st.m_line.text)
                 return -1
         lines = session.all_lines
         if self.nortpproxy and self._has_line(lines) and not flags.force:
-            klog.dbg("rtpproxy: SDP already handled by another proxy", ctx)
+            log.debug("rtpproxy: SDP already handled by another proxy")
             return -1
         if not session.streams:
             return -1
@@ -254,7 +256,7 @@ class Engine:
                 continue                        # disabled stream (RFC 3264 6)
             old_ip = _stream_addr(session, st)
             if old_ip is None:
-                klog.err("rtpproxy: media stream without connection address", ctx)
+                log.error("rtpproxy: media stream without connection address")
                 return -1
             cmd_ip = old_ip if (flags.trust or rtpp_sdp.is_null(old_ip)) else ctx.rcv.src_ip
             cmd = cmd_update(lookup, flags.modifiers(), callid, cmd_ip, port, from_tag,
@@ -265,7 +267,7 @@ class Engine:
             try:
                 mr = parse_media_reply(reply)
             except RtppError as exc:
-                klog.err(f"rtpproxy: {cmd.split(' ', 1)[0]}: {exc}", ctx)
+                log.error("rtpproxy: %s: %s", cmd.split(' ', 1)[0], exc)
                 return -1
             if rtpp_sdp.is_null(old_ip):
                 ip = old_ip                     # on hold stays on hold
@@ -307,7 +309,7 @@ class Engine:
             callid = session_callid(ctx, via)
             from_tag, to_tag = _tags(ctx)
         except ParseError as exc:
-            klog.err(f"rtpproxy: {exc}", ctx)
+            log.error("rtpproxy: %s", exc)
             return -1
         if not ctx.msg.callid or not from_tag:
             return -1
@@ -317,7 +319,7 @@ class Engine:
         try:
             check_ok(reply)
         except RtppError as exc:
-            klog.dbg(f"rtpproxy: D: {exc}", ctx)     # E8: session already gone
+            log.debug("rtpproxy: D: %s", exc)     # E8: session already gone
             return -1
         return 1
 
@@ -333,7 +335,7 @@ class Engine:
         try:
             check_ok(reply)
         except RtppError as exc:
-            klog.err(f"rtpproxy: R: {exc}", ctx)
+            log.error("rtpproxy: R: %s", exc)
             return -1
         return 1
 

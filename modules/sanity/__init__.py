@@ -9,13 +9,15 @@ API unless noreply=1 or the message is an ACK or a reply.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import ONREPLY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.route.ctx import MsgSlot, RouteCtx
+
+log = logging.getLogger(__name__)
 
 mod = Module("sanity", summary="Sanity checks of received requests.", depends=("sl",))
 
@@ -332,7 +334,7 @@ def _send(ctx: RouteCtx, code: int, reason: str, headers: tuple[str, ...]) -> bo
     try:
         return send_stateless_reply(ctx, code, reason)
     except ParseError as exc:       # the request is too broken to build a reply to it
-        klog.warn(f"sanity: cannot build the {code} reply: {exc}", ctx)
+        log.warning("sanity: cannot build the %s reply: %s", code, exc)
         return False
 
 
@@ -362,12 +364,12 @@ def sanity_check(ctx: RouteCtx, msg_checks: int, uri_checks: int) -> int:
     try:
         run_checks(ctx.msg, msg_checks, uri_checks)
     except _Failed as f:
-        klog.dbg(f"sanity: check failed: {f.code or ''} {f.reason}", ctx)
+        log.debug("sanity: check failed: %s %s", f.code or '', f.reason)
         if f.code is not None and _can_reply(ctx):
             if mod.p.noreply:
                 st.reply, st.failed = PendingReply(f.code, f.reason, f.headers), True
             elif not _send(ctx, f.code, f.reason, f.headers):
-                klog.warn(f"sanity: failed to send {f.code} reply", ctx)
+                log.warning("sanity: failed to send %s reply", f.code)
         elif mod.p.noreply:
             st.failed = True            # failed without a reply to send
         return 0
@@ -376,10 +378,10 @@ def sanity_check(ctx: RouteCtx, msg_checks: int, uri_checks: int) -> int:
 
 def _wrap(ctx: RouteCtx, msg_checks: int, uri_checks: int) -> int:
     if not 1 <= msg_checks < MAX_CHECKS:
-        klog.err(f"sanity_check: msg_checks {msg_checks} outside 1..{MAX_CHECKS - 1}", ctx)
+        log.error("sanity_check: msg_checks %s outside 1..%s", msg_checks, MAX_CHECKS - 1)
         return -1
     if not 1 <= uri_checks < URI_MAX_CHECKS:
-        klog.err(f"sanity_check: uri_checks {uri_checks} outside 1..{URI_MAX_CHECKS - 1}", ctx)
+        log.error("sanity_check: uri_checks %s outside 1..%s", uri_checks, URI_MAX_CHECKS - 1)
         return -1
     rc = sanity_check(ctx, msg_checks, uri_checks)
     if rc == 0 and not mod.p.autodrop:

@@ -13,6 +13,7 @@ replaced is read and edited instead. Differences: docs/modules/sdpops.md.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -21,14 +22,25 @@ from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, Fx, Module
 from sipcore.msg.headers import parse_content_type
 from sipcore.msg.sdp import (
-    AF_INET, AF_INET6, NotSdpError, SdpEditor, SdpError, SdpInfo, SdpStream, body_and_type,
-    msg_sdp, port_number, split_lines,
+    AF_INET,
+    AF_INET6,
+    NotSdpError,
+    SdpEditor,
+    SdpError,
+    SdpInfo,
+    SdpStream,
+    body_and_type,
+    msg_sdp,
+    port_number,
+    split_lines,
 )
 from sipcore.pv import PvSpec
 from sipcore.pv.vars import AvpPv, avps
 from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from .sdpops_data import codec_in_list, codec_position, find_tokens, ids_of_names
+
+log = logging.getLogger(__name__)
 
 mod = Module("sdpops", summary="Check and edit SDP bodies: codecs, media streams, transports, "
              "lines; $sdp().")
@@ -46,8 +58,8 @@ def _parse(ctx: RouteCtx, level: int = klog.L_ERR,
     try:
         info = msg_sdp(ctx.msg)
     except SdpError as e:
-        klog.emit(not_sdp_level if isinstance(e, NotSdpError) else level,
-                  f"sdpops: unable to parse sdp: {e.reason}", ctx)
+        log.log(klog.py_level(not_sdp_level if isinstance(e, NotSdpError) else level),
+                "sdpops: unable to parse sdp: %s", e.reason)
         return -1, None
     return (1, None) if info is None else (0, info)
 
@@ -79,7 +91,7 @@ def _avp(ctx: RouteCtx, spec: Any, fname: str) -> bool:
     """SPEC is an AVP (the functions that store a value take only those, as Kamailio)."""
     if isinstance(spec, AvpPv):
         return True
-    klog.err(f"sdpops: {fname}: malformed or non AVP {getattr(spec, 'text', spec)}", ctx)
+    log.error("sdpops: %s: malformed or non AVP %s", fname, getattr(spec, 'text', spec))
     return False
 
 
@@ -94,7 +106,7 @@ def remove_codecs_by_id(ctx: RouteCtx, codecs: str, media: str) -> int:
     rc, info = _parse(ctx)
     if info is None:
         if rc > 0:
-            klog.dbg("sdpops: no sdp body", ctx)
+            log.debug("sdpops: no sdp body")
         return -1
     ed = SdpEditor(ctx.msg)
     tokens = find_tokens(codecs, ",")
@@ -128,7 +140,7 @@ def _ids(ctx: RouteCtx, names: str) -> Optional[str]:
         return None
     ids = ids_of_names(info, names)
     if not ids:
-        klog.dbg(f"sdpops: no payload type for codecs [{names}]", ctx)
+        log.debug("sdpops: no payload type for codecs [%s]", names)
         return None
     return ids
 
@@ -324,7 +336,7 @@ def ki_sdp_transport(ctx: RouteCtx, dst: Any) -> int:
         if transport is None:
             transport = st.transport
         elif st.transport.lower() != transport.lower():
-            klog.dbg("sdpops: no common transport", ctx)
+            log.debug("sdpops: no common transport")
             return -2
     if transport is not None:
         _add_avp(ctx, dst, transport)
@@ -338,10 +350,10 @@ def remove_line_by_prefix(ctx: RouteCtx, prefix: str, media: str) -> int:
     rc, info = _parse(ctx)
     if info is None:
         if rc > 0:
-            klog.err("sdpops: unable to parse sdp: no body", ctx)
+            log.error("sdpops: unable to parse sdp: no body")
         return -1
     if info.raw_end == info.raw_start:
-        klog.dbg("sdpops: message body has zero length", ctx)
+        log.debug("sdpops: message body has zero length")
         return -1
     if media:
         groups = [st.lines for st in info.streams if _media_match(st, media)]
@@ -383,7 +395,7 @@ def ki_sdp_get(ctx: RouteCtx, dst: Any) -> int:
     if rc < 0:
         return -1
     if info is None:
-        klog.dbg("sdpops: no SDP", ctx)
+        log.debug("sdpops: no SDP")
         return -2
     _add_avp(ctx, dst, info.text(info.raw_start, info.raw_end))
     return 1
@@ -395,16 +407,16 @@ def ki_sdp_get_line_startswith(ctx: RouteCtx, dst: Any, sline: str) -> int:
     Without a CRLF ending (an LF ending stays, as in Kamailio). 1; -1 not found, empty SLINE,
     DST not an AVP or bad SDP; -2 no SDP."""
     if not sline:
-        klog.err("sdpops: sdp_get_line_startswith: search string is empty", ctx)
+        log.error("sdpops: sdp_get_line_startswith: search string is empty")
         return -1
     rc, info = _parse(ctx)
     if rc < 0:
         return -1
     if info is None:
-        klog.dbg("sdpops: no SDP", ctx)
+        log.debug("sdpops: no SDP")
         return -2
     if not info.sessions or info.raw_start >= len(info.body):
-        klog.err("sdpops: failed to get the message body", ctx)
+        log.error("sdpops: failed to get the message body")
         return -1
     if not _avp(ctx, dst, "sdp_get_line_startswith"):
         return -1
@@ -454,7 +466,7 @@ def ki_sdp_with_ice(ctx: RouteCtx) -> int:
     """The body contains an ICE candidate ("a=candidate")? 1 / -1 (the body is not parsed)."""
     body = ctx.msg.body
     if not body:
-        klog.dbg("sdpops: message body has length zero", ctx)
+        log.debug("sdpops: message body has length zero")
         return -1
     return 1 if b"a=candidate" in body else -1
 
@@ -488,7 +500,7 @@ def ki_sdp_print(ctx: RouteCtx, level: int) -> int:
     if not klog.enabled(level):
         return 1
     for line in describe(info):
-        klog.emit(level, line, ctx)
+        log.log(klog.py_level(level), "%s", line)
     return 1
 
 
@@ -642,21 +654,21 @@ class SdpPv(PvSpec):
         """$sdp(sess_version) = N writes N into the o= line; -1 increments the current value.
         Errors are logged and leave the SDP as it is."""
         if not isinstance(value, int) or isinstance(value, bool):
-            klog.err(f"sdpops: {self.text}: expected integer, got {value!r}", ctx)
+            log.error("sdpops: %s: expected integer, got %r", self.text, value)
             return
         _rc, info = _parse(ctx)
         old, start, end, old_text = (None, -1, -1, "") if info is None else _sess_version(info)
         if old is None:
-            klog.err(f"sdpops: {self.text}: no sess-version to set", ctx)
+            log.error("sdpops: %s: no sess-version to set", self.text)
             return
         new = value
         if value == -1:
             if old == _LONG_MAX:
-                klog.err(f"sdpops: {self.text}: autoincrement overflows {old}", ctx)
+                log.error("sdpops: %s: autoincrement overflows %s", self.text, old)
                 return
             new = old + 1
             if len(str(new)) < len(old_text):
-                klog.err(f"sdpops: {self.text}: autoincrement new({new}) < old({old_text})", ctx)
+                log.error("sdpops: %s: autoincrement new(%s) < old(%s)", self.text, new, old_text)
                 return
         data = str(new).encode()
         ed = SdpEditor(ctx.msg)

@@ -16,18 +16,20 @@ Kamailio equivalent: modules/secfilter.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import column, select, table
 
 from sipcore import db
-from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import ANY_ROUTE, REQUEST_ROUTE, Fx, ModContext, Module
 from sipcore.msg import ParseError
 from sipcore.route.ctx import RouteCtx
 from sipcore.shm import ShmHashTable
+
+log = logging.getLogger(__name__)
 
 mod = Module("secfilter", summary="Block/allow lists (user agent, country, domain, IP, user, "
              "destination) and an SQL-injection check.")
@@ -110,8 +112,9 @@ def _check(typ: int, value: str, match: Callable[[str, list[str]], bool], stat: 
 @mod.on_init
 def _mod_init(ctx: ModContext) -> None:
     """Master, pre-fork: the shm table, the DB lists."""
-    _state["table"] = ctx.require_shm().named("secfilter:lists", lambda a: ShmHashTable.create(a, 64),
-                                ShmHashTable.attach)
+    _state["table"] = ctx.require_shm().named("secfilter:lists",
+                                              lambda a: ShmHashTable.create(a, 64),
+                                              ShmHashTable.attach)
     _t().clear()
     _cache.clear()
     if mod.p.db_url:
@@ -119,7 +122,7 @@ def _mod_init(ctx: ModContext) -> None:
             n = load_db(str(mod.p.db_url))
         except db.DbError as exc:
             raise ModuleError(f"secfilter: cannot load {mod.p.table_name}: {exc}") from None
-        klog.info(f"secfilter: {n} entries loaded")
+        log.info("secfilter: %s entries loaded", n)
 
 
 def load_db(url: str) -> int:
@@ -140,7 +143,7 @@ def load_db(url: str) -> int:
     for action, typ, data in rows:
         action, typ = int(action or 0), int(typ or 0)
         if action not in (BL, WL, DST) or not 0 <= typ <= USER or not data:
-            klog.warn(f"secfilter: ignoring row action={action} type={typ}")
+            log.warning("secfilter: ignoring row action=%s type=%s", action, typ)
             continue
         lists.setdefault(_key(action, typ), []).append(str(data))
         n += 1
@@ -287,8 +290,7 @@ def ki_secf_check_sqli_all(ctx: RouteCtx) -> int:
     for name, value in _sqli_targets(ctx):
         if has_sqli(value):
             _count("sqli")
-            klog.warn(f"secfilter: SQL injection characters in {name} from "
-                      f"{ctx.rcv.src_ip}", ctx)
+            log.warning("secfilter: SQL injection characters in %s from %s", name, ctx.rcv.src_ip)
             return 0
     return 1
 

@@ -6,15 +6,14 @@ Shared state: none. Kamailio equivalent: modules/siputils. Local replies go thro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Optional
 
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import (
     ANY_ROUTE,
@@ -31,6 +30,8 @@ from sipcore.mod import (
 from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from . import contact_enc
+
+log = logging.getLogger(__name__)
 
 mod = Module("siputils", summary="SIP helpers: options_reply, URI/number checks, contact "
              "encoding, RPID, GRUU, P-Charging-Vector.", depends=("sl",))
@@ -93,14 +94,14 @@ def ki_options_reply(ctx: RouteCtx) -> int:
     the reply could not be sent (a 500 is tried when building fails)."""
     msg = ctx.msg
     if not msg.is_request or msg.method != "OPTIONS":
-        klog.err("options_reply: called for a non-OPTIONS request", ctx)
+        log.error("options_reply: called for a non-OPTIONS request")
         return -1
     try:
         if msg.parsed_ruri.user:
-            klog.err("options_reply: the R-URI has a user part (not for this server)", ctx)
+            log.error("options_reply: the R-URI has a user part (not for this server)")
             return -1
     except ParseError as exc:
-        klog.err(f"options_reply: bad R-URI: {exc}", ctx)
+        log.error("options_reply: bad R-URI: %s", exc)
         return -1
     p = mod.p
     headers = [f"Allow: {ALLOW_LIST}", f"Accept: {p.options_accept}",
@@ -110,7 +111,7 @@ def ki_options_reply(ctx: RouteCtx) -> int:
     try:
         return _reply(ctx, 200, "OK", headers)
     except (ParseError, ValueError) as exc:
-        klog.err(f"options_reply: cannot build the reply: {exc}", ctx)
+        log.error("options_reply: cannot build the reply: %s", exc)
         return _reply(ctx, 500, "Server internal error", [])
 
 
@@ -147,7 +148,7 @@ def _ruri(ctx: RouteCtx) -> Any:
     try:
         return ctx.msg.parsed_ruri
     except (ParseError, ValueError) as exc:
-        klog.err(f"siputils: bad R-URI: {exc}", ctx)
+        log.error("siputils: bad R-URI: %s", exc)
         return None
 
 
@@ -198,7 +199,7 @@ def _set_ruri(ctx: RouteCtx, uri: str) -> int:
     try:
         ctx.msg.set_ruri(uri)
     except ValueError as exc:
-        klog.err(f"siputils: cannot set the R-URI to {uri!r}: {exc}", ctx)
+        log.error("siputils: cannot set the R-URI to %r: %s", uri, exc)
         return -1
     return 1
 
@@ -406,12 +407,12 @@ def _rpid_value(ctx: RouteCtx) -> Optional[str]:
 def _append_rpid(ctx: RouteCtx, prefix: str, suffix: str) -> int:
     rpid = _rpid_value(ctx)
     if rpid is None:
-        klog.dbg("append_rpid_hf: no RPID value", ctx)
+        log.debug("append_rpid_hf: no RPID value")
         return -1
     try:
         ctx.msg.add_header(f"Remote-Party-ID: {prefix}{rpid}{suffix}")
     except ValueError as exc:
-        klog.err(f"append_rpid_hf: {exc}", ctx)
+        log.error("append_rpid_hf: %s", exc)
         return -1
     return 1
 
@@ -620,7 +621,7 @@ def _rewrite_contacts(ctx: RouteCtx, fn: Any) -> int:
         try:
             new = fn(uri)
         except (ParseError, ValueError) as exc:
-            klog.err(f"siputils: cannot rewrite Contact URI {uri}: {exc}", ctx)
+            log.error("siputils: cannot rewrite Contact URI %s: %s", uri, exc)
             return -1
         if new is not None and new != uri:
             ctx.msg.replace_range(start, end, new.encode("utf-8"))
@@ -679,7 +680,7 @@ def _decode_ruri(ctx: RouteCtx, pname: str) -> int:
     try:
         new = contact_enc.param_decode(msg.ruri, pname)
     except (ParseError, ValueError) as exc:
-        klog.err(f"contact_param_decode_uri: {exc}", ctx)
+        log.error("contact_param_decode_uri: %s", exc)
         return -1
     if not new:
         return -1

@@ -12,11 +12,11 @@ the tag from the ACK and comparing it with its To-tag is the signature check
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ParseError
 from sipcore.forward import default_port
@@ -34,6 +34,8 @@ from sipcore.net.addr import Dest
 from sipcore.route.ctx import RouteCtx
 
 from . import sl_stats
+
+log = logging.getLogger(__name__)
 
 mod = Module("sl", summary="Stateless replies, sl statistics and local-ACK filtering.")
 
@@ -148,7 +150,7 @@ def sl_reply(ctx: RouteCtx, code: int, reason: str, *, extra_headers: tuple[str,
         ok = send_stateless_reply(ctx, code, reason, extra_headers=headers, body=body,
                                   content_type=ctype)
     except ParseError as exc:       # too broken to build a reply (e.g. unparseable CSeq)
-        klog.err(f"sl: cannot build the {code} reply: {exc}", ctx)
+        log.error("sl: cannot build the %s reply: %s", code, exc)
         ok = False
     if not ok:
         sl_stats.failure()
@@ -210,10 +212,10 @@ def filter_ack(ctx: RouteCtx) -> bool:
         if not tag or len(tag) != 32 or tag != gen_to_tag(msg):
             return False
     except ParseError as exc:       # a malformed ACK is simply not ours
-        klog.dbg(f"sl: ACK not checked for local to-tag: {exc}", ctx)
+        log.debug("sl: ACK not checked for local to-tag: %s", exc)
         return False
     sl_stats.filtered_ack()
-    klog.dbg("sl: local ACK found -> dropping it", ctx)
+    log.debug("sl: local ACK found -> dropping it")
     _run_event_route(ctx, "sl:filtered-ack")
     return True
 
@@ -234,7 +236,7 @@ def ki_sl_send_reply(ctx: RouteCtx, code: int, reason: str) -> int:
     """Send a stateless reply CODE REASON. 1 sent, -1 error (bad code, ACK, send failure)."""
     err = check_code(code)
     if err is not None:
-        klog.err(f"sl_send_reply: {err}", ctx)
+        log.error("sl_send_reply: %s", err)
         return -1
     return sl_reply(ctx, code, reason)
 
@@ -245,14 +247,14 @@ def ki_send_reply(ctx: RouteCtx, code: int, reason: str) -> int:
     """Reply statefully if tm has a transaction for this request, else statelessly."""
     err = check_code(code)
     if err is not None:
-        klog.err(f"send_reply: {err}", ctx)
+        log.error("send_reply: %s", err)
         return -1
     if mod.p.bind_tm and api.stateful_replier is not None:
         rc = api.stateful_replier(ctx, code, reason)
         if rc is not None:
             return rc
     if not ctx.msg.is_request:
-        klog.err("send_reply: no transaction and the message is not a request", ctx)
+        log.error("send_reply: no transaction and the message is not a request")
         return -1
     return sl_reply(ctx, code, reason)
 
@@ -390,18 +392,18 @@ def _split_top_level(value: bytes) -> list[int]:
 def _forward_reply(ctx: RouteCtx, code: Optional[int], reason: Optional[str]) -> int:
     msg = ctx.msg
     if not msg.is_reply:
-        klog.err("sl_forward_reply: not a reply", ctx)
+        log.error("sl_forward_reply: not a reply")
         return -1
     if code is not None:
         if check_code(code) is not None or code // 100 != msg.status // 100:
-            klog.err(f"sl_forward_reply: code {code} is not in the class of {msg.status}", ctx)
+            log.error("sl_forward_reply: code %s is not in the class of %s", code, msg.status)
             return -1
         start, end = _status_line_span(msg.buf)
         msg.delete_range(start, end)
         msg.insert_before(start, f"{code} {reason if reason else msg.reason}".encode())
     dest = _forward_dest(ctx)
     if dest is None:
-        klog.err("sl_forward_reply: no second Via to forward the reply to", ctx)
+        log.error("sl_forward_reply: no second Via to forward the reply to")
         return -1
     _without_top_via(ctx)
     if not ctx.core.send(dest, msg.build()):
@@ -422,7 +424,7 @@ def ki_sl_forward_reply_code(ctx: RouteCtx, code: str) -> int:
     try:
         icode = int(code.strip())
     except ValueError:
-        klog.err(f"sl_forward_reply: invalid code \"{code}\"", ctx)
+        log.error('sl_forward_reply: invalid code "%s"', code)
         return -1
     return _forward_reply(ctx, icode, None)
 
@@ -433,7 +435,7 @@ def ki_sl_forward_reply_code_reason(ctx: RouteCtx, code: str, reason: str) -> in
     try:
         icode = int(code.strip())
     except ValueError:
-        klog.err(f"sl_forward_reply: invalid code \"{code}\"", ctx)
+        log.error('sl_forward_reply: invalid code "%s"', code)
         return -1
     return _forward_reply(ctx, icode, reason)
 

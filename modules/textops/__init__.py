@@ -12,12 +12,12 @@ config load (POSIX extended + REG_ICASE + REG_NEWLINE, approximated by Python re
 from __future__ import annotations
 
 import binascii
+import logging
 import re
 import time
 from email.utils import formatdate
 from typing import Any, Optional
 
-from sipcore import log as klog
 from sipcore.cfg.regex import compile_posix
 from sipcore.errors import ParseError
 from sipcore.mod import (
@@ -35,6 +35,8 @@ from sipcore.route.ctx import RouteCtx
 from . import multipart
 from .msgtext import encode, finditer_nonempty, first_line_end, replace_span, search, subject
 from .subst import SubstExpr, parse_subst
+
+log = logging.getLogger(__name__)
 
 mod = Module("textops", summary="Search, replace and substitute text; add, remove and test "
              "headers; set and filter bodies.")
@@ -131,7 +133,7 @@ def dyn_regex(text: str) -> Optional["re.Pattern[str]"]:
         try:
             rx = compile_posix(text, re.I | re.M)
         except re.error as exc:
-            klog.err(f"textops: bad regular expression \"{text}\": {exc}")
+            log.error('textops: bad regular expression "%s": %s', text, exc)
             return None
         if len(_rx_cache) > 256:
             _rx_cache.clear()
@@ -277,7 +279,7 @@ def ki_replace_body_atonce(ctx: RouteCtx, rx: Any, txt: str) -> int:
 def _replace_str(ctx: RouteCtx, match: str, repl: str, mode: str, start: int, end: int) -> int:
     mode = (mode or "f").strip().lower()
     if mode not in ("f", "a") or not match:
-        klog.err(f"textops: invalid replace_str arguments (mode \"{mode}\")", ctx)
+        log.error('textops: invalid replace_str arguments (mode "%s")', mode)
         return -1
     needle, new = encode(match), encode(repl)
     buf = ctx.msg.buf
@@ -356,7 +358,7 @@ def ki_subst_user(ctx: RouteCtx, se: SubstExpr) -> int:
     try:
         parts = UriParts.from_uri(msg.parsed_ruri)
     except ParseError as exc:
-        klog.err(f"subst_user: bad R-URI: {exc}", ctx)
+        log.error("subst_user: bad R-URI: %s", exc)
         return -1
     new = se.apply_str(parts.user, ctx)
     if new is None:
@@ -404,7 +406,7 @@ def set_body_ctype(ctx: RouteCtx, body: bytes, ctype: Optional[str]) -> None:
 def ki_set_body(ctx: RouteCtx, txt: str, ctype: str) -> int:
     """Replace the body with TXT and the Content-Type with CTYPE (if not empty). 1 / -1."""
     if not txt:
-        klog.err("set_body: empty body", ctx)
+        log.error("set_body: empty body")
         return -1
     set_body_ctype(ctx, encode(txt), ctype or None)
     return 1
@@ -414,7 +416,7 @@ def ki_set_body(ctx: RouteCtx, txt: str, ctype: str) -> int:
 def ki_set_reply_body(ctx: RouteCtx, txt: str, ctype: str) -> int:
     """Body (and Content-Type) for the next local reply sent by sl/tm. 1 / -1."""
     if not txt or not ctype:
-        klog.err("set_reply_body: body and content type must not be empty", ctx)
+        log.error("set_reply_body: body and content type must not be empty")
         return -1
     ctx.reply_body = (encode(txt), ctype)
     return 1
@@ -426,7 +428,7 @@ def ki_filter_body(ctx: RouteCtx, ctype: str) -> int:
     want = ctype.strip().lower()
     bnd = multipart.boundary_of(current_ctype(ctx))
     if bnd is None:
-        klog.dbg("filter_body: body is not multipart", ctx)
+        log.debug("filter_body: body is not multipart")
         return -1
     for part in multipart.split(ctx.msg.body, bnd):
         if part.mime() == want:
@@ -566,7 +568,7 @@ def ki_set_body_multipart_full(ctx: RouteCtx, txt: str, ctype: str, boundary: st
 
 def _append_part(ctx: RouteCtx, content: bytes, ctype: str, disp: str) -> int:
     if not ctype:
-        klog.err("append_body_part: empty content type", ctx)
+        log.error("append_body_part: empty content type")
         return -1
     parts, bnd = _parts_and_boundary(ctx)
     parts.append(multipart.make_part(content, ctype, disp))
@@ -590,7 +592,7 @@ def _unhex(ctx: RouteCtx, hextxt: str) -> Optional[bytes]:
     try:
         return binascii.unhexlify("".join(hextxt.split()))
     except (binascii.Error, ValueError):
-        klog.err("append_body_part_hex: invalid hex content", ctx)
+        log.error("append_body_part_hex: invalid hex content")
         return None
 
 
@@ -661,7 +663,7 @@ def add_hf(ctx: RouteCtx, text: str, **where: Any) -> int:
     try:
         ctx.msg.add_header(text, **where)
     except ValueError as exc:
-        klog.err(f"textops: cannot add header {text!r}: {exc}", ctx)
+        log.error("textops: cannot add header %r: %s", text, exc)
         return -1
     return 1
 
@@ -670,7 +672,7 @@ def set_ruri(ctx: RouteCtx, uri: str) -> int:
     try:
         ctx.msg.set_ruri(uri)
     except ValueError as exc:
-        klog.err(f"textops: cannot set the R-URI to {uri!r}: {exc}", ctx)
+        log.error("textops: cannot set the R-URI to %r: %s", uri, exc)
         return -1
     return 1
 
@@ -680,7 +682,7 @@ def ki_append_to_reply(ctx: RouteCtx, txt: str) -> int:
     """Queue header line(s) TXT for the next local reply (sl/tm). 1 / -1."""
     lines = [ln for ln in re.split(r"\r?\n", txt) if ln.strip()]
     if not lines:
-        klog.err("append_to_reply: empty text", ctx)
+        log.error("append_to_reply: empty text")
         return -1
     ctx.reply_lumps.extend(lines)
     return 1
@@ -783,7 +785,7 @@ def ki_is_method(ctx: RouteCtx, methods: frozenset[str]) -> int:
     try:
         m = ctx.msg.method
     except ParseError as exc:       # a reply without a parseable CSeq
-        klog.dbg(f"is_method: no method: {exc}", ctx)
+        log.debug("is_method: no method: %s", exc)
         return -1
     return 1 if m.upper() in methods else -1
 

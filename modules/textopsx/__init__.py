@@ -9,16 +9,18 @@ select framework); the same data is reachable through the functions below.
 from __future__ import annotations
 
 import fnmatch as _fnmatch
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, ONREPLY_ROUTE, REQUEST_ROUTE, Custom, Fx, Module
 from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from .hfvalue import HfSpec, ValueSpan, param_span, parse_hf_spec, select, value_spans
+
+log = logging.getLogger(__name__)
 
 mod = Module("textopsx", summary="textops extensions: msg_apply_changes, reply status, "
              "header value editing, header and body-line iterators.")
@@ -56,7 +58,7 @@ def _reparse(ctx: RouteCtx, buf: bytes) -> int:
     try:
         ctx.msg = parse_msg(buf)
     except ParseError as exc:
-        klog.err(f"textopsx: the rebuilt message does not parse: {exc}", ctx)
+        log.error("textopsx: the rebuilt message does not parse: %s", exc)
         return -1
     ctx.body_ctype = None               # the rebuilt message carries its Content-Type
     TX.drop(ctx)                        # iterator offsets were into the old buffer
@@ -83,15 +85,15 @@ def ki_msg_set_buffer(ctx: RouteCtx, data: str) -> int:
 def _change_status(ctx: RouteCtx, code: int, reason: Optional[str]) -> int:
     msg = ctx.msg
     if not msg.is_reply:
-        klog.err("change_reply_status: not a reply", ctx)
+        log.error("change_reply_status: not a reply")
         return -1
     if not 100 <= code <= 699:
-        klog.err(f"change_reply_status: invalid code {code}", ctx)
+        log.error("change_reply_status: invalid code %s", code)
         return -1
     old = msg.status
     if (old < 300 or code < 300) and old // 100 != code // 100:
         # Kamailio: the class of a provisional or positive final reply cannot be changed
-        klog.err(f"change_reply_status: cannot change {old} to {code}", ctx)
+        log.error("change_reply_status: cannot change %s to %s", old, code)
         return -1
     buf = msg.buf
     eol = buf.find(b"\n")
@@ -200,8 +202,8 @@ def _new_header(ctx: RouteCtx, name: str, value: str, first: bool) -> None:
 
 def _hv_add(ctx: RouteCtx, spec: HfSpec, val: str, append: bool) -> int:
     if spec.param:
-        klog.err(f"{'append' if append else 'insert'}_hf_value: a param is not allowed "
-                 f"in \"{spec}\"", ctx)
+        log.error('%s_hf_value: a param is not allowed in "%s"', 'append' if append else 'insert',
+                  spec)
         return -1
     spans = value_spans(ctx.msg, spec.name)
     if not spec.has_idx or not spans:
@@ -404,7 +406,7 @@ def _it_get(ctx: RouteCtx, key: str, name: str, create: bool) -> Any:
         if not create:
             return None
         if len(its) >= MAX_ITERATORS:
-            klog.err(f"textopsx: too many iterators (max {MAX_ITERATORS})", ctx)
+            log.error("textopsx: too many iterators (max %s)", MAX_ITERATORS)
             return None
         its[name] = _HfIt() if key == "hfit" else _BlIt()
     return its[name]
@@ -414,7 +416,7 @@ def _add_text(ctx: RouteCtx, text: str, **where: Any) -> int:
     try:
         ctx.msg.add_header(text, **where)
     except ValueError as exc:
-        klog.err(f"textopsx: cannot add header {text!r}: {exc}", ctx)
+        log.error("textopsx: cannot add header %r: %s", text, exc)
         return -1
     return 1
 

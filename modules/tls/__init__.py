@@ -13,17 +13,19 @@ and the running configuration stays.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import ssl
 import time
 from typing import Any
 
-from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import ModContext, Module
 from sipcore.net.addr import SocketInfo
 
 from . import tls_pv
 from .tls_cfg import TlsCfgError, TlsConfig, TlsProfile, parse_tls_cfg
+
+log = logging.getLogger(__name__)
 
 mod = Module("tls", summary="TLS transport (Python ssl): tls.cfg profiles, reload.")
 
@@ -207,11 +209,11 @@ class Provider:
         try:
             conf, contexts = load()
         except TlsCfgError as exc:
-            klog.emit(klog.L_ERR, f"tls: cannot adopt reloaded configuration: {exc}")
+            log.error("tls: cannot adopt reloaded configuration: %s", exc)
             _st.generation = gen        # do not retry on every tick; keep the old contexts
             return
         _install(conf, contexts, gen)
-        klog.emit(klog.L_INFO, f"tls: configuration generation {gen} adopted")
+        log.info("tls: configuration generation %s adopted", gen)
 
     def connection_limit(self) -> int:
         net = _stream()

@@ -10,12 +10,12 @@ modules/usrloc (usrloc_mod.c, udomain.c, urecord.c, ucontact.c, ul_rpc.c).
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
 
 from sipcore import db, stats
-from sipcore import log as klog
 from sipcore.core.declared import declare_params
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.mod import ModContext, Module
@@ -25,6 +25,8 @@ from sipcore.shm import ShmError, ShmHashTable
 from .api import UsrlocApi, aor_hash
 from .ucontact import Contact, RecordTooLarge, q_text
 from .udomain import DB_ONLY, DB_READONLY, NO_DB, WRITE_BACK, DomainCfg, UDomain, new_ruid
+
+log = logging.getLogger(__name__)
 
 mod = Module("usrloc", summary="User location (AoR -> contacts) storage.")
 
@@ -177,7 +179,7 @@ def _check_table_version(d: UDomain, url: str) -> None:
     try:
         got = db.table_version(url, d.name)
     except db.DbError as exc:
-        klog.warn(f"usrloc: cannot check the version of table {d.name}: {exc}")
+        log.warning("usrloc: cannot check the version of table %s: %s", d.name, exc)
         return
     finally:
         db.dispose_engine(url)              # no connection may cross fork
@@ -236,7 +238,7 @@ def destroy(ctx: ModContext) -> None:
         try:
             d.flush()
         except db.DbError as exc:
-            klog.err(f"usrloc: flush of {d.name} at shutdown failed: {exc}")
+            log.error("usrloc: flush of %s at shutdown failed: %s", d.name, exc)
     db.dispose_engine(cfg.db_url)
 
 

@@ -14,19 +14,21 @@ Invariants:
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sipcore import log as klog
 from sipcore import stats
 from sipcore.db import DbError
 from sipcore.shm import ShmHashTable
 
 from .ucontact import CS_DELETED, CS_DIRTY, CS_NEW, CS_SYNC, Contact, pack_record, unpack_record
 from .ul_db import LocationDb
+
+log = logging.getLogger(__name__)
 
 NO_DB, WRITE_THROUGH, WRITE_BACK, DB_ONLY, DB_READONLY = 0, 1, 2, 3, 4
 
@@ -217,7 +219,7 @@ class UDomain:
         recs: dict[str, list[Contact]] = {}
         if self.cfg.db_clean_tcp:
             gone = self.db.delete_stream_contacts()
-            klog.info(f"usrloc: {self.name}: {gone} TCP/TLS/WS contacts removed at startup")
+            log.info("usrloc: %s: %s TCP/TLS/WS contacts removed at startup", self.name, gone)
         skipped = 0
         for aor, ct in self.db.load_all(self.cfg.fetch_rows):
             if self.cfg.skip_remote_socket and ct.socket and \
@@ -226,12 +228,12 @@ class UDomain:
                 continue
             recs.setdefault(aor, []).append(ct)
         if skipped:
-            klog.info(f"usrloc: {self.name}: {skipped} contacts with a remote socket skipped")
+            log.info("usrloc: %s: %s contacts with a remote socket skipped", self.name, skipped)
         for aor, cts in recs.items():
             self.table.set(aor.encode(), pack_record(cts))
             self._count([], cts)
             n += len(cts)
-        klog.info(f"usrloc: {self.name}: {n} contacts of {len(recs)} AoRs loaded")
+        log.info("usrloc: %s: %s contacts of %s AoRs loaded", self.name, n, len(recs))
         return n
 
     # ---- timer ----------------------------------------------------------------------------
@@ -335,8 +337,8 @@ class UDomain:
             try:
                 cb(self.name, aor, c)
             except Exception as exc:  # a callback (event route) must not stop the expiry
-                klog.err(f"usrloc: contact-expired callback failed: {type(exc).__name__}: "
-                         f"{exc}")
+                log.error("usrloc: contact-expired callback failed: %s: %s",
+                          type(exc).__name__, exc)
 
     def flush(self) -> None:
         """db_mode 2: write every pending change now (ul.flush, shutdown)."""

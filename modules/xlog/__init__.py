@@ -8,6 +8,7 @@ Unlike Kamailio the text is evaluated even when the level is disabled, because a
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -15,6 +16,8 @@ from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, Custom, Fx, Module
 from sipcore.route.ctx import RouteCtx
+
+log = logging.getLogger(__name__)
 
 mod = Module("xlog", summary="Formatted logging with pseudo-variables.")
 
@@ -127,8 +130,8 @@ def xlog_emit(ctx: RouteCtx, level: int, text: str, facility: Optional[int] = No
     size = mod.p.buf_size
     if len(text) > size:
         text = text[:size]
-    klog.emit(level, text, ctx=ctx,
-              facility=facility if facility is not None else _default_facility())
+    log.log(klog.py_level(level), "%s", text, extra=klog.log_record_extra(
+        ctx, facility if facility is not None else _default_facility()))
     return 1
 
 
@@ -202,7 +205,7 @@ def ki_xlogm(ctx: RouteCtx, level: int, text: str) -> int:
     try:
         mid = ctx.msg.method_id
     except ParseError as exc:       # a reply without a parseable CSeq is logged
-        klog.dbg(f"xlogm: no method id: {exc}", ctx)
+        log.debug("xlogm: no method id: %s", exc)
         mid = 0
     if mid & mod.p.methods_filter:
         return 1

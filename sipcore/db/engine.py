@@ -16,6 +16,7 @@ dead pooled connection is detected on checkout and replaced.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from sipcore import log as klog
+log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///pykam.sqlite"
 
@@ -103,7 +104,7 @@ def get_engine(url: str) -> Engine:
         eng = _engines.get(url)
         if eng is None:
             eng = _engines[url] = _make_engine(url)
-            klog.dbg(f"db: engine for {display_url(url)} in pid {pid}")
+            log.debug("db: engine for %s in pid %s", display_url(url), pid)
         return eng
 
 

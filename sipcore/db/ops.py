@@ -5,15 +5,17 @@ queries (guarded()). Every statement is SQLAlchemy Core with bound parameters (S
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from sqlalchemy import Engine, MetaData, Table, delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from sipcore import log as klog
 from sipcore.db.engine import DbUrlError, display_url, get_engine
 from sipcore.db.schema import TABLES, VERSIONS, tables_for
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -29,7 +31,7 @@ def guarded(what: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except (SQLAlchemyError, DbUrlError, OSError, ImportError) as exc:   # ImportError: no driver
-        klog.err(f"db: {what} failed: {type(exc).__name__}: {_short(exc)}")
+        log.error("db: %s failed: %s: %s", what, type(exc).__name__, _short(exc))
         raise DbError(f"{what}: {_short(exc)}") from exc
 
 
@@ -74,7 +76,7 @@ def create_all(url: str, names: Iterable[str] | None = None, *, prefix: str = ""
         return [t.name for t in md_tables]
 
     names_done = guarded(f"create tables on {display_url(url)}", run)
-    klog.info(f"db: tables ready on {display_url(url)}: {', '.join(names_done)}")
+    log.info("db: tables ready on %s: %s", display_url(url), ', '.join(names_done))
     return names_done
 
 
@@ -112,7 +114,7 @@ def check_version(url: str, table: str, expected: int | None = None) -> None:
     if got != want:
         msg = (f"table {table} has version {got} in {display_url(url)}, expected {want} "
                f"(create it with `pykamctl db create`)")
-        klog.err(f"db: {msg}")
+        log.error("db: %s", msg)
         raise DbError(msg)
 
 

@@ -6,6 +6,7 @@ Kamailio: BOOL functions give a language boolean, INT ones 1/-1, STR ones str or
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ from sipcore.cfg import runtime as RT
 from sipcore.kemi.registry import CURRENT, KsrTree, _to_int, _to_str, call_native
 from sipcore.pv import NULL_TEXT, PvError, cached_pv
 from sipcore.route.ctx import ScriptExit
+
+_log = logging.getLogger(__name__)
 
 # is_method_in letters (kemi.c sr_kemi_core_is_method_in)
 METHOD_LETTERS = {
@@ -64,7 +67,7 @@ def is_method_in(letters: str) -> bool:
 def _flag(n: Any) -> int | None:
     f = _to_int(n)
     if not 0 <= f <= 31:
-        klog.emit(klog.L_ERR, f"flag {f} out of range (0..31)", cur.ctx)
+        _log.error("flag %s out of range (0..31)", f)
         return None
     return f
 
@@ -262,7 +265,7 @@ def route(name: Any) -> Any:
 def _make_log(level: int, name: str) -> Callable[[Any], None]:
     def log_at(msg: Any) -> None:
         if level <= klog.get_debug():
-            klog.emit(level, _to_str(msg), cur.ctx)
+            _log.log(klog.py_level(level), "%s", _to_str(msg))
     log_at.__name__ = name
     log_at.__doc__ = f"Log MSG at level {name} (add the newline yourself)."
     return log_at
@@ -272,7 +275,7 @@ def log(level: Any, msg: Any) -> None:
     """Log MSG at LEVEL ("dbg", "info", "notice", "warn", "err", "crit")."""
     lv = LOG_LEVELS.get(_to_str(level).lower().removeprefix("l_"), klog.L_ERR)
     if lv <= klog.get_debug():
-        klog.emit(lv, _to_str(msg), cur.ctx)
+        _log.log(klog.py_level(lv), "%s", _to_str(msg))
 
 
 # ---- KSR.pv ----------------------------------------------------------------------------------
@@ -281,7 +284,7 @@ def _pv(name: Any) -> Any:
     try:
         return cached_pv(_to_str(name), cur.registry)
     except PvError as e:
-        klog.emit(klog.L_ERR, f"KSR.pv: bad pseudo-variable {name!r}: {e}", cur.ctx)
+        _log.error("KSR.pv: bad pseudo-variable %r: %s", name, e)
         return None
 
 
@@ -333,7 +336,7 @@ def _pv_set(name: Any, value: Any) -> int:
     try:
         spec.set(cur.ctx, value)
     except (PvError, ValueError) as e:
-        klog.emit(klog.L_ERR, f"KSR.pv: cannot set {name}: {e}", cur.ctx)
+        _log.error("KSR.pv: cannot set %s: %s", name, e)
         return -1
     return 1
 
@@ -363,7 +366,7 @@ def pv_is_null(name: Any) -> bool:
 def _hdr_line(txt: Any) -> str | None:
     text = _to_str(txt)
     if ":" not in text:
-        klog.emit(klog.L_ERR, f"KSR.hdr: not a header line: {text!r}", cur.ctx)
+        _log.error("KSR.hdr: not a header line: %r", text)
         return None
     return text
 
@@ -372,7 +375,7 @@ def _edit(op: Callable[[], None]) -> int:
     try:
         op()
     except ValueError as e:
-        klog.emit(klog.L_ERR, f"KSR.hdr: {e}", cur.ctx)
+        _log.error("KSR.hdr: %s", e)
         return -1
     return 1
 
@@ -496,7 +499,7 @@ def hdr_match_content(hname: Any, op: Any, val: Any, idx: Any) -> int:
              "starts": lambda s: s.startswith(v), "has": lambda s: v in s}
     t = tests.get(o)
     if t is None:
-        klog.emit(klog.L_ERR, f"KSR.hdr.match_content: unknown operator {o!r}", cur.ctx)
+        _log.error("KSR.hdr.match_content: unknown operator %r", o)
         return -1
     return 1 if any(t(h.value) for h in hs) else -1
 

@@ -18,16 +18,18 @@ Route kinds (CompiledConfig.run(kind, name, ctx) delegates here):
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from typing import Any
 
-from sipcore import log as klog
 from sipcore import stats
 from sipcore.cfg.compiler import event_route_type
 from sipcore.errors import ParseError
 from sipcore.kemi.registry import CURRENT, KsrTree, build_ksr
 from sipcore.mod.exports import RouteType
 from sipcore.route.ctx import RouteCtx, ScriptExit
+
+log = logging.getLogger(__name__)
 
 _KIND_TYPE = {
     "request": RouteType.REQUEST, "route": RouteType.REQUEST, "failure": RouteType.FAILURE,
@@ -136,10 +138,10 @@ class KemiEngine:
         try:
             new = self.new_state(self.generation.sources())
         except ScriptLoadError as e:
-            klog.emit(klog.L_ERR, f"{self.module}: reload failed, keeping the old script: {e}")
+            log.error("%s: reload failed, keeping the old script: %s", self.module, e)
             return
         self.state = new
-        klog.emit(klog.L_INFO, f"{self.module}: script reloaded (generation {gen})")
+        log.info("%s: script reloaded (generation %s)", self.module, gen)
 
     def request_reload(self) -> dict[str, Any]:
         """RPC: check the script(s) as they are on disk now; if they load, every process
@@ -225,7 +227,7 @@ class KemiEngine:
         """KSR.route(NAME) from the script: call another script function in the running
         route (its exit and errors propagate to the caller)."""
         if not self.has_function(fname):
-            klog.emit(klog.L_ERR, f"KSR.route: no function {fname}() in the script", ctx)
+            log.error("KSR.route: no function %s() in the script", fname)
             return -1
         return self.invoke(fname, ctx, ())
 
@@ -257,8 +259,8 @@ class KemiEngine:
             callid = ctx.msg.callid
         except ParseError:
             callid = "?"
-        klog.emit(klog.L_ERR, f"{self.module}: error in {self.lang} function {fname}() "
-                  f"(Call-ID {callid}): {self.describe_error(exc)}")
+        log.error("%s: error in %s function %s() (Call-ID %s): %s",
+                  self.module, self.lang, fname, callid, self.describe_error(exc))
         msg = ctx.msg
         if kind == "request" and msg.is_request:
             ctx.dropped = True

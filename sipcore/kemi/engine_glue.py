@@ -6,13 +6,15 @@ Runs in: the master (modparam check), every routing process (child_init), the ct
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
-from sipcore import log as klog
 from sipcore.errors import ModuleError, RpcFault
 from sipcore.proc import ranks
+
+log = logging.getLogger(__name__)
 
 _MASTER_RANKS = (ranks.PROC_INIT, ranks.PROC_MAIN, ranks.PROC_POSTCHILDINIT)
 
@@ -57,7 +59,7 @@ def engine_reload(module: str, engine: Any, cfgengine: str, load_error: type[Exc
     try:
         res: dict[str, Any] = engine.request_reload()
     except load_error as e:
-        klog.emit(klog.L_ERR, f"{module}.reload refused: {e}")
+        log.error("%s.reload refused: %s", module, e)
         raise RpcFault(500, f"script not reloaded: {e}") from None
-    klog.emit(klog.L_INFO, f"{module}.reload: generation {res['new']}")
+    log.info("%s.reload: generation %s", module, res['new'])
     return res

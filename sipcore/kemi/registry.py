@@ -17,15 +17,17 @@ functions Kamailio declares boolean (flags, is_*, seturi...) return a language b
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sipcore import log as klog
 from sipcore.cfg.regex import compile_posix
 from sipcore.mod.exports import ANY_ROUTE, Custom, FuncExport, Fx
 from sipcore.pv import PvError, cached_pv, parse_format
+
+log = logging.getLogger(__name__)
 
 
 class _Current:
@@ -201,8 +203,7 @@ def make_caller(fe: FuncExport, registry: Any, label: str, boolean: bool = False
             raise TypeError(f"{label}() takes {n} argument{'s' if n != 1 else ''}, "
                             f"{len(args)} given")
         if check_route and not allowed & ctx.route_type.value:
-            klog.emit(klog.L_ERR, f"{label}() is not allowed in {ctx.route_name or 'this'} "
-                      "route", ctx)
+            log.error("%s() is not allowed in %s route", label, ctx.route_name or 'this')
             return False if boolean else -1
         try:
             if n == 0:
@@ -214,7 +215,7 @@ def make_caller(fe: FuncExport, registry: Any, label: str, boolean: bool = False
             else:
                 rc = impl(ctx, *[c(a) for c, a in zip(convs, args)])
         except KemiArgError as e:
-            klog.emit(klog.L_ERR, f"{label}(): {e}", ctx)
+            log.error("%s(): %s", label, e)
             return False if boolean else -1
         ctx.rc = rc
         return rc > 0 if boolean else rc
@@ -329,8 +330,7 @@ def call_native(name: str, *args: Any) -> Any:
     if fn is None:
         fe = next((f for f in registry.find_function(name) if len(f.args) == len(args)), None)
         if fe is None:
-            klog.emit(klog.L_ERR, f"KSR.x.modf: no function {name}() with {len(args)} "
-                      "arguments", CURRENT.ctx)
+            log.error("KSR.x.modf: no function %s() with %s arguments", name, len(args))
             return -1
         fn = make_caller(fe, registry, f"KSR.x.modf({name})", modf=True)
         _bounded(_MODF_CACHE)[key] = fn

@@ -17,17 +17,19 @@ worker, so two concurrent sends to a new peer do not open two connections.
 """
 from __future__ import annotations
 
+import logging
 import socket
 import zlib
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sipcore import log as klog
 from sipcore import stats
 from sipcore.errors import ConfigError
 from sipcore.net.addr import Dest, SocketInfo
 from sipcore.net.conntable import ConnRec, ConnTable
 from sipcore.net.mailbox import F_CLOSE_AFTER, F_NO_CONNECT, OP_CLOSE, OP_SEND, Command, Mailboxes
 from sipcore.net.options import TcpOptions
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     import ssl
@@ -64,10 +66,10 @@ def bind_stream_listeners(sockets: list[SocketInfo], g: dict[str, Any]
         if si.proto not in STREAM_PROTOS:
             continue
         if g.get("disable_tcp"):
-            klog.emit(klog.L_WARN, f"listen {si}: disable_tcp is set; skipped")
+            log.warning("listen %s: disable_tcp is set; skipped", si)
             continue
         if si.proto == "tls" and not g.get("enable_tls"):
-            klog.emit(klog.L_WARN, f"listen {si}: enable_tls is not set; skipped")
+            log.warning("listen %s: enable_tls is not set; skipped", si)
             continue
         fam = socket.AF_INET6 if si.af == 6 else socket.AF_INET
         s = socket.socket(fam, socket.SOCK_STREAM)
@@ -147,11 +149,11 @@ class StreamNet:
         """Send DATA over a stream connection to DEST; True when it was written or handed to
         the owner (writes complete asynchronously, as Kamailio's tcp_async)."""
         if dest.proto not in STREAM_PROTOS or self.n_workers == 0:
-            klog.emit(klog.L_ERR, f"send to {dest.proto}:{dest.ip}:{dest.port}: no "
-                      f"{dest.proto} transport (no {dest.proto} listen socket)")
+            log.error("send to %s:%s:%s: no %s transport (no %s listen socket)",
+                      dest.proto, dest.ip, dest.port, dest.proto, dest.proto)
             return False
         if dest.proto == "tls" and self.tls is None:
-            klog.emit(klog.L_ERR, f"send to tls:{dest.ip}:{dest.port}: tls module not loaded")
+            log.error("send to tls:%s:%s: tls module not loaded", dest.ip, dest.port)
             return False
         flags = (F_NO_CONNECT if no_connect or self.opts.no_connect else 0) | \
             (F_CLOSE_AFTER if close_after else 0)
@@ -163,8 +165,8 @@ class StreamNet:
         rec = self.find(dest)
         if rec is None:
             if flags & F_NO_CONNECT:
-                klog.emit(klog.L_INFO, f"no open {dest.proto} connection to {dest.ip}:"
-                          f"{dest.port} and connecting is not allowed: not sent")
+                log.info("no open %s connection to %s:%s and connecting is not allowed: not sent",
+                         dest.proto, dest.ip, dest.port)
                 stats.inc("tcp:send_failed")
                 return False
             owner = self.pick_worker(dest.proto, dest.ip, dest.port)
@@ -176,8 +178,8 @@ class StreamNet:
             return w.handle_command(cmd)
         err = self.mailboxes.post(owner, cmd)
         if err is not None:
-            klog.emit(klog.L_ERR, f"send to {dest.proto}:{dest.ip}:{dest.port}: TCP worker "
-                      f"{owner} mailbox: {err}")
+            log.error("send to %s:%s:%s: TCP worker %s mailbox: %s",
+                      dest.proto, dest.ip, dest.port, owner, err)
             stats.inc("tcp:send_failed")
             return False
         return True

@@ -18,6 +18,7 @@ Each such event is counted in the tcp:* statistics.
 from __future__ import annotations
 
 import errno
+import logging
 import select
 import selectors
 import socket
@@ -37,6 +38,8 @@ from sipcore.net.mailbox import F_CLOSE_AFTER, F_NO_CONNECT, OP_CLOSE, OP_SEND, 
 from sipcore.net.stream import StreamBuffer
 from sipcore.net.tcp import StreamNet
 from sipcore.net.udp import Receive, guarded_receive
+
+log = logging.getLogger(__name__)
 
 HOUSEKEEPING = 0.25
 WQ_STAT = "tcp:current_write_queue_size"     # bytes queued, summed over the workers
@@ -127,8 +130,8 @@ class TcpWorker:
         purged = self.net.table.purge_owner(self.index)
         if purged:
             stats.inc("tcp:current_opened_connections", -purged)
-            klog.emit(klog.L_NOTICE, f"tcp worker {self.index}: forgot {purged} connections "
-                      "of its previous instance")
+            log.log(klog.NOTICE, "tcp worker %s: forgot %s connections of its previous instance",
+                                 self.index, purged)
         for s, si in self.net.listeners:
             self.sel.register(s, selectors.EVENT_READ, si)
         self.sel.register(self.mbox, selectors.EVENT_READ, None)
@@ -170,7 +173,7 @@ class TcpWorker:
             except _TRY_AGAIN:
                 return
             except OSError as exc:
-                klog.emit(klog.L_ERR, f"accept on {si}: {exc.strerror}")
+                log.error("accept on %s: %s", si, exc.strerror)
                 return
             self._new_passive(s, addr, si)
 
@@ -181,8 +184,8 @@ class TcpWorker:
         proto = si.proto
         if self.net.table.count(proto) >= self._limit(proto):
             stats.inc("tcp:local_reject")
-            klog.emit(klog.L_WARN, f"{proto} connection from {addr[0]}:{addr[1]} refused: "
-                      f"{proto}_max_connections reached")
+            log.warning("%s connection from %s:%s refused: %s_max_connections reached",
+                        proto, addr[0], addr[1], proto)
             s.close()
             return
         s.setblocking(False)
@@ -198,7 +201,7 @@ class TcpWorker:
                 s = tls.server_context(si).wrap_socket(s, server_side=True,
                                                        do_handshake_on_connect=False)
             except (OSError, ValueError) as exc:
-                klog.emit(klog.L_ERR, f"tls: cannot set up a connection on {si}: {exc}")
+                log.error("tls: cannot set up a connection on %s: %s", si, exc)
                 s.close()
                 return
             state = State.HANDSHAKE
@@ -227,7 +230,7 @@ class TcpWorker:
                 if o.keepcnt:
                     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, o.keepcnt)
         except OSError as exc:
-            klog.emit(klog.L_DBG, f"tcp socket options: {exc.strerror}")
+            log.debug("tcp socket options: %s", exc.strerror)
 
     def _register(self, conn: Conn) -> None:
         self.conns[conn.conn_id] = conn
@@ -255,12 +258,12 @@ class TcpWorker:
     def _connect(self, proto: str, ip: str, port: int) -> Conn | None:
         if self.net.table.count(proto) >= self._limit(proto):
             stats.inc("tcp:local_reject")
-            klog.emit(klog.L_WARN, f"{proto} connection to {ip}:{port} not opened: "
-                      f"{proto}_max_connections reached")
+            log.warning("%s connection to %s:%s not opened: %s_max_connections reached",
+                        proto, ip, port, proto)
             return None
         si = self.net.local_socket(proto, ip)
         if si is None:
-            klog.emit(klog.L_ERR, f"no {proto} listen socket of the family of {ip}")
+            log.error("no %s listen socket of the family of %s", proto, ip)
             return None
         fam = socket.AF_INET6 if ":" in ip else socket.AF_INET
         s = socket.socket(fam, socket.SOCK_STREAM)
@@ -276,12 +279,12 @@ class TcpWorker:
         except OSError as exc:
             s.close()
             stats.inc("tcp:connect_failed")
-            klog.emit(klog.L_ERR, f"connect to {proto}:{ip}:{port}: {exc.strerror}")
+            log.error("connect to %s:%s:%s: %s", proto, ip, port, exc.strerror)
             return None
         if rc not in (0, errno.EINPROGRESS):
             s.close()
             stats.inc("tcp:connect_failed")
-            klog.emit(klog.L_ERR, f"connect to {proto}:{ip}:{port}: {errno.errorcode.get(rc)}")
+            log.error("connect to %s:%s:%s: %s", proto, ip, port, errno.errorcode.get(rc))
             return None
         conn = Conn(s, self.net.table.new_id(), proto, si, ip, port, self.opts.max_msg_size,
                     State.CONNECTING, outbound=True, accept_no_cl=self.opts.accept_no_cl)
@@ -392,8 +395,8 @@ class TcpWorker:
                     return              # closed by the script (set_reply_close, ...)
         except ParseError as exc:
             stats.inc("tcp:bad_framing")
-            klog.emit(klog.L_WARN, f"{conn}: cannot frame the stream ({exc.reason}): "
-                      "closing the connection")
+            log.warning("%s: cannot frame the stream (%s): closing the connection",
+                        conn, exc.reason)
             self._close(conn, None)
             return
         # tcp_wait_data counts from the start of the message still incomplete: a busy stream
@@ -436,8 +439,8 @@ class TcpWorker:
         if conn is None:
             if cmd.flags & F_NO_CONNECT:
                 stats.inc("tcp:send_failed")
-                klog.emit(klog.L_INFO, f"no {cmd.proto} connection to {cmd.ip}:{cmd.port} "
-                          "(no-connect): not sent")
+                log.info("no %s connection to %s:%s (no-connect): not sent", cmd.proto, cmd.ip,
+                         cmd.port)
                 return False
             conn = self._connect(cmd.proto, cmd.ip, cmd.port)
             if conn is None:
@@ -500,7 +503,7 @@ class TcpWorker:
             try:
                 cmd = Command.unpack(raw)
             except (struct.error, UnicodeDecodeError) as exc:     # a local bug
-                klog.emit(klog.L_ERR, f"tcp worker {self.index}: bad mailbox command: {exc}")
+                log.error("tcp worker %s: bad mailbox command: %s", self.index, exc)
                 continue
             self.handle_command(cmd)
 
@@ -520,8 +523,8 @@ class TcpWorker:
                     self._close(conn, f"connect timeout ({o.connect_timeout:g}s)")
             elif conn.partial_since and now - conn.partial_since > o.wait_data:
                 stats.inc("tcp:stalled")
-                klog.emit(klog.L_WARN, f"{conn}: incomplete message for more than "
-                          f"{o.wait_data:g}s: closing the connection")
+                log.warning("%s: incomplete message for more than %ss: closing the connection",
+                            conn, format(o.wait_data, 'g'))
                 self._close(conn, None)
             elif now - conn.last > o.connection_lifetime:
                 stats.inc("tcp:con_timeout")
@@ -531,7 +534,7 @@ class TcpWorker:
         if self.conns.pop(conn.conn_id, None) is None:
             return
         if why:
-            klog.emit(klog.L_INFO, f"{conn}: closed: {why}")
+            log.info("%s: closed: %s", conn, why)
         if conn.events:
             try:
                 self.sel.unregister(conn.sock)

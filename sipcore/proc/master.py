@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import gc
+import logging
 import os
 import random
 import select
@@ -33,6 +34,8 @@ from sipcore.proc import ranks
 from sipcore.proc.table import STATUS_EXITED, STATUS_READY, ProcTable
 from sipcore.receive import receiver
 from sipcore.route.event import run_route
+
+log = logging.getLogger(__name__)
 
 CHILD_INIT_FAILED = 3           # exit code of a child whose child_init failed: halt, no respawn
 STOP_GRACE = 1.5                # seconds children get to exit after SIGTERM before SIGKILL
@@ -214,8 +217,7 @@ class Master:
                 if spec.rank == ranks.PROC_SIPINIT:
                     run_route(self.cfg, self.core, "event", "core:worker-one-init")
             except Exception as exc:
-                klog.emit(klog.L_CRIT, f"child_init failed in {spec.desc}: "
-                          f"{type(exc).__name__}: {exc}")
+                log.critical("child_init failed in %s: %s: %s", spec.desc, type(exc).__name__, exc)
                 os._exit(CHILD_INIT_FAILED)
             self.table.set_status(spec.idx, STATUS_READY)
             env.on_idle()
@@ -227,7 +229,8 @@ class Master:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0
         except BaseException as exc:  # anything else: log it and let the master respawn us
-            klog.emit(klog.L_CRIT, f"{spec.desc} died: {type(exc).__name__}: {exc}\n"
+            log.critical("%s",
+                         f"{spec.desc} died: {type(exc).__name__}: {exc}\n"
                       + traceback.format_exc())
             code = 1
         finally:
@@ -271,7 +274,7 @@ class Master:
             os.write(self.daemon_fd, b"\0")
             os.close(self.daemon_fd)
             self.daemon_fd = None
-        klog.emit(klog.L_NOTICE, f"pykam started: {len(self.specs)} children")
+        log.log(klog.NOTICE, "pykam started: %s children", len(self.specs))
         try:
             while True:
                 try:
@@ -296,10 +299,10 @@ class Master:
         while self.sigq:
             sig = self.sigq.popleft()
             if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-                klog.emit(klog.L_NOTICE, f"{signal.Signals(sig).name} received, stopping")
+                log.log(klog.NOTICE, "%s received, stopping", signal.Signals(sig).name)
                 stop = True
             elif sig in (signal.SIGHUP, signal.SIGUSR1):
-                klog.emit(klog.L_INFO, f"{signal.Signals(sig).name} received (ignored)")
+                log.info("%s received (ignored)", signal.Signals(sig).name)
         return stop or self.stopping
 
     def _reap(self) -> None:
@@ -321,11 +324,11 @@ class Master:
                     " (perhaps out of memory?)" if sig == signal.SIGKILL else "")
             else:
                 how = f"exited with status {os.WEXITSTATUS(status)}"
-            klog.emit(klog.L_ERR, f"child {spec.desc} (pid {pid}) {how}")
+            log.error("child %s (pid %s) %s", spec.desc, pid, how)
             if self.stopping:
                 continue
             if os.WIFEXITED(status) and os.WEXITSTATUS(status) == CHILD_INIT_FAILED:
-                klog.emit(klog.L_CRIT, f"child {spec.desc} failed to initialise: stopping")
+                log.critical("child %s failed to initialise: stopping", spec.desc)
                 self.exit_code = 1
                 self.stopping = True
                 continue
@@ -334,14 +337,14 @@ class Master:
             while self.deaths and now - self.deaths[0] > STORM_WINDOW:
                 self.deaths.popleft()
             if len(self.deaths) > STORM_DEATHS:
-                klog.emit(klog.L_CRIT, f"{len(self.deaths)} children died within "
-                          f"{STORM_WINDOW:.0f}s: stopping")
+                log.critical("%s children died within %.0fs: stopping",
+                             len(self.deaths), STORM_WINDOW)
                 self.exit_code = 1
                 self.stopping = True
                 continue
             n = self.table.add_restart(spec.idx)
             stats.inc("core:child_restarts")
-            klog.emit(klog.L_NOTICE, f"respawning {spec.desc} (restart {n})")
+            log.log(klog.NOTICE, "respawning %s (restart %s)", spec.desc, n)
             self.spawn(spec)
 
     def shutdown(self) -> None:
@@ -358,8 +361,7 @@ class Master:
             if self.by_pid:
                 time.sleep(0.02)
         for pid in list(self.by_pid):
-            klog.emit(klog.L_WARN, f"child {self.by_pid[pid].desc} (pid {pid}) did not stop: "
-                      "SIGKILL")
+            log.warning("child %s (pid %s) did not stop: SIGKILL", self.by_pid[pid].desc, pid)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -377,7 +379,7 @@ class Master:
                 os.unlink(self.pidfile)
             except OSError:
                 pass
-        klog.emit(klog.L_NOTICE, "pykam stopped")
+        log.log(klog.NOTICE, "pykam stopped")
 
     def _reap_quiet(self) -> None:
         while True:
@@ -398,7 +400,7 @@ def _orphan_cleanup(ctx: Any) -> None:
         try:
             ctx.unlink()
         except Exception as exc:  # already unlinked by a sibling: ShmError/OSError
-            klog.emit(klog.L_DBG, f"orphan cleanup: {exc}")
+            log.debug("orphan cleanup: %s", exc)
 
 
 def daemonize(keep_stderr: bool) -> int:

@@ -11,15 +11,17 @@ braces in transformations are balanced. The short form never takes an index.
 """
 from __future__ import annotations
 
+import logging
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
-from sipcore import log as klog
 from sipcore.pv import registry
 from sipcore.pv.errors import PvError
 from sipcore.pv.registry import Inner, PvClass
 from sipcore.pv.spec import ALL, Index, PvSpec, PvValue
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.pv.transforms import Transform
@@ -254,7 +256,7 @@ class DynNamePv(PvSpec):
         try:
             spec = self._spec(ctx)
         except PvError as e:
-            klog.err(f"{self.text}: {e}", ctx)
+            log.error("%s: %s", self.text, e)
             return None
         return spec.get(ctx)
 

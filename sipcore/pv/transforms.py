@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import time
 import urllib.parse
@@ -25,6 +26,8 @@ from sipcore.msg import parse_nameaddr, parse_uri
 from sipcore.msg.params import format_params, split_commas
 from sipcore.pv.errors import PvError
 from sipcore.pv.spec import PvSpec, PvValue, to_int, to_str
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.route.ctx import RouteCtx
@@ -153,7 +156,7 @@ class OpTransform(Transform):
             return self.fn(value, *args)
         except (TrFail, ParseError, PvError, ValueError, IndexError, UnicodeError) as e:
             if klog.enabled(klog.L_DBG):
-                klog.dbg(f"transformation {{{self.text}}} failed: {e}", ctx)
+                log.debug("transformation {%s} failed: %s", self.text, e)
             return None
 
 
@@ -826,7 +829,7 @@ class SubstTransform(Transform):
             return self.rx.sub(self.repl, s, count=self.count)
         except (re.error, IndexError) as e:
             if klog.enabled(klog.L_DBG):
-                klog.dbg(f"transformation {{{self.text}}} failed: {e}", ctx)
+                log.debug("transformation {%s} failed: %s", self.text, e)
             return None
 
 

@@ -17,6 +17,7 @@ the first loaded wins (warning).
 from __future__ import annotations
 
 import inspect
+import logging
 import traceback
 import types
 import typing
@@ -24,11 +25,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from sipcore import log as klog
 from sipcore.errors import RpcFault
 from sipcore.mod.exports import RpcExport
 from sipcore.rpc import jsonrpc
 from sipcore.rpc.jsonrpc import Call, Response
+
+log = logging.getLogger(__name__)
 
 _SCALARS = (int, float, str, bool)
 
@@ -199,10 +201,10 @@ class RpcRegistry:
         old = self._methods.get(exp.name)
         if old is not None:
             if old.origin == "core":
-                klog.dbg(f"rpc: {exp.name} of {origin} not used: the core serves it")
+                log.debug("rpc: %s of %s not used: the core serves it", exp.name, origin)
             else:
-                klog.warn(f"rpc: {exp.name} of {origin} ignored: already exported by "
-                          f"{old.origin}")
+                log.warning("rpc: %s of %s ignored: already exported by %s",
+                            exp.name, origin, old.origin)
             return
         self._methods[exp.name] = RpcMethod.from_export(exp, origin)
 
@@ -259,8 +261,8 @@ class RpcRegistry:
         except RpcFault as exc:
             return jsonrpc.error(int(exc.code), str(exc.message), call.id)
         except Exception as exc:  # noqa: BLE001 - a handler bug must not kill the ctl process
-            klog.err(f"rpc: {call.method} failed: {type(exc).__name__}: {exc}\n"
-                     f"{traceback.format_exc()}")
+            log.error("rpc: %s failed: %s: %s\n%s",
+                      call.method, type(exc).__name__, exc, traceback.format_exc())
             return jsonrpc.error(jsonrpc.HANDLER_ERROR,
                                  f"Internal error in {call.method}: "
                                  f"{type(exc).__name__}: {exc}", call.id)

@@ -20,6 +20,7 @@ nothing changed); refresh() runs the on-change hooks, e.g. `core.debug` -> log l
 """
 from __future__ import annotations
 
+import logging
 import mmap
 import multiprocessing
 import struct
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sipcore import log as klog
+
+log = logging.getLogger(__name__)
 
 STR_MAX = 254                 # bytes of a string slot (Kamailio cfg strings are short too)
 _GEN = struct.Struct("<Q")
@@ -208,7 +211,7 @@ class RuntimeCfg:
                 try:
                     fn(snap[key])
                 except (ValueError, TypeError) as exc:
-                    klog.err(f"cfg: applying {key}={snap[key]!r} failed: {exc}")
+                    log.error("cfg: applying %s=%r failed: %s", key, snap[key], exc)
         return bool(changed)
 
     def _snapshot(self) -> dict[str, Value]:
@@ -270,7 +273,7 @@ class RuntimeCfg:
             except ValueError as exc:
                 raise CfgError(400, f"{v.key}: {exc}") from None
         if not self._wlock.acquire(timeout=1.0):
-            klog.warn(f"cfg: writer lock busy for 1 s, setting {v.key} anyway")
+            log.warning("cfg: writer lock busy for 1 s, setting %s anyway", v.key)
             self._store(v, value)
         else:
             try:

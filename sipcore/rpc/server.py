@@ -23,6 +23,7 @@ open. No input, and no handler bug, ends the process: errors become JSON-RPC err
 from __future__ import annotations
 
 import grp
+import logging
 import os
 import pwd
 import selectors
@@ -38,6 +39,8 @@ from sipcore import log as klog
 from sipcore.rpc import jsonrpc
 from sipcore.rpc.env import RpcEnv, SingleProcessTable, link_table_debug
 from sipcore.rpc.registry import RpcRegistry
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CTL_NAME = "pykam_ctl"
 MAX_REQUEST = 1 << 20            # bytes buffered for one request on a stream
@@ -113,8 +116,8 @@ def listen_addresses(env: RpcEnv) -> list[ListenAddr]:
             dgram = str(js.get_param("dgram_socket"))
             specs.append(dgram if dgram.startswith("udp:") else f"unixd:{dgram}")
         if transport == 0 or transport & 2:
-            klog.warn("jsonrpcs: the FIFO transport is not served; use the ctl socket "
-                      "(pykamcmd) or the datagram socket")
+            log.warning("jsonrpcs: the FIFO transport is not served; use the ctl socket "
+                        "(pykamcmd) or the datagram socket")
     out: list[ListenAddr] = []
     for s in specs:
         a = parse_address(s, env.rundir)
@@ -185,12 +188,12 @@ class CtlServer:
                 lst = self._open_one(a)
             except (OSError, CtlError) as exc:
                 msg = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                klog.err(f"ctl: cannot listen on {a}: {msg}")
+                log.error("ctl: cannot listen on %s: %s", a, msg)
                 continue
             lst.sock.setblocking(False)
             self.listeners.append(lst)
             self.sel.register(lst.sock, selectors.EVENT_READ, lst)
-            klog.info(f"ctl: listening on {a}")
+            log.info("ctl: listening on %s", a)
         if not self.listeners:
             raise CtlError("no control socket could be opened: "
                            + ", ".join(str(a) for a in self.addresses))
@@ -207,8 +210,7 @@ class CtlServer:
             if a.kind == "tcp":
                 s.listen(16)
                 if a.host not in ("127.0.0.1", "::1", "localhost"):
-                    klog.warn(f"ctl: {a} is not a loopback address; RPC has no "
-                              "authentication")
+                    log.warning("ctl: %s is not a loopback address; RPC has no authentication", a)
         except OSError:
             s.close()
             raise
@@ -322,8 +324,8 @@ class CtlServer:
                 if isinstance(obj, _Conn) and events & selectors.EVENT_WRITE:
                     self._flush(obj)
             except Exception as exc:  # noqa: BLE001 - a bug costs one connection, not the process
-                klog.err(f"ctl: unexpected {type(exc).__name__}: {exc}\n"
-                         f"{traceback.format_exc()}")
+                log.error("ctl: unexpected %s: %s\n%s",
+                          type(exc).__name__, exc, traceback.format_exc())
                 if isinstance(obj, _Conn):
                     self._drop(obj)
         self._expire_idle()
@@ -335,11 +337,11 @@ class CtlServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                klog.err(f"ctl: accept on {lst.addr}: {exc.strerror}")
+                log.error("ctl: accept on %s: %s", lst.addr, exc.strerror)
                 return
             if len(self.conns) >= self.max_conns:
-                klog.warn(f"ctl: {self.max_conns} connections open; refusing one on "
-                          f"{lst.addr}")
+                log.warning("ctl: %s connections open; refusing one on %s", self.max_conns,
+                            lst.addr)
                 s.close()
                 continue
             s.setblocking(False)
@@ -381,7 +383,7 @@ class CtlServer:
         if reply:
             c.out += reply
         if len(c.out) > MAX_PENDING_OUT:
-            klog.warn(f"ctl: client {c.peer} does not read its replies; dropped")
+            log.warning("ctl: client %s does not read its replies; dropped", c.peer)
             self._drop(c)
 
     def _flush(self, c: _Conn) -> None:
@@ -411,25 +413,25 @@ class CtlServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                klog.err(f"ctl: recvfrom on {lst.addr}: {exc.strerror}")
+                log.error("ctl: recvfrom on %s: %s", lst.addr, exc.strerror)
                 return
             self.served += 1
             reply = self.registry.execute(data)
             if not reply:
                 continue
             if not peer:
-                klog.dbg(f"ctl: datagram on {lst.addr} from an unbound socket: no reply")
+                log.debug("ctl: datagram on %s from an unbound socket: no reply", lst.addr)
                 continue
             try:
                 lst.sock.sendto(reply, peer)
             except OSError as exc:
-                klog.warn(f"ctl: reply to {peer} on {lst.addr}: {exc.strerror}")
+                log.warning("ctl: reply to %s on %s: %s", peer, lst.addr, exc.strerror)
 
     def _expire_idle(self) -> None:
         now = time.monotonic()
         for c in list(self.conns.values()):
             if now - c.last > self.idle_timeout:
-                klog.info(f"ctl: closing idle connection from {c.peer} on {c.addr}")
+                log.info("ctl: closing idle connection from %s on %s", c.peer, c.addr)
                 self._drop(c)
 
     def _drop(self, c: _Conn) -> None:
@@ -485,8 +487,8 @@ def run_ctl(env: RpcEnv, should_stop: Callable[[], bool], *,
         ready(server)
     rc = env.runtime_cfg
     if rc is None:
-        klog.warn("ctl: no shared runtime cfg in the RpcEnv; cfg.seti/cfg.sets will change "
-                  "the ctl process only")
+        log.warning("ctl: no shared runtime cfg in the RpcEnv; cfg.seti/cfg.sets will change "
+                    "the ctl process only")
     try:
         while not should_stop():
             if rc is not None:

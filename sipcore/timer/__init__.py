@@ -18,6 +18,7 @@ same in every process).
 from __future__ import annotations
 
 import heapq
+import logging
 import os
 import select
 import struct
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from sipcore import log as klog
+log = logging.getLogger(__name__)
 
 _REC = struct.Struct("<Hd")         # name length, due time (time.monotonic() seconds)
 MAX_RECORD = 4096
@@ -133,11 +134,11 @@ def _record(name: str, delay_ms: int, payload: bytes, now: Optional[float] = Non
     """The queue record of one request (NOW: time.monotonic() already read); None (logged)
     when it cannot be queued."""
     if name not in _handlers:
-        klog.emit(klog.L_ERR, f"timer: schedule of unknown handler {name}")
+        log.error("timer: schedule of unknown handler %s", name)
         return None
     nb = name.encode()
     if len(payload) > MAX_PAYLOAD or len(nb) > 64:
-        klog.emit(klog.L_ERR, f"timer: payload for {name} too large ({len(payload)} bytes)")
+        log.error("timer: payload for %s too large (%s bytes)", name, len(payload))
         return None
     if now is None:
         now = time.monotonic()
@@ -160,7 +161,7 @@ def schedule(name: str, delay_ms: int, payload: bytes = b"") -> bool:
         _active.add(name, max(delay_ms, 0), payload)
         return True
     if _ring is None:
-        klog.emit(klog.L_ERR, f"timer: {name} scheduled but no timer process is running")
+        log.error("timer: %s scheduled but no timer process is running", name)
         return False
     return schedule_many([(name, delay_ms, payload)]) == 1
 
@@ -178,7 +179,7 @@ def schedule_many(items: list[tuple[str, int, bytes]]) -> int:
         if rec is None:
             continue
         if not ring.push(rec):
-            klog.emit(klog.L_ERR, f"timer: queue full, dropping {name}")
+            log.error("timer: queue full, dropping %s", name)
             continue
         if not n or delay_ms < soonest:
             soonest = delay_ms
@@ -264,7 +265,7 @@ class TimerLoop:
             except Exception as exc:  # a module bug must not stop the timers
                 if d.periodic is not None:
                     d.periodic.errors += 1
-                klog.emit(klog.L_ERR, f"timer {d.name}: {type(exc).__name__}: {exc}")
+                log.error("timer %s: %s: %s", d.name, type(exc).__name__, exc)
             if d.periodic is not None:
                 nxt = d.when + d.periodic.interval_ms / 1000.0
                 if nxt < now:                    # fell behind: skip missed ticks
