@@ -127,43 +127,6 @@ def transport_uri(ip: str, port: int, proto: str) -> str:
     return base if proto.lower() == "udp" else f"{base};transport={proto.lower()}"
 
 
-def split_elements(value: str) -> list[tuple[int, int]]:
-    """[start, end) spans of the comma-separated elements of a header value (quote and
-    angle-bracket aware), whitespace trimmed."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    quoted = False
-    angle = False
-    i = 0
-    while i < len(value):
-        ch = value[i]
-        if quoted:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                quoted = False
-        elif ch == '"':
-            quoted = True
-        elif ch == "<":
-            angle = True
-        elif ch == ">":
-            angle = False
-        elif ch == "," and not angle:
-            spans.append((start, i))
-            start = i + 1
-        i += 1
-    spans.append((start, len(value)))
-    out = []
-    for s, e in spans:
-        while s < e and value[s] in " \t\r\n":
-            s += 1
-        while e > s and value[e - 1] in " \t\r\n":
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
-
-
 def element_uri_span(elem: str) -> tuple[int, int, bool]:
     """[start, end) of the URI inside one name-addr/addr-spec element, and whether it is in
     angle brackets."""

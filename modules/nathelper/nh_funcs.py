@@ -14,6 +14,7 @@ from sipcore.errors import ParseError
 from sipcore.msg import HdrType, SipMsg, parse_uri
 from sipcore.msg.lumps import LumpList, apply_ops
 from sipcore.msg.sdp import SdpLine, parse_connection, parse_origin, split_lines
+from sipcore.msg.spans import value_spans
 from sipcore.route.ctx import MsgSlot, RouteCtx
 
 from . import nh_addr as na
@@ -176,15 +177,13 @@ def _first_contact(ctx: RouteCtx) -> ContactRef | None:
     h = msg.header(HdrType.CONTACT)
     if h is None:
         return None
-    value = msg.buf[h.value_start:h.value_end].decode("utf-8", "surrogateescape")
-    spans = na.split_elements(value)
-    if not spans or value[spans[0][0]:spans[0][1]].strip() == "*":
+    buf = msg.buf
+    spans = value_spans(buf, h.value_start, h.value_end, angle=True)
+    if not spans:
         return None
     s, e = spans[0]
-    ref = ContactRef(h.value_start + len(value[:s].encode("utf-8", "surrogateescape")),
-                     h.value_start + len(value[:e].encode("utf-8", "surrogateescape")),
-                     value[s:e])
-    return ref
+    element = buf[s:e].decode("utf-8", "surrogateescape")
+    return None if element == "*" else ContactRef(s, e, element)
 
 
 def _set_first_contact(ctx: RouteCtx, ref: ContactRef, element: str) -> None:
@@ -252,14 +251,11 @@ def add_rcv_param(ctx: RouteCtx, flag: int) -> int:
     rcv = received_uri(ctx)
     found = False
     for h in msg.header_all(HdrType.CONTACT):
-        value = msg.buf[h.value_start:h.value_end].decode("utf-8", "surrogateescape")
-        for s, e in na.split_elements(value):
-            elem = value[s:e]
+        for off, end in value_spans(msg.buf, h.value_start, h.value_end, angle=True):
+            elem = msg.buf[off:end].decode("utf-8", "surrogateescape")
             if elem == "*":
                 continue
             found = True
-            off = h.value_start + len(value[:s].encode("utf-8", "surrogateescape"))
-            end = h.value_start + len(value[:e].encode("utf-8", "surrogateescape"))
             if not flag:
                 msg.insert_after(end, f';received="{rcv}"'.encode())
                 continue

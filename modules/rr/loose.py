@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from sipcore.errors import ParseError
+from sipcore.msg.spans import value_spans
 from sipcore.route.ruri import params_text
 
 from .state import RR
@@ -45,46 +46,14 @@ class RouteEntry:
         return self.na.uri
 
 
-def split_values(value: str) -> list[str]:
-    """Comma-split a Route header value, keeping each name-addr's text (quotes and <> aware)."""
-    out: list[str] = []
-    cur: list[str] = []
-    quoted = angle = False
-    i = 0
-    while i < len(value):
-        c = value[i]
-        if quoted:
-            if c == "\\" and i + 1 < len(value):
-                cur.append(value[i:i + 2])
-                i += 2
-                continue
-            if c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c == "<":
-            angle = True
-        elif c == ">":
-            angle = False
-        elif c == "," and not angle:
-            out.append("".join(cur).strip())
-            cur = []
-            i += 1
-            continue
-        cur.append(c)
-        i += 1
-    last = "".join(cur).strip()
-    if last:
-        out.append(last)
-    return out
-
-
 def route_set(ctx: "RouteCtx") -> list[RouteEntry]:
     from sipcore.msg import HdrType, parse_nameaddr
 
+    buf = ctx.msg.buf
     out: list[RouteEntry] = []
     for h in ctx.msg.header_all(HdrType.ROUTE):
-        for part in split_values(h.value):
+        for s, e in value_spans(buf, h.value_start, h.value_end, angle=True):
+            part = buf[s:e].decode("utf-8", "surrogateescape")
             out.append(RouteEntry(h, part, parse_nameaddr(part)))
     return out
 

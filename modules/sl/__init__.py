@@ -30,6 +30,7 @@ from sipcore.mod import (
     Module,
 )
 from sipcore.msg.builder import gen_to_tag
+from sipcore.msg.spans import remove_via1
 from sipcore.net.addr import Dest
 from sipcore.route.ctx import RouteCtx
 
@@ -346,47 +347,7 @@ def _forward_dest(ctx: RouteCtx) -> Optional[Dest]:
 
 def _without_top_via(ctx: RouteCtx) -> None:
     """Record the removal of our own (top) Via value as an edit of ctx.msg."""
-    from sipcore.msg import HdrType
-
-    msg = ctx.msg
-    h = msg.header(HdrType.VIA)
-    if h is None:
-        return
-    vals = _split_top_level(msg.buf[h.value_start:h.value_end])
-    if len(vals) <= 1:
-        msg.remove_header(h)
-    else:
-        # drop "value1," and the blank after it, keeping the rest of the line
-        cut = h.value_start + vals[0]
-        end = cut + 1
-        while end < h.value_end and msg.buf[end:end + 1] in (b" ", b"\t"):
-            end += 1
-        msg.delete_range(h.value_start, end)
-
-
-def _split_top_level(value: bytes) -> list[int]:
-    """Offsets (relative) of the commas separating header values (quote and <> aware)."""
-    out: list[int] = []
-    quoted = False
-    angle = 0
-    i = 0
-    while i < len(value):
-        c = value[i:i + 1]
-        if quoted:
-            if c == b"\\":
-                i += 1
-            elif c == b'"':
-                quoted = False
-        elif c == b'"':
-            quoted = True
-        elif c == b"<":
-            angle += 1
-        elif c == b">":
-            angle = max(0, angle - 1)
-        elif c == b"," and angle == 0:
-            out.append(i)
-        i += 1
-    return out + [len(value)]
+    remove_via1(ctx.msg)
 
 
 def _forward_reply(ctx: RouteCtx, code: Optional[int], reason: Optional[str]) -> int:

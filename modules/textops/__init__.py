@@ -30,6 +30,7 @@ from sipcore.mod import (
     Fx,
     Module,
 )
+from sipcore.msg.sdp import SdpError, msg_sdp
 from sipcore.route.ctx import RouteCtx
 
 from . import multipart
@@ -459,59 +460,21 @@ def ki_has_body_type(ctx: RouteCtx, mime: str) -> int:
     return -1
 
 
-def _sdp_hold(body: str) -> int:
-    """1: RFC 2543 hold (c=... 0.0.0.0), 2: RFC 3264 (sendonly/inactive), -1: neither."""
-    session_c = None
-    session_dir = None
-    media: list[dict[str, Optional[str]]] = []
-    cur: Optional[dict[str, Optional[str]]] = None
-    for line in body.splitlines():
-        line = line.strip()
-        if len(line) < 2 or line[1] != "=":
-            continue
-        k, v = line[0], line[2:].strip()
-        if k == "m":
-            cur = {"type": v.split(" ", 1)[0].lower(), "c": None, "dir": None}
-            media.append(cur)
-        elif k == "c":
-            addr = v.split()[-1] if v.split() else ""
-            if cur is None:
-                session_c = addr
-            else:
-                cur["c"] = addr
-        elif k == "a" and v in ("sendonly", "inactive", "recvonly", "sendrecv"):
-            if cur is None:
-                session_dir = v
-            else:
-                cur["dir"] = v
-    for m in media:
-        if m["type"] != "audio":
-            continue
-        addr = m["c"] or session_c
-        if addr is not None and addr.split("/")[0] == "0.0.0.0":
-            return 1
-        direction = m["dir"] or session_dir
-        if direction in ("sendonly", "inactive"):
-            return 2
-    return -1
-
-
 @mod.function("is_audio_on_hold", args=(), routes=ANY_ROUTE)
 def ki_is_audio_on_hold(ctx: RouteCtx) -> int:
-    """SDP puts audio on hold: 1 RFC 2543 style (0.0.0.0), 2 RFC 3264 (sendonly/inactive)."""
-    body = ctx.msg.body
-    if not body:
+    """The first audio stream on hold, as Kamailio reads it (textops.c): its own hold, else its
+    session's: 1 RFC 2543 (c= 0.0.0.0), 2 RFC 3264 (sendonly/inactive); -1 none, or no SDP."""
+    try:
+        info = msg_sdp(ctx.msg)
+    except SdpError:
         return -1
-    ct = current_ctype(ctx) or "application/sdp"
-    bnd = multipart.boundary_of(ct)
-    if bnd:
-        for p in multipart.split(body, bnd):
-            if p.mime() == "application/sdp":
-                return _sdp_hold(p.content.decode("latin-1"))
+    if info is None:
         return -1
-    if ct.split(";", 1)[0].strip().lower() != "application/sdp":
-        return -1
-    return _sdp_hold(body.decode("latin-1"))
+    for session in info.sessions:
+        for st in session.streams:
+            if st.media == "audio" and (st.is_on_hold or session.is_on_hold):
+                return st.is_on_hold or session.is_on_hold
+    return -1
 
 
 # multipart -------------------------------------------------------------------------------------

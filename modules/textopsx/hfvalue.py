@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from sipcore.msg import spans
+
 _SPEC_RE = re.compile(r"^\s*([A-Za-z0-9!%*_+`'~.\-]+?)\s*(?:\[\s*(\*|-?\d+)\s*\])?"
                       r"(?:\.([A-Za-z0-9!%*_+`'~\-]+))?\s*$")
 
@@ -60,47 +62,16 @@ class ValueSpan:
         return buf[self.start:self.end].decode("latin-1")
 
 
-def _split_commas(data: bytes) -> list[tuple[int, int]]:
-    """(start, end) of each trimmed comma-separated item (quote and <> aware)."""
-    spans: list[tuple[int, int]] = []
-    quoted, angle, start, i = False, 0, 0, 0
-    n = len(data)
-    while i <= n:
-        c = data[i:i + 1]
-        if i == n or (c == b"," and not quoted and angle == 0):
-            s, e = start, i
-            while s < e and data[s:s + 1] in (b" ", b"\t"):
-                s += 1
-            while e > s and data[e - 1:e] in (b" ", b"\t"):
-                e -= 1
-            spans.append((s, e))
-            start = i + 1
-        elif quoted:
-            if c == b"\\":
-                i += 1
-            elif c == b'"':
-                quoted = False
-        elif c == b'"':
-            quoted = True
-        elif c == b"<":
-            angle += 1
-        elif c == b">":
-            angle = max(0, angle - 1)
-        i += 1
-    return spans
-
-
 def value_spans(msg: Any, name: str, split: bool = True) -> list[ValueSpan]:
     out: list[ValueSpan] = []
     for h in msg.header_all(name):
-        data = msg.buf[h.value_start:h.value_end]
-        items = _split_commas(data) if split else [(0, len(data))]
-        items = [it for it in items if it[1] > it[0]] or ([] if split else [(0, 0)])
+        items = spans.value_spans(msg.buf, h.value_start, h.value_end, angle=True) if split \
+            else [(h.value_start, h.value_end)]
         for k, (s, e) in enumerate(items):
             out.append(ValueSpan(
-                h, h.value_start + s, h.value_start + e, len(items), k,
-                h.value_start + items[k - 1][1] if k > 0 else -1,
-                h.value_start + items[k + 1][0] if k + 1 < len(items) else -1))
+                h, s, e, len(items), k,
+                items[k - 1][1] if k > 0 else -1,
+                items[k + 1][0] if k + 1 < len(items) else -1))
     return out
 
 
@@ -114,42 +85,16 @@ def select(spans: list[ValueSpan], idx: Optional[int]) -> list[ValueSpan]:
 
 
 def param_span(buf: bytes, v: ValueSpan, param: str) -> Optional[tuple[int, int, int, int]]:
-    """(start of ';', end of param, value start, value end) of PARAM inside value V."""
-    data = buf[v.start:v.end]
-    pname = param.lower().encode("latin-1")
-    i = 0
-    quoted = False
-    angle = 0                       # ';' inside <...> belongs to the URI, not to the value
-    while i < len(data):
-        c = data[i:i + 1]
-        if c == b'"':
-            quoted = not quoted
-        elif c == b"<" and not quoted:
-            angle += 1
-        elif c == b">" and not quoted:
-            angle = max(0, angle - 1)
-        elif c == b";" and not quoted and angle == 0:
-            j = i + 1
-            while j < len(data) and data[j:j + 1] in (b" ", b"\t"):
-                j += 1
-            k = j
-            while k < len(data) and data[k:k + 1] not in (b"=", b";", b" ", b"\t"):
-                k += 1
-            if data[j:k].lower() == pname:
-                end = k
-                vs = ve = k
-                if data[k:k + 1] == b"=":
-                    vs = k + 1
-                    end = vs
-                    q = False
-                    while end < len(data):
-                        ch = data[end:end + 1]
-                        if ch == b'"':
-                            q = not q
-                        elif ch == b";" and not q:
-                            break
-                        end += 1
-                    ve = end
-                return v.start + i, v.start + end, v.start + vs, v.start + ve
-        i += 1
+    """(start of ';', end of param, value start, value end) of PARAM inside value V (a ';'
+    inside the value's <URI> belongs to the URI)."""
+    pname = param.lower()
+    for name, s, e in spans.param_spans(buf, v.start, v.end, angle=True):
+        if name != pname:
+            continue
+        eq = buf.find(b"=", s, e)
+        if eq >= 0:
+            return s, e, eq + 1, e
+        while e > s and buf[e - 1] in b" \t\r\n":
+            e -= 1
+        return s, e, e, e
     return None

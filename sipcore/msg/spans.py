@@ -18,29 +18,45 @@ if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg.msg import SipMsg
 
 _WS = b" \t\r\n"
-_DQUOTE, _BACKSLASH, _COMMA, _SEMI = 0x22, 0x5C, 0x2C, 0x3B
+_DQUOTE, _BACKSLASH, _COMMA, _SEMI, _LT, _GT = 0x22, 0x5C, 0x2C, 0x3B, 0x3C, 0x3E
+_BYTE = [bytes((b,)) for b in range(256)]
 
 
 _T_VIA = int(HdrType.VIA)
 
 
-def _scan_to(buf: bytes, start: int, end: int, stop: int) -> int:
-    """Index of the first byte STOP outside a quoted string in buf[start:end], else END."""
-    first = buf.find(bytes((stop,)), start, end)
-    if buf.find(b'"', start, end if first < 0 else first) < 0:
-        return end if first < 0 else first      # no quote before it: C-speed find
-    i, quoted = start, False
+def _scan_to(buf: bytes, start: int, end: int, stop: int, angle: bool = False) -> int:
+    """Index of the first byte STOP outside a quoted string in buf[start:end], else END;
+    with ANGLE, also outside <...> (a name-addr's URI may hold ',' and ';')."""
+    first = buf.find(_BYTE[stop], start, end)
+    lim = end if first < 0 else first
+    if buf.find(b'"', start, lim) < 0 and (not angle or buf.find(b"<", start, lim) < 0):
+        return lim                              # nothing to skip before it: C-speed find
+    i, quoted, depth = start, False, 0
     while i < end:
         c = buf[i]
-        if quoted and c == _BACKSLASH:
-            i += 2
-            continue
-        if c == _DQUOTE:
-            quoted = not quoted
-        elif c == stop and not quoted:
+        if quoted:
+            if c == _BACKSLASH:
+                i += 1
+            elif c == _DQUOTE:
+                quoted = False
+        elif c == _DQUOTE:
+            quoted = True
+        elif angle and c == _LT:
+            depth += 1
+        elif angle and c == _GT:
+            depth = max(0, depth - 1)
+        elif c == stop and depth == 0:
             return i
         i += 1
     return end
+
+
+def find_unquoted(buf: bytes, start: int, end: int, byte: bytes) -> int:
+    """Index of the first BYTE (one byte) outside a quoted string in buf[start:end], -1 when
+    there is none: where a name-addr's '<' is when its display name may hold one."""
+    i = _scan_to(buf, start, end, byte[0])
+    return i if i < end else -1
 
 
 def _trim(buf: bytes, start: int, end: int) -> tuple[int, int]:
@@ -51,13 +67,15 @@ def _trim(buf: bytes, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def value_spans(buf: bytes, start: int, end: int) -> list[tuple[int, int]]:
+def value_spans(buf: bytes, start: int, end: int,
+                angle: bool = False) -> list[tuple[int, int]]:
     """(start, end) of each comma-separated value of a header body buf[start:end], without
-    the surrounding whitespace; empty values are skipped."""
+    the surrounding whitespace; empty values are skipped. ANGLE: the values are name-addrs,
+    whose <URI> may hold commas (Contact, Route, Record-Route...)."""
     out: list[tuple[int, int]] = []
     i = start
     while i <= end:
-        j = _scan_to(buf, i, end, _COMMA)
+        j = _scan_to(buf, i, end, _COMMA, angle)
         s, e = _trim(buf, i, j)
         if e > s:
             out.append((s, e))
@@ -65,22 +83,25 @@ def value_spans(buf: bytes, start: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
-def first_value_span(buf: bytes, start: int, end: int) -> tuple[int, int]:
+def first_value_span(buf: bytes, start: int, end: int,
+                     angle: bool = False) -> tuple[int, int]:
     """(start, end) of the first comma-separated value of buf[start:end], trimmed at its end
-    (start stays where the header value starts)."""
-    j = _scan_to(buf, start, end, _COMMA)
+    (start stays where the header value starts); ANGLE as in value_spans."""
+    j = _scan_to(buf, start, end, _COMMA, angle)
     while j > start and buf[j - 1] in _WS:
         j -= 1
     return start, j
 
 
-def param_spans(buf: bytes, start: int, end: int) -> list[tuple[str, int, int]]:
+def param_spans(buf: bytes, start: int, end: int,
+                angle: bool = False) -> list[tuple[str, int, int]]:
     """(lowercase name, start, end) of each `;name[=value]` in buf[start:end]: from its ';'
-    to the end of its value (the next ';' or END), quotes respected."""
+    to the end of its value (the next ';' or END), quotes respected; with ANGLE, the ';'s
+    inside a <URI> are the URI's, not the value's."""
     out: list[tuple[str, int, int]] = []
-    i = _scan_to(buf, start, end, _SEMI)
+    i = _scan_to(buf, start, end, _SEMI, angle)
     while i < end:
-        j = _scan_to(buf, i + 1, end, _SEMI)
+        j = _scan_to(buf, i + 1, end, _SEMI, angle)
         name = buf[i + 1:j].split(b"=", 1)[0].strip().decode("latin-1").lower()
         out.append((name, i, j))
         i = j

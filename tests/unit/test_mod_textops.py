@@ -255,7 +255,8 @@ MULTI = HEAD.replace("Content-Type: application/sdp",
 
 def multipart_ctx():
     body = ("--b1\r\nContent-Type: text/plain\r\n\r\nhi there\r\n"
-            "--b1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\nc=IN IP4 0.0.0.0\r\n"
+            "--b1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n"
+            "o=a 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
             "m=audio 1 RTP/AVP 0\r\n\r\n--b1--\r\n")
     return make_ctx(sip(MULTI, body))
 
@@ -285,6 +286,16 @@ def test_is_audio_on_hold(ctx):
     assert t.ki_is_audio_on_hold(multipart_ctx()) == 1
     c = make_ctx(sip(HEAD, SDP.replace("a=rtpmap:0 PCMU/8000", "a=sendonly")))
     assert t.ki_is_audio_on_hold(c) == 2
+    # session-level direction holds every stream; a video stream on hold is not audio
+    c = make_ctx(sip(HEAD, SDP.replace("t=0 0", "t=0 0\na=inactive")))
+    assert t.ki_is_audio_on_hold(c) == 2
+    c = make_ctx(sip(HEAD, SDP.replace("m=audio", "m=video").replace(
+        "a=rtpmap:0 PCMU/8000", "a=sendonly")))
+    assert t.ki_is_audio_on_hold(c) == -1
+    # an SDP Kamailio's parser refuses (no o= line) is not on hold
+    assert t.ki_is_audio_on_hold(make_ctx(sip(HEAD, SDP.replace(
+        "o=alice 2890844526 2890844526 IN IP4 10.0.0.1\n", "").replace(
+        "a=rtpmap:0 PCMU/8000", "a=sendonly")))) == -1
 
 
 def test_multipart_build_get_remove(ctx):
