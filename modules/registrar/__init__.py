@@ -73,7 +73,8 @@ declare_params(mod, [
     ("event_callback", str, None, "KEMI function for usrloc:contact-expired."),
     ("lookup_filter_mode", int, 0, "1 filter by rlf_bflags, 2 only active TCP."),
     ("use_expired_contacts", int, 0, "Allow expired contacts in lookup."),
-    ("tcp_persistent_flag", int, -1, "Flag keeping the TCP connection for the contact."),
+    ("tcp_persistent_flag", int, -1, "Flag keeping the TCP connection for the contact.", False,
+     "TCP connections keep tcp_connection_lifetime; a registration does not extend it"),
 ])
 
 

@@ -45,14 +45,20 @@ def _contacts(ctx: RouteCtx, table: str, aor: str, expired: bool = False
 
 
 def _bflags_filtered(ctx: RouteCtx, p: Any, cts: list[Any]) -> list[Any]:
-    """lookup_filter_mode bit 1: only contacts whose branch flags include every flag of
-    $xavp(<xavp_cfg>=>rlf_bflags)."""
-    if not int(p.lookup_filter_mode) & 1:
+    """lookup_filter_mode (Kamailio reg_lookup_filter_match): bit 1, only contacts with at
+    least one branch flag of $xavp(<xavp_cfg>=>rlf_bflags) (when it is set and not 0); bit 2,
+    only contacts whose TCP/TLS connection is still open (those registered over UDP stay)."""
+    mode = int(p.lookup_filter_mode)
+    if not mode & 3:
         return cts
-    want = xavp_cfg_value(ctx, p, "rlf_bflags")
-    if not isinstance(want, int) or want == 0:
-        return cts
-    return [c for c in cts if c.cflags & want == want]
+    if mode & 1:
+        want = xavp_cfg_value(ctx, p, "rlf_bflags")
+        if isinstance(want, int) and want != 0:
+            cts = [c for c in cts if c.cflags & want]
+    if mode & 2:
+        alive = ctx.core.tcp_conn_alive
+        cts = [c for c in cts if not c.conn_id or c.conn_id <= 0 or alive(c.conn_id)]
+    return cts
 
 
 def _filtered(ctx: RouteCtx, p: Any, cts: list[Any]) -> list[Any]:

@@ -34,11 +34,13 @@ def declare_functions(mod: Module,
 
 
 def declare_params(mod: Module, table: Iterable[tuple]) -> None:
-    """Add (name, type, default, doc[, multi]) parameter entries."""
+    """Add (name, type, default, doc[, multi[, inert]]) parameter entries; INERT says why a
+    parameter is accepted without effect (setting it warns)."""
     for entry in table:
         name, type_, default, doc = entry[:4]
         multi = bool(entry[4]) if len(entry) > 4 else False
-        mod.param(name, type_, default, multi=multi, doc=doc)
+        inert = str(entry[5]) if len(entry) > 5 else ""
+        mod.param(name, type_, default, multi=multi, doc=doc, inert=inert)
 
 
 def pending_pv(mod: Module, name: str, doc: str,

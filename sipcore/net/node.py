@@ -54,6 +54,11 @@ class CoreApi:
         False when the node has no stream connections (overridden by NetCore)."""
         return False
 
+    def tcp_conn_alive(self, conn_id: int) -> bool:
+        """Stream connection CONN_ID is open (Kamailio tcpconn_get(id) in state OK). False
+        when the node has no stream connections (overridden by NetCore)."""
+        return False
+
     def socket_by_text(self, text: str) -> Optional[SocketInfo]:
         """The listen socket whose str() is TEXT ("proto:ip:port", as transactions store
         it), None when there is none. Cached: sockets do not change at run time."""
@@ -174,6 +179,9 @@ class NetCore(CoreApi):
         if self.stream is None:
             return False
         return self.stream.add_alias(conn_id, port, proto)
+
+    def tcp_conn_alive(self, conn_id: int) -> bool:
+        return self.stream is not None and self.stream.table.get(conn_id) is not None
 
     def close(self) -> None:
         self.udp.close()

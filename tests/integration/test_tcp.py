@@ -729,3 +729,69 @@ def test_lookup_sends_over_the_connection_the_contact_registered_on(start_server
         phone.close()
         caller.close()
         decoy.close()
+
+
+FILTER_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "sl"
+loadmodule "pv"
+loadmodule "textops"
+loadmodule "siputils"
+loadmodule "usrloc"
+loadmodule "registrar"
+modparam("registrar", "lookup_filter_mode", 2)
+request_route {
+    if (is_method("REGISTER")) { save("location"); exit; }
+    if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+    append_to_reply("X-Ruri: $ru\\r\\n");
+    sl_send_reply("200", "Found");
+}
+"""
+
+
+def test_lookup_filter_mode_2_skips_contacts_whose_connection_closed(start_server):
+    """lookup_filter_mode bit 2 (Kamailio REG_LOOKUP_FILTER_TCPCON): a contact registered
+    over TCP is found while its connection is open and filtered out once it closes; a
+    contact registered over UDP is never filtered."""
+    srv = start_server(FILTER_CFG)
+    phone, caller = TcpUA(srv.port), UA()
+    try:
+        def register(send: Callable[[str], None], user: str, port: int, proto: str) -> None:
+            cid = uuid.uuid4().hex
+            send(f"REGISTER sip:127.0.0.1:{srv.port} SIP/2.0\n"
+                 f"Via: SIP/2.0/{proto} 127.0.0.1:{port};branch=z9hG4bK{cid[:10]}\n"
+                 f"Max-Forwards: 70\nFrom: <sip:{user}@127.0.0.1>;tag=r1\n"
+                 f"To: <sip:{user}@127.0.0.1>\nCall-ID: {cid}\nCSeq: 1 REGISTER\n"
+                 f"Contact: <sip:{user}@127.0.0.1:{port};transport={proto.lower()}>\n"
+                 "Expires: 600\nContent-Length: 0\n\n")
+
+        def found(user: str) -> bytes | None:
+            caller.send(options("UDP", caller.port, f"sip:{user}@127.0.0.1:{srv.port}"),
+                        srv.port)
+            r = parse_msg(caller.recv())
+            if r.status == 404:
+                return None
+            assert r.status == 200, r
+            return r.header("X-Ruri").value.encode()
+
+        register(phone.send, "alice", phone.port, "TCP")
+        assert parse_msg(phone.recv()).status == 200
+        register(lambda m: caller.send(m, srv.port), "bob", caller.port, "UDP")
+        assert parse_msg(caller.recv()).status == 200
+
+        assert found("alice") == f"sip:alice@127.0.0.1:{phone.port};transport=tcp".encode()
+        phone.close()
+        assert _wait(lambda: not any(c["src_port"] == phone.port
+                                     for c in _rpc(srv, "core.tcp_list"))), srv.log()[-2000:]
+        assert found("alice") is None                      # its connection is gone
+        assert found("bob") == f"sip:bob@127.0.0.1:{caller.port};transport=udp".encode()
+        assert len(_values(_rpc(srv, "ul.dump"), "Contact")) == 2   # filtered, not removed
+        assert "Traceback" not in srv.log()
+    finally:
+        phone.close()
+        caller.close()

@@ -291,10 +291,11 @@ def test_lookup_filter_mode_rlf_bflags():
     params = ('modparam("registrar", "xavp_cfg", "reg")\n'
               'modparam("registrar", "lookup_filter_mode", 1)')
     save = 'if ($hdr(X-Flag) == "yes") { setbflag(4); } save("location");'
-    lookup = '$xavp(reg=>rlf_bflags) = 16; lookup("location");'
+    # Kamailio reg_lookup_filter_match: a contact passes with ANY of the flags (16 | 32)
+    lookup = '$xavp(reg=>rlf_bflags) = 48; lookup("location");'
     h = harness(params, save=save, lookup=lookup)
     h.request(register(contacts="<sip:alice@192.0.2.10>", extra="X-Flag: no"))
-    assert reply_of(h.request(invite())).status == 404          # no contact has flag 4
+    assert reply_of(h.request(invite())).status == 404          # no contact has flag 4 or 5
     h.request(register(contacts="<sip:alice@192.0.2.20>", extra="X-Flag: yes"))
     r = h.request(invite())
     assert reply_of(r).status == 302 and r.ctx.msg.ruri == "sip:alice@192.0.2.20"
