@@ -9,13 +9,38 @@ pays for attribute loads and calls only: no tree walking, no per-message parsing
 compilation tracks a static type per node ('i' int, 's' str, 'a' any = int|str|None from a PV,
 'b' Python bool) to inline coercions when the type is known and call the runtime helpers only
 when it is not.
+
+Names in the generated code (`pykam -c --print-routes` shows it), derived from the cfg text so
+that it reads like the configuration:
+
+- a route block: its label, `request_route`, `route_RELAY`, `failure_route_MANAGE_FAILURE`,
+  `event_route_tm_local_request`;
+- the implementation of cfg function NAME: `NAME` (`t_relay`). When the config uses a second
+  implementation of NAME (another overload by arity), that one is `NAME_<n>`, n its number of
+  arguments (`f_str` and `f_str_2`), or `NAME__<module>` when `NAME_<n>` is taken too;
+- NAME with arguments parsed per call (a Custom fixup of a value with pseudo-variables):
+  `NAME_dyn` (`NAME_<n>_dyn`, `NAME__<module>_dyn` as above);
+- a parsed constant argument: an int or str result is written inline
+  (`sl_send_reply(ctx, 404, 'Not here')`), another value is named after the fixup and the
+  text (`methods_INVITE_SUBSCRIBE`), shared by the calls with the same text when immutable;
+- PV getter / setter / spec: `get_<pv>` / `set_<pv>` / `pv_<pv>` (`get_rU`, `set_var_rc`);
+- a string with pseudo-variables: `fmt_<first words>` (`fmt_Malformed_SIP_request`);
+- a regular expression, an IP network: `rx_<pattern>`, `net_<network>`.
+
+Text becomes an identifier by turning every run of other characters than letters, digits and
+`_` into one `_` (long texts are cut at a word). A derived name already taken (by a runtime
+helper, a Python keyword or builtin, `ctx`, `rc`, another route or another bound object) gets
+the next alternative, and `_v2`, `_v3`... after the last one. Locals of the generated code
+start with `_` (`_sv3`, `_m4`, `_w5`) or are `ctx` and `rc`.
 """
 from __future__ import annotations
 
+import builtins
 import ipaddress
+import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from sipcore.cfg import ast as A
 from sipcore.cfg.lexer import parse_int
@@ -74,6 +99,63 @@ _ROUTE_TYPE_NAMES = [(RouteType.REQUEST, "request_route"), (RouteType.FAILURE, "
 def route_types_text(rt: RouteType) -> str:
     names = [n for f, n in _ROUTE_TYPE_NAMES if rt & f]
     return ", ".join(names) if names else "no route"
+
+
+_NON_IDENT = re.compile(r"[^0-9A-Za-z_]+")
+
+
+def ident(text: str, limit: int = 0) -> str:
+    """TEXT as the tail of a Python identifier: each run of characters other than letters,
+    digits and `_` becomes one `_` (leading and trailing ones dropped); with LIMIT, cut after
+    the last whole word that fits (or at LIMIT when the first word is longer)."""
+    s = _NON_IDENT.sub("_", text).strip("_")
+    if limit and len(s) > limit:
+        cut = s.rfind("_", 0, limit + 1)
+        s = s[:cut] if cut > 0 else s[:limit]
+    return s or "x"
+
+
+class Names:
+    """The identifiers of one namespace of generated code: each name is handed out once."""
+
+    RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | \
+        frozenset(dir(builtins)) | {"ctx", "rc"}
+
+    def __init__(self, taken: Iterable[str] = ()) -> None:
+        self._taken: set[str] = set(self.RESERVED)
+        self._taken.update(taken)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._taken
+
+    def new(self, *candidates: str) -> str:
+        """The first free candidate; else the first one with `_v2`, `_v3`... appended."""
+        candidates = tuple(c if c.isidentifier() else "n_" + c for c in candidates)
+        for c in candidates:
+            if c not in self._taken:
+                self._taken.add(c)
+                return c
+        k = 2
+        while f"{candidates[0]}_v{k}" in self._taken:
+            k += 1
+        name = f"{candidates[0]}_v{k}"
+        self._taken.add(name)
+        return name
+
+
+def route_label(kind: str, name: Optional[str]) -> str:
+    """`request_route`, `route[RELAY]`, `event_route[tm:local-request]`."""
+    return KIND_LABEL[kind] + (f"[{name}]" if name is not None else "")
+
+
+def _inline_const(v: Any) -> bool:
+    """A parsed argument value the generated code can hold as a literal."""
+    return v is None or v.__class__ in (int, str, bool)
+
+
+def _shareable(v: Any) -> bool:
+    """An immutable parsed value: equal fixups may share one bound object."""
+    return isinstance(v, (frozenset, bytes, re.Pattern))
 
 
 def make_dyn_call(impl: Callable[..., int], parsers: tuple[Optional[Callable[[str], Any]], ...],
@@ -142,21 +224,30 @@ class CodeGen:
         self._fmt_cache: dict[str, Any] = {}
         self._cur: Optional[RouteInfo] = None
         self._out = _Emitter()
+        self.names = Names(ns)
+        # bound name -> what it is, for the reader of `pykam -c --print-routes`
+        self.described: dict[str, str] = {}
+        for tbl in routes.values():
+            for ri in tbl.values():
+                ri.pyname = self.names.new(ident(route_label(ri.kind, ri.name)))
 
     # ---- namespace ----------------------------------------------------------------------
-    def bind(self, obj: Any, prefix: str, key: Any = None) -> str:
+    def bind(self, obj: Any, candidates: tuple[str, ...], key: Any = None, desc: str = ""
+             ) -> str:
+        """The namespace name of OBJ (bound once per KEY, default its identity): the first
+        free name among CANDIDATES (see the module docstring)."""
         k = key if key is not None else ("id", id(obj))
         name = self._bound.get(k)
         if name is None:
-            self._counter += 1
-            name = f"{prefix}{self._counter}"
+            name = self.names.new(*candidates)
             self._bound[k] = name
             self.ns[name] = obj
+            self.described[name] = desc
         return name
 
     def tmp(self, prefix: str) -> str:
         self._counter += 1
-        return f"_{prefix}{self._counter}"
+        return self.names.new(f"_{prefix}{self._counter}")
 
     def err(self, msg: str, pos: Pos) -> None:
         self.errors.append(ConfigError(msg, pos))
@@ -165,9 +256,9 @@ class CodeGen:
     def gen_route(self, ri: RouteInfo) -> str:
         self._cur = ri
         self._out = _Emitter()
-        label = KIND_LABEL[ri.kind] + (f"[{ri.name}]" if ri.name is not None else "")
-        self._out.emit(0, f"def {ri.pyname}(ctx):", ri.block.pos)
-        self._out.emit(1, f"# {label} at {ri.block.pos}", ri.block.pos)
+        pos = ri.block.pos
+        self._out.emit(0, f"# {route_label(ri.kind, ri.name)} at {pos.file}:{pos.line}", pos)
+        self._out.emit(0, f"def {ri.pyname}(ctx):", pos)
         self.stmts(ri.block.body, 1, tail=True)
         last = self._out.lines[-1]
         if not (last.startswith("    return ") or last.startswith("    raise ")):
@@ -351,7 +442,7 @@ class CodeGen:
         if not getattr(spec, "writable", False):
             self.err(f"read only pvar in assignment left side: {text}", s.pos)
             return
-        setter = self.bind(spec.set, "S", ("set", text))
+        setter = self.bind(spec.set, (f"set_{ident(text)}",), ("set", text), f"writes {text}")
         self.emit(ind, f"{setter}(ctx, {self.val(src, t)})", s.pos)
 
     # ---- calls --------------------------------------------------------------------------
@@ -407,11 +498,20 @@ class CodeGen:
             args.append(src)
             parsers.append(parser)
             dynamic = dynamic or parser is not None
+        base = ident(c.name)
+        cands = (base, f"{base}_{n}", f"{base}__{ident(fe.module or 'core')}")
+        impl_name = getattr(fe.impl, "__qualname__", "?")
+        desc = (f"{c.name}() of {'module ' + fe.module if fe.module else 'the core'}, "
+                f"{n} argument{'' if n == 1 else 's'}: "
+                f"{getattr(fe.impl, '__module__', '?')}.{impl_name}")
         if dynamic:
-            impl = make_dyn_call(fe.impl, tuple(parsers), c.name)
-            fname = self.bind(impl, "D")
+            ptuple = tuple(parsers)
+            impl = make_dyn_call(fe.impl, ptuple, c.name)
+            key = ("dyn", id(fe.impl), tuple(id(p) if p is not None else None for p in ptuple))
+            fname = self.bind(impl, tuple(f"{x}_dyn" for x in cands), key,
+                              desc + " (arguments with pseudo-variables parsed per call)")
         else:
-            fname = self.bind(fe.impl, "F", ("impl", id(fe.impl)))
+            fname = self.bind(fe.impl, cands, ("impl", id(fe.impl)), desc)
         return f"{fname}(ctx{''.join(', ' + a for a in args)})"
 
     def fixup(self, c: A.Call, i: int, arg: A.Expr, fx: Any
@@ -434,7 +534,11 @@ class CodeGen:
                 except ValueError as e:
                     self.err(f"bad {where}: {e}", arg.pos)
                     return bad
-                return self.bind(parsed, "K"), None
+                if _inline_const(parsed):
+                    return repr(parsed), None
+                key = ("const", id(fx.parse), str(val)) if _shareable(parsed) else None
+                return self.bind(parsed, (f"{ident(fx.name)}_{ident(str(val), 32)}",), key,
+                                 f"{fx.name} {str(val)!r} parsed: {_short_repr(parsed)}"), None
             if not fx.dynamic:
                 self.err(f"{where} must be a constant ({fx.name})", arg.pos)
                 return bad
@@ -500,7 +604,8 @@ class CodeGen:
             spec = self.pv_spec(A.Pv(arg.pos, text))
             if spec is None:
                 return bad
-            return self.bind(spec, "V", ("spec", text)), None
+            return self.bind(spec, (f"pv_{ident(text)}",), ("spec", text),
+                             f"the pseudo-variable {text}"), None
         if fx is Fx.REGEX:
             if not ok:
                 self.err(f"{where} must be a static regular expression", arg.pos)
@@ -590,7 +695,9 @@ class CodeGen:
             self._fmt_cache[text] = fmt
         if fmt.is_static:
             return repr(fmt.static_value)
-        return f"{self.bind(fmt.eval, 'E', ('fmt', text))}(ctx)"
+        name = self.bind(fmt.eval, (f"fmt_{ident(text, 24)}",), ("fmt", text),
+                         f"evaluates {text!r}")
+        return f"{name}(ctx)"
 
     def regex(self, pattern: str, flags: int, pos: Pos, where: str = "") -> Optional[str]:
         try:
@@ -599,7 +706,9 @@ class CodeGen:
             self.err(f"bad regular expression \"{pattern}\"{' in ' + where if where else ''}: "
                      f"{e}", pos)
             return None
-        return self.bind(rx, "RX", ("rx", pattern, flags))
+        return self.bind(rx, (f"rx_{ident(pattern, 24)}",), ("rx", pattern, flags),
+                         f"regular expression {pattern!r}"
+                         f"{' (case-insensitive)' if flags & re.IGNORECASE else ''}")
 
     def static_value(self, e: A.Expr) -> tuple[bool, Any]:
         """(True, value) when E is known at compile time (literals, folded expressions)."""
@@ -702,7 +811,8 @@ class CodeGen:
             spec = self.pv_spec(e)
             if spec is None:
                 return "None", "a", False
-            getter = self.bind(spec.get, "G", ("get", e.text))
+            getter = self.bind(spec.get, (f"get_{ident(e.text)}",), ("get", e.text),
+                               f"reads {e.text}")
             return f"{getter}(ctx)", "a", False
         if isinstance(e, A.Word):
             if e.text in self.flags:
@@ -851,7 +961,9 @@ class CodeGen:
                 self.err(f"bad IP address or network \"{R.text}\": {ex}", R.pos)
                 return None
             ls, _, _ = self.ex(L)
-            return f"ip_in({ls}, {self.bind(net, 'NET', ('net', str(net)))})", False
+            nname = self.bind(net, (f"net_{ident(str(net))}",), ("net", str(net)),
+                              f"IP network {net}")
+            return f"ip_in({ls}, {nname})", False
         ls, lt, lc = self.ex(L)
         rs, rt, rc = self.ex(R)
         c = lc and rc
@@ -868,6 +980,11 @@ class CodeGen:
         if lt == "s":
             return f"({ls} == {self.as_str(rs, rt)})", c
         return f"eq({ls}, {self.val(rs, rt)})", c
+
+
+def _short_repr(v: Any, limit: int = 80) -> str:
+    r = repr(v)
+    return r if len(r) <= limit else r[:limit - 3] + "..."
 
 
 def _has_call(e: A.Expr) -> bool:

@@ -332,7 +332,6 @@ class Compiler:
 
     # ---- routes -------------------------------------------------------------------------
     def build_route_table(self) -> None:
-        counter = 0
         for b in self._blocks:
             tbl = self.routes[b.kind]
             if b.name in tbl:
@@ -340,13 +339,11 @@ class Compiler:
                 self.err(f"route block {label} defined twice (first at "
                          f"{tbl[b.name].block.pos})", b.pos)
                 continue
-            counter += 1
-            safe = "".join(ch if ch.isalnum() else "_" for ch in (b.name or ""))
-            pyname = f"r_{b.kind}_{safe}_{counter}" if b.name is not None else f"r_{b.kind}"
             rtype = (event_route_type(b.name or "") if b.kind == "event"
                      else _KIND_MASK[b.kind])
             mask = _KIND_MASK[b.kind] | rtype
-            tbl[b.name] = RouteInfo(b.kind, b.name, b, pyname, mask, rtype)
+            # pyname: CodeGen names the functions (with every other name of the namespace)
+            tbl[b.name] = RouteInfo(b.kind, b.name, b, "", mask, rtype)
         self._propagate_masks()
 
     def _propagate_masks(self) -> None:
