@@ -224,6 +224,9 @@ class CodeGen:
         self._fmt_cache: dict[str, Any] = {}
         self._cur: Optional[RouteInfo] = None
         self._out = _Emitter()
+        # the cfg line ctx.cfg_line is known to hold where the next line is emitted (None:
+        # unknown), so that each statement sets it once and only when it changes
+        self._line: Optional[int] = None
         self.names = Names(ns)
         # bound name -> what it is, for the reader of `pykam -c --print-routes`
         self.described: dict[str, str] = {}
@@ -256,6 +259,7 @@ class CodeGen:
     def gen_route(self, ri: RouteInfo) -> str:
         self._cur = ri
         self._out = _Emitter()
+        self._line = None
         pos = ri.block.pos
         self._out.emit(0, f"# {route_label(ri.kind, ri.name)} at {pos.file}:{pos.line}", pos)
         self._out.emit(0, f"def {ri.pyname}(ctx):", pos)
@@ -281,9 +285,17 @@ class CodeGen:
                 ln.strip().startswith("#") for ln in self._out.lines[n0:]):
             self.emit(ind, "pass", body[0].pos if body else None)
 
+    def set_line(self, ind: int, pos: Pos) -> None:
+        """$cfg(line) and module log lines: ctx.cfg_line is the cfg line of the call being
+        made. One int store before a statement that calls functions, left out when ctx.cfg_line
+        already holds that line: set by an enclosing or earlier statement of the same line,
+        with only calls of module functions in between (a route block they run on this ctx,
+        through CompiledConfig.run, gives the line back when it ends); route() does not."""
+        if self._line != pos.line:
+            self.emit(ind, f"ctx.cfg_line = {pos.line}", pos)
+            self._line = pos.line
+
     def stmt(self, s: A.Stmt, ind: int, tail: bool = False) -> None:
-        # $cfg(line) and module log lines: the cfg line of the call being made (one int store,
-        # only before statements that call functions)
         head: Optional[A.Expr] = None
         if isinstance(s, A.CallStmt):
             head = s.call
@@ -293,10 +305,13 @@ class CodeGen:
             head = s.cond
         elif isinstance(s, A.Switch):
             head = s.expr
-        elif isinstance(s, (A.Return, A.Exit, A.Drop)):
+        elif isinstance(s, A.Return):
             head = s.value
+        # (the value of exit(N) and drop(N) is checked, not evaluated: no call is made)
         if head is not None and _has_call(head):
-            self.emit(ind, f"ctx.cfg_line = {s.pos.line}", s.pos)
+            self.set_line(ind, s.pos)
+            if _has_route_call(head) and not isinstance(s, A.While):
+                self._line = None     # what comes next runs after the route()
         if isinstance(s, A.CallStmt):
             c = s.call
             if isinstance(c, A.RouteCall):
@@ -339,14 +354,22 @@ class CodeGen:
     def if_stmt(self, s: A.If, ind: int, kw: str, tail: bool = False) -> None:
         cond = self.pos_truth(*self.ex(s.cond)[:2])
         self.emit(ind, f"{kw} {cond}:", s.pos)
+        if kw == "elif" and _has_route_call(s.cond):
+            self._line = None
+        after_cond = self._line
         self.stmts(s.then, ind + 1, tail)
+        ends = [self._line]
+        self._line = after_cond
         if s.orelse is None:
-            return
-        if len(s.orelse) == 1 and isinstance(s.orelse[0], A.If):
+            ends.append(after_cond)
+        elif len(s.orelse) == 1 and isinstance(s.orelse[0], A.If):
             self.if_stmt(s.orelse[0], ind, "elif", tail)
-            return
-        self.emit(ind, "else:", s.pos)
-        self.stmts(s.orelse, ind + 1, tail)
+            ends.append(self._line)
+        else:
+            self.emit(ind, "else:", s.pos)
+            self.stmts(s.orelse, ind + 1, tail)
+            ends.append(self._line)
+        self._line = _same(ends)
 
     def while_stmt(self, s: A.While, ind: int) -> None:
         cond = self.pos_truth(*self.ex(s.cond)[:2])
@@ -360,7 +383,14 @@ class CodeGen:
             self.emit(ind + 2, "break", s.pos)
         else:
             self.emit(ind, f"while {cond}:", s.pos)
+        # the condition runs before each pass: with calls in it, at the while's line (set
+        # before the loop by stmt(), and again at the end of a body that changed it)
+        calls = _has_call(s.cond)
+        self._line = s.pos.line if calls and not _has_route_call(s.cond) else None
         self.stmts(s.body, ind + 1)
+        if calls:
+            self.set_line(ind + 1, s.pos)
+        self._line = None
 
     def switch(self, s: A.Switch, ind: int) -> None:
         labels = [c for c in s.cases if c.label is not None]
@@ -409,11 +439,14 @@ class CodeGen:
         else:
             self.emit(ind, f"{m} = {default_idx}", s.pos)
         self.emit(ind, "while True:", s.pos)   # a loop so that `break` leaves the switch
+        entry = self._line
         for idx, c in enumerate(s.cases):
             if c.body:   # an empty case just falls through to the next one
                 self.emit(ind + 1, f"if {m} <= {idx}:", c.pos)
+                self._line = _same([entry, self._line])   # jumped to, or fallen into
                 self.stmts(c.body, ind + 2)
         self.emit(ind + 1, "break", s.pos)
+        self._line = None
 
     def return_stmt(self, s: A.Return, ind: int) -> None:
         if s.value is None:
@@ -985,6 +1018,25 @@ class CodeGen:
 def _short_repr(v: Any, limit: int = 80) -> str:
     r = repr(v)
     return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
+def _same(lines: list[Optional[int]]) -> Optional[int]:
+    """Where paths join: the line they all leave in ctx.cfg_line, else None (unknown)."""
+    first = lines[0]
+    return first if all(x == first for x in lines) else None
+
+
+def _has_route_call(e: A.Expr) -> bool:
+    """E runs a route() (with its own line markers) on this ctx."""
+    if isinstance(e, A.RouteCall):
+        return True
+    if isinstance(e, A.Unary):
+        return _has_route_call(e.operand)
+    if isinstance(e, A.Binary):
+        return _has_route_call(e.left) or _has_route_call(e.right)
+    if isinstance(e, (A.Builtin, A.Call)):
+        return any(_has_route_call(a) for a in e.args)
+    return False
 
 
 def _has_call(e: A.Expr) -> bool:

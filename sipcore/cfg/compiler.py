@@ -123,7 +123,12 @@ class CompiledConfig:
     def run(self, kind: str, name: Optional[str], ctx: RouteCtx) -> int:
         """Run a route block on CTX: the block's return value, 0 after exit/drop/return(0).
         A route the config does not define returns 1 (nothing to do). With a KEMI cfgengine
-        the script function for the route runs instead."""
+        the script function for the route runs instead.
+
+        ctx.cfg_line is given back when the block ends: a block run on the ctx of a running
+        one (onsend_route from forward(), an event_route from a module function) leaves the
+        caller's $cfg(line) as it was, which the generated code counts on (it sets the line
+        once per statement, not again after each call)."""
         if self.kemi is not None:
             return self.kemi.run(kind, name, ctx)
         entry = self._entries.get(self._key(kind, name))
@@ -132,6 +137,7 @@ class CompiledConfig:
         fn, rtype = entry
         ctx.route_type = rtype
         ctx.route_name = name or kind
+        line = ctx.cfg_line
         try:
             return fn(ctx)
         except ScriptExit as e:
@@ -143,6 +149,8 @@ class CompiledConfig:
             if pos is not None:
                 e.add_note(f"while running the configuration at {pos}")
             raise
+        finally:
+            ctx.cfg_line = line
 
     def cfg_pos(self, filename: str, lineno: int) -> Optional[Pos]:
         """Map a line of generated code back to the cfg file:line:col it came from."""

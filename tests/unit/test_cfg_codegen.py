@@ -148,3 +148,110 @@ def test_behaviour_unchanged_with_readable_names():
                        'loadmodule "fakenames"\n')
     assert rc == 1
     assert CALLS == [("f_set", ("A", "B")), ("f_set", ("A", "B")), ("f_even_dyn", 6)]
+
+
+# ---- line markers: ctx.cfg_line is set once per statement --------------------------------
+
+LINES: list[int] = []
+_STATE: dict = {}
+
+
+def _build_fakelines() -> Module:
+    m = Module("fakelines", summary="functions that record ctx.cfg_line")
+
+    @m.function("where")
+    def where(ctx) -> int:
+        LINES.append(ctx.cfg_line)
+        return 1
+
+    @m.function("countdown")
+    def countdown(ctx) -> int:
+        """1 while the counter lasts (a while condition), then -1."""
+        LINES.append(ctx.cfg_line)
+        _STATE["n"] = _STATE.get("n", 0) - 1
+        return 1 if _STATE["n"] >= 0 else -1
+
+    @m.function("run_event")
+    def run_event(ctx) -> int:
+        """Runs event_route[fake:ev] on this ctx, as forward() runs onsend_route."""
+        return _STATE["cfg"].run("event", "fake:ev", ctx)
+
+    return m
+
+
+_register(_build_fakelines())
+
+_MARK = re.compile(r"ctx\.cfg_line = (\d+)")
+
+
+def _run_lines(text: str, countdown: int = 0):
+    from sipcore.pv import vars as pvvars
+
+    cfg = compile_text('loadmodule "fakelines"\n' + text, "lines.cfg")
+    _STATE.clear()
+    _STATE.update(cfg=cfg, n=countdown)
+    LINES.clear()
+    pvvars.reset_vars()
+    cfg.run("request", None, make_ctx())
+    return cfg.python_source("request"), list(LINES)
+
+
+@pytest.mark.parametrize("text,lines_seen,markers", [
+    # a statement inside another one on the same line: the line is set once
+    ("request_route {\n  if (where()) where();\n}\n", [3, 3], ["3"]),
+    ("request_route {\n  if (!where()) { $var(a) = 1; } else where();\n}\n", [3, 3], ["3"]),
+    # two statements on one line, and joined branches that leave the same line
+    ("request_route {\n  where(); where();\n  if ($var(x) == 0) { where(); } else { where(); }"
+     " where();\n}\n", [3, 3, 4, 4], ["3", "4", "4"]),
+    # a route() in between: its own markers run, so the line is set again after it
+    ("request_route {\n  if (route(R)) where();\n}\nroute[R] {\n  where();\n}\n",
+     [6, 3], ["3", "3"]),
+    # a route block a function runs on this ctx gives the line back (CompiledConfig.run)
+    ("request_route {\n  if (run_event()) where();\n}\n"
+     "event_route[fake:ev] {\n  where();\n}\n", [6, 3], ["3"]),
+    # the lines change: each statement sets its own
+    ("request_route {\n  where();\n  $var(a) = 1;\n  if (where()) {\n    where();\n  }\n}\n",
+     [3, 5, 6], ["3", "5", "6"]),
+    # switch cases reached by a jump or by falling through
+    ("request_route {\n  switch ($var(x)) {\n  case 0: where();\n  case 1: where(); break;\n"
+     "  default: where();\n  }\n}\n", [4, 5], ["4", "5", "6"]),
+])
+def test_each_statement_sets_its_line_once(text, lines_seen, markers):
+    src, seen = _run_lines(text)
+    assert seen == lines_seen
+    assert _MARK.findall(src) == markers, src
+
+
+def test_while_condition_runs_at_its_own_line_each_time():
+    src, seen = _run_lines("request_route {\n  while (countdown()) {\n    where();\n  }\n"
+                           "  where();\n}\n", countdown=2)
+    assert seen == [3, 4, 3, 4, 3, 6]
+    assert _MARK.findall(src) == ["3", "4", "3", "6"]   # before the loop, and again at its end
+
+
+DEFINES = ("WITH_MYSQL", "WITH_AUTH", "WITH_USRLOCDB", "WITH_ACCDB", "WITH_IPAUTH", "WITH_NAT",
+           "WITH_PSTN", "WITH_ANTIFLOOD", "WITH_BLOCK", "WITH_VOICEMAIL", "WITH_TLS",
+           "WITH_NATSIPPING", "WITH_MSGREBUILD")
+
+
+@pytest.mark.parametrize("path,defines", [
+    ("tests/data/compat/kamailio-5.6-default.cfg", ()),
+    ("tests/data/compat/kamailio-5.6-default.cfg", DEFINES),
+    ("etc/pykam.cfg", ()),
+])
+def test_real_configs_have_no_duplicate_line_markers(path, defines):
+    """These configs have no while loop: a route function sets each line at most once."""
+    import os
+
+    from sipcore.cfg import load_config
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = load_config(os.path.join(root, path), defines={d: None for d in defines})
+    n = 0
+    for kind in ("request", "route", "failure", "branch", "onreply", "reply", "onsend",
+                 "event"):
+        for name in cfg.route_names(kind):
+            marks = _MARK.findall(cfg.python_source(kind, name))
+            n += len(marks)
+            assert len(marks) == len(set(marks)), (kind, name, marks)
+    assert n > 20
