@@ -263,10 +263,8 @@ class CodeGen:
         pos = ri.block.pos
         self._out.emit(0, f"# {route_label(ri.kind, ri.name)} at {pos.file}:{pos.line}", pos)
         self._out.emit(0, f"def {ri.pyname}(ctx):", pos)
-        self.stmts(ri.block.body, 1, tail=True)
-        last = self._out.lines[-1]
-        if not (last.startswith("    return ") or last.startswith("    raise ")):
-            self._out.emit(1, "return 1", ri.block.pos)
+        if not self.stmts(ri.block.body, 1, tail=True):
+            self._out.emit(1, "return 1", ri.block.pos)   # fell off the end
         ri.source = "\n".join(self._out.lines) + "\n"
         ri.linemap = list(self._out.poss)
         return ri.source
@@ -275,15 +273,33 @@ class CodeGen:
         self._out.emit(ind, text, pos)
 
     # ---- statements ---------------------------------------------------------------------
-    def stmts(self, body: tuple[A.Stmt, ...], ind: int, tail: bool = False) -> None:
+    def stmts(self, body: tuple[A.Stmt, ...], ind: int, tail: bool = False) -> bool:
         """TAIL: BODY ends the route block, so (as in Kamailio, where a block's value is its
-        last action's) a trailing call's return code becomes the route's return value."""
+        last action's) a trailing call's return code becomes the route's return value.
+
+        True when BODY never completes (it ends in return, exit, drop, break, or an if whose
+        branches all do). The statements after one that never completes are compiled, so
+        that their errors are reported, but not emitted: they cannot run."""
         n0 = len(self._out.lines)
+        done = False
         for i, s in enumerate(body):
-            self.stmt(s, ind, tail and i == len(body) - 1)
+            if done:
+                self._unreachable(s, ind)
+                continue
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            done = self.stmt(s, ind, tail and nxt is None, _stops(nxt))
         if len(self._out.lines) == n0 or all(
                 ln.strip().startswith("#") for ln in self._out.lines[n0:]):
             self.emit(ind, "pass", body[0].pos if body else None)
+        return done
+
+    def _unreachable(self, s: A.Stmt, ind: int) -> None:
+        out, line = self._out, self._line
+        self._out = _Emitter()
+        try:
+            self.stmt(s, ind)
+        finally:
+            self._out, self._line = out, line
 
     def set_line(self, ind: int, pos: Pos) -> None:
         """$cfg(line) and module log lines: ctx.cfg_line is the cfg line of the call being
@@ -295,7 +311,9 @@ class CodeGen:
             self.emit(ind, f"ctx.cfg_line = {pos.line}", pos)
             self._line = pos.line
 
-    def stmt(self, s: A.Stmt, ind: int, tail: bool = False) -> None:
+    def stmt(self, s: A.Stmt, ind: int, tail: bool = False, stops_next: bool = False) -> bool:
+        """Emit statement S; True when it never completes (see stmts). STOPS_NEXT: the next
+        statement is an exit (or return(0)), which makes a call's own stop-on-0 redundant."""
         head: Optional[A.Expr] = None
         if isinstance(s, A.CallStmt):
             head = s.call
@@ -318,24 +336,31 @@ class CodeGen:
                 src = self.route_call(c)
                 if src:
                     self.emit(ind, f"return {src}" if tail else src, s.pos)
-                return
+                return tail
             fn = self.resolve_call(c)
             if fn is None:
-                return
+                return False
+            if stops_next:   # `f(); exit;`: the script stops either way
+                self.emit(ind, f"ctx.rc = {fn}", s.pos)
+                return False
             self.emit(ind, f"rc = ctx.rc = {fn}", s.pos)
             self.emit(ind, "if rc == 0:", s.pos)
             self.emit(ind + 1, "raise ScriptExit()", s.pos)
             if tail:
                 self.emit(ind, "return rc", s.pos)
-        elif isinstance(s, A.Assign):
+            return tail
+        if isinstance(s, A.Assign):
             self.assign(s, ind)
-        elif isinstance(s, A.If):
-            self.if_stmt(s, ind, "if", tail)
-        elif isinstance(s, A.Switch):
+            return False
+        if isinstance(s, A.If):
+            return self.if_stmt(s, ind, "if", tail)
+        if isinstance(s, A.Switch):
             self.switch(s, ind)
-        elif isinstance(s, A.While):
+            return False
+        if isinstance(s, A.While):
             self.while_stmt(s, ind)
-        elif isinstance(s, A.Return):
+            return False
+        if isinstance(s, A.Return):
             self.return_stmt(s, ind)
         elif isinstance(s, A.Exit):
             if s.value is not None:
@@ -350,26 +375,34 @@ class CodeGen:
             self.emit(ind, "break", s.pos)
         else:  # pragma: no cover - parser produces only the kinds above
             raise TypeError(f"unknown statement {s!r}")
+        return True
 
-    def if_stmt(self, s: A.If, ind: int, kw: str, tail: bool = False) -> None:
+    def if_stmt(self, s: A.If, ind: int, kw: str, tail: bool = False) -> bool:
+        """True when no branch completes (there is an else, and every branch stops)."""
         cond = self.pos_truth(*self.ex(s.cond)[:2])
         self.emit(ind, f"{kw} {cond}:", s.pos)
         if kw == "elif" and _has_route_call(s.cond):
             self._line = None
         after_cond = self._line
-        self.stmts(s.then, ind + 1, tail)
-        ends = [self._line]
+        ends: list[Optional[int]] = []     # the line known at the end of each branch that ends
+        done = self.stmts(s.then, ind + 1, tail)
+        if not done:
+            ends.append(self._line)
         self._line = after_cond
         if s.orelse is None:
             ends.append(after_cond)
+            done = False
         elif len(s.orelse) == 1 and isinstance(s.orelse[0], A.If):
-            self.if_stmt(s.orelse[0], ind, "elif", tail)
-            ends.append(self._line)
+            if not self.if_stmt(s.orelse[0], ind, "elif", tail):
+                ends.append(self._line)
+                done = False
         else:
             self.emit(ind, "else:", s.pos)
-            self.stmts(s.orelse, ind + 1, tail)
-            ends.append(self._line)
+            if not self.stmts(s.orelse, ind + 1, tail):
+                ends.append(self._line)
+                done = False
         self._line = _same(ends)
+        return done
 
     def while_stmt(self, s: A.While, ind: int) -> None:
         cond = self.pos_truth(*self.ex(s.cond)[:2])
@@ -387,8 +420,7 @@ class CodeGen:
         # before the loop by stmt(), and again at the end of a body that changed it)
         calls = _has_call(s.cond)
         self._line = s.pos.line if calls and not _has_route_call(s.cond) else None
-        self.stmts(s.body, ind + 1)
-        if calls:
+        if not self.stmts(s.body, ind + 1) and calls:
             self.set_line(ind + 1, s.pos)
         self._line = None
 
@@ -440,11 +472,13 @@ class CodeGen:
             self.emit(ind, f"{m} = {default_idx}", s.pos)
         self.emit(ind, "while True:", s.pos)   # a loop so that `break` leaves the switch
         entry = self._line
+        done = False
         for idx, c in enumerate(s.cases):
             if c.body:   # an empty case just falls through to the next one
                 self.emit(ind + 1, f"if {m} <= {idx}:", c.pos)
-                self._line = _same([entry, self._line])   # jumped to, or fallen into
-                self.stmts(c.body, ind + 2)
+                # jumped to, or fallen into from the case before when that one completes
+                self._line = entry if done else _same([entry, self._line])
+                done = self.stmts(c.body, ind + 2)
         self.emit(ind + 1, "break", s.pos)
         self._line = None
 
@@ -1022,8 +1056,16 @@ def _short_repr(v: Any, limit: int = 80) -> str:
 
 def _same(lines: list[Optional[int]]) -> Optional[int]:
     """Where paths join: the line they all leave in ctx.cfg_line, else None (unknown)."""
-    first = lines[0]
+    first = lines[0] if lines else None
     return first if all(x == first for x in lines) else None
+
+
+def _stops(s: Optional[A.Stmt]) -> bool:
+    """S stops the whole script as a call returning 0 does: exit, return(0)."""
+    if isinstance(s, A.Exit):
+        return True
+    return (isinstance(s, A.Return) and isinstance(s.value, A.Const)
+            and s.value.value.__class__ is int and s.value.value == 0)
 
 
 def _has_route_call(e: A.Expr) -> bool:

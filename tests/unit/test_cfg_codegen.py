@@ -255,3 +255,120 @@ def test_real_configs_have_no_duplicate_line_markers(path, defines):
             n += len(marks)
             assert len(marks) == len(set(marks)), (kind, name, marks)
     assert n > 20
+
+
+# ---- no unreachable code -------------------------------------------------------------------
+
+def _stops(body: list) -> bool:
+    """A Python statement list that never completes (return/raise/break at its end, or an
+    if whose branches all stop)."""
+    import ast
+
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, (ast.Return, ast.Raise, ast.Break, ast.Continue)):
+        return True
+    if isinstance(last, ast.If):
+        return bool(last.orelse) and _stops(last.body) and _stops(last.orelse)
+    return False
+
+
+def unreachable_lines(src: str) -> list[str]:
+    """Statements of SRC after one that never completes, and an `if rc == 0: raise` check
+    right before a plain `raise ScriptExit()` (the script stops either way)."""
+    import ast
+
+    lines = src.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(src)):
+        for field in ("body", "orelse"):
+            stmts = getattr(node, field, None)
+            if not isinstance(stmts, list):
+                continue
+            for i, st in enumerate(stmts[:-1]):
+                if _stops(stmts[: i + 1]):
+                    found.extend(lines[x.lineno - 1].strip() for x in stmts[i + 1:])
+                    break
+                nxt = stmts[i + 1]
+                if isinstance(st, ast.If) and ast.unparse(st.test) == "rc == 0" and \
+                        isinstance(nxt, ast.Raise) and ast.unparse(nxt) == "raise ScriptExit()":
+                    found.append(lines[st.lineno - 1].strip())
+    return found
+
+
+def test_unreachable_lines_finds_what_it_should():
+    src = ("def f(ctx):\n    rc = g()\n    if rc == 0:\n        raise ScriptExit()\n"
+           "    raise ScriptExit()\n    h()\n")
+    assert unreachable_lines(src) == ["if rc == 0:", "h()"]
+    src = ("def f(ctx):\n    if a:\n        return 1\n    else:\n        break\n"
+           "    x = 1\n    return 1\n")
+    assert unreachable_lines(src) == ["x = 1", "return 1"]
+    assert unreachable_lines("def f(ctx):\n    if a:\n        return 1\n    return 2\n") == []
+
+
+@pytest.mark.parametrize("body,rc,calls,absent", [
+    # a call right before exit: the script stops whatever the call returns
+    ("f_true(); exit;", 0, ["f_true"], ["rc == 0"]),
+    ("f_zero(); exit;", 0, ["f_zero"], ["rc == 0"]),
+    ("f_false(); return(0);", 0, ["f_false"], ["rc == 0"]),
+    # statements after exit, return, drop, break: compiled (checked), not emitted
+    ("exit; f_true(); $var(a) = 1;", 0, [], ["f_true", "set_var_a"]),
+    ("return 3; f_true();", 3, [], ["f_true", "return 1"]),
+    ("if ($var(x) == 0) { f_ret(2); return 2; } else { exit; } f_true();", 2, ["f_ret"],
+     ["f_true", "return 1"]),
+    ("if ($var(x) == 1) { exit; } else if ($var(x) == 0) { return 4; } else { drop; } f_true();",
+     4, [], ["f_true", "return 1"]),
+    ("while ($var(x) < 1) { f_true(); break; f_false(); } f_ret(5);", 5, ["f_true", "f_ret"],
+     ["f_false"]),
+    ("switch ($var(x)) { case 0: f_ret(6); return; f_false(); default: f_true(); }", 1,
+     ["f_ret"], ["f_false"]),
+])
+def test_no_unreachable_code(body, rc, calls, absent):
+    cfg = compile_routes(body)
+    src = cfg.python_source("request")
+    assert unreachable_lines(src) == [], src
+    for text in absent:
+        assert text not in src, src
+    from sipcore.pv import vars as pvvars
+
+    pvvars.reset_vars()
+    CALLS.clear()
+    assert cfg.run("request", None, make_ctx()) == rc
+    assert [c[0] for c in CALLS] == calls
+
+
+def test_a_call_returning_0_before_drop_stops_without_dropping():
+    for ret, dropped in (("f_zero", False), ("f_true", True)):
+        cfg = compile_routes(f"{ret}(); drop;")
+        ctx = make_ctx()
+        assert cfg.run("request", None, ctx) == 0
+        assert ctx.dropped is dropped
+
+
+def test_unreachable_statements_are_still_checked():
+    from sipcore.errors import ConfigErrors
+
+    with pytest.raises(ConfigErrors) as ei:
+        compile_routes("exit;\nno_such_function();\n$var(a) = $nosuchpv;")
+    msgs = [e.message for e in ei.value.errors]
+    assert any('unknown function "no_such_function"' in m for m in msgs)
+    assert any("$nosuchpv" in m for m in msgs)
+
+
+@pytest.mark.parametrize("path,defines", [
+    ("tests/data/compat/kamailio-5.6-default.cfg", ()),
+    ("tests/data/compat/kamailio-5.6-default.cfg", DEFINES),
+    ("etc/pykam.cfg", ()),
+])
+def test_real_configs_have_no_unreachable_code(path, defines):
+    import os
+
+    from sipcore.cfg import load_config
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = load_config(os.path.join(root, path), defines={d: None for d in defines})
+    for kind in ("request", "route", "failure", "branch", "onreply", "reply", "onsend",
+                 "event"):
+        for name in cfg.route_names(kind):
+            assert unreachable_lines(cfg.python_source(kind, name)) == [], (kind, name)
