@@ -195,6 +195,29 @@ class RouteInfo:
     filename: str = ""
 
 
+def render_routes(infos: Iterable[RouteInfo], described: dict[str, str]) -> str:
+    """The generated Python of route blocks as `pykam -c --print-routes` prints it: a comment
+    naming what the functions use from the shared namespace, then each block's function
+    (headed by a comment with its kind, name and cfg file:line). Valid Python."""
+    infos = list(infos)
+    body = "\n".join(ri.source for ri in infos)
+    used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", body))
+    out = ["# The route blocks of the configuration compiled to Python, one function each,",
+           "# called with the message's RouteCtx `ctx` (sipcore/cfg/codegen.py). Helpers from",
+           "# sipcore/cfg/runtime.py: callv(ctx, rc) runs a call used as a value (sets $rc,",
+           "# stops the script on 0, true when > 0), route_call() is route(NAME), to_int() and",
+           "# to_str() convert script values; ScriptExit stops the script (exit, drop).",
+           "# ctx.cfg_line is the cfg line of the call being made ($cfg(line)).",
+           "# Names bound once when the configuration is loaded:"]
+    width = max((len(n) for n in described if n in used), default=0)
+    for name, desc in described.items():
+        if name in used:
+            out.append(f"#   {name:<{width}}  {desc}")
+    if not infos:
+        out.append("#   (no route blocks)")
+    return "\n".join(out) + "\n\n\n" + "\n\n".join(ri.source for ri in infos)
+
+
 class _Emitter:
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -567,16 +590,15 @@ class CodeGen:
             dynamic = dynamic or parser is not None
         base = ident(c.name)
         cands = (base, f"{base}_{n}", f"{base}__{ident(fe.module or 'core')}")
-        impl_name = getattr(fe.impl, "__qualname__", "?")
-        desc = (f"{c.name}() of {'module ' + fe.module if fe.module else 'the core'}, "
-                f"{n} argument{'' if n == 1 else 's'}: "
-                f"{getattr(fe.impl, '__module__', '?')}.{impl_name}")
+        desc = (f"{fe.module or 'core'}: {c.name}(), {n} argument{'' if n == 1 else 's'} "
+                f"({getattr(fe.impl, '__module__', '?')}."
+                f"{getattr(fe.impl, '__qualname__', '?')})")
         if dynamic:
             ptuple = tuple(parsers)
             impl = make_dyn_call(fe.impl, ptuple, c.name)
             key = ("dyn", id(fe.impl), tuple(id(p) if p is not None else None for p in ptuple))
             fname = self.bind(impl, tuple(f"{x}_dyn" for x in cands), key,
-                              desc + " (arguments with pseudo-variables parsed per call)")
+                              desc + ", arguments parsed per call")
         else:
             fname = self.bind(fe.impl, cands, ("impl", id(fe.impl)), desc)
         return f"{fname}(ctx{''.join(', ' + a for a in args)})"
@@ -605,7 +627,7 @@ class CodeGen:
                     return repr(parsed), None
                 key = ("const", id(fx.parse), str(val)) if _shareable(parsed) else None
                 return self.bind(parsed, (f"{ident(fx.name)}_{ident(str(val), 32)}",), key,
-                                 f"{fx.name} {str(val)!r} parsed: {_short_repr(parsed)}"), None
+                                 f"{_short_repr(parsed)}  ({fx.name} {str(val)!r})"), None
             if not fx.dynamic:
                 self.err(f"{where} must be a constant ({fx.name})", arg.pos)
                 return bad
@@ -1051,6 +1073,11 @@ class CodeGen:
 
 def _short_repr(v: Any, limit: int = 80) -> str:
     r = repr(v)
+    if isinstance(v, frozenset):   # the same text on every run (set order follows hashes)
+        try:
+            r = "frozenset({" + ", ".join(repr(x) for x in sorted(v)) + "})"
+        except TypeError:
+            pass
     return r if len(r) <= limit else r[:limit - 3] + "..."
 
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 from sipcore.cfg import ast as A
 from sipcore.cfg import globals as G
 from sipcore.cfg import runtime as RT
-from sipcore.cfg.codegen import CodeGen, RouteInfo
+from sipcore.cfg.codegen import CodeGen, RouteInfo, render_routes
 from sipcore.cfg.pos import Pos
 from sipcore.errors import ConfigError, ConfigErrors, ModuleError
 from sipcore.mod.exports import RouteType
@@ -72,6 +72,7 @@ class CompiledConfig:
         self.module_paths = module_paths    # loadpath / mpath values
         self.kemi: Any = None               # KEMI engine (app_lua/app_python3 mod_init sets it)
         self.warnings: list[ConfigError] = []   # what the check found worth telling
+        self.described: dict[str, str] = {}     # generated code's bound names: what they are
         self._routes = routes
         self._ns = ns
         self._entries: dict[tuple[str, Optional[str]], tuple[Callable[[RouteCtx], int],
@@ -114,6 +115,11 @@ class CompiledConfig:
     def python_source(self, kind: str, name: Optional[str] = None) -> str:
         k, n = self._key(kind, name)
         return self._routes[k][n].source
+
+    def generated_python(self) -> str:
+        """The generated Python of every route block, for `pykam -c --print-routes`."""
+        return render_routes((ri for kind in KINDS for ri in self._routes.get(kind, {}).values()),
+                             self.described)
 
     def route_function(self, kind: str, name: Optional[str] = None
                        ) -> Optional[Callable[[RouteCtx], int]]:
@@ -221,6 +227,7 @@ class Compiler:
         compiled = CompiledConfig(self.gb.values, self.registry, self.engine, self.routes, ns,
                                   self.flags, self.cfg_vars, self.defines, self.module_paths)
         compiled.warnings = self.warnings
+        compiled.described = gen.described
         return compiled
 
     @staticmethod

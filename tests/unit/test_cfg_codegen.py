@@ -372,3 +372,111 @@ def test_real_configs_have_no_unreachable_code(path, defines):
                  "event"):
         for name in cfg.route_names(kind):
             assert unreachable_lines(cfg.python_source(kind, name)) == [], (kind, name)
+
+
+# ---- pykam -c --print-routes -------------------------------------------------------------
+
+STOCK = "tests/data/compat/kamailio-5.6-default.cfg"
+
+
+def _root() -> str:
+    import os
+
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _pykam(monkeypatch, *args: str):
+    from click.testing import CliRunner
+
+    from sipcore import log as klog
+    from sipcore.cli.server import main
+
+    monkeypatch.setattr(klog, "configure", lambda **kw: None)   # keep this process's logging
+    return CliRunner().invoke(main, list(args))
+
+
+SMALL = """\
+loadmodule "sl"
+loadmodule "tm"
+loadmodule "textops"
+#!ifdef WITH_TWO
+#!define CODE 202
+#!else
+#!define CODE 200
+#!endif
+request_route {
+    if (is_method("OPTIONS")) { sl_send_reply(CODE, "Keepalive"); exit; }
+    if (!t_is_set("failure_route")) t_on_failure("MISS");
+    route(RELAY);
+}
+route[RELAY] {
+    if (!t_relay()) sl_reply_error();
+    exit;
+}
+failure_route[MISS] {
+    if (t_is_canceled()) exit;
+}
+"""
+
+
+def test_print_routes_shows_readable_python(tmp_path, monkeypatch):
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(SMALL)
+    res = _pykam(monkeypatch, "-c", "--print-routes", "-f", str(cfg))
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    compile(out, "print-routes", "exec")
+    assert f"# request_route at {cfg}:9\ndef request_route(ctx):\n" in out
+    assert f"# route[RELAY] at {cfg}:14\ndef route_RELAY(ctx):\n" in out
+    assert f"# failure_route[MISS] at {cfg}:18\ndef failure_route_MISS(ctx):\n" in out
+    assert "if callv(ctx, is_method(ctx, methods_OPTIONS)):" in out
+    assert "ctx.rc = sl_send_reply(ctx, 200, 'Keepalive')\n" in out
+    assert "if (not callv(ctx, t_relay(ctx))):" in out
+    assert "route_call(ctx, route_RELAY, 'RELAY', " in out
+    assert "#   t_relay " in out and "#   methods_OPTIONS " in out   # what the names are
+    # one marker for `if (!t_is_set(...)) t_on_failure(...);` (line 11)
+    assert out.count("ctx.cfg_line = 11\n") == 1
+    assert not re.search(r"\b[A-Z]{1,3}\d+\b", out)
+    assert "ok, exiting" in res.stderr and "ok, exiting" not in out
+
+
+def test_print_routes_applies_defines(tmp_path, monkeypatch):
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(SMALL)
+    res = _pykam(monkeypatch, "--print-routes", "-f", str(cfg), "-A", "WITH_TWO")   # -c implied
+    assert res.exit_code == 0, res.output
+    assert "sl_send_reply(ctx, 202, 'Keepalive')" in res.stdout
+
+
+def test_print_routes_of_a_bad_config_prints_the_errors(tmp_path, monkeypatch):
+    cfg = tmp_path / "bad.cfg"
+    cfg.write_text(SMALL.replace("t_relay()", "t_relay_nope()"))
+    res = _pykam(monkeypatch, "-c", "--print-routes", "-f", str(cfg))
+    assert res.exit_code == 1
+    assert res.stdout == ""
+    assert f'{cfg}:15:10: unknown function "t_relay_nope"' in res.stderr
+
+
+def test_print_routes_of_the_stock_config():
+    """The stock Kamailio config, through the real command line."""
+    import os
+    import subprocess
+    import sys
+
+    assert os.path.exists(os.path.join(_root(), STOCK))
+    p = subprocess.run([sys.executable, "-m", "sipcore.cli.server", "-c", "--print-routes",
+                        "-f", STOCK, "-A", "WITH_NAT"], cwd=_root(), capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    compile(out, "print-routes", "exec")
+    for text in ("def request_route(ctx):", "def route_RELAY(ctx):",
+                 "def failure_route_MANAGE_FAILURE(ctx):", "t_relay(ctx)",
+                 "sl_send_reply(ctx, ", "if callv(ctx, is_method(ctx, methods_CANCEL)):",
+                 "route_call(ctx, route_NATMANAGE, 'NATMANAGE', "):
+        assert text in out
+    assert not re.search(r"\b[A-Z]{1,3}\d+\b", out)
+    # every block is there once, headed by its kind/name and cfg file:line
+    heads = re.findall(r"^# (\S+) at (\S+):(\d+)\ndef (\w+)\(ctx\):$", out, re.M)
+    assert len(heads) == len({h[3] for h in heads}) >= 15
+    assert ("request_route", os.path.join(_root(), STOCK), "503", "request_route") in heads
