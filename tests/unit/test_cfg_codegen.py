@@ -257,6 +257,38 @@ def test_real_configs_have_no_duplicate_line_markers(path, defines):
     assert n > 20
 
 
+def _build_fakeboom() -> Module:
+    m = Module("fakeboom2", summary="a function that fails")
+
+    @m.function("boom")
+    def boom(ctx) -> int:
+        raise RuntimeError("kaboom")
+
+    return m
+
+
+_register(_build_fakeboom())
+
+
+@pytest.mark.parametrize("body,where", [
+    ("  boom();\n", "5:3"),
+    ("  if (f_true()) boom();\n", "5:17"),               # its line marker left out
+    ("  $var(a) = 1;\n  boom(); exit;\n", "6:3"),       # the call before exit
+    ("  if (f_true()) { if (f_true()) { boom(); } }\n", "5:35"),
+    ("  switch ($var(a)) {\n    case 0: boom(); break;\n  }\n", "6:13"),
+    ("  route(R);\n}\nroute[R] {\n  f_true();\n  boom(); return 1;\n", "9:3"),
+])
+def test_runtime_errors_still_point_at_the_cfg_statement(body, where):
+    cfg = compile_text('loadmodule "fakeboom2"\n' + HEADER + "request_route {\n" + body + "}\n",
+                       "boom.cfg")
+    from sipcore.pv import vars as pvvars
+
+    pvvars.reset_vars()
+    with pytest.raises(RuntimeError) as ei:
+        cfg.run("request", None, make_ctx())
+    assert ei.value.__notes__ == [f"while running the configuration at boom.cfg:{where}"]
+
+
 # ---- no unreachable code -------------------------------------------------------------------
 
 def _stops(body: list) -> bool:
