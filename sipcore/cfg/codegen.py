@@ -119,7 +119,7 @@ class Names:
     """The identifiers of one namespace of generated code: each name is handed out once."""
 
     RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | \
-        frozenset(dir(builtins)) | {"ctx", "rc"}
+        frozenset(dir(builtins)) | {"__builtins__", "ctx", "rc"}
 
     def __init__(self, taken: Iterable[str] = ()) -> None:
         self._taken: set[str] = set(self.RESERVED)
