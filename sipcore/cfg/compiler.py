@@ -137,9 +137,12 @@ class CompiledConfig:
         once per statement, not again after each call)."""
         if self.kemi is not None:
             return self.kemi.run(kind, name, ctx)
-        entry = self._entries.get(self._key(kind, name))
+        # a key as the parser makes them (the aliases _key maps are never in _entries)
+        entry = self._entries.get((kind, name))
         if entry is None:
-            return 1
+            entry = self._entries.get(self._key(kind, name))
+            if entry is None:
+                return 1
         fn, rtype = entry
         ctx.route_type = rtype
         ctx.route_name = name or kind
