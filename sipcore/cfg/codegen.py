@@ -9,13 +9,38 @@ pays for attribute loads and calls only: no tree walking, no per-message parsing
 compilation tracks a static type per node ('i' int, 's' str, 'a' any = int|str|None from a PV,
 'b' Python bool) to inline coercions when the type is known and call the runtime helpers only
 when it is not.
+
+Names in the generated code (`pykam -c --print-routes` shows it), derived from the cfg text so
+that it reads like the configuration:
+
+- a route block: its label, `request_route`, `route_RELAY`, `failure_route_MANAGE_FAILURE`,
+  `event_route_tm_local_request`;
+- the implementation of cfg function NAME: `NAME` (`t_relay`). When the config uses a second
+  implementation of NAME (another overload by arity), that one is `NAME_<n>`, n its number of
+  arguments (`f_str` and `f_str_2`), or `NAME__<module>` when `NAME_<n>` is taken too;
+- NAME with arguments parsed per call (a Custom fixup of a value with pseudo-variables):
+  `NAME_dyn` (`NAME_<n>_dyn`, `NAME__<module>_dyn` as above);
+- a parsed constant argument: an int or str result is written inline
+  (`sl_send_reply(ctx, 404, 'Not here')`), another value is named after the fixup and the
+  text (`methods_INVITE_SUBSCRIBE`), shared by the calls with the same text when immutable;
+- PV getter / setter / spec: `get_<pv>` / `set_<pv>` / `pv_<pv>` (`get_rU`, `set_var_rc`);
+- a string with pseudo-variables: `fmt_<first words>` (`fmt_Malformed_SIP_request`);
+- a regular expression, an IP network: `rx_<pattern>`, `net_<network>`.
+
+Text becomes an identifier by turning every run of other characters than letters, digits and
+`_` into one `_` (long texts are cut at a word). A derived name already taken (by a runtime
+helper, a Python keyword or builtin, `ctx`, `rc`, another route or another bound object) gets
+the next alternative, and `_v2`, `_v3`... after the last one. Locals of the generated code
+start with `_` (`_sv3`, `_m4`, `_w5`) or are `ctx` and `rc`.
 """
 from __future__ import annotations
 
+import builtins
 import ipaddress
+import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from sipcore.cfg import ast as A
 from sipcore.cfg.lexer import parse_int
@@ -76,6 +101,63 @@ def route_types_text(rt: RouteType) -> str:
     return ", ".join(names) if names else "no route"
 
 
+_NON_IDENT = re.compile(r"[^0-9A-Za-z_]+")
+
+
+def ident(text: str, limit: int = 0) -> str:
+    """TEXT as the tail of a Python identifier: each run of characters other than letters,
+    digits and `_` becomes one `_` (leading and trailing ones dropped); with LIMIT, cut after
+    the last whole word that fits (or at LIMIT when the first word is longer)."""
+    s = _NON_IDENT.sub("_", text).strip("_")
+    if limit and len(s) > limit:
+        cut = s.rfind("_", 0, limit + 1)
+        s = s[:cut] if cut > 0 else s[:limit]
+    return s or "x"
+
+
+class Names:
+    """The identifiers of one namespace of generated code: each name is handed out once."""
+
+    RESERVED = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | \
+        frozenset(dir(builtins)) | {"__builtins__", "ctx", "rc"}
+
+    def __init__(self, taken: Iterable[str] = ()) -> None:
+        self._taken: set[str] = set(self.RESERVED)
+        self._taken.update(taken)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._taken
+
+    def new(self, *candidates: str) -> str:
+        """The first free candidate; else the first one with `_v2`, `_v3`... appended."""
+        candidates = tuple(c if c.isidentifier() else "n_" + c for c in candidates)
+        for c in candidates:
+            if c not in self._taken:
+                self._taken.add(c)
+                return c
+        k = 2
+        while f"{candidates[0]}_v{k}" in self._taken:
+            k += 1
+        name = f"{candidates[0]}_v{k}"
+        self._taken.add(name)
+        return name
+
+
+def route_label(kind: str, name: Optional[str]) -> str:
+    """`request_route`, `route[RELAY]`, `event_route[tm:local-request]`."""
+    return KIND_LABEL[kind] + (f"[{name}]" if name is not None else "")
+
+
+def _inline_const(v: Any) -> bool:
+    """A parsed argument value the generated code can hold as a literal."""
+    return v is None or v.__class__ in (int, str, bool)
+
+
+def _shareable(v: Any) -> bool:
+    """An immutable parsed value: equal fixups may share one bound object."""
+    return isinstance(v, (frozenset, bytes, re.Pattern))
+
+
 def make_dyn_call(impl: Callable[..., int], parsers: tuple[Optional[Callable[[str], Any]], ...],
                   name: str) -> Callable[..., int]:
     """Wrap a call whose Custom(dynamic=True) arguments are parsed per call: a bad value makes
@@ -113,6 +195,29 @@ class RouteInfo:
     filename: str = ""
 
 
+def render_routes(infos: Iterable[RouteInfo], described: dict[str, str]) -> str:
+    """The generated Python of route blocks as `pykam -c --print-routes` prints it: a comment
+    naming what the functions use from the shared namespace, then each block's function
+    (headed by a comment with its kind, name and cfg file:line). Valid Python."""
+    infos = list(infos)
+    body = "\n".join(ri.source for ri in infos)
+    used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", body))
+    out = ["# The route blocks of the configuration compiled to Python, one function each,",
+           "# called with the message's RouteCtx `ctx` (sipcore/cfg/codegen.py). Helpers from",
+           "# sipcore/cfg/runtime.py: callv(ctx, rc) runs a call used as a value (sets $rc,",
+           "# stops the script on 0, true when > 0), route_call() is route(NAME), to_int() and",
+           "# to_str() convert script values; ScriptExit stops the script (exit, drop).",
+           "# ctx.cfg_line is the cfg line of the call being made ($cfg(line)).",
+           "# Names bound once when the configuration is loaded:"]
+    width = max((len(n) for n in described if n in used), default=0)
+    for name, desc in described.items():
+        if name in used:
+            out.append(f"#   {name:<{width}}  {desc}")
+    if not infos:
+        out.append("#   (no route blocks)")
+    return "\n".join(out) + "\n\n\n" + "\n\n".join(ri.source for ri in infos)
+
+
 class _Emitter:
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -142,21 +247,33 @@ class CodeGen:
         self._fmt_cache: dict[str, Any] = {}
         self._cur: Optional[RouteInfo] = None
         self._out = _Emitter()
+        # the cfg line ctx.cfg_line is known to hold where the next line is emitted (None:
+        # unknown), so that each statement sets it once and only when it changes
+        self._line: Optional[int] = None
+        self.names = Names(ns)
+        # bound name -> what it is, for the reader of `pykam -c --print-routes`
+        self.described: dict[str, str] = {}
+        for tbl in routes.values():
+            for ri in tbl.values():
+                ri.pyname = self.names.new(ident(route_label(ri.kind, ri.name)))
 
     # ---- namespace ----------------------------------------------------------------------
-    def bind(self, obj: Any, prefix: str, key: Any = None) -> str:
+    def bind(self, obj: Any, candidates: tuple[str, ...], key: Any = None, desc: str = ""
+             ) -> str:
+        """The namespace name of OBJ (bound once per KEY, default its identity): the first
+        free name among CANDIDATES (see the module docstring)."""
         k = key if key is not None else ("id", id(obj))
         name = self._bound.get(k)
         if name is None:
-            self._counter += 1
-            name = f"{prefix}{self._counter}"
+            name = self.names.new(*candidates)
             self._bound[k] = name
             self.ns[name] = obj
+            self.described[name] = desc
         return name
 
     def tmp(self, prefix: str) -> str:
         self._counter += 1
-        return f"_{prefix}{self._counter}"
+        return self.names.new(f"_{prefix}{self._counter}")
 
     def err(self, msg: str, pos: Pos) -> None:
         self.errors.append(ConfigError(msg, pos))
@@ -165,13 +282,12 @@ class CodeGen:
     def gen_route(self, ri: RouteInfo) -> str:
         self._cur = ri
         self._out = _Emitter()
-        label = KIND_LABEL[ri.kind] + (f"[{ri.name}]" if ri.name is not None else "")
-        self._out.emit(0, f"def {ri.pyname}(ctx):", ri.block.pos)
-        self._out.emit(1, f"# {label} at {ri.block.pos}", ri.block.pos)
-        self.stmts(ri.block.body, 1, tail=True)
-        last = self._out.lines[-1]
-        if not (last.startswith("    return ") or last.startswith("    raise ")):
-            self._out.emit(1, "return 1", ri.block.pos)
+        self._line = None
+        pos = ri.block.pos
+        self._out.emit(0, f"# {route_label(ri.kind, ri.name)} at {pos.file}:{pos.line}", pos)
+        self._out.emit(0, f"def {ri.pyname}(ctx):", pos)
+        if not self.stmts(ri.block.body, 1, tail=True):
+            self._out.emit(1, "return 1", ri.block.pos)   # fell off the end
         ri.source = "\n".join(self._out.lines) + "\n"
         ri.linemap = list(self._out.poss)
         return ri.source
@@ -180,19 +296,47 @@ class CodeGen:
         self._out.emit(ind, text, pos)
 
     # ---- statements ---------------------------------------------------------------------
-    def stmts(self, body: tuple[A.Stmt, ...], ind: int, tail: bool = False) -> None:
+    def stmts(self, body: tuple[A.Stmt, ...], ind: int, tail: bool = False) -> bool:
         """TAIL: BODY ends the route block, so (as in Kamailio, where a block's value is its
-        last action's) a trailing call's return code becomes the route's return value."""
+        last action's) a trailing call's return code becomes the route's return value.
+
+        True when BODY never completes (it ends in return, exit, drop, break, or an if whose
+        branches all do). The statements after one that never completes are compiled, so
+        that their errors are reported, but not emitted: they cannot run."""
         n0 = len(self._out.lines)
+        done = False
         for i, s in enumerate(body):
-            self.stmt(s, ind, tail and i == len(body) - 1)
+            if done:
+                self._unreachable(s, ind)
+                continue
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            done = self.stmt(s, ind, tail and nxt is None, _stops(nxt))
         if len(self._out.lines) == n0 or all(
                 ln.strip().startswith("#") for ln in self._out.lines[n0:]):
             self.emit(ind, "pass", body[0].pos if body else None)
+        return done
 
-    def stmt(self, s: A.Stmt, ind: int, tail: bool = False) -> None:
-        # $cfg(line) and module log lines: the cfg line of the call being made (one int store,
-        # only before statements that call functions)
+    def _unreachable(self, s: A.Stmt, ind: int) -> None:
+        out, line = self._out, self._line
+        self._out = _Emitter()
+        try:
+            self.stmt(s, ind)
+        finally:
+            self._out, self._line = out, line
+
+    def set_line(self, ind: int, pos: Pos) -> None:
+        """$cfg(line) and module log lines: ctx.cfg_line is the cfg line of the call being
+        made. One int store before a statement that calls functions, left out when ctx.cfg_line
+        already holds that line: set by an enclosing or earlier statement of the same line,
+        with only calls of module functions in between (a route block they run on this ctx,
+        through CompiledConfig.run, gives the line back when it ends); route() does not."""
+        if self._line != pos.line:
+            self.emit(ind, f"ctx.cfg_line = {pos.line}", pos)
+            self._line = pos.line
+
+    def stmt(self, s: A.Stmt, ind: int, tail: bool = False, stops_next: bool = False) -> bool:
+        """Emit statement S; True when it never completes (see stmts). STOPS_NEXT: the next
+        statement is an exit (or return(0)), which makes a call's own stop-on-0 redundant."""
         head: Optional[A.Expr] = None
         if isinstance(s, A.CallStmt):
             head = s.call
@@ -202,34 +346,44 @@ class CodeGen:
             head = s.cond
         elif isinstance(s, A.Switch):
             head = s.expr
-        elif isinstance(s, (A.Return, A.Exit, A.Drop)):
+        elif isinstance(s, A.Return):
             head = s.value
+        # (the value of exit(N) and drop(N) is checked, not evaluated: no call is made)
         if head is not None and _has_call(head):
-            self.emit(ind, f"ctx.cfg_line = {s.pos.line}", s.pos)
+            self.set_line(ind, s.pos)
+            if _has_route_call(head) and not isinstance(s, A.While):
+                self._line = None     # what comes next runs after the route()
         if isinstance(s, A.CallStmt):
             c = s.call
             if isinstance(c, A.RouteCall):
                 src = self.route_call(c)
                 if src:
                     self.emit(ind, f"return {src}" if tail else src, s.pos)
-                return
+                return tail
             fn = self.resolve_call(c)
             if fn is None:
-                return
+                return False
+            if stops_next:   # `f(); exit;`: the script stops either way
+                self.emit(ind, f"ctx.rc = {fn}", s.pos)
+                return False
             self.emit(ind, f"rc = ctx.rc = {fn}", s.pos)
             self.emit(ind, "if rc == 0:", s.pos)
             self.emit(ind + 1, "raise ScriptExit()", s.pos)
             if tail:
                 self.emit(ind, "return rc", s.pos)
-        elif isinstance(s, A.Assign):
+            return tail
+        if isinstance(s, A.Assign):
             self.assign(s, ind)
-        elif isinstance(s, A.If):
-            self.if_stmt(s, ind, "if", tail)
-        elif isinstance(s, A.Switch):
+            return False
+        if isinstance(s, A.If):
+            return self.if_stmt(s, ind, "if", tail)
+        if isinstance(s, A.Switch):
             self.switch(s, ind)
-        elif isinstance(s, A.While):
+            return False
+        if isinstance(s, A.While):
             self.while_stmt(s, ind)
-        elif isinstance(s, A.Return):
+            return False
+        if isinstance(s, A.Return):
             self.return_stmt(s, ind)
         elif isinstance(s, A.Exit):
             if s.value is not None:
@@ -244,18 +398,34 @@ class CodeGen:
             self.emit(ind, "break", s.pos)
         else:  # pragma: no cover - parser produces only the kinds above
             raise TypeError(f"unknown statement {s!r}")
+        return True
 
-    def if_stmt(self, s: A.If, ind: int, kw: str, tail: bool = False) -> None:
+    def if_stmt(self, s: A.If, ind: int, kw: str, tail: bool = False) -> bool:
+        """True when no branch completes (there is an else, and every branch stops)."""
         cond = self.pos_truth(*self.ex(s.cond)[:2])
         self.emit(ind, f"{kw} {cond}:", s.pos)
-        self.stmts(s.then, ind + 1, tail)
+        if kw == "elif" and _has_route_call(s.cond):
+            self._line = None
+        after_cond = self._line
+        ends: list[Optional[int]] = []     # the line known at the end of each branch that ends
+        done = self.stmts(s.then, ind + 1, tail)
+        if not done:
+            ends.append(self._line)
+        self._line = after_cond
         if s.orelse is None:
-            return
-        if len(s.orelse) == 1 and isinstance(s.orelse[0], A.If):
-            self.if_stmt(s.orelse[0], ind, "elif", tail)
-            return
-        self.emit(ind, "else:", s.pos)
-        self.stmts(s.orelse, ind + 1, tail)
+            ends.append(after_cond)
+            done = False
+        elif len(s.orelse) == 1 and isinstance(s.orelse[0], A.If):
+            if not self.if_stmt(s.orelse[0], ind, "elif", tail):
+                ends.append(self._line)
+                done = False
+        else:
+            self.emit(ind, "else:", s.pos)
+            if not self.stmts(s.orelse, ind + 1, tail):
+                ends.append(self._line)
+                done = False
+        self._line = _same(ends)
+        return done
 
     def while_stmt(self, s: A.While, ind: int) -> None:
         cond = self.pos_truth(*self.ex(s.cond)[:2])
@@ -269,7 +439,13 @@ class CodeGen:
             self.emit(ind + 2, "break", s.pos)
         else:
             self.emit(ind, f"while {cond}:", s.pos)
-        self.stmts(s.body, ind + 1)
+        # the condition runs before each pass: with calls in it, at the while's line (set
+        # before the loop by stmt(), and again at the end of a body that changed it)
+        calls = _has_call(s.cond)
+        self._line = s.pos.line if calls and not _has_route_call(s.cond) else None
+        if not self.stmts(s.body, ind + 1) and calls:
+            self.set_line(ind + 1, s.pos)
+        self._line = None
 
     def switch(self, s: A.Switch, ind: int) -> None:
         labels = [c for c in s.cases if c.label is not None]
@@ -318,11 +494,16 @@ class CodeGen:
         else:
             self.emit(ind, f"{m} = {default_idx}", s.pos)
         self.emit(ind, "while True:", s.pos)   # a loop so that `break` leaves the switch
+        entry = self._line
+        done = False
         for idx, c in enumerate(s.cases):
             if c.body:   # an empty case just falls through to the next one
                 self.emit(ind + 1, f"if {m} <= {idx}:", c.pos)
-                self.stmts(c.body, ind + 2)
+                # jumped to, or fallen into from the case before when that one completes
+                self._line = entry if done else _same([entry, self._line])
+                done = self.stmts(c.body, ind + 2)
         self.emit(ind + 1, "break", s.pos)
+        self._line = None
 
     def return_stmt(self, s: A.Return, ind: int) -> None:
         if s.value is None:
@@ -351,7 +532,7 @@ class CodeGen:
         if not getattr(spec, "writable", False):
             self.err(f"read only pvar in assignment left side: {text}", s.pos)
             return
-        setter = self.bind(spec.set, "S", ("set", text))
+        setter = self.bind(spec.set, (f"set_{ident(text)}",), ("set", text), f"writes {text}")
         self.emit(ind, f"{setter}(ctx, {self.val(src, t)})", s.pos)
 
     # ---- calls --------------------------------------------------------------------------
@@ -407,11 +588,19 @@ class CodeGen:
             args.append(src)
             parsers.append(parser)
             dynamic = dynamic or parser is not None
+        base = ident(c.name)
+        cands = (base, f"{base}_{n}", f"{base}__{ident(fe.module or 'core')}")
+        desc = (f"{fe.module or 'core'}: {c.name}(), {n} argument{'' if n == 1 else 's'} "
+                f"({getattr(fe.impl, '__module__', '?')}."
+                f"{getattr(fe.impl, '__qualname__', '?')})")
         if dynamic:
-            impl = make_dyn_call(fe.impl, tuple(parsers), c.name)
-            fname = self.bind(impl, "D")
+            ptuple = tuple(parsers)
+            impl = make_dyn_call(fe.impl, ptuple, c.name)
+            key = ("dyn", id(fe.impl), tuple(id(p) if p is not None else None for p in ptuple))
+            fname = self.bind(impl, tuple(f"{x}_dyn" for x in cands), key,
+                              desc + ", arguments parsed per call")
         else:
-            fname = self.bind(fe.impl, "F", ("impl", id(fe.impl)))
+            fname = self.bind(fe.impl, cands, ("impl", id(fe.impl)), desc)
         return f"{fname}(ctx{''.join(', ' + a for a in args)})"
 
     def fixup(self, c: A.Call, i: int, arg: A.Expr, fx: Any
@@ -434,7 +623,11 @@ class CodeGen:
                 except ValueError as e:
                     self.err(f"bad {where}: {e}", arg.pos)
                     return bad
-                return self.bind(parsed, "K"), None
+                if _inline_const(parsed):
+                    return repr(parsed), None
+                key = ("const", id(fx.parse), str(val)) if _shareable(parsed) else None
+                return self.bind(parsed, (f"{ident(fx.name)}_{ident(str(val), 32)}",), key,
+                                 f"{_short_repr(parsed)}  ({fx.name} {str(val)!r})"), None
             if not fx.dynamic:
                 self.err(f"{where} must be a constant ({fx.name})", arg.pos)
                 return bad
@@ -500,7 +693,8 @@ class CodeGen:
             spec = self.pv_spec(A.Pv(arg.pos, text))
             if spec is None:
                 return bad
-            return self.bind(spec, "V", ("spec", text)), None
+            return self.bind(spec, (f"pv_{ident(text)}",), ("spec", text),
+                             f"the pseudo-variable {text}"), None
         if fx is Fx.REGEX:
             if not ok:
                 self.err(f"{where} must be a static regular expression", arg.pos)
@@ -590,7 +784,9 @@ class CodeGen:
             self._fmt_cache[text] = fmt
         if fmt.is_static:
             return repr(fmt.static_value)
-        return f"{self.bind(fmt.eval, 'E', ('fmt', text))}(ctx)"
+        name = self.bind(fmt.eval, (f"fmt_{ident(text, 24)}",), ("fmt", text),
+                         f"evaluates {text!r}")
+        return f"{name}(ctx)"
 
     def regex(self, pattern: str, flags: int, pos: Pos, where: str = "") -> Optional[str]:
         try:
@@ -599,7 +795,9 @@ class CodeGen:
             self.err(f"bad regular expression \"{pattern}\"{' in ' + where if where else ''}: "
                      f"{e}", pos)
             return None
-        return self.bind(rx, "RX", ("rx", pattern, flags))
+        return self.bind(rx, (f"rx_{ident(pattern, 24)}",), ("rx", pattern, flags),
+                         f"regular expression {pattern!r}"
+                         f"{' (case-insensitive)' if flags & re.IGNORECASE else ''}")
 
     def static_value(self, e: A.Expr) -> tuple[bool, Any]:
         """(True, value) when E is known at compile time (literals, folded expressions)."""
@@ -702,7 +900,8 @@ class CodeGen:
             spec = self.pv_spec(e)
             if spec is None:
                 return "None", "a", False
-            getter = self.bind(spec.get, "G", ("get", e.text))
+            getter = self.bind(spec.get, (f"get_{ident(e.text)}",), ("get", e.text),
+                               f"reads {e.text}")
             return f"{getter}(ctx)", "a", False
         if isinstance(e, A.Word):
             if e.text in self.flags:
@@ -851,7 +1050,9 @@ class CodeGen:
                 self.err(f"bad IP address or network \"{R.text}\": {ex}", R.pos)
                 return None
             ls, _, _ = self.ex(L)
-            return f"ip_in({ls}, {self.bind(net, 'NET', ('net', str(net)))})", False
+            nname = self.bind(net, (f"net_{ident(str(net))}",), ("net", str(net)),
+                              f"IP network {net}")
+            return f"ip_in({ls}, {nname})", False
         ls, lt, lc = self.ex(L)
         rs, rt, rc = self.ex(R)
         c = lc and rc
@@ -868,6 +1069,43 @@ class CodeGen:
         if lt == "s":
             return f"({ls} == {self.as_str(rs, rt)})", c
         return f"eq({ls}, {self.val(rs, rt)})", c
+
+
+def _short_repr(v: Any, limit: int = 80) -> str:
+    r = repr(v)
+    if isinstance(v, frozenset):   # the same text on every run (set order follows hashes)
+        try:
+            r = "frozenset({" + ", ".join(repr(x) for x in sorted(v)) + "})"
+        except TypeError:
+            pass
+    return r if len(r) <= limit else r[:limit - 3] + "..."
+
+
+def _same(lines: list[Optional[int]]) -> Optional[int]:
+    """Where paths join: the line they all leave in ctx.cfg_line, else None (unknown)."""
+    first = lines[0] if lines else None
+    return first if all(x == first for x in lines) else None
+
+
+def _stops(s: Optional[A.Stmt]) -> bool:
+    """S stops the whole script as a call returning 0 does: exit, return(0)."""
+    if isinstance(s, A.Exit):
+        return True
+    return (isinstance(s, A.Return) and isinstance(s.value, A.Const)
+            and s.value.value.__class__ is int and s.value.value == 0)
+
+
+def _has_route_call(e: A.Expr) -> bool:
+    """E runs a route() (with its own line markers) on this ctx."""
+    if isinstance(e, A.RouteCall):
+        return True
+    if isinstance(e, A.Unary):
+        return _has_route_call(e.operand)
+    if isinstance(e, A.Binary):
+        return _has_route_call(e.left) or _has_route_call(e.right)
+    if isinstance(e, (A.Builtin, A.Call)):
+        return any(_has_route_call(a) for a in e.args)
+    return False
 
 
 def _has_call(e: A.Expr) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 from sipcore.cfg import ast as A
 from sipcore.cfg import globals as G
 from sipcore.cfg import runtime as RT
-from sipcore.cfg.codegen import CodeGen, RouteInfo
+from sipcore.cfg.codegen import CodeGen, RouteInfo, render_routes
 from sipcore.cfg.pos import Pos
 from sipcore.errors import ConfigError, ConfigErrors, ModuleError
 from sipcore.mod.exports import RouteType
@@ -72,6 +72,7 @@ class CompiledConfig:
         self.module_paths = module_paths    # loadpath / mpath values
         self.kemi: Any = None               # KEMI engine (app_lua/app_python3 mod_init sets it)
         self.warnings: list[ConfigError] = []   # what the check found worth telling
+        self.described: dict[str, str] = {}     # generated code's bound names: what they are
         self._routes = routes
         self._ns = ns
         self._entries: dict[tuple[str, Optional[str]], tuple[Callable[[RouteCtx], int],
@@ -115,6 +116,11 @@ class CompiledConfig:
         k, n = self._key(kind, name)
         return self._routes[k][n].source
 
+    def generated_python(self) -> str:
+        """The generated Python of every route block, for `pykam -c --print-routes`."""
+        return render_routes((ri for kind in KINDS for ri in self._routes.get(kind, {}).values()),
+                             self.described)
+
     def route_function(self, kind: str, name: Optional[str] = None
                        ) -> Optional[Callable[[RouteCtx], int]]:
         e = self._entries.get(self._key(kind, name))
@@ -123,15 +129,24 @@ class CompiledConfig:
     def run(self, kind: str, name: Optional[str], ctx: RouteCtx) -> int:
         """Run a route block on CTX: the block's return value, 0 after exit/drop/return(0).
         A route the config does not define returns 1 (nothing to do). With a KEMI cfgengine
-        the script function for the route runs instead."""
+        the script function for the route runs instead.
+
+        ctx.cfg_line is given back when the block ends: a block run on the ctx of a running
+        one (onsend_route from forward(), an event_route from a module function) leaves the
+        caller's $cfg(line) as it was, which the generated code counts on (it sets the line
+        once per statement, not again after each call)."""
         if self.kemi is not None:
             return self.kemi.run(kind, name, ctx)
-        entry = self._entries.get(self._key(kind, name))
+        # a key as the parser makes them (the aliases _key maps are never in _entries)
+        entry = self._entries.get((kind, name))
         if entry is None:
-            return 1
+            entry = self._entries.get(self._key(kind, name))
+            if entry is None:
+                return 1
         fn, rtype = entry
         ctx.route_type = rtype
         ctx.route_name = name or kind
+        line = ctx.cfg_line
         try:
             return fn(ctx)
         except ScriptExit as e:
@@ -143,6 +158,8 @@ class CompiledConfig:
             if pos is not None:
                 e.add_note(f"while running the configuration at {pos}")
             raise
+        finally:
+            ctx.cfg_line = line
 
     def cfg_pos(self, filename: str, lineno: int) -> Optional[Pos]:
         """Map a line of generated code back to the cfg file:line:col it came from."""
@@ -213,6 +230,7 @@ class Compiler:
         compiled = CompiledConfig(self.gb.values, self.registry, self.engine, self.routes, ns,
                                   self.flags, self.cfg_vars, self.defines, self.module_paths)
         compiled.warnings = self.warnings
+        compiled.described = gen.described
         return compiled
 
     @staticmethod
@@ -332,7 +350,6 @@ class Compiler:
 
     # ---- routes -------------------------------------------------------------------------
     def build_route_table(self) -> None:
-        counter = 0
         for b in self._blocks:
             tbl = self.routes[b.kind]
             if b.name in tbl:
@@ -340,13 +357,11 @@ class Compiler:
                 self.err(f"route block {label} defined twice (first at "
                          f"{tbl[b.name].block.pos})", b.pos)
                 continue
-            counter += 1
-            safe = "".join(ch if ch.isalnum() else "_" for ch in (b.name or ""))
-            pyname = f"r_{b.kind}_{safe}_{counter}" if b.name is not None else f"r_{b.kind}"
             rtype = (event_route_type(b.name or "") if b.kind == "event"
                      else _KIND_MASK[b.kind])
             mask = _KIND_MASK[b.kind] | rtype
-            tbl[b.name] = RouteInfo(b.kind, b.name, b, pyname, mask, rtype)
+            # pyname: CodeGen names the functions (with every other name of the namespace)
+            tbl[b.name] = RouteInfo(b.kind, b.name, b, "", mask, rtype)
         self._propagate_masks()
 
     def _propagate_masks(self) -> None:

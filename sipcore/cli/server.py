@@ -2,7 +2,8 @@
 
 Runs in: the master process (before anything is forked).
 `pykam -c -f FILE [-A DEF[=VAL]]...` checks a configuration and exits 0 (valid) or 1 (errors
-printed as `file:line:col: message` with the offending line).
+printed as `file:line:col: message` with the offending line). With `--print-routes` it also
+prints the Python the route blocks compile to (sipcore/cfg/codegen.py) on stdout.
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def _print_errors(exc: Exception) -> None:
 @click.option("-f", "cfg_file", default="etc/pykam.cfg", show_default=True,
               help="Configuration file.")
 @click.option("-c", "check_only", is_flag=True, help="Check the configuration file and exit.")
+@click.option("--print-routes", "print_routes", is_flag=True,
+              help="With -c (implied): print the generated Python of every route block.")
 @click.option("-A", "defines", multiple=True, metavar="DEF[=VAL]",
               help="Add a #!define (repeatable).")
 @click.option("-D", "no_daemon", count=True,
@@ -66,14 +69,16 @@ def _print_errors(exc: Exception) -> None:
 @click.option("-d", "debug_inc", count=True, help="Increase the debug level.")
 @click.option("-V", "show_version", is_flag=True, help="Print the version and exit.")
 @click.option("-v", "show_version2", is_flag=True, hidden=True)
-def main(cfg_file: str, check_only: bool, defines: tuple[str, ...], no_daemon: int,
-         log_stderr: bool, log_color: bool, listen: tuple[str, ...], children: Optional[int],
+def main(cfg_file: str, check_only: bool, print_routes: bool, defines: tuple[str, ...],
+         no_daemon: int, log_stderr: bool, log_color: bool, listen: tuple[str, ...],
+         children: Optional[int],
          tcp_children: Optional[int], disable_tcp: bool, shm_mb: Optional[int], pidfile: Optional[str], rundir: Optional[str], debug_inc: int,
          show_version: bool, show_version2: bool) -> None:
     """PyKam SIP server (Kamailio-compatible)."""
     if show_version or show_version2:
         click.echo(f"version: pykam {__version__} (kamailio {KAMAILIO_COMPAT} compatible)")
         return
+    check_only = check_only or print_routes
     klog.configure(to_stderr=True, color=log_color)
     try:
         cfg = _load(cfg_file, parse_defines(defines))
@@ -86,6 +91,10 @@ def main(cfg_file: str, check_only: bool, defines: tuple[str, ...], no_daemon: i
         click.echo(f"error: cannot read {cfg_file}: {exc.strerror}", err=True)
         sys.exit(1)
     if check_only:
+        if print_routes:
+            if cfg.engine != "native":
+                click.echo(f'# cfgengine "{cfg.engine}": the KEMI script routes the messages')
+            click.echo(cfg.generated_python(), nl=False)
         for w in cfg.warnings:
             click.echo(w.pos.render("warning: " + w.message) if w.pos
                        else "warning: " + w.message, err=True)

@@ -292,8 +292,8 @@ def test_fixups_static_and_dynamic():
 def test_static_args_are_resolved_at_compile_time():
     cfg = compile_routes('f_str("plain"); f_ret("7"); f_flag(2); f_str("s", "42");')
     src = cfg.python_source("request")
-    assert "F" in src and "(ctx, 'plain')" in src and "(ctx, 7)" in src and "(ctx, 2)" in src
-    assert "(ctx, 's', 42)" in src
+    assert "f_str(ctx, 'plain')" in src and "f_ret(ctx, 7)" in src and "f_flag(ctx, 2)" in src
+    assert "f_str_2(ctx, 's', 42)" in src   # the other overload of f_str: 2 arguments
 
 
 def test_generated_code_maps_back_to_cfg_lines():
