@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from sipcore import log, stats
+from sipcore import stats
 from sipcore.errors import ParseError, PykamError
 from sipcore.msg import parse_uri
 from sipcore.msg.builder import build_request, make_branch
@@ -29,6 +30,8 @@ from sipcore.net.addr import Dest, SocketInfo, default_port
 from sipcore.route import errcodes as E
 from sipcore.route import sendlumps
 from sipcore.route.ctx import VIA_SRVID
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sipcore.msg import Via
@@ -144,7 +147,7 @@ def choose_send_socket(ctx: "RouteCtx", proto: str, ip: str) -> SocketInfo:
         for s in ctx.core.sockets:
             if s.proto == proto and same_ip(s.ip, forced.ip):
                 return s
-        log.warn(f"protocol mismatch: forced socket {forced}, destination {proto}:{ip}", ctx)
+        log.warning("protocol mismatch: forced socket %s, destination %s:%s", forced, proto, ip)
     sock = ctx.core.choose_socket(proto, ip)
     if sock is None:
         raise ForwardError(E.E_NO_SOCKET, f"no {proto} socket to send to {ip}")
@@ -284,22 +287,22 @@ def forward_request(ctx: "RouteCtx", host: Optional[str] = None, port: Optional[
             sock = choose_send_socket(ctx, dproto, ip)
             buf = build_forwarded(ctx, sock, dproto, branch)
     except ForwardError as exc:
-        log.err(f"forward: {exc.reason}", ctx)
+        log.error("forward: %s", exc.reason)
         stats.inc("core:err_requests")
         return exc.code
     except (ParseError, ValueError) as exc:
-        log.err(f"forward: cannot build the request: {exc}", ctx)
+        log.error("forward: cannot build the request: %s", exc)
         stats.inc("core:err_requests")
         return E.E_BAD_REQ
     dest = Dest(dproto, ip, dport, sock, conn_id=ctx.otcpid if host is None and dproto in _RELIABLE else 0,
                 no_connect=ctx.forward_no_connect,
                 close_after=ctx.forward_close)
     if not run_onsend(ctx, dest, buf):
-        log.info(f"request to {dproto}:{_bracket(ip)}:{dport} dropped by onsend_route", ctx)
+        log.info("request to %s:%s:%s dropped by onsend_route", dproto, _bracket(ip), dport)
         stats.inc("core:drop_requests")
         return E.E_UNSPEC
     if not ctx.core.send(dest, buf):
-        log.err(f"forward: send to {dproto}:{_bracket(ip)}:{dport} failed", ctx)
+        log.error("forward: send to %s:%s:%s failed", dproto, _bracket(ip), dport)
         stats.inc("core:err_requests")
         return E.E_SEND
     stats.inc("core:fwd_requests")
@@ -321,19 +324,19 @@ def forward_reply(ctx: "RouteCtx") -> int:
     msg = ctx.msg
     via1 = msg.via1
     if via1 is None:
-        log.err("forward_reply: reply without Via", ctx)
+        log.error("forward_reply: reply without Via")
         stats.inc("core:err_replies")
         return E.E_BAD_VIA
     v1proto = (via1.transport or "udp").lower()
     if not ctx.core.is_myself(via1.host, via1.port or default_port(v1proto), v1proto):
-        log.err(f"forward_reply: host in first Via is not me: {via1.host}:{via1.port or ''} "
-                "- reply dropped", ctx)
+        log.error("forward_reply: host in first Via is not me: %s:%s - reply dropped",
+                  via1.host, via1.port or '')
         ctx.dropped = True
         stats.inc("core:drop_replies")
         return E.E_BAD_VIA
     via2 = msg.via2
     if via2 is None:
-        log.dbg("reply cannot be forwarded - no 2nd Via", ctx)
+        log.debug("reply cannot be forwarded - no 2nd Via")
         stats.inc("core:drop_replies")
         return E.E_BAD_VIA
     try:
@@ -342,16 +345,16 @@ def forward_reply(ctx: "RouteCtx") -> int:
         remove_via1(msg)
         buf = msg.build()
     except ForwardError as exc:
-        log.err(f"forward_reply: {exc.reason}", ctx)
+        log.error("forward_reply: %s", exc.reason)
         stats.inc("core:err_replies")
         return exc.code
     dest = Dest(proto, ip, port, sock, conn_id=_via_conn_id(via1) if proto in _RELIABLE else 0)
     if ctx.core.get_global("onsend_route_reply") and not run_onsend(ctx, dest, buf):
-        log.info(f"reply to {proto}:{_bracket(ip)}:{port} dropped by onsend_route", ctx)
+        log.info("reply to %s:%s:%s dropped by onsend_route", proto, _bracket(ip), port)
         stats.inc("core:drop_replies")
         return E.E_UNSPEC
     if not ctx.core.send(dest, buf):
-        log.err(f"forward_reply: send to {proto}:{_bracket(ip)}:{port} failed", ctx)
+        log.error("forward_reply: send to %s:%s:%s failed", proto, _bracket(ip), port)
         stats.inc("core:err_replies")
         return E.E_SEND
     stats.inc("core:fwd_replies")

@@ -223,14 +223,6 @@ _COLORS = {L_ERR: "\033[31m", L_WARN: "\033[33m", L_NOTICE: "\033[36m", L_INFO: 
            L_DBG: "\033[37m"}
 
 
-def emit(level: int, text: str, ctx: Any = None, facility: Optional[int] = None,
-         name: Optional[str] = None) -> None:
-    """Write one log line if LEVEL is enabled (the caller may check enabled() first)."""
-    if level > _st.debug:
-        return
-    _write(level, text, ctx, facility, name)
-
-
 def _write(level: int, text: str, ctx: Any = None, facility: Optional[int] = None,
            name: Optional[str] = None) -> None:
     if level > _st.debug:
@@ -265,19 +257,3 @@ def _write(level: int, text: str, ctx: Any = None, facility: Optional[int] = Non
     prio = _SYSLOG_PRIO.get(level, syslog.LOG_INFO)
     syslog.syslog((facility if facility is not None else _st.facility) | prio,
                   f"{label}: {name + ': ' if name else ''}{text}")
-
-
-def err(text: str, ctx: Any = None) -> None:
-    emit(L_ERR, text, ctx)
-
-
-def warn(text: str, ctx: Any = None) -> None:
-    emit(L_WARN, text, ctx)
-
-
-def info(text: str, ctx: Any = None) -> None:
-    emit(L_INFO, text, ctx)
-
-
-def dbg(text: str, ctx: Any = None) -> None:
-    emit(L_DBG, text, ctx)

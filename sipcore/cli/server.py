@@ -7,6 +7,7 @@ prints the Python the route blocks compile to (sipcore/cfg/codegen.py) on stdout
 """
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -18,6 +19,8 @@ import click
 from sipcore import KAMAILIO_COMPAT, __version__
 from sipcore import log as klog
 from sipcore.errors import ConfigError, ConfigErrors, ModuleError
+
+log = logging.getLogger(__name__)
 
 
 def parse_defines(items: tuple[str, ...]) -> dict[str, Optional[str]]:
@@ -151,7 +154,7 @@ def run_server(cfg, opts: RunOptions) -> int:
                    color=opts.log_color, facility=g.get("log_facility") or "LOG_DAEMON",
                    name=g.get("log_name") or "pykam")
     for w in cfg.warnings:
-        klog.emit(klog.L_WARN, str(w))
+        log.warning("%s", str(w))
     pidfile = os.path.abspath(opts.pidfile) if opts.pidfile else None
     rundir = os.path.abspath(opts.rundir or g.get("rundir") or "/run/pykam")
     fork = g.get("fork", 1) not in (0, False, "no") and opts.no_daemon != 1
@@ -195,8 +198,8 @@ def run_server(cfg, opts: RunOptions) -> int:
                                            core.sockets)
             core.stream = net
         elif core.stream_listeners:
-            klog.emit(klog.L_WARN, "TCP/TLS listen sockets are served by TCP workers only: "
-                      "not in the no-fork mode (-D); skipped")
+            log.warning("TCP/TLS listen sockets are served by TCP workers only: not in the "
+                        "no-fork mode (-D); skipped")
             core.drop_stream_listeners()
         from sipcore.rpc.env import RpcEnv
         from sipcore.rpc.runtime_cfg import RuntimeCfg
@@ -211,7 +214,7 @@ def run_server(cfg, opts: RunOptions) -> int:
                                                      modules=cfg.modules)
         preload(cfg)
         for s in core.sockets:
-            klog.emit(klog.L_NOTICE, f"listening on {s}")
+            log.log(klog.NOTICE, "listening on %s", s)
         if not fork:
             return _run_single(cfg, core, pidfile)
         from sipcore.proc import ranks
@@ -259,7 +262,7 @@ def _run_single(cfg, core, pidfile: Optional[str]) -> int:
                 os.unlink(pidfile)
             except OSError:
                 pass
-    klog.emit(klog.L_NOTICE, "pykam stopped")
+    log.log(klog.NOTICE, "pykam stopped")
     return 0
 
 

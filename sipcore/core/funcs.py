@@ -7,15 +7,18 @@ Statement-like keywords (route, return, exit, drop, break) belong to the compile
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, Optional
 
-from sipcore import log
+from sipcore import log as klog
 from sipcore.errors import ParseError
 from sipcore.mod import ANY_ROUTE, Custom, Fx, Module
 from sipcore.net.sockspec import SocketSpec, find_socket, parse_socket_spec
 from sipcore.route import errcodes as E
 from sipcore.route import ruri
 from sipcore.route.ctx import RouteCtx
+
+log = logging.getLogger(__name__)
 
 core_module = Module("core", summary="Functions built into the configuration language.")
 mod = core_module
@@ -49,10 +52,10 @@ def _forward(ctx: RouteCtx, host: Optional[str], port: Optional[str], proto: Opt
         try:
             port_no = int(port)
         except ValueError:
-            log.err(f"forward: bad port \"{port}\"", ctx)
+            log.error('forward: bad port "%s"', port)
             return E.E_BAD_ADDRESS
         if not 0 < port_no < 65536:
-            log.err(f"forward: port out of range \"{port}\"", ctx)
+            log.error('forward: port out of range "%s"', port)
             return E.E_BAD_ADDRESS
     if use_uri_port and not use_uri_host:
         from sipcore.msg import parse_uri
@@ -60,7 +63,7 @@ def _forward(ctx: RouteCtx, host: Optional[str], port: Optional[str], proto: Opt
         try:
             port_no = (parse_uri(ctx.dst_uri) if ctx.dst_uri else ctx.msg.parsed_ruri).port
         except ParseError as exc:
-            log.err(f"forward: bad request URI: {exc}", ctx)
+            log.error("forward: bad request URI: %s", exc)
             return E.E_BAD_URI
     if host is None or use_uri_host:
         # forward() and forward(uri:host, uri:port) keep the URI port; forward(uri:host)
@@ -101,7 +104,7 @@ for _name, _proto in (("forward", None), ("forward_udp", "udp"), ("forward_tcp",
 
 def _flag_ok(ctx: RouteCtx, flag: int) -> bool:
     if not 0 <= flag <= MAX_FLAG:
-        log.err(f"flag {flag} out of range 0..{MAX_FLAG}", ctx)
+        log.error("flag %s out of range 0..%s", flag, MAX_FLAG)
         return False
     return True
 
@@ -137,17 +140,17 @@ def ki_isflagset(ctx: RouteCtx, flag: int) -> int:
 def _rewrite(ctx: RouteCtx, what: str, op: Callable[[ruri.UriParts], None]) -> int:
     msg = ctx.msg
     if not msg.is_request:
-        log.err(f"{what}: not a request", ctx)
+        log.error("%s: not a request", what)
         return E.E_UNSPEC
     try:
         parts = ruri.UriParts.from_uri(msg.parsed_ruri)
         op(parts)
         msg.set_ruri(parts.text())
     except ParseError as exc:
-        log.err(f"{what}: bad request URI: {exc}", ctx)
+        log.error("%s: bad request URI: %s", what, exc)
         return E.E_UNSPEC
     except ValueError as exc:           # the new URI is not a valid Request-URI
-        log.err(f"{what}: {exc}", ctx)
+        log.error("%s: %s", what, exc)
         return E.E_UNSPEC
     return 1
 
@@ -160,12 +163,12 @@ def _alias(names: tuple[str, ...], args: tuple, doc: str,
 
 def ki_rewriteuri(ctx: RouteCtx, uri: str) -> int:
     if not ctx.msg.is_request:
-        log.err("rewriteuri: not a request", ctx)
+        log.error("rewriteuri: not a request")
         return E.E_UNSPEC
     try:
         ctx.msg.set_ruri(uri)
     except ValueError as exc:
-        log.err(f"rewriteuri: {exc}", ctx)
+        log.error("rewriteuri: %s", exc)
         return E.E_UNSPEC
     return 1
 
@@ -219,7 +222,7 @@ def ki_prefix(ctx: RouteCtx, pfx: str) -> int:
 def ki_strip(ctx: RouteCtx, n: int) -> int:
     """Remove the first N characters of the R-URI user."""
     if n < 0:
-        log.err(f"strip: negative length {n}", ctx)
+        log.error("strip: negative length %s", n)
         return E.E_UNSPEC
     return _rewrite(ctx, "strip", lambda p: ruri.strip(p, n))
 
@@ -228,7 +231,7 @@ def ki_strip(ctx: RouteCtx, n: int) -> int:
 def ki_strip_tail(ctx: RouteCtx, n: int) -> int:
     """Remove the last N characters of the R-URI user."""
     if n < 0:
-        log.err(f"strip_tail: negative length {n}", ctx)
+        log.error("strip_tail: negative length %s", n)
         return E.E_UNSPEC
     return _rewrite(ctx, "strip_tail", lambda p: ruri.strip_tail(p, n))
 
@@ -309,7 +312,7 @@ def ki_set_advertised_address(ctx: RouteCtx, addr: str) -> int:
 def ki_set_advertised_port(ctx: RouteCtx, port: int) -> int:
     """Use PORT in our Via and Record-Route for this message."""
     if not 0 < port < 65536:
-        log.err(f"set_advertised_port: port out of range {port}", ctx)
+        log.error("set_advertised_port: port out of range %s", port)
         return E.E_UNSPEC
     ctx.advertised_port = port
     return 1
@@ -319,7 +322,7 @@ def force_socket(ctx: RouteCtx, spec: SocketSpec, what: str) -> int:
     """Set ctx.force_socket to the listen socket SPEC names; -1 if it is not local."""
     sock = find_socket(ctx.core, spec)
     if sock is None:
-        log.warn(f"{what}: no listen socket matches \"{spec}\"", ctx)
+        log.warning('%s: no listen socket matches "%s"', what, spec)
         return E.E_UNSPEC
     ctx.force_socket = sock
     return 1
@@ -342,7 +345,7 @@ def _add_tcp_alias(ctx: RouteCtx, port: Optional[int]) -> int:
     if not port:
         port = 5061 if ctx.rcv.proto in ("tls", "wss") else 5060
     if not ctx.core.add_tcp_alias(ctx.rcv.conn_id, port, ctx.rcv.proto):
-        log.err("force_tcp_alias: adding the alias failed", ctx)
+        log.error("force_tcp_alias: adding the alias failed")
         return E.E_UNSPEC
     return 1
 
@@ -402,27 +405,27 @@ def ki_udp_mtu_try_proto(ctx: RouteCtx, proto: str) -> int:
 
 # ---- legacy logging -------------------------------------------------------------------------
 
-_LOG_DEFAULT_LEVEL = log.L_DBG + 1     # cfg.y: log("text") logs at L_DBG+1
+_LOG_DEFAULT_LEVEL = klog.L_DBG + 1     # cfg.y: log("text") logs at L_DBG+1
 
 
 @mod.function("log", args=(Fx.STR,), kemi=False)
 def ki_log(ctx: RouteCtx, text: str) -> int:
     """Log TEXT at level L_DBG+1 (only shown with debug>=4)."""
-    log.emit(_LOG_DEFAULT_LEVEL, "<script>: " + text, ctx)
-    return 1
+    return ki_log_level(ctx, _LOG_DEFAULT_LEVEL, text)
 
 
 @mod.function("log", args=(Fx.INT, Fx.STR), kemi=False)
 def ki_log_level(ctx: RouteCtx, level: int, text: str) -> int:
-    """Log TEXT at LEVEL (-5 alert .. 3 debug)."""
-    log.emit(level, "<script>: " + text, ctx)
+    """Log TEXT at LEVEL (-5 alert .. 3 debug; above 3 only with a higher debug=)."""
+    if klog.enabled(level):
+        log.log(klog.py_level(level), "<script>: %s", text, extra=klog.log_record_extra(ctx))
     return 1
 
 
 @mod.function("error", args=(Fx.STR, Fx.STR), kemi=False)
 def ki_error(ctx: RouteCtx, a: str, b: str) -> int:
     """Legacy: Kamailio only logs a notice that error() is not implemented; so do we."""
-    log.emit(log.L_NOTICE, f"error(\"{a}\", \"{b}\") not implemented yet", ctx)
+    log.log(klog.NOTICE, 'error("%s", "%s") not implemented yet', a, b)
     return 1
 
 
@@ -437,7 +440,7 @@ def _group_instances(ctx: RouteCtx) -> dict:
 def ki_cfg_select(ctx: RouteCtx, group: str, inst: int) -> int:
     """Use instance INST of cfg group GROUP for the rest of this message; -1 if unknown."""
     if inst not in _group_instances(ctx).get(group, ()):
-        log.err(f"cfg_select: group instance {group}[{inst}] not found", ctx)
+        log.error("cfg_select: group instance %s[%s] not found", group, inst)
         return -1
     if ctx.cfg_select is None:
         ctx.cfg_select = {}

@@ -113,12 +113,14 @@ def test_server_signature_and_header():
 
 
 def test_log_lines_escape_control_bytes():
+    import logging
+
     from sipcore import log as klog
 
     lines = klog.capture(True)
     try:
         klog.set_debug(3)
-        klog.emit(klog.L_ERR, "peer sent \x00\x01\x1b[31m and é\tok")
+        logging.getLogger("sipcore.receive").error("peer sent %s and é\tok", "\x00\x01\x1b[31m")
         assert lines[-1][1] == "peer sent \\x00\\x01\\x1b[31m and é\tok"
     finally:
         klog.capture(False)
