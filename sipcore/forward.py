@@ -29,7 +29,8 @@ from sipcore.net.addr import RELIABLE_PROTOS as _RELIABLE
 from sipcore.net.addr import Dest, SocketInfo, default_port
 from sipcore.route import errcodes as E
 from sipcore.route import sendlumps
-from sipcore.route.ctx import VIA_SRVID
+from sipcore.pv.vars import xavp_root_fields, xavp_serialize_fields
+from sipcore.route.ctx import VIA_SRVID, VIA_XAVP_FIELDS, VIA_XAVP_PARAMS
 
 log = logging.getLogger(__name__)
 
@@ -162,16 +163,38 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def via_sent_by(ctx: "RouteCtx", sock: SocketInfo) -> tuple[str, int]:
-    """Host and port for our Via: set_advertised_* > global advertised_* > socket advertise."""
-    host = ctx.advertised_address or ctx.core.get_global("advertised_address") or None
+def _via_field(ctx: "RouteCtx", name: str) -> Optional[str]:
+    """$xavp(<xavp_via_fields>=>NAME) when corex via_use_xavp_fields(1) is on (Kamailio
+    FL_USE_XAVP_VIA_FIELDS), else None."""
+    if not ctx.via_ctl & VIA_XAVP_FIELDS:
+        return None
+    root = ctx.core.get_global("xavp_via_fields")
+    if not root:
+        return None
+    for f in xavp_root_fields(ctx, root):
+        if f.name == name and f.value not in (None, ""):
+            return str(f.value)
+    return None
+
+
+_VIA_PROTOS = ("udp", "tcp", "tls", "sctp", "ws", "wss")
+
+
+def via_sent_by(ctx: "RouteCtx", sock: SocketInfo) -> tuple[str, int | str]:
+    """Host and port for our Via: the xavp_via_fields address/port (via_use_xavp_fields) >
+    set_advertised_* > global advertised_* > socket advertise."""
+    xhost, xport = _via_field(ctx, "address"), _via_field(ctx, "port")
+    host = xhost or ctx.advertised_address or ctx.core.get_global("advertised_address") or None
     port = ctx.advertised_port or ctx.core.get_global("advertised_port") or None
     return (_bracket(host) if host else sock.via_host(),
-            int(port) if port else sock.via_port())
+            xport if xport else int(port) if port else sock.via_port())
 
 
 def build_via_value(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) -> str:
     host, port = via_sent_by(ctx, sock)
+    xproto = _via_field(ctx, "proto")
+    if xproto is not None and xproto.lower() in _VIA_PROTOS:
+        proto = xproto
     value = f"SIP/2.0/{proto.upper()} {host}:{port};branch={branch}"
     if ctx.local_rport:
         value += ";rport"
@@ -182,6 +205,11 @@ def build_via_value(ctx: "RouteCtx", sock: SocketInfo, proto: str, branch: str) 
         value += f";i={rcv.conn_id:x}"
     if ctx.via_ctl & VIA_SRVID:             # corex via_add_srvid(1)
         value += f";srvid={int(ctx.core.get_global('server_id', 0) or 0)}"
+    if ctx.via_ctl & VIA_XAVP_PARAMS:       # corex via_add_xavp_params(1)
+        root = ctx.core.get_global("xavp_via_params")
+        params = xavp_serialize_fields(xavp_root_fields(ctx, root)) if root else ""
+        if params:
+            value += ";" + params[:-1]
     return value
 
 

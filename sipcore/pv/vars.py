@@ -308,6 +308,31 @@ def xavp_add(lst: list[Xavp], name: str, value: XavpValue) -> Xavp:
     return x
 
 
+def xavp_root_fields(ctx: "RouteCtx", root: str) -> list[Xavp]:
+    """The children of $xavp(ROOT) (the first ROOT), newest first; [] when it is unset or not
+    a structure."""
+    st = ctx.xavps
+    x = xavp_get(st.xavp, root) if st is not None else None
+    return x.value if x is not None and isinstance(x.value, list) else []
+
+
+def xavp_serialize_fields(fields: list[Xavp]) -> str:
+    """Kamailio xavp_serialize_fields(): `name=value;` for each int or string field in list
+    order (newest first), a bare `name;` for an empty string; other values are skipped."""
+    out = []
+    for f in fields:
+        v = f.value
+        if isinstance(v, bool) or not isinstance(v, (int, str)):
+            continue
+        if isinstance(v, int):
+            out.append(f"{f.name}={v & 0xFFFFFFFFFFFFFFFF};")
+        elif v == "":
+            out.append(f"{f.name};")
+        else:
+            out.append(f"{f.name}={v};")
+    return "".join(out)
+
+
 def xavp_rm(lst: list[Xavp], name: str, idx: Union[int, str] = ALL, ci: bool = False) -> int:
     """Remove the idx-th xavp NAME (ALL: every one). Returns how many were removed."""
     found = xavp_find_all(lst, name, ci)

@@ -164,6 +164,47 @@ def test_via_add_srvid(ctx, core):
     assert parse_msg(core.sent[-1][1]).vias[0].param("srvid") is None
 
 
+def _set_xavp(ctx, spec: str, value) -> None:
+    from sipcore.pv import parse_pv
+
+    parse_pv(spec).set(ctx, value)
+
+
+def _top_via(core) -> str:
+    return parse_msg(core.sent[-1][1]).header("Via").value.split(",")[0]
+
+
+def test_via_add_xavp_params(ctx, core):
+    """Kamailio xavp_serialize_fields(): the fields of $xavp(<xavp_via_params>) newest first,
+    `name=value`, a bare name for an empty string, after our own params."""
+    core.globals["xavp_via_params"] = "vp"
+    _set_xavp(ctx, "$xavp(vp=>tag)", "abc")
+    _set_xavp(ctx, "$xavp(vp[0]=>n)", 5)
+    _set_xavp(ctx, "$xavp(vp[0]=>flag)", "")
+    assert forward_request(ctx) == 1
+    assert ";n=" not in _top_via(core)                      # off until asked
+    assert call(ctx, "via_add_xavp_params", 1) == 1
+    assert forward_request(ctx) == 1
+    assert _top_via(core).endswith(";flag;n=5;tag=abc")
+    assert call(ctx, "via_add_xavp_params", 0) == 1
+    assert forward_request(ctx) == 1
+    assert "tag=abc" not in _top_via(core)
+
+
+def test_via_use_xavp_fields(ctx, core):
+    core.globals["xavp_via_fields"] = "vf"
+    _set_xavp(ctx, "$xavp(vf=>address)", "edge.example.net")
+    _set_xavp(ctx, "$xavp(vf[0]=>port)", "5099")
+    _set_xavp(ctx, "$xavp(vf[0]=>proto)", "tls")
+    assert call(ctx, "via_use_xavp_fields", 1) == 1
+    assert forward_request(ctx) == 1
+    assert _top_via(core).startswith("SIP/2.0/TLS edge.example.net:5099;branch=")
+    assert core.sent[-1][0].proto == "udp"                 # only the header says so
+    assert call(ctx, "via_use_xavp_fields", 0) == 1
+    assert forward_request(ctx) == 1
+    assert "edge.example.net" not in _top_via(core)
+
+
 def test_faked_and_incoming(ctx):
     assert call(ctx, "is_faked_msg") == -1
     ctx.faked = True
