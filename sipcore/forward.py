@@ -27,9 +27,9 @@ from sipcore.msg.lumps import BAND_SEND_LINES, make_edit
 from sipcore.msg.spans import remove_via1, set_via1_received_rport
 from sipcore.net.addr import RELIABLE_PROTOS as _RELIABLE
 from sipcore.net.addr import Dest, SocketInfo, default_port
+from sipcore.pv.vars import xavp_root_fields, xavp_serialize_fields
 from sipcore.route import errcodes as E
 from sipcore.route import sendlumps
-from sipcore.pv.vars import xavp_root_fields, xavp_serialize_fields
 from sipcore.route.ctx import VIA_SRVID, VIA_XAVP_FIELDS, VIA_XAVP_PARAMS
 
 log = logging.getLogger(__name__)
